@@ -1,0 +1,13 @@
+//! Generates the tonic/prost code for the three protos with Debian's `protoc` (or `$PROTOC`).
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protos = ["metrics.proto", "knowledge.proto", "executor.proto"];
+    for proto in protos {
+        println!("cargo:rerun-if-changed={proto}");
+    }
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .compile_protos(&protos, &["."])?;
+    Ok(())
+}
