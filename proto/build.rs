@@ -8,6 +8,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        // Knowledge stores these messages as JSON (as the original stored `config:system`), and the
+        // gateway serves them: snake_case field names, missing fields take their defaults.
+        .type_attribute(".", "#[derive(serde::Serialize, serde::Deserialize)]")
+        .type_attribute(".", "#[serde(default)]")
         .compile_protos(&protos, &["."])?;
     Ok(())
 }

@@ -48,7 +48,9 @@ impl Env {
     }
 
     /// A fixed set of variables (tests, `make up`).
-    pub fn from_map<K: Into<String>, V: Into<String>>(vars: impl IntoIterator<Item = (K, V)>) -> Self {
+    pub fn from_map<K: Into<String>, V: Into<String>>(
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
         Self {
             vars: vars
                 .into_iter()
@@ -110,7 +112,12 @@ impl Env {
 
     /// A duration in Go's style as the original used (`10s`, `500ms`, `2m`, `1h30m`); a bare
     /// number is seconds. Must be at least `min`.
-    pub fn duration(&self, name: &str, default: Duration, min: Duration) -> Result<Duration, EnvError> {
+    pub fn duration(
+        &self,
+        name: &str,
+        default: Duration,
+        min: Duration,
+    ) -> Result<Duration, EnvError> {
         let Some(raw) = self.get(name) else {
             return Ok(default);
         };
@@ -211,7 +218,10 @@ mod tests {
     fn bad_port_names_the_variable_and_the_value() {
         let env = Env::from_map([("GRPC_PORT", "fifty")]);
         let message = env.port("GRPC_PORT", 50053).unwrap_err().to_string();
-        assert!(message.starts_with("invalid GRPC_PORT=\"fifty\""), "{message}");
+        assert!(
+            message.starts_with("invalid GRPC_PORT=\"fifty\""),
+            "{message}"
+        );
         let env = Env::from_map([("HEALTH_PORT", "70000")]);
         assert!(env.port("HEALTH_PORT", 8083).is_err());
     }
@@ -231,7 +241,11 @@ mod tests {
     fn duration_below_the_minimum_is_refused() {
         let env = Env::from_map([("COLLECTION_INTERVAL", "500ms")]);
         let error = env
-            .duration("COLLECTION_INTERVAL", Duration::from_secs(10), Duration::from_secs(1))
+            .duration(
+                "COLLECTION_INTERVAL",
+                Duration::from_secs(10),
+                Duration::from_secs(1),
+            )
             .unwrap_err()
             .to_string();
         assert!(error.contains("COLLECTION_INTERVAL=\"500ms\""), "{error}");
@@ -257,11 +271,15 @@ mod tests {
     fn listen_address_accepts_ipv4_and_ipv6_hosts() {
         let env = Env::default();
         assert_eq!(
-            env.listen_addr("127.0.0.1", 80, "BIND_ADDRESS").unwrap().to_string(),
+            env.listen_addr("127.0.0.1", 80, "BIND_ADDRESS")
+                .unwrap()
+                .to_string(),
             "127.0.0.1:80"
         );
         assert_eq!(
-            env.listen_addr("::1", 80, "BIND_ADDRESS").unwrap().to_string(),
+            env.listen_addr("::1", 80, "BIND_ADDRESS")
+                .unwrap()
+                .to_string(),
             "[::1]:80"
         );
         assert!(env.listen_addr("not an ip", 80, "BIND_ADDRESS").is_err());

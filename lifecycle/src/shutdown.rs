@@ -94,7 +94,11 @@ mod tests {
         let shutdown = Shutdown::new();
         shutdown.trigger();
         let outcome = shutdown
-            .drain("stuck", Duration::from_millis(20), std::future::pending::<()>())
+            .drain(
+                "stuck",
+                Duration::from_millis(20),
+                std::future::pending::<()>(),
+            )
             .await;
         assert!(outcome.is_none());
     }

@@ -138,11 +138,7 @@ impl PgCluster {
                 .arg("-l")
                 .arg(self.log_path())
                 .args(["-w", "-t", "60", "-o"])
-                .arg(format!(
-                    "-p {} -k {}",
-                    self.port,
-                    self.dir.path().display()
-                ))
+                .arg(format!("-p {} -k {}", self.port, self.dir.path().display()))
                 .arg("start")
                 .output()
                 .unwrap_or_else(|e| panic!("cannot run pg_ctl: {e}"));

@@ -21,7 +21,9 @@ impl Server {
 
     /// `Some(status)` when the process has already exited.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Kills the process (SIGKILL) and reaps it.

@@ -47,7 +47,10 @@ fn private_postgres_has_pg_stat_statements_preloaded_and_hypopg_available() {
         "app",
         "CREATE EXTENSION pg_stat_statements; CREATE EXTENSION hypopg",
     );
-    let version = pg.psql("app", "SELECT current_setting('server_version_num')::int / 10000");
+    let version = pg.psql(
+        "app",
+        "SELECT current_setting('server_version_num')::int / 10000",
+    );
     assert_eq!(version, "15");
     assert!(pg.url("app").ends_with(&format!(":{}/app", pg.port())));
 }

@@ -1,0 +1,932 @@
+//! The knowledge service against a real Redis: every RPC end to end, the fixed defects of the
+//! original, and Redis going away and coming back.
+
+use std::time::{Duration, Instant};
+
+use knowledge::{App, Config};
+use lifecycle::{Env, Shutdown};
+use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
+use proto::knowledge::*;
+use testkit::RedisServer;
+use tonic::Code;
+use tonic::transport::Channel;
+
+struct Knowledge {
+    client: KnowledgeServiceClient<Channel>,
+    health_url: String,
+    shutdown: Shutdown,
+    task: tokio::task::JoinHandle<Result<(), knowledge::app::AppError>>,
+    _key_dir: tempfile::TempDir,
+}
+
+async fn start(redis: &RedisServer) -> Knowledge {
+    let key_dir = tempfile::tempdir().unwrap();
+    let key_file = key_dir.path().join("knowledge.key");
+    let env = Env::from_map([
+        ("GRPC_PORT", "0".to_owned()),
+        ("HEALTH_PORT", "0".to_owned()),
+        ("REDIS_ADDR", redis.addr()),
+        ("KNOWLEDGE_KEY_FILE", key_file.display().to_string()),
+    ]);
+    let shutdown = Shutdown::new();
+    let app = App::build(Config::from_env(&env).unwrap(), shutdown.clone())
+        .await
+        .unwrap();
+    let grpc = app.grpc_addr();
+    let health_url = format!("http://{}/health", app.health_addr());
+    let task = tokio::spawn(app.run());
+    let client = KnowledgeServiceClient::connect(format!("http://{grpc}"))
+        .await
+        .unwrap();
+    Knowledge {
+        client,
+        health_url,
+        shutdown,
+        task,
+        _key_dir: key_dir,
+    }
+}
+
+fn database(id: &str, connection_string: &str) -> RegisterDatabaseRequest {
+    RegisterDatabaseRequest {
+        database_id: id.into(),
+        connection_string: connection_string.into(),
+        database_type: "postgres".into(),
+        database_name: "shop".into(),
+        enabled: true,
+        ..Default::default()
+    }
+}
+
+fn detection(key: &str, database_id: &str) -> RegisterDetectionRequest {
+    RegisterDetectionRequest {
+        key: key.into(),
+        severity: "warning".into(),
+        category: "query".into(),
+        database_id: database_id.into(),
+        detector_name: "missing_index".into(),
+        title: "Sequential scans detected on table 'public.posts'".into(),
+        evidence_json: r#"{"table_name":"public.posts"}"#.into(),
+        action_type: "create_index".into(),
+        ..Default::default()
+    }
+}
+
+fn action(detection_id: &str, status: &str) -> RegisterActionRequest {
+    RegisterActionRequest {
+        detection_id: detection_id.into(),
+        action_type: "create_index".into(),
+        database_id: "db1".into(),
+        status: status.into(),
+        params_json: r#"{"statement":"CREATE INDEX CONCURRENTLY ..."}"#.into(),
+        can_rollback: true,
+        ..Default::default()
+    }
+}
+
+async fn redis_get(redis: &RedisServer, key: &str) -> Option<String> {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn connection_strings_are_encrypted_at_rest_and_returned_only_when_asked() {
+    let redis = RedisServer::start();
+    let mut k = start(&redis).await;
+    let secret = "postgres://app:Sup3rSecret@db.internal:6543/shop";
+    let reply = k
+        .client
+        .register_database(database("db1", secret))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(reply.success, "{}", reply.message);
+
+    let stored = redis_get(&redis, "database:db1").await.unwrap();
+    assert!(
+        !stored.contains("Sup3rSecret"),
+        "plaintext in Redis: {stored}"
+    );
+    assert!(
+        stored.contains("\"connection_string_enc\":\"v1:"),
+        "{stored}"
+    );
+
+    let listed = k
+        .client
+        .list_databases(ListDatabasesRequest {
+            enabled_only: true,
+            include_connection_strings: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .databases;
+    assert_eq!(listed.len(), 1);
+    let db = &listed[0];
+    assert_eq!(db.connection_string, "");
+    assert_eq!(
+        db.connection_string_redacted,
+        "postgres://app:***@db.internal:6543/shop"
+    );
+    assert_eq!((db.host.as_str(), db.port), ("db.internal", 6543));
+    assert_eq!(
+        db.status, "unknown",
+        "no health before the collector reports"
+    );
+
+    let for_collector = k
+        .client
+        .list_databases(ListDatabasesRequest {
+            enabled_only: true,
+            include_connection_strings: true,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .databases;
+    assert_eq!(for_collector[0].connection_string, secret);
+
+    let got = k
+        .client
+        .get_database(GetDatabaseRequest {
+            database_id: "db1".into(),
+            include_connection_string: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(got.found);
+    assert_eq!(got.connection_string, "");
+    let missing = k
+        .client
+        .get_database(GetDatabaseRequest {
+            database_id: "nope".into(),
+            include_connection_string: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!missing.found);
+    k.shutdown.trigger();
+}
+
+#[tokio::test]
+async fn detection_ids_are_unique_and_an_active_key_is_deduplicated() {
+    let redis = RedisServer::start();
+    let mut k = start(&redis).await;
+    let first = k
+        .client
+        .register_detection(detection("db1:missing_index:public.posts", "db1"))
+        .await
+        .unwrap()
+        .into_inner();
+    let other = k
+        .client
+        .register_detection(detection("db1:missing_index:public.users", "db1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (first.outcome.as_str(), other.outcome.as_str()),
+        ("created", "created")
+    );
+    assert_ne!(first.detection_id, other.detection_id);
+
+    let again = k
+        .client
+        .register_detection(detection("db1:missing_index:public.posts", "db1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.outcome, "duplicate");
+    assert_eq!(again.detection_id, first.detection_id);
+
+    let status = k
+        .client
+        .is_detection_active(DetectionKeyRequest {
+            key: "db1:missing_index:public.posts".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(status.is_active);
+    assert_eq!(status.detection_id, first.detection_id);
+
+    let active = k
+        .client
+        .get_active_detections(DatabaseFilterRequest {
+            database_id: "db1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .detections;
+    assert_eq!(active.len(), 2);
+    let posts = active.iter().find(|d| d.id == first.detection_id).unwrap();
+    assert_eq!(posts.occurrences, 2);
+    assert_eq!(posts.evidence_json, r#"{"table_name":"public.posts"}"#);
+
+    // Resolving one key leaves the other active (the original's shared id flipped both).
+    let resolved = k
+        .client
+        .mark_detection_resolved(ResolveDetectionRequest {
+            detection_id: other.detection_id.clone(),
+            solution: "index_created:idx_db1_users_email".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resolved.success, "{}", resolved.message);
+    let posts_status = k
+        .client
+        .is_detection_active(DetectionKeyRequest {
+            key: "db1:missing_index:public.posts".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(posts_status.is_active);
+    // A fixed problem that comes back is a new detection, not a cool-down.
+    let back = k
+        .client
+        .register_detection(detection("db1:missing_index:public.users", "db1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(back.outcome, "created");
+    assert_ne!(back.detection_id, other.detection_id);
+    k.shutdown.trigger();
+}
+
+#[tokio::test]
+async fn actions_keep_the_status_they_are_registered_with_and_redelivery_is_a_no_op() {
+    let redis = RedisServer::start();
+    let mut k = start(&redis).await;
+    let d = k
+        .client
+        .register_detection(detection("db1:missing_index:public.posts", "db1"))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut request = action(&d.detection_id, "pending_approval");
+    request.id = "action-1".into();
+    let registered = k
+        .client
+        .register_action(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(registered.success);
+    assert_eq!(registered.action_id, "action-1");
+
+    request.status = "queued".into();
+    let redelivered = k
+        .client
+        .register_action(request)
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(redelivered.message.contains("already registered"));
+
+    let stored = k
+        .client
+        .get_action(GetActionRequest {
+            action_id: "action-1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .action
+        .unwrap();
+    assert_eq!(stored.status, "pending_approval");
+    assert!(stored.can_rollback);
+
+    let detection = k
+        .client
+        .get_detection(GetDetectionRequest {
+            detection_id: d.detection_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .detection
+        .unwrap();
+    assert_eq!(
+        detection.action_id, "action-1",
+        "the detection links its action"
+    );
+
+    let pending = k
+        .client
+        .get_pending_actions(DatabaseFilterRequest {
+            database_id: "db1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .actions;
+    assert_eq!(pending.len(), 1);
+
+    let suggested = k
+        .client
+        .register_action(action("", "suggested"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!suggested.action_id.is_empty());
+    let pending = k
+        .client
+        .get_pending_actions(DatabaseFilterRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .actions;
+    assert_eq!(
+        pending.len(),
+        1,
+        "an observe-mode suggestion is not pending"
+    );
+
+    for status in ["executing", "completed"] {
+        let updated = k
+            .client
+            .update_action_status(UpdateActionRequest {
+                action_id: "action-1".into(),
+                status: status.into(),
+                message: format!("now {status}"),
+                result_json: if status == "completed" {
+                    r#"{"index":"idx_db1_posts_user_id"}"#.into()
+                } else {
+                    String::new()
+                },
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(updated.success, "{}", updated.message);
+    }
+    let done = k
+        .client
+        .get_action(GetActionRequest {
+            action_id: "action-1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .action
+        .unwrap();
+    assert_eq!(done.status, "completed");
+    assert!(done.started_at > 0 && done.completed_at >= done.started_at);
+    assert_eq!(done.result_json, r#"{"index":"idx_db1_posts_user_id"}"#);
+
+    let history = k
+        .client
+        .list_actions(ListActionsRequest {
+            database_id: "db1".into(),
+            status: "completed".into(),
+            limit: 10,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .actions;
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].id, "action-1");
+    k.shutdown.trigger();
+}
+
+#[tokio::test]
+async fn a_rejected_fix_resolves_its_detection_and_the_key_cools_down_then_returns() {
+    let redis = RedisServer::start();
+    let mut k = start(&redis).await;
+    let key = "db1:idle_transaction:connection";
+    let d = k
+        .client
+        .register_detection(detection(key, "db1"))
+        .await
+        .unwrap()
+        .into_inner();
+    let a = k
+        .client
+        .register_action(action(&d.detection_id, "pending_approval"))
+        .await
+        .unwrap()
+        .into_inner();
+    let rejected = k
+        .client
+        .update_action_status(UpdateActionRequest {
+            action_id: a.action_id.clone(),
+            status: "rejected".into(),
+            message: "Action rejected by user".into(),
+            cooldown_seconds: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(rejected.success, "{}", rejected.message);
+
+    let resolved = k
+        .client
+        .get_detection(GetDetectionRequest {
+            detection_id: d.detection_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .detection
+        .unwrap();
+    assert_eq!(resolved.state, "resolved");
+    assert_eq!(resolved.resolution, "action_rejected");
+
+    let status = k
+        .client
+        .is_detection_active(DetectionKeyRequest { key: key.into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!status.is_active);
+    assert!(status.cooling_down);
+
+    let during = k
+        .client
+        .register_detection(detection(key, "db1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(during.outcome, "cooling_down");
+    assert!(!during.success);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let after = loop {
+        let reply = k
+            .client
+            .register_detection(detection(key, "db1"))
+            .await
+            .unwrap()
+            .into_inner();
+        if reply.outcome != "cooling_down" || Instant::now() > deadline {
+            break reply;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        after.outcome, "created",
+        "proposed again after the cool-down"
+    );
+    assert_ne!(after.detection_id, d.detection_id);
+    k.shutdown.trigger();
+}
+
+#[tokio::test]
+async fn flush_keeps_the_registry_and_configuration_unless_asked() {
+    let redis = RedisServer::start();
+    let mut k = start(&redis).await;
+    k.client
+        .register_database(database("db1", "postgres://app@h/shop"))
+        .await
+        .unwrap();
+    k.client
+        .save_system_config(SaveSystemConfigRequest {
+            config: Some(SystemConfig {
+                execution_mode: "approval".into(),
+                onboarding_complete: true,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let d = k
+        .client
+        .register_detection(detection("db1:table_bloat:public.posts", "db1"))
+        .await
+        .unwrap()
+        .into_inner();
+    k.client
+        .register_action(action(&d.detection_id, "queued"))
+        .await
+        .unwrap();
+
+    let flushed = k
+        .client
+        .flush_all_data(FlushAllDataRequest {
+            include_registry: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(flushed.success, "{}", flushed.message);
+    let stats = k
+        .client
+        .get_system_stats(GetSystemStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((stats.total_detections, stats.total_actions), (0, 0));
+    assert_eq!(stats.total_databases, 1);
+    let config = k
+        .client
+        .get_system_config(GetSystemConfigRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(config.execution_mode, "approval");
+
+    k.client
+        .flush_all_data(FlushAllDataRequest {
+            include_registry: true,
+        })
+        .await
+        .unwrap();
+    let status = k
+        .client
+        .get_system_status(GetSystemStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!status.configured && !status.onboarding_complete);
+    k.shutdown.trigger();
+}
+
+#[tokio::test]
+async fn stats_count_databases_detections_and_actions_by_state() {
+    let redis = RedisServer::start();
+    let mut k = start(&redis).await;
+    for id in ["db1", "db2"] {
+        k.client
+            .register_database(database(id, "postgres://app@h/shop"))
+            .await
+            .unwrap();
+    }
+    let health = k
+        .client
+        .update_database_health(UpdateDatabaseHealthRequest {
+            database_id: "db2".into(),
+            status: "degraded".into(),
+            health_score: 0.5,
+            version: "15.19".into(),
+            features: Some(DatabaseFeatures {
+                pg_stat_statements: false,
+                unavailable: vec![UnavailableFeature {
+                    name: "pg_stat_statements".into(),
+                    reason: "extension not installed".into(),
+                    remedy: "CREATE EXTENSION pg_stat_statements".into(),
+                }],
+                ..Default::default()
+            }),
+            last_error: "permission denied for pg_stat_statements".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(health.success, "{}", health.message);
+    let unknown = k
+        .client
+        .update_database_health(UpdateDatabaseHealthRequest {
+            database_id: "ghost".into(),
+            status: "healthy".into(),
+            health_score: 1.0,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!unknown.success);
+
+    let d1 = k
+        .client
+        .register_detection(detection("db1:missing_index:a", "db1"))
+        .await
+        .unwrap()
+        .into_inner();
+    k.client
+        .register_detection(detection("db2:missing_index:b", "db2"))
+        .await
+        .unwrap();
+    let a = k
+        .client
+        .register_action(action(&d1.detection_id, "queued"))
+        .await
+        .unwrap()
+        .into_inner();
+    k.client
+        .update_action_status(UpdateActionRequest {
+            action_id: a.action_id,
+            status: "failed".into(),
+            message: "Execution error".into(),
+            error: "lock timeout".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    let stats = k
+        .client
+        .get_system_stats(GetSystemStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stats.total_databases, 2);
+    assert_eq!(stats.degraded_databases, 1);
+    assert_eq!(stats.healthy_databases, 0, "db1 has not been collected yet");
+    assert_eq!(stats.total_detections, 2);
+    assert_eq!(stats.active_detections, 1, "the failed fix resolved d1");
+    assert_eq!(stats.resolved_detections, 1);
+    assert_eq!(stats.total_actions, 1);
+    assert_eq!(stats.actions_failed, 1);
+    assert_eq!(stats.actions_queued, 0);
+
+    let db2 = k
+        .client
+        .get_database(GetDatabaseRequest {
+            database_id: "db2".into(),
+            include_connection_string: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(db2.version, "15.19");
+    assert_eq!(
+        db2.features.unwrap().unavailable[0].name,
+        "pg_stat_statements"
+    );
+    assert!(db2.last_error.contains("permission denied"));
+    k.shutdown.trigger();
+}
+
+#[tokio::test]
+async fn update_database_changes_only_what_is_given() {
+    let redis = RedisServer::start();
+    let mut k = start(&redis).await;
+    k.client
+        .register_database(database("db1", "postgres://app:old@h1/shop"))
+        .await
+        .unwrap();
+    let reply = k
+        .client
+        .update_database(UpdateDatabaseRequest {
+            database_id: "db1".into(),
+            connection_string: "postgres://app:new@h2:5433/shop".into(),
+            database_name: String::new(),
+            enabled: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(reply.success, "{}", reply.message);
+    let db = k
+        .client
+        .get_database(GetDatabaseRequest {
+            database_id: "db1".into(),
+            include_connection_string: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(db.connection_string, "postgres://app:new@h2:5433/shop");
+    assert_eq!((db.host.as_str(), db.port), ("h2", 5433));
+    assert!(
+        db.enabled,
+        "an omitted enabled flag leaves the database enabled"
+    );
+    assert_eq!(db.database_name, "shop");
+
+    k.client
+        .update_database(UpdateDatabaseRequest {
+            database_id: "db1".into(),
+            enabled: Some(false),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let enabled = k
+        .client
+        .list_databases(ListDatabasesRequest {
+            enabled_only: true,
+            include_connection_strings: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .databases;
+    assert!(enabled.is_empty());
+
+    let removed = k
+        .client
+        .unregister_database(UnregisterDatabaseRequest {
+            database_id: "db1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(removed.success);
+    let again = k
+        .client
+        .unregister_database(UnregisterDatabaseRequest {
+            database_id: "db1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!again.success);
+    k.shutdown.trigger();
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_a_readable_message() {
+    let redis = RedisServer::start();
+    let mut k = start(&redis).await;
+    let error = k
+        .client
+        .register_database(database("db 1; DROP", "postgres://h/d"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert!(
+        error.message().contains("database_id"),
+        "{}",
+        error.message()
+    );
+
+    let error = k
+        .client
+        .register_database(database("db1", "mysql://h/d"))
+        .await
+        .unwrap_err();
+    assert!(
+        error.message().contains("postgres://"),
+        "{}",
+        error.message()
+    );
+
+    let error = k
+        .client
+        .register_action(action("d", "finished"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert!(
+        error.message().contains("\"finished\""),
+        "{}",
+        error.message()
+    );
+
+    let mut bad_evidence = detection("k", "db1");
+    bad_evidence.evidence_json = "[1,2]".into();
+    let error = k.client.register_detection(bad_evidence).await.unwrap_err();
+    assert!(
+        error.message().contains("evidence_json"),
+        "{}",
+        error.message()
+    );
+
+    let error = k
+        .client
+        .save_system_config(SaveSystemConfigRequest {
+            config: Some(SystemConfig {
+                thresholds: Some(DetectionThresholds {
+                    connection_pool_critical: 7.0,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert!(
+        error.message().contains("connection_pool_critical"),
+        "{}",
+        error.message()
+    );
+    k.shutdown.trigger();
+}
+
+#[tokio::test]
+async fn configuration_round_trips_with_defaults_for_unset_values() {
+    let redis = RedisServer::start();
+    let mut k = start(&redis).await;
+    let defaults = k
+        .client
+        .get_system_config(GetSystemConfigRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        defaults
+            .thresholds
+            .as_ref()
+            .unwrap()
+            .connection_pool_critical,
+        0.8
+    );
+    assert!(!defaults.onboarding_complete);
+
+    k.client
+        .save_system_config(SaveSystemConfigRequest {
+            config: Some(SystemConfig {
+                thresholds: Some(DetectionThresholds {
+                    p95_latency_ms: 250.0,
+                    long_query_seconds: 45.0,
+                    ..Default::default()
+                }),
+                execution_mode: "observe".into(),
+                onboarding_complete: true,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let saved = k
+        .client
+        .get_system_config(GetSystemConfigRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let t = saved.thresholds.unwrap();
+    assert_eq!((t.p95_latency_ms, t.long_query_seconds), (250.0, 45.0));
+    assert_eq!(t.cache_hit_rate_threshold, 0.9);
+    assert_eq!(saved.execution_mode, "observe");
+    // Stored as the original stored it: snake_case JSON under config:system.
+    let raw = redis_get(&redis, "config:system").await.unwrap();
+    assert!(raw.contains("\"p95_latency_ms\":250.0"), "{raw}");
+    k.shutdown.trigger();
+}
+
+#[tokio::test]
+async fn health_follows_redis_down_and_back_without_a_restart() {
+    let mut redis = RedisServer::start_persistent();
+    let mut k = start(&redis).await;
+    k.client
+        .register_database(database("db1", "postgres://app@h/shop"))
+        .await
+        .unwrap();
+    let response = reqwest::get(&k.health_url).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        (body["status"].as_str(), body["redis"].as_str()),
+        (Some("healthy"), Some("connected"))
+    );
+
+    redis.stop();
+    let response = reqwest::get(&k.health_url).await.unwrap();
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "unhealthy");
+    assert_eq!(body["redis"], "disconnected");
+    assert!(
+        body["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{body}"
+    );
+    let error = k
+        .client
+        .list_databases(ListDatabasesRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::Unavailable, "{error:?}");
+
+    redis.resume();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = reqwest::get(&k.health_url).await.unwrap().status();
+        if status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "health did not recover after Redis came back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let databases = k
+        .client
+        .list_databases(ListDatabasesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .databases;
+    assert_eq!(databases.len(), 1, "nothing lost across the Redis restart");
+    k.shutdown.trigger();
+}
+
+#[tokio::test]
+async fn the_service_stops_cleanly_on_shutdown() {
+    let redis = RedisServer::start();
+    let k = start(&redis).await;
+    k.shutdown.trigger();
+    let result = tokio::time::timeout(Duration::from_secs(15), k.task)
+        .await
+        .expect("knowledge stops within the drain deadline")
+        .unwrap();
+    assert!(result.is_ok(), "{result:?}");
+}
