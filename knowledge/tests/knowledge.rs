@@ -14,6 +14,8 @@ use tonic::transport::Channel;
 struct Knowledge {
     client: KnowledgeServiceClient<Channel>,
     health_url: String,
+    /// `127.0.0.1:<port>` of the gRPC server.
+    grpc_target: String,
     shutdown: Shutdown,
     task: tokio::task::JoinHandle<Result<(), knowledge::app::AppError>>,
     _key_dir: tempfile::TempDir,
@@ -41,6 +43,7 @@ async fn start(redis: &RedisServer) -> Knowledge {
     Knowledge {
         client,
         health_url,
+        grpc_target: grpc.to_string(),
         shutdown,
         task,
         _key_dir: key_dir,
@@ -929,4 +932,45 @@ async fn the_service_stops_cleanly_on_shutdown() {
         .expect("knowledge stops within the drain deadline")
         .unwrap();
     assert!(result.is_ok(), "{result:?}");
+}
+
+#[tokio::test]
+async fn an_independent_client_generated_from_the_proto_registers_lists_and_reads() {
+    let redis = RedisServer::start();
+    let k = start(&redis).await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let pydeps = root.join(".startupmonkey/pydeps");
+    assert!(
+        pydeps.join("grpc_tools").exists(),
+        "grpcio-tools is missing from {}: run `make test`, which installs it",
+        pydeps.display()
+    );
+    let output = tokio::process::Command::new("python3")
+        .arg(root.join("tests/contract/knowledge_client.py"))
+        .arg(k.grpc_target.clone())
+        .arg(root.join("proto"))
+        .env("PYTHONPATH", &pydeps)
+        .output()
+        .await
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "contract client failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(seen["registered"], true);
+    assert_eq!(seen["databases"][0]["id"], "contract_db");
+    assert_eq!(
+        seen["databases"][0]["connection_string"], "",
+        "secrets only on request"
+    );
+    assert_eq!(
+        seen["databases"][0]["redacted"],
+        "postgres://app:***@db.example:5432/shop"
+    );
+    assert_eq!(seen["connection_pool_critical"], 0.8);
+    assert_eq!(seen["execution_mode"], "autonomous");
+    assert_eq!(seen["total_databases"], 1);
+    k.shutdown.trigger();
 }

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# `make up`: starts NATS (JetStream) and Redis when none answer at NATS_URL / REDIS_ADDR, then the
+# five services from target/release, prints where each listens, and stops everything it started
+# on Ctrl-C. Settings come from the environment, as for every service.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+STATE=.startupmonkey
+LOGS=$STATE/logs
+mkdir -p "$LOGS"
+BIN=target/release
+NATS_URL=${NATS_URL:-nats://localhost:4222}
+REDIS_ADDR=${REDIS_ADDR:-localhost:6379}
+export NATS_URL REDIS_ADDR
+
+pids=()
+names=()
+stop_all() {
+  trap - INT TERM EXIT
+  echo
+  echo "stopping..."
+  for ((i=${#pids[@]}-1; i>=0; i--)); do
+    kill -TERM "${pids[$i]}" 2>/dev/null || true
+  done
+  for pid in "${pids[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  echo "stopped: ${names[*]:-nothing}"
+}
+trap stop_all INT TERM EXIT
+
+# host:port of a URL or address.
+host_port() { local x=${1#*://}; x=${x##*@}; echo "${x%%/*}"; }
+answers() { local hp=$1; (exec 3<>"/dev/tcp/${hp%:*}/${hp##*:}") 2>/dev/null; }
+wait_for() { # name, check command...
+  local name=$1; shift
+  for _ in $(seq 1 100); do "$@" && return 0; sleep 0.1; done
+  echo "$name did not come up; see $LOGS/$name.log" >&2
+  tail -n 20 "$LOGS/$name.log" >&2 || true
+  exit 1
+}
+start() { # name, command...
+  local name=$1; shift
+  "$@" >"$LOGS/$name.log" 2>&1 &
+  pids+=("$!"); names+=("$name")
+}
+need() { command -v "$1" >/dev/null || [ -x "$2" ] || { echo "$1 not found: run 'make up' as root to install it, or apt-get install $3" >&2; exit 1; }; }
+
+nats_hp=$(host_port "$NATS_URL")
+if answers "$nats_hp"; then
+  echo "NATS:      using $NATS_URL"
+else
+  need nats-server /usr/sbin/nats-server nats-server
+  start nats "$(command -v nats-server || echo /usr/sbin/nats-server)" -a "${nats_hp%:*}" -p "${nats_hp##*:}" -js -sd "$STATE/nats"
+  wait_for nats answers "$nats_hp"
+  echo "NATS:      started on $NATS_URL (JetStream data in $STATE/nats)"
+fi
+
+redis_hp=$(host_port "$REDIS_ADDR")
+if answers "$redis_hp"; then
+  echo "Redis:     using $REDIS_ADDR"
+else
+  need redis-server /usr/bin/redis-server redis-server
+  mkdir -p "$STATE/redis"
+  start redis redis-server --bind "${redis_hp%:*}" --port "${redis_hp##*:}" --appendonly yes --dir "$STATE/redis"
+  wait_for redis answers "$redis_hp"
+  echo "Redis:     started on $REDIS_ADDR (append-only file in $STATE/redis)"
+fi
+
+for service in knowledge analyser executor collector gateway; do
+  [ -x "$BIN/$service" ] || { echo "$BIN/$service is missing: run 'make release'" >&2; exit 1; }
+done
+
+health() { curl -fsS -o /dev/null "http://127.0.0.1:$1/health"; }
+# Knowledge first (everyone reads it), then the analyser (the collector streams to it).
+start knowledge "$BIN/knowledge";  wait_for knowledge health "${KNOWLEDGE_HEALTH_PORT:-8083}"
+start analyser "$BIN/analyser";    wait_for analyser health 8081
+start executor "$BIN/executor";    wait_for executor health 8082
+start collector "$BIN/collector";  wait_for collector health 8080
+start gateway "$BIN/gateway";      wait_for gateway health "${PORT:-3001}"
+
+cat <<EOF_INFO
+
+StartupMonkey is running (logs in $LOGS/):
+  knowledge  gRPC 127.0.0.1:50053   health http://127.0.0.1:8083/health
+  analyser   gRPC 127.0.0.1:50051   health http://127.0.0.1:8081/health
+  executor   gRPC 127.0.0.1:50052   health http://127.0.0.1:8082/health
+  collector                         health http://127.0.0.1:8080/health
+  gateway    http://127.0.0.1:${PORT:-3001}/health
+EOF_INFO
+if [ -n "${DATABASE_URL:-}" ]; then
+  echo "DATABASE_URL is set, but registering it from 'make up' arrives with the gateway's /databases API."
+fi
+echo "Press Ctrl-C to stop."
+
+# Stop everything as soon as any service exits on its own.
+wait -n "${pids[@]}" || true
+echo "a process exited; see $LOGS/" >&2
