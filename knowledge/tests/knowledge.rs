@@ -974,3 +974,55 @@ async fn an_independent_client_generated_from_the_proto_registers_lists_and_read
     assert_eq!(seen["total_databases"], 1);
     k.shutdown.trigger();
 }
+
+#[tokio::test]
+async fn the_binary_serves_health_and_exits_cleanly_on_sigterm() {
+    let redis = RedisServer::start();
+    let key_dir = tempfile::tempdir().unwrap();
+    let (grpc_port, health_port) = (testkit::free_port(), testkit::free_port());
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_knowledge"))
+        .env("GRPC_PORT", grpc_port.to_string())
+        .env("HEALTH_PORT", health_port.to_string())
+        .env("REDIS_ADDR", redis.addr())
+        .env("KNOWLEDGE_KEY_FILE", key_dir.path().join("k.key"))
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{health_port}/health");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(response) = reqwest::get(&url).await
+            && response.status() == 200
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "knowledge binary never answered {url}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("exits within the drain deadline")
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[tokio::test]
+async fn the_binary_refuses_a_bad_setting_naming_the_variable_and_value() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_knowledge"))
+        .env("GRPC_PORT", "not-a-port")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("GRPC_PORT=\"not-a-port\""), "{stderr}");
+}
