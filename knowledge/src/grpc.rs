@@ -442,7 +442,11 @@ impl KnowledgeService for KnowledgeGrpc {
         let r = request.into_inner();
         let validate = || -> Result<(), KnowledgeError> {
             records::database_id(&r.database_id)?;
-            records::one_of("status", &r.status, &["healthy", "degraded", "offline"])?;
+            records::one_of(
+                "status",
+                &r.status,
+                &["healthy", "degraded", "offline", "unreachable"],
+            )?;
             if !(0.0..=1.0).contains(&r.health_score) {
                 return Err(invalid(format!(
                     "invalid health_score {}: expected 0-1",

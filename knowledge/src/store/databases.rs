@@ -38,7 +38,8 @@ pub struct DatabaseRecord {
 #[serde(default)]
 pub struct HealthRecord {
     pub last_seen: i64,
-    /// `unknown` until the collector reports, then `healthy` | `degraded` | `offline`.
+    /// `unknown` until the collector reports, then `healthy` | `degraded` | `unreachable`
+    /// (`offline` is accepted as the original's word for unreachable).
     pub status: String,
     pub health_score: f64,
     pub version: String,

@@ -70,7 +70,7 @@ impl Store {
             total_databases: databases.len() as i32,
             healthy_databases: count_status("healthy"),
             degraded_databases: count_status("degraded"),
-            offline_databases: count_status("offline"),
+            offline_databases: count_status("offline") + count_status("unreachable"),
             total_detections: detections_total.unwrap_or_default() as i32,
             active_detections: active as i32,
             resolved_detections: detections_resolved.unwrap_or_default() as i32,
