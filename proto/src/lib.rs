@@ -3,6 +3,7 @@
 //!
 //! Services depend on this crate and never on each other.
 
+pub mod clients;
 pub mod events;
 pub mod status;
 pub mod subjects;

@@ -1,0 +1,71 @@
+//! The analyser service as a process would run it: health, readiness, gRPC, shutdown.
+
+use std::time::Duration;
+
+use analyser::{App, Config};
+use lifecycle::{Env, Shutdown};
+use proto::metrics::{DatabaseInfo, MetricSnapshot};
+use tonic::Code;
+
+#[tokio::test]
+async fn serves_health_and_answers_unimplemented_rpcs_honestly_then_stops() {
+    let env = Env::from_map([
+        ("GRPC_PORT", "0".to_owned()),
+        ("HEALTH_PORT", "0".to_owned()),
+        (
+            "KNOWLEDGE_ADDRESS",
+            format!("127.0.0.1:{}", testkit::free_port()),
+        ),
+    ]);
+    let shutdown = Shutdown::new();
+    let app = App::build(Config::from_env(&env).unwrap(), shutdown.clone())
+        .await
+        .unwrap();
+    let base = format!("http://{}", app.health_addr());
+    let grpc = app.grpc_addr().to_string();
+    let task = tokio::spawn(app.run());
+
+    let health = reqwest::get(format!("{base}/health")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let body: serde_json::Value = health.json().await.unwrap();
+    assert_eq!(
+        (body["status"].as_str(), body["service"].as_str()),
+        (Some("healthy"), Some("analyser"))
+    );
+    let ready = reqwest::get(format!("{base}/ready")).await.unwrap();
+    assert_eq!(ready.status(), 503);
+
+    let mut client = proto::clients::metrics(&grpc).unwrap();
+    let error = client
+        .stream_metrics(tokio_stream::iter(vec![MetricSnapshot::default()]))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::Unimplemented);
+    let error = client
+        .register_database(DatabaseInfo::default())
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::Unimplemented);
+
+    shutdown.trigger();
+    tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .expect("stops within the drain deadline")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_binary_refuses_a_bad_setting_naming_the_variable_and_value() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_analyser"))
+        .env("THRESHOLD_CONNECTION_POOL_CRITICAL", "lots")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("THRESHOLD_CONNECTION_POOL_CRITICAL=\"lots\""),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,69 @@
+//! Builds the collector (binds its health listener, so tests can use port 0) and runs it until
+//! shutdown.
+
+use std::net::SocketAddr;
+
+use lifecycle::health::Health;
+use lifecycle::{Shutdown, readiness};
+use tokio::net::TcpListener;
+use tracing::info;
+
+use crate::config::Config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("invalid KNOWLEDGE_ADDRESS: {0}")]
+    KnowledgeAddress(tonic::transport::Error),
+    #[error("health server failed: {0}")]
+    Health(std::io::Error),
+}
+
+pub struct App {
+    health: TcpListener,
+    health_service: Health,
+    shutdown: Shutdown,
+}
+
+impl App {
+    pub async fn build(config: Config, shutdown: Shutdown) -> Result<Self, AppError> {
+        let knowledge = proto::clients::knowledge(&config.knowledge_address)
+            .map_err(AppError::KnowledgeAddress)?;
+        let health_service = Health::new("collector")
+            .with_readiness_check(move || Box::pin(readiness::knowledge(knowledge.clone())));
+        let health = TcpListener::bind(config.health_addr)
+            .await
+            .map_err(|source| AppError::Bind {
+                addr: config.health_addr,
+                source,
+            })?;
+        Ok(Self {
+            health,
+            health_service,
+            shutdown,
+        })
+    }
+
+    pub fn health_addr(&self) -> SocketAddr {
+        self.health
+            .local_addr()
+            .expect("a bound TCP listener has a local address")
+    }
+
+    pub async fn run(self) -> Result<(), AppError> {
+        lifecycle::http::serve(
+            "collector health",
+            self.health,
+            self.health_service.router(),
+            self.shutdown,
+        )
+        .await
+        .map_err(AppError::Health)?;
+        info!("collector stopped");
+        Ok(())
+    }
+}
