@@ -1,0 +1,76 @@
+//! The executor's settings, read once from the environment (the original's names and defaults).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use lifecycle::{Env, EnvError};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub grpc_addr: SocketAddr,
+    pub health_addr: SocketAddr,
+    /// The action API (bound once the executor has one).
+    pub http_addr: SocketAddr,
+    pub knowledge_address: String,
+    pub nats_url: String,
+    pub max_concurrent_actions: usize,
+    pub action_timeout: Duration,
+    pub enable_auto_execution: bool,
+    pub log_json: bool,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, EnvError> {
+        let bind = env.string("BIND_ADDRESS", "127.0.0.1");
+        let max_concurrent_actions: usize = env.parse("MAX_CONCURRENT_ACTIONS", 10)?;
+        if max_concurrent_actions == 0 {
+            return Err(at_least_one("MAX_CONCURRENT_ACTIONS"));
+        }
+        let timeout_seconds: u64 = env.parse("ACTION_TIMEOUT_SECONDS", 300)?;
+        if timeout_seconds == 0 {
+            return Err(at_least_one("ACTION_TIMEOUT_SECONDS"));
+        }
+        Ok(Self {
+            grpc_addr: env.listen_addr(&bind, env.port("GRPC_PORT", 50052)?, "BIND_ADDRESS")?,
+            health_addr: env.listen_addr(&bind, env.port("HEALTH_PORT", 8082)?, "BIND_ADDRESS")?,
+            http_addr: env.listen_addr(&bind, env.port("HTTP_PORT", 8084)?, "BIND_ADDRESS")?,
+            knowledge_address: env.address("KNOWLEDGE_ADDRESS", "localhost:50053")?,
+            nats_url: env.string("NATS_URL", "nats://localhost:4222"),
+            max_concurrent_actions,
+            action_timeout: Duration::from_secs(timeout_seconds),
+            enable_auto_execution: env.bool("ENABLE_AUTO_EXECUTION", true)?,
+            log_json: env.get("LOG_FORMAT") == Some("json"),
+        })
+    }
+}
+
+fn at_least_one(name: &str) -> EnvError {
+    EnvError::Invalid {
+        name: name.into(),
+        value: "0".into(),
+        reason: "must be at least 1".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_originals() {
+        let config = Config::from_env(&Env::default()).unwrap();
+        assert_eq!(config.grpc_addr.port(), 50052);
+        assert_eq!(config.health_addr.port(), 8082);
+        assert_eq!(config.http_addr.port(), 8084);
+        assert_eq!(config.max_concurrent_actions, 10);
+        assert_eq!(config.action_timeout, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn zero_concurrency_is_refused() {
+        let error = Config::from_env(&Env::from_map([("MAX_CONCURRENT_ACTIONS", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("MAX_CONCURRENT_ACTIONS"), "{error}");
+    }
+}

@@ -1,0 +1,58 @@
+//! The gateway service as a process would run it: health, readiness, shutdown.
+
+use std::time::Duration;
+
+use gateway::{App, Config};
+use lifecycle::{Env, Shutdown};
+
+fn closed_address() -> String {
+    format!("127.0.0.1:{}", testkit::free_port())
+}
+
+#[tokio::test]
+async fn answers_health_alone_reports_knowledge_unreachable_and_stops_on_shutdown() {
+    let env = Env::from_map([
+        ("PORT", "0".to_owned()),
+        ("KNOWLEDGE_ADDRESS", closed_address()),
+    ]);
+    let shutdown = Shutdown::new();
+    let app = App::build(Config::from_env(&env).unwrap(), shutdown.clone())
+        .await
+        .unwrap();
+    let base = format!("http://{}", app.http_addr());
+    let task = tokio::spawn(app.run());
+
+    let health = reqwest::get(format!("{base}/health")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let body: serde_json::Value = health.json().await.unwrap();
+    assert_eq!(body["status"], "healthy");
+    assert_eq!(body["service"], "gateway");
+
+    let ready = reqwest::get(format!("{base}/ready")).await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["knowledge"], "unreachable");
+    assert!(
+        body["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{body}"
+    );
+
+    shutdown.trigger();
+    tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .expect("stops within the drain deadline")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_binary_refuses_a_bad_setting_naming_the_variable_and_value() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .env("PORT", "http")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("PORT=\"http\""), "{stderr}");
+}
