@@ -48,7 +48,12 @@ pub struct App {
 impl App {
     pub async fn build(config: Config, shutdown: Shutdown) -> Result<Self, AppError> {
         let secrets = SecretBox::load(config.secret_key.as_deref(), &config.key_file)?;
-        let store = Store::new(&config.redis_url, secrets, config.resolved_detection_ttl)?;
+        let store = Store::new(
+            &config.redis_url,
+            secrets,
+            config.resolved_detection_ttl,
+            config.initial_execution_mode,
+        )?;
         if let Err(error) = store.ping().await {
             tracing::warn!(%error, "redis does not answer yet; serving and retrying on each request");
         }

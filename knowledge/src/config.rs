@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use lifecycle::{Env, EnvError};
+use proto::status::ExecutionMode;
 
 #[derive(Clone)]
 pub struct Config {
@@ -19,6 +20,8 @@ pub struct Config {
     pub key_file: PathBuf,
     /// How long a resolved detection stays readable.
     pub resolved_detection_ttl: Duration,
+    /// `EXECUTION_MODE`: the mode in force until one is saved in the configuration.
+    pub initial_execution_mode: ExecutionMode,
     pub log_json: bool,
 }
 
@@ -56,6 +59,7 @@ impl Config {
                 Duration::from_secs(24 * 3600),
                 Duration::from_secs(60),
             )?,
+            initial_execution_mode: env.parse("EXECUTION_MODE", ExecutionMode::Autonomous)?,
             log_json: env.get("LOG_FORMAT") == Some("json"),
         })
     }
@@ -111,6 +115,20 @@ mod tests {
         assert_eq!(config.health_addr.to_string(), "127.0.0.1:8083");
         assert_eq!(config.redis_url, "redis://localhost:6379/0");
         assert_eq!(config.resolved_detection_ttl, Duration::from_secs(86_400));
+        assert_eq!(config.initial_execution_mode, ExecutionMode::Autonomous);
+    }
+
+    #[test]
+    fn the_initial_execution_mode_is_one_of_the_three() {
+        let env = Env::from_map([("EXECUTION_MODE", "approval")]);
+        assert_eq!(
+            Config::from_env(&env).unwrap().initial_execution_mode,
+            ExecutionMode::Approval
+        );
+        let error = Config::from_env(&Env::from_map([("EXECUTION_MODE", "yolo")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("EXECUTION_MODE=\"yolo\""), "{error}");
     }
 
     #[test]

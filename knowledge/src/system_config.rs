@@ -47,11 +47,11 @@ pub fn default_verification() -> VerificationSettings {
 }
 
 /// What knowledge answers before anything was saved.
-pub fn default_config() -> SystemConfig {
+pub fn default_config(mode: ExecutionMode) -> SystemConfig {
     SystemConfig {
         thresholds: Some(default_thresholds()),
         onboarding_complete: false,
-        execution_mode: ExecutionMode::Autonomous.to_string(),
+        execution_mode: mode.to_string(),
         webhook: Some(WebhookConfig::default()),
         detection_cooldown_seconds: DEFAULT_COOLDOWN_SECONDS,
         verification: Some(default_verification()),
@@ -243,7 +243,9 @@ mod tests {
 
     #[test]
     fn defaults_match_the_original_knowledge_defaults() {
-        let t = default_config().thresholds.unwrap();
+        let t = default_config(ExecutionMode::Autonomous)
+            .thresholds
+            .unwrap();
         assert_eq!(t.connection_pool_critical, 0.8);
         assert_eq!(t.sequential_scan_threshold, 1000);
         assert_eq!(t.sequential_scan_delta, 100.0);
@@ -306,6 +308,6 @@ mod tests {
             ..Default::default()
         };
         assert!(validate(&bad_webhook).is_err());
-        assert!(validate(&default_config()).is_ok());
+        assert!(validate(&default_config(ExecutionMode::Observe)).is_ok());
     }
 }

@@ -22,14 +22,23 @@ struct Knowledge {
 }
 
 async fn start(redis: &RedisServer) -> Knowledge {
+    start_with(redis, &[]).await
+}
+
+async fn start_with(redis: &RedisServer, settings: &[(&str, &str)]) -> Knowledge {
     let key_dir = tempfile::tempdir().unwrap();
     let key_file = key_dir.path().join("knowledge.key");
-    let env = Env::from_map([
-        ("GRPC_PORT", "0".to_owned()),
-        ("HEALTH_PORT", "0".to_owned()),
-        ("REDIS_ADDR", redis.addr()),
-        ("KNOWLEDGE_KEY_FILE", key_file.display().to_string()),
-    ]);
+    let mut vars = vec![
+        ("GRPC_PORT".to_owned(), "0".to_owned()),
+        ("HEALTH_PORT".to_owned(), "0".to_owned()),
+        ("REDIS_ADDR".to_owned(), redis.addr()),
+        (
+            "KNOWLEDGE_KEY_FILE".to_owned(),
+            key_file.display().to_string(),
+        ),
+    ];
+    vars.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let env = Env::from_map(vars);
     let shutdown = Shutdown::new();
     let app = App::build(Config::from_env(&env).unwrap(), shutdown.clone())
         .await

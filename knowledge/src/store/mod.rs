@@ -11,6 +11,7 @@ mod system;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use proto::status::ExecutionMode;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::Serialize;
@@ -86,6 +87,8 @@ pub struct Store {
     redis: ConnectionManager,
     secrets: SecretBox,
     resolved_ttl: Duration,
+    /// The execution mode in force until a configuration is saved.
+    initial_mode: ExecutionMode,
     started: Instant,
 }
 
@@ -95,6 +98,7 @@ impl Store {
         redis_url: &str,
         secrets: SecretBox,
         resolved_ttl: Duration,
+        initial_mode: ExecutionMode,
     ) -> Result<Self, KnowledgeError> {
         let client = redis::Client::open(redis_url)?;
         let config = ConnectionManagerConfig::new()
@@ -107,6 +111,7 @@ impl Store {
             redis,
             secrets,
             resolved_ttl,
+            initial_mode,
             started: Instant::now(),
         })
     }

@@ -21,7 +21,7 @@ impl Store {
         };
         Ok(saved
             .map(system_config::effective)
-            .unwrap_or_else(system_config::default_config))
+            .unwrap_or_else(|| system_config::default_config(self.initial_mode)))
     }
 
     /// Validates and replaces the whole configuration; zero values become defaults.
