@@ -15,7 +15,9 @@ export NATS_URL REDIS_ADDR
 
 pids=()
 names=()
+stopping=0
 stop_all() {
+  stopping=1
   trap - INT TERM EXIT
   echo
   echo "stopping..."
@@ -95,4 +97,4 @@ echo "Press Ctrl-C to stop."
 
 # Stop everything as soon as any service exits on its own.
 wait -n "${pids[@]}" || true
-echo "a process exited; see $LOGS/" >&2
+[ "$stopping" = 1 ] || echo "a process exited on its own; see $LOGS/" >&2
