@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use lifecycle::health::Health;
+use lifecycle::net::{self, BindError};
 use lifecycle::{Shutdown, readiness};
 use tokio::net::TcpListener;
 use tracing::info;
@@ -12,11 +13,8 @@ use crate::config::Config;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] BindError),
     #[error("invalid KNOWLEDGE_ADDRESS: {0}")]
     KnowledgeAddress(tonic::transport::Error),
     #[error("health server failed: {0}")]
@@ -35,23 +33,15 @@ impl App {
             .map_err(AppError::KnowledgeAddress)?;
         let health_service = Health::new("collector")
             .with_readiness_check(move || Box::pin(readiness::knowledge(knowledge.clone())));
-        let health = TcpListener::bind(config.health_addr)
-            .await
-            .map_err(|source| AppError::Bind {
-                addr: config.health_addr,
-                source,
-            })?;
         Ok(Self {
-            health,
+            health: net::bind(config.health_addr).await?,
             health_service,
             shutdown,
         })
     }
 
     pub fn health_addr(&self) -> SocketAddr {
-        self.health
-            .local_addr()
-            .expect("a bound TCP listener has a local address")
+        net::local_addr(&self.health)
     }
 
     pub async fn run(self) -> Result<(), AppError> {

@@ -3,11 +3,10 @@
 use std::net::SocketAddr;
 
 use lifecycle::health::Health;
-use lifecycle::shutdown::DRAIN_DEADLINE;
+use lifecycle::net::{self, BindError};
 use lifecycle::{Shutdown, readiness};
 use proto::executor::executor_service_server::ExecutorServiceServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tracing::info;
 
 use crate::config::Config;
@@ -15,11 +14,8 @@ use crate::grpc::ExecutorGrpc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] BindError),
     #[error("invalid KNOWLEDGE_ADDRESS: {0}")]
     KnowledgeAddress(tonic::transport::Error),
     #[error("gRPC server failed: {0}")]
@@ -42,19 +38,19 @@ impl App {
         let health_service = Health::new("executor")
             .with_readiness_check(move || Box::pin(readiness::knowledge(knowledge.clone())));
         Ok(Self {
-            grpc: bind(config.grpc_addr).await?,
-            health: bind(config.health_addr).await?,
+            grpc: net::bind(config.grpc_addr).await?,
+            health: net::bind(config.health_addr).await?,
             health_service,
             shutdown,
         })
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
-        local_addr(&self.grpc)
+        net::local_addr(&self.grpc)
     }
 
     pub fn health_addr(&self) -> SocketAddr {
-        local_addr(&self.health)
+        net::local_addr(&self.health)
     }
 
     pub async fn run(self) -> Result<(), AppError> {
@@ -64,29 +60,13 @@ impl App {
             self.health_service.router(),
             self.shutdown.clone(),
         );
-        let grpc = tonic::transport::Server::builder()
-            .add_service(ExecutorServiceServer::new(ExecutorGrpc::new()))
-            .serve_with_incoming_shutdown(
-                TcpListenerStream::new(self.grpc),
-                self.shutdown.signal(),
-            );
-        let grpc = self.shutdown.drain("executor grpc", DRAIN_DEADLINE, grpc);
+        let router = tonic::transport::Server::builder()
+            .add_service(ExecutorServiceServer::new(ExecutorGrpc::new()));
+        let grpc = net::serve_grpc("executor grpc", router, self.grpc, self.shutdown);
         let (health, grpc) = tokio::join!(health, grpc);
         health.map_err(AppError::Health)?;
-        grpc.transpose()?;
+        grpc?;
         info!("executor stopped");
         Ok(())
     }
-}
-
-async fn bind(addr: SocketAddr) -> Result<TcpListener, AppError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| AppError::Bind { addr, source })
-}
-
-fn local_addr(listener: &TcpListener) -> SocketAddr {
-    listener
-        .local_addr()
-        .expect("a bound TCP listener has a local address")
 }

@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use lifecycle::Shutdown;
 use lifecycle::health::{Health, Report};
-use lifecycle::shutdown::DRAIN_DEADLINE;
+use lifecycle::net::{self, BindError};
 use proto::knowledge::knowledge_service_server::KnowledgeServiceServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tracing::info;
 
 use crate::config::Config;
@@ -23,11 +22,8 @@ const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] BindError),
     #[error(transparent)]
     Crypto(#[from] CryptoError),
     #[error(transparent)]
@@ -59,18 +55,18 @@ impl App {
         }
         Ok(Self {
             store,
-            grpc: bind(config.grpc_addr).await?,
-            health: bind(config.health_addr).await?,
+            grpc: net::bind(config.grpc_addr).await?,
+            health: net::bind(config.health_addr).await?,
             shutdown,
         })
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
-        local_addr(&self.grpc)
+        net::local_addr(&self.grpc)
     }
 
     pub fn health_addr(&self) -> SocketAddr {
-        local_addr(&self.health)
+        net::local_addr(&self.health)
     }
 
     /// Serves until shutdown, then drains both servers within the deadline.
@@ -92,20 +88,14 @@ impl App {
             self.shutdown.clone(),
         );
 
-        let grpc_server = tonic::transport::Server::builder()
+        let router = tonic::transport::Server::builder()
             .timeout(RPC_TIMEOUT)
-            .add_service(KnowledgeServiceServer::new(KnowledgeGrpc::new(self.store)))
-            .serve_with_incoming_shutdown(
-                TcpListenerStream::new(self.grpc),
-                self.shutdown.signal(),
-            );
-        let grpc_server = self
-            .shutdown
-            .drain("knowledge grpc", DRAIN_DEADLINE, grpc_server);
+            .add_service(KnowledgeServiceServer::new(KnowledgeGrpc::new(self.store)));
+        let grpc_server = net::serve_grpc("knowledge grpc", router, self.grpc, self.shutdown);
 
         let (health_result, grpc_result) = tokio::join!(health_server, grpc_server);
         health_result.map_err(AppError::Health)?;
-        grpc_result.transpose()?;
+        grpc_result?;
         info!("knowledge stopped");
         Ok(())
     }
@@ -121,16 +111,4 @@ async fn redis_report(store: &Store) -> Report {
             .with("redis", "disconnected")
             .with("error", "redis did not answer PING within 2 s"),
     }
-}
-
-async fn bind(addr: SocketAddr) -> Result<TcpListener, AppError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| AppError::Bind { addr, source })
-}
-
-fn local_addr(listener: &TcpListener) -> SocketAddr {
-    listener
-        .local_addr()
-        .expect("a bound TCP listener has a local address")
 }

@@ -4,6 +4,7 @@
 pub mod env;
 pub mod health;
 pub mod http;
+pub mod net;
 pub mod readiness;
 pub mod shutdown;
 pub mod telemetry;
