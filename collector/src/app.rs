@@ -1,15 +1,17 @@
-//! Builds the collector (binds its health listener, so tests can use port 0) and runs it until
-//! shutdown.
+//! Builds the collector (binds its health listener, so tests can use port 0) and runs the
+//! orchestrator and the health server until shutdown.
 
 use std::net::SocketAddr;
 
-use lifecycle::health::Health;
+use lifecycle::health::{Health, Report};
 use lifecycle::net::{self, BindError};
 use lifecycle::{Shutdown, readiness};
 use tokio::net::TcpListener;
 use tracing::info;
 
 use crate::config::Config;
+use crate::orchestrator::{Orchestrator, Status};
+use crate::outputs::Outputs;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -24,6 +26,7 @@ pub enum AppError {
 pub struct App {
     health: TcpListener,
     health_service: Health,
+    orchestrator: Orchestrator,
     shutdown: Shutdown,
 }
 
@@ -31,11 +34,34 @@ impl App {
     pub async fn build(config: Config, shutdown: Shutdown) -> Result<Self, AppError> {
         let knowledge = proto::clients::knowledge(&config.knowledge_address)
             .map_err(AppError::KnowledgeAddress)?;
+        let outputs = Outputs::start(
+            config.analyser_address.clone(),
+            config.publish_metrics.then(|| config.nats_url.clone()),
+            knowledge.clone(),
+            shutdown.clone(),
+        )
+        .await;
+        let status = Status::default();
+        let shown = status.clone();
+        let ready_knowledge = knowledge.clone();
         let health_service = Health::new("collector")
-            .with_readiness_check(move || Box::pin(readiness::knowledge(knowledge.clone())));
+            .with_health_check(move || {
+                let databases = shown.to_json();
+                Box::pin(async move { Report::ok().with("databases", databases) })
+            })
+            .with_readiness_check(move || Box::pin(readiness::knowledge(ready_knowledge.clone())));
+        let orchestrator = Orchestrator {
+            knowledge,
+            outputs,
+            status,
+            collection_interval: config.collection_interval,
+            sync_interval: config.sync_interval,
+            shutdown: shutdown.clone(),
+        };
         Ok(Self {
             health: net::bind(config.health_addr).await?,
             health_service,
+            orchestrator,
             shutdown,
         })
     }
@@ -45,14 +71,14 @@ impl App {
     }
 
     pub async fn run(self) -> Result<(), AppError> {
-        lifecycle::http::serve(
+        let health = lifecycle::http::serve(
             "collector health",
             self.health,
             self.health_service.router(),
             self.shutdown,
-        )
-        .await
-        .map_err(AppError::Health)?;
+        );
+        let (health, ()) = tokio::join!(health, self.orchestrator.run());
+        health.map_err(AppError::Health)?;
         info!("collector stopped");
         Ok(())
     }

@@ -1,9 +1,19 @@
 //! The collector (Monitor): polls every registered PostgreSQL database, turns lifetime counters
-//! into per-interval values and streams snapshots to the analyser. This crate holds its settings,
-//! its startup and its health; the collection loop arrives with the collector issue.
+//! into per-interval values and streams snapshots to the analyser, NATS and knowledge.
+//!
+//! `orchestrator` decides which databases are watched and runs one task per database;
+//! `pg_stats` reads the statistics; `window` turns counters into per-interval values;
+//! `snapshot` and `normalise` build what is sent; `outputs` sends it.
 
 pub mod app;
 pub mod config;
+pub mod literals;
+pub mod normalise;
+pub mod orchestrator;
+pub mod outputs;
+pub mod pg_stats;
+pub mod snapshot;
+pub mod window;
 
 pub use app::App;
 pub use config::Config;

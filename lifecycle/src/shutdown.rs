@@ -21,6 +21,14 @@ impl Shutdown {
         Self::default()
     }
 
+    /// A shutdown of its own that also starts when this one does (one per database, one per
+    /// task): triggering the child leaves the parent running.
+    pub fn child(&self) -> Self {
+        Self {
+            token: self.token.child_token(),
+        }
+    }
+
     /// Starts shutdown.
     pub fn trigger(&self) {
         self.token.cancel();
@@ -101,6 +109,17 @@ mod tests {
             )
             .await;
         assert!(outcome.is_none());
+    }
+
+    #[test]
+    fn a_child_stops_with_its_parent_but_not_the_other_way_round() {
+        let parent = Shutdown::new();
+        let child = parent.child();
+        child.trigger();
+        assert!(!parent.is_triggered());
+        let other = parent.child();
+        parent.trigger();
+        assert!(other.is_triggered());
     }
 
     #[tokio::test]

@@ -1,0 +1,272 @@
+//! Which databases are watched: the enabled ones in knowledge, re-read every `SYNC_INTERVAL`.
+//! Each database gets its own task, pool and window, so a slow or unreachable one never delays
+//! another; a changed connection string restarts its task; a removed database stops it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use lifecycle::Shutdown;
+use proto::knowledge::ListDatabasesRequest;
+use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+use tonic::transport::Channel;
+use tracing::{info, warn};
+
+use crate::outputs::{HealthReport, Outputs};
+use crate::window::Window;
+use crate::{pg_stats, snapshot};
+
+/// Our sessions on a monitored database carry this name; the executor never touches them.
+pub const APPLICATION_NAME: &str = "startupmonkey-collector";
+/// Connections per monitored database.
+const POOL_SIZE: u32 = 2;
+
+/// What the health endpoint shows per database.
+#[derive(Debug, Clone, Default)]
+pub struct Status(Arc<RwLock<BTreeMap<String, Value>>>);
+
+impl Status {
+    fn set(&self, id: &str, value: Value) {
+        if let Ok(mut map) = self.0.write() {
+            map.insert(id.to_owned(), value);
+        }
+    }
+
+    fn remove(&self, id: &str) {
+        if let Ok(mut map) = self.0.write() {
+            map.remove(id);
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        self.0.read().map(|map| json!(*map)).unwrap_or(Value::Null)
+    }
+}
+
+struct Watched {
+    connection_string: String,
+    shutdown: Shutdown,
+    task: JoinHandle<()>,
+}
+
+pub struct Orchestrator {
+    pub knowledge: KnowledgeServiceClient<Channel>,
+    pub outputs: Outputs,
+    pub status: Status,
+    pub collection_interval: Duration,
+    pub sync_interval: Duration,
+    pub shutdown: Shutdown,
+}
+
+impl Orchestrator {
+    pub async fn run(self) {
+        let mut watched: HashMap<String, Watched> = HashMap::new();
+        let mut sync = tokio::time::interval(self.sync_interval);
+        sync.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = sync.tick() => self.sync(&mut watched).await,
+                _ = self.shutdown.wait() => break,
+            }
+        }
+        for (_, w) in watched.drain() {
+            w.shutdown.trigger();
+            let _ = w.task.await;
+        }
+    }
+
+    async fn sync(&self, watched: &mut HashMap<String, Watched>) {
+        let mut knowledge = self.knowledge.clone();
+        let request = ListDatabasesRequest {
+            enabled_only: true,
+            include_connection_strings: true,
+        };
+        let databases = match tokio::time::timeout(
+            Duration::from_secs(5),
+            knowledge.list_databases(request),
+        )
+        .await
+        {
+            Ok(Ok(reply)) => reply.into_inner().databases,
+            Ok(Err(status)) => {
+                warn!(error = %status.message(), "cannot list databases; keeping the current set");
+                return;
+            }
+            Err(_) => {
+                warn!("knowledge did not answer ListDatabases; keeping the current set");
+                return;
+            }
+        };
+        let wanted: HashMap<String, String> = databases
+            .into_iter()
+            .filter(|d| !d.connection_string.is_empty())
+            .map(|d| (d.database_id, d.connection_string))
+            .collect();
+
+        let gone: Vec<String> = watched
+            .iter()
+            .filter(|(id, w)| wanted.get(*id) != Some(&w.connection_string))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in gone {
+            if let Some(w) = watched.remove(&id) {
+                info!(database_id = %id, "stopped watching (removed, disabled or connection string changed)");
+                w.shutdown.trigger();
+                let _ = w.task.await;
+                self.status.remove(&id);
+            }
+        }
+        for (id, connection_string) in wanted {
+            if watched.contains_key(&id) {
+                continue;
+            }
+            info!(database_id = %id, "watching");
+            let shutdown = self.shutdown.child();
+            let task = tokio::spawn(watch(
+                id.clone(),
+                connection_string.clone(),
+                self.collection_interval,
+                self.outputs.clone(),
+                self.status.clone(),
+                shutdown.clone(),
+            ));
+            watched.insert(
+                id,
+                Watched {
+                    connection_string,
+                    shutdown,
+                    task,
+                },
+            );
+        }
+    }
+}
+
+/// The options every pool on a monitored database uses: our name, and timeouts on every statement.
+pub fn connect_options(connection_string: &str) -> Result<PgConnectOptions, sqlx::Error> {
+    Ok(PgConnectOptions::from_str(connection_string)?
+        .application_name(APPLICATION_NAME)
+        .options([
+            ("statement_timeout", "5000"),
+            ("lock_timeout", "1000"),
+            ("idle_in_transaction_session_timeout", "10000"),
+        ]))
+}
+
+fn is_local(options: &PgConnectOptions) -> bool {
+    let host = options.get_host();
+    host.starts_with('/') || matches!(host, "localhost" | "127.0.0.1" | "::1")
+}
+
+async fn watch(
+    id: String,
+    connection_string: String,
+    interval: Duration,
+    outputs: Outputs,
+    status: Status,
+    shutdown: Shutdown,
+) {
+    let options = match connect_options(&connection_string) {
+        Ok(options) => options,
+        Err(error) => {
+            let message = format!("invalid connection string: {}", pg_stats::describe(&error));
+            warn!(database_id = %id, error = %message, "cannot watch");
+            status.set(&id, json!({"status": "unreachable", "error": message}));
+            outputs.report_health(unreachable(&id, message)).await;
+            shutdown.wait().await;
+            return;
+        }
+    };
+    let local = is_local(&options);
+    let pool = PgPoolOptions::new()
+        .max_connections(POOL_SIZE)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(5))
+        .idle_timeout(Some(Duration::from_secs(60)))
+        .connect_lazy_with(options);
+    let mut window = Window::default();
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => collect_once(&id, &pool, local, &mut window, &outputs, &status).await,
+            _ = shutdown.wait() => break,
+        }
+    }
+    pool.close().await;
+}
+
+async fn collect_once(
+    id: &str,
+    pool: &PgPool,
+    local: bool,
+    window: &mut Window,
+    outputs: &Outputs,
+    status: &Status,
+) {
+    let started = Instant::now();
+    match pg_stats::collect(pool, local).await {
+        Ok(sample) => {
+            let interval = window.advance(&sample, started);
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or_default();
+            let snap = snapshot::build(id, now, &sample, interval);
+            let errors: Vec<String> = sample
+                .errors
+                .iter()
+                .map(|e| format!("{}: {}", e.what, e.error))
+                .collect();
+            let state = if errors.is_empty() {
+                "healthy"
+            } else {
+                "degraded"
+            };
+            status.set(
+                id,
+                json!({
+                    "status": state,
+                    "cycle_ms": started.elapsed().as_millis() as u64,
+                    "unavailable": sample.capabilities.unavailable.iter()
+                        .map(|u| json!({"name": u.name, "reason": u.reason, "remedy": u.remedy}))
+                        .collect::<Vec<_>>(),
+                    "errors": errors,
+                }),
+            );
+            let report = HealthReport {
+                database_id: id.to_owned(),
+                status: state,
+                health_score: snap.health_score,
+                version: sample.server_version.clone(),
+                features: Some(sample.capabilities.clone()),
+                last_error: errors.join("; "),
+            };
+            outputs.publish(snap).await;
+            outputs.report_health(report).await;
+        }
+        Err(error) => {
+            let message = pg_stats::describe(&error);
+            warn!(database_id = %id, error = %message, "database unreachable");
+            status.set(id, json!({"status": "unreachable", "error": message}));
+            outputs.report_health(unreachable(id, message)).await;
+        }
+    }
+}
+
+fn unreachable(id: &str, message: String) -> HealthReport {
+    HealthReport {
+        database_id: id.to_owned(),
+        status: "unreachable",
+        health_score: 0.0,
+        version: String::new(),
+        features: None,
+        last_error: message,
+    }
+}

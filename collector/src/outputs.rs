@@ -1,0 +1,167 @@
+//! Where snapshots go: a long-lived client stream to the analyser (reconnecting with backoff),
+//! NATS `metrics` as JSON, and a health report to knowledge. Snapshots are lossy by design
+//! (docs/decisions/0002): while the analyser is away they are dropped, counted and logged.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use lifecycle::Shutdown;
+use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
+use proto::knowledge::{DatabaseFeatures, UpdateDatabaseHealthRequest};
+use proto::metrics::MetricSnapshot;
+use tokio::sync::{Mutex, mpsc};
+use tonic::transport::Channel;
+use tracing::{debug, info, warn};
+
+use crate::snapshot;
+
+/// Snapshots waiting for the analyser stream.
+const QUEUE: usize = 256;
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// How a database's collection went, for knowledge.
+#[derive(Debug, Clone)]
+pub struct HealthReport {
+    pub database_id: String,
+    /// `healthy`, `degraded` (some queries failed) or `unreachable`.
+    pub status: &'static str,
+    pub health_score: f64,
+    pub version: String,
+    pub features: Option<DatabaseFeatures>,
+    pub last_error: String,
+}
+
+#[derive(Clone)]
+pub struct Outputs {
+    analyser: mpsc::Sender<MetricSnapshot>,
+    nats: Option<async_nats::Client>,
+    knowledge: KnowledgeServiceClient<Channel>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Outputs {
+    /// Starts the analyser stream task; connects to NATS in the background (never gives up).
+    pub async fn start(
+        analyser_address: String,
+        nats_url: Option<String>,
+        knowledge: KnowledgeServiceClient<Channel>,
+        shutdown: Shutdown,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(stream_to_analyser(analyser_address, rx, shutdown));
+        let nats = match nats_url {
+            Some(url) => match connect_nats(&url).await {
+                Ok(client) => Some(client),
+                Err(error) => {
+                    warn!(%error, "invalid NATS_URL; metrics will not be published");
+                    None
+                }
+            },
+            None => None,
+        };
+        Self {
+            analyser: tx,
+            nats,
+            knowledge,
+            dropped: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Sends a snapshot to the analyser and to NATS.
+    pub async fn publish(&self, snapshot: MetricSnapshot) {
+        if let Some(nats) = &self.nats {
+            match serde_json::to_vec(&snapshot::to_event(&snapshot)) {
+                Ok(json) => {
+                    if let Err(error) = nats.publish(proto::subjects::METRICS, json.into()).await {
+                        debug!(%error, "metrics not published on NATS");
+                    }
+                }
+                Err(error) => warn!(%error, "metrics not serialisable"),
+            }
+        }
+        if self.analyser.try_send(snapshot).is_err() {
+            let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if dropped.is_power_of_two() {
+                warn!(
+                    dropped,
+                    "analyser is not keeping up or unreachable; snapshots dropped"
+                );
+            }
+        }
+    }
+
+    pub async fn report_health(&self, report: HealthReport) {
+        let request = UpdateDatabaseHealthRequest {
+            database_id: report.database_id.clone(),
+            last_seen: 0,
+            status: report.status.into(),
+            health_score: report.health_score,
+            version: report.version,
+            features: report.features,
+            last_error: report.last_error,
+        };
+        let mut knowledge = self.knowledge.clone();
+        match tokio::time::timeout(
+            Duration::from_secs(5),
+            knowledge.update_database_health(request),
+        )
+        .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(status)) => {
+                debug!(database_id = %report.database_id, error = %status.message(), "health not reported")
+            }
+            Err(_) => debug!(database_id = %report.database_id, "health report timed out"),
+        }
+    }
+}
+
+async fn connect_nats(url: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
+    async_nats::ConnectOptions::new()
+        .name("startupmonkey-collector")
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connect(url)
+        .await
+}
+
+/// One client stream at a time, reopened with backoff whenever it ends or fails.
+async fn stream_to_analyser(
+    address: String,
+    rx: mpsc::Receiver<MetricSnapshot>,
+    shutdown: Shutdown,
+) {
+    let rx = Arc::new(Mutex::new(rx));
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let mut client = match proto::clients::metrics(&address) {
+            Ok(client) => client,
+            Err(error) => {
+                warn!(%error, address, "invalid ANALYSER_ADDRESS; snapshots are not streamed");
+                return;
+            }
+        };
+        let source = rx.clone();
+        let stream = futures::stream::unfold(source, |rx| async move {
+            let next = rx.lock().await.recv().await;
+            next.map(|snapshot| (snapshot, rx))
+        });
+        let opened = Instant::now();
+        tokio::select! {
+            result = client.stream_metrics(stream) => match result {
+                Ok(ack) => info!(received = ack.into_inner().total_metrics, "analyser stream closed"),
+                Err(status) => warn!(code = ?status.code(), error = %status.message(), "analyser stream failed"),
+            },
+            _ = shutdown.wait() => return,
+        }
+        if opened.elapsed() > MAX_BACKOFF {
+            backoff = Duration::from_millis(500);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.wait() => return,
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}

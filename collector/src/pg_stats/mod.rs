@@ -1,0 +1,132 @@
+//! Reading PostgreSQL's statistics, one module per concern. Every query is read-only, carries the
+//! `/* startupmonkey-collector */` marker (so our own statements are left out of the latency
+//! figures) and runs under the pool's `statement_timeout` plus a client-side deadline. A query
+//! that fails is reported in `Sample::errors` and the rest are still collected.
+//!
+//! Minimum server version: PostgreSQL 12 (pg_stat_statements 1.8 column names from 13 on, the
+//! older ones before).
+
+pub mod activity;
+pub mod capabilities;
+pub mod database;
+pub mod settings;
+pub mod statements;
+pub mod tables;
+
+use std::future::Future;
+use std::time::Duration;
+
+use proto::knowledge::DatabaseFeatures;
+use proto::metrics::{IndexStats, ServerSettings};
+use sqlx::PgPool;
+
+pub use activity::{Activity, Connections};
+pub use database::DatabaseCounters;
+pub use statements::StatementCounters;
+pub use tables::TableCounters;
+
+/// Prefix of every statement we send, so pg_stat_statements rows of our own are recognisable.
+pub const MARKER: &str = "/* startupmonkey-collector */";
+
+/// Longest a single statistics query may take on the client side.
+pub const QUERY_DEADLINE: Duration = Duration::from_secs(5);
+
+/// A failed query: what it was for and why it failed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryError {
+    pub what: &'static str,
+    pub error: String,
+}
+
+/// Everything read from one database in one cycle; counters are lifetime values.
+#[derive(Debug, Clone, Default)]
+pub struct Sample {
+    pub server_version: String,
+    pub server_version_num: i32,
+    pub settings: ServerSettings,
+    pub capabilities: DatabaseFeatures,
+    pub connections: Option<Connections>,
+    pub database: Option<DatabaseCounters>,
+    pub tables: Vec<TableCounters>,
+    pub indexes: Vec<IndexStats>,
+    /// `None` when pg_stat_statements cannot be read.
+    pub statements: Option<Vec<StatementCounters>>,
+    pub activity: Option<Activity>,
+    pub host_memory_bytes: Option<i64>,
+    pub errors: Vec<QueryError>,
+}
+
+/// Runs a query with the client-side deadline, recording a failure instead of returning it.
+pub async fn attempt<T, F>(errors: &mut Vec<QueryError>, what: &'static str, query: F) -> Option<T>
+where
+    F: Future<Output = Result<T, sqlx::Error>>,
+{
+    match tokio::time::timeout(QUERY_DEADLINE, query).await {
+        Ok(Ok(value)) => Some(value),
+        Ok(Err(error)) => {
+            errors.push(QueryError {
+                what,
+                error: describe(&error),
+            });
+            None
+        }
+        Err(_) => {
+            errors.push(QueryError {
+                what,
+                error: format!("no answer within {QUERY_DEADLINE:?}"),
+            });
+            None
+        }
+    }
+}
+
+/// A database error's message without the connection details sqlx may add.
+pub fn describe(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// Reads everything; fails only when the database cannot be reached at all.
+pub async fn collect(pool: &PgPool, local_host: bool) -> Result<Sample, sqlx::Error> {
+    let mut sample = Sample::default();
+    // One cheap round trip first: if the server is unreachable, say so instead of N errors.
+    let (version, version_num) = tokio::time::timeout(QUERY_DEADLINE, settings::version(pool))
+        .await
+        .map_err(|_| sqlx::Error::PoolTimedOut)??;
+    sample.server_version = version;
+    sample.server_version_num = version_num;
+    let errors = &mut sample.errors;
+
+    if let Some(settings) = attempt(errors, "settings", settings::read(pool)).await {
+        sample.settings = settings;
+    }
+    if let Some(capabilities) = attempt(errors, "capabilities", capabilities::read(pool)).await {
+        sample.capabilities = capabilities;
+    }
+    sample.connections = attempt(errors, "connections", activity::connections(pool)).await;
+    sample.database = attempt(errors, "database", database::read(pool)).await;
+    if let Some(tables) = attempt(errors, "tables", tables::read(pool)).await {
+        sample.tables = tables;
+    }
+    if let Some(indexes) = attempt(errors, "indexes", tables::indexes(pool)).await {
+        sample.indexes = indexes;
+    }
+    sample.activity = attempt(errors, "activity", activity::read(pool)).await;
+    if sample.capabilities.pg_stat_statements {
+        sample.statements = attempt(
+            errors,
+            "pg_stat_statements",
+            statements::read(pool, version_num),
+        )
+        .await;
+    }
+    sample.capabilities.server_version_num = version_num;
+    sample.host_memory_bytes = if local_host {
+        settings::local_memory_bytes()
+    } else {
+        None
+    };
+    Ok(sample)
+}

@@ -1,0 +1,64 @@
+//! Per-statement lifetime counters from `pg_stat_statements` (1.8+ names from PostgreSQL 13,
+//! `total_time` before), for this database only, without the collector's own statements.
+//! Texts are the normalised ones pg_stat_statements keeps (constants replaced by `$n`).
+
+use sqlx::{PgPool, Row};
+
+/// Several rows can share a queryid (top-level and nested, PostgreSQL 14+): summed here.
+macro_rules! statement_sql {
+    ($total_time:literal) => {
+        concat!(
+            "/* startupmonkey-collector */ SELECT s.queryid, coalesce(r.rolname::text, ''), ",
+            "left(min(s.query), $1), sum(s.calls)::bigint, sum(s.",
+            $total_time,
+            ")::float8, sum(s.rows)::bigint, sum(s.shared_blks_hit)::bigint, ",
+            "sum(s.shared_blks_read)::bigint ",
+            "FROM pg_stat_statements s LEFT JOIN pg_roles r ON r.oid = s.userid ",
+            "WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ",
+            "AND s.queryid IS NOT NULL AND s.query NOT LIKE '/* startupmonkey-%' ",
+            "GROUP BY s.queryid, r.rolname"
+        )
+    };
+}
+
+/// Statement text kept per statement.
+const QUERY_CHARS: i32 = 2000;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StatementCounters {
+    pub queryid: i64,
+    pub role: String,
+    pub query: String,
+    pub calls: i64,
+    pub total_time_ms: f64,
+    pub rows: i64,
+    pub shared_blks_hit: i64,
+    pub shared_blks_read: i64,
+}
+
+pub async fn read(
+    pool: &PgPool,
+    server_version_num: i32,
+) -> Result<Vec<StatementCounters>, sqlx::Error> {
+    // Two literal statements (the column was renamed in PostgreSQL 13), no SQL built at run time.
+    let sql = if server_version_num >= 130_000 {
+        statement_sql!("total_exec_time")
+    } else {
+        statement_sql!("total_time")
+    };
+    let rows = sqlx::query(sql).bind(QUERY_CHARS).fetch_all(pool).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(StatementCounters {
+                queryid: row.try_get(0)?,
+                role: row.try_get(1)?,
+                query: row.try_get(2)?,
+                calls: row.try_get(3)?,
+                total_time_ms: row.try_get(4)?,
+                rows: row.try_get(5)?,
+                shared_blks_hit: row.try_get(6)?,
+                shared_blks_read: row.try_get(7)?,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,295 @@
+//! Builds what the collector sends: the `MetricSnapshot` for the analyser and the JSON
+//! `NormalisedMetrics` for NATS `metrics`, from one sample and its interval.
+//!
+//! The `pg.*` keys, in one place (everything windowed is over `time_delta_seconds`):
+//!
+//! | extended_metrics key | meaning |
+//! |---|---|
+//! | `pg.database_size_mb` | database size |
+//! | `pg.connections_total` | client connections of every state, all databases |
+//! | `pg.idle_in_transaction_connections` | sessions idle in a transaction |
+//! | `pg.long_running_query_count` | statements running ≥ 5 s |
+//! | `pg.longest_query_duration_secs` | the longest of them |
+//! | `pg.idle_transaction_count` | sessions idle in a transaction ≥ 5 s |
+//! | `pg.idle_txn_duration_secs` | the longest of them |
+//! | `pg.blocked_sessions` | sessions waiting on another's lock |
+//! | `pg.oldest_xmin_age` | age in transactions of the oldest session xmin |
+//! | `pg.worst_bloat_ratio` | dead / live tuples of `pg.worst_bloat_table` |
+//! | `pg.cache_blocks_hit`, `pg.cache_blocks_read` | buffer hits and reads in the window |
+//! | `pg.commits`, `pg.rollbacks` | transactions in the window |
+//! | `pg.statements_calls`, `pg.statements_total_time_ms` | pg_stat_statements calls and time in the window |
+//! | `pg.table.<schema.table>.seq_scans` / `.seq_tup_read` / `.idx_scans` | that table's scans in the window (`.idx_scans` absent without an index) |
+//! | `pg.table.<schema.table>.live_tuples` / `.dead_tuples` / `.bloat_ratio` | that table's tuples now |
+//!
+//! | label | meaning |
+//! |---|---|
+//! | `pg.server_version` | e.g. `15.19` |
+//! | `pg.worst_seq_scan_table` | table with the most rows read by sequential scans in the window |
+//! | `pg.worst_bloat_table` | table with the most dead tuples |
+//! | `pg.longest_query_pid` / `_user` / `_text` | the longest-running statement (literals redacted) |
+//! | `pg.idle_txn_pid` / `_user` / `_query` | the longest idle transaction (literals redacted) |
+//! | `pg.unavailable` | comma-separated capabilities that are missing |
+//!
+//! `metric_deltas`: `sequential_scans`, `cache_miss_count` (block reads) once windowed.
+//! The typed detail (`MetricSnapshot.postgres`) carries the same and more, per table, index,
+//! statement and session.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use proto::events::{Measurements as JsonMeasurements, NormalisedMetrics};
+use proto::metrics::{Measurements, MetricSnapshot, PostgresDetail};
+
+use crate::normalise::{Inputs, scores};
+use crate::pg_stats::Sample;
+use crate::window::Interval;
+
+pub const DATABASE_TYPE: &str = "postgresql";
+
+pub fn build(
+    database_id: &str,
+    timestamp: i64,
+    sample: &Sample,
+    interval: Interval,
+) -> MetricSnapshot {
+    let mut extended = HashMap::new();
+    let mut labels = HashMap::new();
+    let mut deltas = HashMap::new();
+    let mut metric = |key: String, value: f64| {
+        extended.insert(key, value);
+    };
+    labels.insert(
+        "pg.server_version".to_owned(),
+        sample.server_version.clone(),
+    );
+
+    let mut measurements = Measurements::default();
+    let usable = sample.settings.max_connections - sample.settings.superuser_reserved_connections;
+    if let Some(c) = sample.connections {
+        measurements.active_connections = Some(c.active);
+        measurements.idle_connections = Some(c.idle);
+        measurements.waiting_connections = Some(c.waiting);
+        metric("pg.connections_total".into(), c.total.into());
+        metric(
+            "pg.idle_in_transaction_connections".into(),
+            c.idle_in_transaction.into(),
+        );
+    }
+    if sample.settings.max_connections > 0 {
+        measurements.max_connections = Some(sample.settings.max_connections);
+    }
+    if let Some(db) = sample.database {
+        measurements.used_storage_bytes = Some(db.size_bytes);
+        metric(
+            "pg.database_size_mb".into(),
+            db.size_bytes as f64 / 1_048_576.0,
+        );
+    }
+    if let Some(cache) = interval.cache {
+        measurements.cache_hit_count = Some(cache.hits);
+        measurements.cache_miss_count = Some(cache.reads);
+        measurements.cache_hit_rate = cache.hit_rate();
+        metric("pg.cache_blocks_hit".into(), cache.hits as f64);
+        metric("pg.cache_blocks_read".into(), cache.reads as f64);
+        deltas.insert("cache_miss_count".to_owned(), cache.reads as f64);
+    }
+    if let (Some(commits), Some(rollbacks)) = (interval.commits, interval.rollbacks) {
+        metric("pg.commits".into(), commits as f64);
+        metric("pg.rollbacks".into(), rollbacks as f64);
+    }
+    if let Some(scans) = interval.seq_scans {
+        measurements.sequential_scans = Some(scans.min(i32::MAX as i64) as i32);
+        deltas.insert("sequential_scans".to_owned(), scans as f64);
+    }
+    if let Some(latency) = &interval.latency
+        && latency.calls > 0
+    {
+        measurements.avg_query_latency_ms = Some(latency.avg_ms);
+        measurements.p50_query_latency_ms = Some(latency.p50_ms);
+        measurements.p95_query_latency_ms = Some(latency.p95_ms);
+        measurements.p99_query_latency_ms = Some(latency.p99_ms);
+    }
+    if let Some(latency) = &interval.latency {
+        metric("pg.statements_calls".into(), latency.calls as f64);
+        metric("pg.statements_total_time_ms".into(), latency.total_time_ms);
+    }
+
+    for table in &interval.tables {
+        let prefix = format!("pg.table.{}", table.qualified_name);
+        metric(format!("{prefix}.seq_scans"), table.seq_scan as f64);
+        metric(format!("{prefix}.seq_tup_read"), table.seq_tup_read as f64);
+        if let Some(idx) = table.idx_scan {
+            metric(format!("{prefix}.idx_scans"), idx as f64);
+        }
+        metric(format!("{prefix}.live_tuples"), table.live_tuples as f64);
+        metric(format!("{prefix}.dead_tuples"), table.dead_tuples as f64);
+        if table.live_tuples > 0 {
+            metric(
+                format!("{prefix}.bloat_ratio"),
+                table.dead_tuples as f64 / table.live_tuples as f64,
+            );
+        }
+    }
+    if interval.seconds.is_some()
+        && let Some(worst) = interval
+            .tables
+            .iter()
+            .filter(|t| t.seq_tup_read > 0)
+            .max_by_key(|t| t.seq_tup_read)
+    {
+        labels.insert(
+            "pg.worst_seq_scan_table".into(),
+            worst.qualified_name.clone(),
+        );
+    }
+    if let Some(worst) = interval
+        .tables
+        .iter()
+        .filter(|t| t.dead_tuples > 0 && t.live_tuples > 0)
+        .max_by_key(|t| t.dead_tuples)
+    {
+        labels.insert("pg.worst_bloat_table".into(), worst.qualified_name.clone());
+        metric(
+            "pg.worst_bloat_ratio".into(),
+            worst.dead_tuples as f64 / worst.live_tuples as f64,
+        );
+    }
+
+    let activity = sample.activity.clone().unwrap_or_default();
+    metric(
+        "pg.long_running_query_count".into(),
+        activity.long_running.len() as f64,
+    );
+    metric(
+        "pg.idle_transaction_count".into(),
+        activity.idle_in_transaction.len() as f64,
+    );
+    metric("pg.blocked_sessions".into(), activity.blocked.len() as f64);
+    metric(
+        "pg.oldest_xmin_age".into(),
+        activity.xmin_horizon.oldest_session_xmin_age as f64,
+    );
+    if let Some(longest) = activity.long_running.first() {
+        metric(
+            "pg.longest_query_duration_secs".into(),
+            longest.duration_secs,
+        );
+        labels.insert("pg.longest_query_pid".into(), longest.pid.to_string());
+        labels.insert("pg.longest_query_user".into(), longest.username.clone());
+        labels.insert("pg.longest_query_text".into(), longest.query.clone());
+    }
+    if let Some(idle) = activity.idle_in_transaction.first() {
+        metric("pg.idle_txn_duration_secs".into(), idle.duration_secs);
+        labels.insert("pg.idle_txn_pid".into(), idle.pid.to_string());
+        labels.insert("pg.idle_txn_user".into(), idle.username.clone());
+        labels.insert("pg.idle_txn_query".into(), idle.query.clone());
+    }
+    if !sample.capabilities.unavailable.is_empty() {
+        let names: Vec<&str> = sample
+            .capabilities
+            .unavailable
+            .iter()
+            .map(|u| u.name.as_str())
+            .collect();
+        labels.insert("pg.unavailable".into(), names.join(","));
+    }
+
+    let score = scores(Inputs {
+        connections: sample.connections.map(|c| (c.total, usable)),
+        p95_latency_ms: measurements.p95_query_latency_ms,
+        seq_scans: interval.seq_scans,
+        cache_hit_rate: measurements.cache_hit_rate,
+    });
+
+    let emitted: HashSet<&str> = interval
+        .tables
+        .iter()
+        .map(|t| t.qualified_name.as_str())
+        .collect();
+    let indexes = sample
+        .indexes
+        .iter()
+        .filter(|i| emitted.contains(i.qualified_table.as_str()))
+        .cloned()
+        .collect();
+    let mut available = vec!["connections", "storage", "cache", "tables", "sessions"];
+    if sample.statements.is_some() {
+        available.push("latency");
+        available.push("statements");
+    }
+
+    let latency = interval.latency.clone().unwrap_or_default();
+    MetricSnapshot {
+        database_id: database_id.to_owned(),
+        database_type: DATABASE_TYPE.to_owned(),
+        timestamp,
+        health_score: score.health,
+        connection_health: score.connection,
+        query_health: score.query,
+        storage_health: score.storage,
+        cache_health: score.cache,
+        available_metrics: available.into_iter().map(str::to_owned).collect(),
+        measurements: Some(measurements),
+        extended_metrics: extended,
+        labels,
+        metric_deltas: deltas,
+        time_delta_seconds: interval.seconds,
+        postgres: Some(PostgresDetail {
+            server_version: sample.server_version.clone(),
+            server_version_num: sample.server_version_num,
+            settings: Some(sample.settings),
+            capabilities: Some(sample.capabilities.clone()),
+            tables: interval.tables,
+            indexes,
+            top_statements: interval.top_statements,
+            long_running: activity.long_running,
+            idle_in_transaction: activity.idle_in_transaction,
+            blocked: activity.blocked,
+            xmin_horizon: Some(activity.xmin_horizon),
+            host_memory_bytes: sample.host_memory_bytes,
+            statements_calls: latency.calls,
+            statements_total_time_ms: latency.total_time_ms,
+        }),
+    }
+}
+
+/// The NATS `metrics` payload: the snapshot without the typed detail, in the original's JSON.
+pub fn to_event(snapshot: &MetricSnapshot) -> NormalisedMetrics {
+    let m = snapshot.measurements.unwrap_or_default();
+    NormalisedMetrics {
+        database_id: snapshot.database_id.clone(),
+        database_type: snapshot.database_type.clone(),
+        timestamp: snapshot.timestamp,
+        health_score: snapshot.health_score,
+        connection_health: snapshot.connection_health,
+        query_health: snapshot.query_health,
+        storage_health: snapshot.storage_health,
+        cache_health: snapshot.cache_health,
+        available_metrics: Some(snapshot.available_metrics.clone()),
+        measurements: JsonMeasurements {
+            active_connections: m.active_connections,
+            idle_connections: m.idle_connections,
+            max_connections: m.max_connections,
+            waiting_connections: m.waiting_connections,
+            avg_query_latency_ms: m.avg_query_latency_ms,
+            p50_query_latency_ms: m.p50_query_latency_ms,
+            p95_query_latency_ms: m.p95_query_latency_ms,
+            p99_query_latency_ms: m.p99_query_latency_ms,
+            slow_query_count: m.slow_query_count,
+            sequential_scans: m.sequential_scans,
+            used_storage_bytes: m.used_storage_bytes,
+            total_storage_bytes: m.total_storage_bytes,
+            free_storage_bytes: m.free_storage_bytes,
+            cache_hit_rate: m.cache_hit_rate,
+            cache_hit_count: m.cache_hit_count,
+            cache_miss_count: m.cache_miss_count,
+        },
+        metric_deltas: snapshot
+            .metric_deltas
+            .clone()
+            .into_iter()
+            .collect::<BTreeMap<_, _>>(),
+        time_delta_seconds: snapshot.time_delta_seconds,
+        extended_metrics: snapshot.extended_metrics.clone().into_iter().collect(),
+        labels: snapshot.labels.clone().into_iter().collect(),
+    }
+}
