@@ -1,41 +1,699 @@
-//! The collector service as a process would run it: health, readiness, shutdown.
+//! The collector against real PostgreSQL clusters: each metric from a real induced state, the
+//! degraded case, and the orchestration (an unreachable database, a changed connection string)
+//! with a recording analyser and a small knowledge stand-in served over real gRPC.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use collector::{App, Config};
+use collector::pg_stats::{self, Sample};
+use collector::window::{Interval, Window};
+use collector::{App, Config, snapshot};
 use lifecycle::{Env, Shutdown};
+use proto::knowledge::knowledge_service_server::{KnowledgeService, KnowledgeServiceServer};
+use proto::knowledge::*;
+use proto::metrics::metrics_service_server::{MetricsService, MetricsServiceServer};
+use proto::metrics::{DatabaseInfo, MetricSnapshot, MetricsAck, RegistrationAck};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Executor, PgPool};
+use testkit::PgCluster;
+use tonic::{Request, Response as GrpcResponse, Status, Streaming};
 
-fn closed_address() -> String {
-    format!("127.0.0.1:{}", testkit::free_port())
+fn app_database(pg: &PgCluster) {
+    pg.create_database("app");
+    pg.psql(
+        "app",
+        "CREATE EXTENSION pg_stat_statements; \
+         CREATE TABLE orders (id int PRIMARY KEY, customer int, note text) \
+           WITH (autovacuum_enabled = false); \
+         INSERT INTO orders SELECT g, g % 100, 'n' FROM generate_series(1, 5000) g; \
+         CREATE TABLE customers (id int, name text) WITH (autovacuum_enabled = false); \
+         INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 1000) g; \
+         CREATE SCHEMA billing; \
+         CREATE TABLE billing.customers (id int PRIMARY KEY);",
+    );
+}
+
+async fn pool(url: &str) -> PgPool {
+    let options = collector::orchestrator::connect_options(url).unwrap();
+    PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(options)
+        .await
+        .unwrap()
+}
+
+async fn sample(pool: &PgPool) -> Sample {
+    pg_stats::collect(pool, true).await.unwrap()
+}
+
+/// Samples until `done` holds for the interval since `window`'s last sample (statistics reach
+/// the shared view up to a second after a session's work), or panics after 15 s.
+async fn interval_until(
+    pool: &PgPool,
+    window: &mut Window,
+    what: &str,
+    done: impl Fn(&Interval) -> bool,
+) -> Interval {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut seen = Interval::default();
+    loop {
+        let s = sample(pool).await;
+        let interval = window.advance(&s, Instant::now());
+        // Fold consecutive intervals so a slow flush is not lost between samples.
+        merge(&mut seen, interval);
+        if done(&seen) {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} never showed up; last: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn merge(into: &mut Interval, next: Interval) {
+    for table in next.tables {
+        match into
+            .tables
+            .iter_mut()
+            .find(|t| t.qualified_name == table.qualified_name)
+        {
+            Some(t) => {
+                t.seq_scan += table.seq_scan;
+                t.seq_tup_read += table.seq_tup_read;
+                t.dead_tuples = table.dead_tuples;
+                t.live_tuples = table.live_tuples;
+                t.idx_scan = match (t.idx_scan, table.idx_scan) {
+                    (Some(a), Some(b)) => Some(a + b),
+                    (a, b) => a.or(b),
+                };
+            }
+            None => into.tables.push(table),
+        }
+    }
+    for statement in next.top_statements {
+        match into
+            .top_statements
+            .iter_mut()
+            .find(|s| s.queryid == statement.queryid)
+        {
+            Some(s) => {
+                s.calls += statement.calls;
+                s.total_time_ms += statement.total_time_ms;
+                s.mean_time_ms = s.total_time_ms / s.calls as f64;
+            }
+            None => into.top_statements.push(statement),
+        }
+    }
+    into.top_statements
+        .sort_by(|a, b| b.total_time_ms.total_cmp(&a.total_time_ms));
+    if next.seconds.is_some() {
+        into.seconds = next.seconds;
+    }
 }
 
 #[tokio::test]
-async fn answers_health_alone_reports_knowledge_unreachable_and_stops_on_shutdown() {
-    let env = Env::from_map([
+async fn a_seq_scan_loop_on_one_table_counts_on_that_table_only_schema_qualified() {
+    let pg = PgCluster::start();
+    app_database(&pg);
+    let pool = pool(&pg.url("app")).await;
+    let mut window = Window::default();
+    window.advance(&sample(&pool).await, Instant::now());
+
+    pg.psql(
+        "app",
+        &"SELECT count(*) FROM customers WHERE name = 'c7';".repeat(20),
+    );
+    let interval = interval_until(&pool, &mut window, "20 scans of public.customers", |i| {
+        i.tables
+            .iter()
+            .any(|t| t.qualified_name == "public.customers" && t.seq_scan >= 20)
+    })
+    .await;
+    let customers = interval
+        .tables
+        .iter()
+        .find(|t| t.qualified_name == "public.customers")
+        .unwrap();
+    assert_eq!(customers.seq_scan, 20);
+    assert_eq!(customers.seq_tup_read, 20 * 1000);
+    assert_eq!(
+        customers.idx_scan, None,
+        "a table without any index has no idx_scan"
+    );
+    let orders = interval
+        .tables
+        .iter()
+        .find(|t| t.qualified_name == "public.orders")
+        .unwrap();
+    assert_eq!(
+        orders.seq_scan, 0,
+        "another table's scans are not counted here"
+    );
+    assert!(
+        interval
+            .tables
+            .iter()
+            .any(|t| t.qualified_name == "billing.customers"),
+        "same-named tables in other schemas are told apart"
+    );
+
+    let snap = snapshot::build("db1", 1, &sample(&pool).await, interval);
+    assert_eq!(
+        snap.extended_metrics["pg.table.public.customers.seq_scans"],
+        20.0
+    );
+    assert_eq!(snap.labels["pg.worst_seq_scan_table"], "public.customers");
+    let detail = snap.postgres.unwrap();
+    assert!(
+        detail
+            .indexes
+            .iter()
+            .any(|i| i.qualified_table == "public.orders"
+                && i.is_primary
+                && i.columns == vec!["id".to_owned()])
+    );
+}
+
+#[tokio::test]
+async fn sessions_show_long_running_idle_in_transaction_blocked_and_the_xmin_holder() {
+    let pg = PgCluster::start();
+    app_database(&pg);
+    let url = pg.url("app");
+    let holder = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    let mut holder = holder.acquire().await.unwrap();
+    holder
+        .execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM orders")
+        .await
+        .unwrap();
+    let holder_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *holder)
+        .await
+        .unwrap();
+
+    let locker = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    let mut locker = locker.acquire().await.unwrap();
+    locker
+        .execute("BEGIN; UPDATE orders SET note = 'secret-note' WHERE id = 1")
+        .await
+        .unwrap();
+    let locker_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *locker)
+        .await
+        .unwrap();
+
+    let waiter_pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    let waiter = tokio::spawn(async move {
+        let _ = sqlx::query("UPDATE orders SET note = 'other-secret' WHERE id = 1")
+            .execute(&waiter_pool)
+            .await;
+    });
+    let sleeper_pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    let sleeper = tokio::spawn(async move {
+        let _ = sqlx::query("SELECT pg_sleep(60), 'literal-value'")
+            .execute(&sleeper_pool)
+            .await;
+    });
+
+    let pool = pool(&url).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let activity = loop {
+        let activity = sample(&pool).await.activity.unwrap();
+        let ready = activity
+            .long_running
+            .iter()
+            .any(|s| s.query.contains("pg_sleep"))
+            && activity
+                .idle_in_transaction
+                .iter()
+                .any(|s| s.pid == locker_pid)
+            && !activity.blocked.is_empty();
+        if ready {
+            break activity;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sessions never showed up: {activity:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+
+    let sleeping = activity
+        .long_running
+        .iter()
+        .find(|s| s.query.contains("pg_sleep"))
+        .unwrap();
+    assert!(sleeping.duration_secs >= 5.0);
+    assert!(sleeping.backend_start_us > 0 && sleeping.query_start_us > 0);
+    assert!(
+        !sleeping.query.contains("literal-value"),
+        "literals are redacted: {}",
+        sleeping.query
+    );
+    let idle = activity
+        .idle_in_transaction
+        .iter()
+        .find(|s| s.pid == locker_pid)
+        .unwrap();
+    assert!(idle.duration_secs >= 5.0);
+    assert!(
+        !idle.query.contains("secret-note"),
+        "literals are redacted: {}",
+        idle.query
+    );
+    let blocked = &activity.blocked[0];
+    assert_eq!(blocked.blocking_pids, vec![locker_pid]);
+    let oldest = activity.xmin_horizon.oldest_session.as_ref().unwrap();
+    assert_eq!(
+        oldest.pid, holder_pid,
+        "the REPEATABLE READ session holds the horizon"
+    );
+    assert!(activity.xmin_horizon.oldest_session_xmin_age >= 1);
+
+    locker.execute("ROLLBACK").await.unwrap();
+    holder.execute("ROLLBACK").await.unwrap();
+    sleeper.abort();
+    waiter.abort();
+}
+
+#[tokio::test]
+async fn dead_tuples_appear_after_deletes() {
+    let pg = PgCluster::start();
+    app_database(&pg);
+    pg.psql("app", "DELETE FROM orders WHERE id <= 2500");
+    let pool = pool(&pg.url("app")).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let s = sample(&pool).await;
+        let orders = s.tables.iter().find(|t| t.name == "orders").unwrap();
+        if orders.dead_tuples == 2500 {
+            assert!(!orders.autovacuum_enabled);
+            let interval = Window::default().advance(&s, Instant::now());
+            let snap = snapshot::build("db1", 1, &s, interval);
+            assert_eq!(snap.labels["pg.worst_bloat_table"], "public.orders");
+            assert!((snap.extended_metrics["pg.worst_bloat_ratio"] - 1.0).abs() < 0.01);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dead tuples never reached 2500: {orders:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test]
+async fn latency_and_top_statements_come_from_a_known_statement_mix() {
+    let pg = PgCluster::start();
+    app_database(&pg);
+    let pool = pool(&pg.url("app")).await;
+    let mut window = Window::default();
+    window.advance(&sample(&pool).await, Instant::now());
+    let mut script = "SELECT pg_sleep(0.02);".repeat(20);
+    script.push_str(&"SELECT id FROM orders WHERE id = 7;".repeat(380));
+    pg.psql("app", &script);
+
+    let interval = interval_until(&pool, &mut window, "400 calls", |i| {
+        i.top_statements.iter().map(|s| s.calls).sum::<i64>() >= 400
+    })
+    .await;
+    let sleep = &interval.top_statements[0];
+    assert!(
+        sleep.query.contains("pg_sleep"),
+        "the slowest statement first: {}",
+        sleep.query
+    );
+    assert_eq!(sleep.calls, 20);
+    assert!(sleep.mean_time_ms >= 19.0, "{}", sleep.mean_time_ms);
+    let lookup = interval
+        .top_statements
+        .iter()
+        .find(|s| s.query.contains("FROM orders"))
+        .unwrap();
+    assert_eq!(lookup.calls, 380);
+    assert!(
+        lookup.query.contains("$1"),
+        "normalised text: {}",
+        lookup.query
+    );
+    assert!(
+        !interval
+            .top_statements
+            .iter()
+            .any(|s| s.query.contains("startupmonkey")),
+        "our own statements are left out"
+    );
+
+    let latency = collector::window::latency(&interval.top_statements);
+    assert_eq!(latency.calls, 400);
+    // 5 % of the calls are the 20 ms sleeps: p95 falls on the lookups, p99 on the sleeps.
+    assert!(latency.p50_ms < 5.0, "{latency:?}");
+    assert!(latency.p99_ms >= 19.0, "{latency:?}");
+    assert!(latency.avg_ms > 0.9 && latency.avg_ms < 5.0, "{latency:?}");
+}
+
+#[tokio::test]
+async fn without_pg_stat_statements_it_degrades_and_says_why() {
+    let pg = PgCluster::start_with(&[("shared_preload_libraries", "''")]);
+    pg.create_database("plain");
+    pg.psql("plain", "CREATE TABLE t (id int); INSERT INTO t VALUES (1)");
+    let pool = pool(&pg.url("plain")).await;
+    let s = sample(&pool).await;
+    assert!(s.statements.is_none());
+    assert!(
+        s.errors.is_empty(),
+        "nothing failed, it is simply unavailable: {:?}",
+        s.errors
+    );
+    let missing = s
+        .capabilities
+        .unavailable
+        .iter()
+        .find(|u| u.name == "pg_stat_statements")
+        .unwrap();
+    assert!(
+        missing.remedy.contains("shared_preload_libraries"),
+        "{missing:?}"
+    );
+    assert!(
+        s.tables.iter().any(|t| t.qualified_name() == "public.t"),
+        "the rest is collected"
+    );
+    assert!(s.settings.max_connections > 0);
+    let snap = snapshot::build(
+        "plain",
+        1,
+        &s,
+        Window::default().advance(&s, Instant::now()),
+    );
+    assert!(snap.labels["pg.unavailable"].contains("pg_stat_statements"));
+    assert!(snap.measurements.unwrap().p95_query_latency_ms.is_none());
+}
+
+// ------------------------------------------------------------------ orchestration
+
+/// Knowledge as the collector uses it: a list of databases it can change, and the health
+/// reports it received. Every other RPC answers UNIMPLEMENTED.
+#[derive(Clone, Default)]
+struct Registry {
+    databases: Arc<Mutex<Vec<RegisteredDatabase>>>,
+    reports: Arc<Mutex<Vec<UpdateDatabaseHealthRequest>>>,
+}
+
+impl Registry {
+    fn set(&self, id: &str, connection_string: &str) {
+        let mut databases = self.databases.lock().unwrap();
+        databases.retain(|d| d.database_id != id);
+        databases.push(RegisteredDatabase {
+            database_id: id.into(),
+            connection_string: connection_string.into(),
+            enabled: true,
+            ..Default::default()
+        });
+    }
+
+    fn last_report(&self, id: &str) -> Option<UpdateDatabaseHealthRequest> {
+        self.reports
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|r| r.database_id == id)
+            .cloned()
+    }
+}
+
+/// The methods `#[tonic::async_trait]` would generate, answering UNIMPLEMENTED (a macro inside
+/// the impl is expanded after async_trait has run, so it writes the desugared form itself).
+macro_rules! unimplemented_rpcs {
+    ($($name:ident($req:ty) -> $resp:ty;)*) => {
+        $(fn $name<'life0, 'async_trait>(
+            &'life0 self,
+            _: Request<$req>,
+        ) -> std::pin::Pin<Box<
+            dyn std::future::Future<Output = Result<GrpcResponse<$resp>, Status>> + Send + 'async_trait,
+        >>
+        where
+            'life0: 'async_trait,
+            Self: 'async_trait,
+        {
+            Box::pin(async { Err(Status::unimplemented(stringify!($name))) })
+        })*
+    };
+}
+
+#[tonic::async_trait]
+impl KnowledgeService for Registry {
+    async fn list_databases(
+        &self,
+        _: Request<ListDatabasesRequest>,
+    ) -> Result<GrpcResponse<DatabaseListResponse>, Status> {
+        let databases = self.databases.lock().unwrap().clone();
+        Ok(GrpcResponse::new(DatabaseListResponse { databases }))
+    }
+    async fn update_database_health(
+        &self,
+        request: Request<UpdateDatabaseHealthRequest>,
+    ) -> Result<GrpcResponse<Response>, Status> {
+        self.reports.lock().unwrap().push(request.into_inner());
+        Ok(GrpcResponse::new(Response {
+            success: true,
+            message: String::new(),
+        }))
+    }
+    unimplemented_rpcs! {
+        register_detection(RegisterDetectionRequest) -> DetectionResponse;
+        is_detection_active(DetectionKeyRequest) -> DetectionStatusResponse;
+        get_active_detections(DatabaseFilterRequest) -> DetectionListResponse;
+        mark_detection_resolved(ResolveDetectionRequest) -> Response;
+        register_action(RegisterActionRequest) -> ActionResponse;
+        update_action_status(UpdateActionRequest) -> Response;
+        get_pending_actions(DatabaseFilterRequest) -> ActionListResponse;
+        register_database(RegisterDatabaseRequest) -> DatabaseResponse;
+        get_database(GetDatabaseRequest) -> GetDatabaseResponse;
+        unregister_database(UnregisterDatabaseRequest) -> Response;
+        update_database(UpdateDatabaseRequest) -> Response;
+        get_system_config(GetSystemConfigRequest) -> SystemConfig;
+        save_system_config(SaveSystemConfigRequest) -> Response;
+        get_system_status(GetSystemStatusRequest) -> SystemStatus;
+        flush_all_data(FlushAllDataRequest) -> FlushAllDataResponse;
+        get_system_stats(GetSystemStatsRequest) -> GetSystemStatsResponse;
+        get_detection(GetDetectionRequest) -> GetDetectionResponse;
+        get_action(GetActionRequest) -> GetActionResponse;
+        list_actions(ListActionsRequest) -> ActionListResponse;
+    }
+}
+
+/// The analyser's end of the stream: records every snapshot with when it arrived.
+#[derive(Clone, Default)]
+struct Recorder {
+    received: Arc<Mutex<Vec<(Instant, MetricSnapshot)>>>,
+}
+
+impl Recorder {
+    fn of(&self, id: &str) -> Vec<(Instant, MetricSnapshot)> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, s)| s.database_id == id)
+            .cloned()
+            .collect()
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for Recorder {
+    async fn register_database(
+        &self,
+        _: Request<DatabaseInfo>,
+    ) -> Result<GrpcResponse<RegistrationAck>, Status> {
+        Err(Status::unimplemented("register_database"))
+    }
+    async fn stream_metrics(
+        &self,
+        request: Request<Streaming<MetricSnapshot>>,
+    ) -> Result<GrpcResponse<MetricsAck>, Status> {
+        let mut stream = request.into_inner();
+        let mut count = 0;
+        while let Some(snapshot) = stream.message().await? {
+            count += 1;
+            self.received
+                .lock()
+                .unwrap()
+                .push((Instant::now(), snapshot));
+        }
+        Ok(GrpcResponse::new(MetricsAck {
+            total_metrics: count,
+            status: "healthy".into(),
+        }))
+    }
+}
+
+async fn serve(router: tonic::transport::server::Router) -> (String, Shutdown) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let shutdown = Shutdown::new();
+    tokio::spawn(lifecycle::net::serve_grpc(
+        "test",
+        router,
+        listener,
+        shutdown.clone(),
+    ));
+    (addr, shutdown)
+}
+
+/// A server that accepts connections and never answers: the worst kind of unreachable.
+async fn black_hole() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    format!("postgres://postgres@{addr}/app")
+}
+
+#[tokio::test]
+async fn an_unreachable_database_does_not_delay_another_and_a_changed_connection_string_is_picked_up()
+ {
+    let pg = PgCluster::start();
+    app_database(&pg);
+    pg.create_database("other");
+    pg.psql("other", "CREATE TABLE only_in_other (id int)");
+
+    let registry = Registry::default();
+    registry.set("good", &pg.url("app"));
+    registry.set("dead", &black_hole().await);
+    let recorder = Recorder::default();
+    let (knowledge_addr, stop_knowledge) = serve(
+        tonic::transport::Server::builder()
+            .add_service(KnowledgeServiceServer::new(registry.clone())),
+    )
+    .await;
+    let (analyser_addr, stop_analyser) = serve(
+        tonic::transport::Server::builder()
+            .add_service(MetricsServiceServer::new(recorder.clone())),
+    )
+    .await;
+
+    let env = Env::from_map(HashMap::from([
         ("HEALTH_PORT", "0".to_owned()),
-        ("KNOWLEDGE_ADDRESS", closed_address()),
-    ]);
+        ("KNOWLEDGE_ADDRESS", knowledge_addr),
+        ("ANALYSER_ADDRESS", analyser_addr),
+        ("ENABLE_METRICS_PUBLISHING", "false".to_owned()),
+        ("COLLECTION_INTERVAL", "1s".to_owned()),
+        ("SYNC_INTERVAL", "5s".to_owned()),
+    ]));
     let shutdown = Shutdown::new();
     let app = App::build(Config::from_env(&env).unwrap(), shutdown.clone())
         .await
         .unwrap();
-    let base = format!("http://{}", app.health_addr());
+    let health_url = format!("http://{}/health", app.health_addr());
     let task = tokio::spawn(app.run());
 
-    let health = reqwest::get(format!("{base}/health")).await.unwrap();
-    assert_eq!(health.status(), 200);
-    let body: serde_json::Value = health.json().await.unwrap();
-    assert_eq!(body["status"], "healthy");
-    assert_eq!(body["service"], "collector");
-
-    let ready = reqwest::get(format!("{base}/ready")).await.unwrap();
-    assert_eq!(ready.status(), 503);
-    let body: serde_json::Value = ready.json().await.unwrap();
-    assert_eq!(body["knowledge"], "unreachable");
+    // At a 1 s interval the good database keeps its pace while the dead one hangs.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while recorder.of("good").len() < 5 {
+        assert!(
+            Instant::now() < deadline,
+            "good database not collected every second"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let arrivals: Vec<Instant> = recorder.of("good").iter().map(|(t, _)| *t).collect();
+    let span = arrivals[4].duration_since(arrivals[1]);
     assert!(
-        body["error"].as_str().is_some_and(|e| !e.is_empty()),
-        "{body}"
+        span < Duration::from_secs(6),
+        "three intervals took {span:?}"
     );
+    let windowed = recorder.of("good")[2].1.clone();
+    assert!(windowed.time_delta_seconds.is_some());
+    assert!(
+        windowed
+            .postgres
+            .as_ref()
+            .unwrap()
+            .tables
+            .iter()
+            .any(|t| t.qualified_name == "public.orders")
+    );
+
+    let good = registry.last_report("good").unwrap();
+    assert_eq!(good.status, "healthy");
+    assert!(good.version.starts_with("15"), "{}", good.version);
+    assert!(good.features.unwrap().pg_stat_statements);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let dead = loop {
+        if let Some(report) = registry.last_report("dead") {
+            break report;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dead database was never reported"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(dead.status, "unreachable");
+    assert!(!dead.last_error.is_empty());
+
+    let sessions = pg.psql(
+        "app",
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'startupmonkey-collector'",
+    );
+    assert_ne!(sessions, "0", "our sessions carry our name");
+    let health: serde_json::Value = reqwest::get(&health_url)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["databases"]["good"]["status"], "healthy", "{health}");
+    assert_eq!(
+        health["databases"]["dead"]["status"], "unreachable",
+        "{health}"
+    );
+
+    // Point "good" at another database: the next sync restarts its collection there.
+    registry.set("good", &pg.url("other"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let latest = recorder.of("good").last().unwrap().1.clone();
+        if latest
+            .postgres
+            .unwrap()
+            .tables
+            .iter()
+            .any(|t| t.qualified_name == "public.only_in_other")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the changed connection string was not picked up"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 
     shutdown.trigger();
     tokio::time::timeout(Duration::from_secs(15), task)
@@ -43,6 +701,8 @@ async fn answers_health_alone_reports_knowledge_unreachable_and_stops_on_shutdow
         .expect("stops within the drain deadline")
         .unwrap()
         .unwrap();
+    stop_knowledge.trigger();
+    stop_analyser.trigger();
 }
 
 #[tokio::test]
