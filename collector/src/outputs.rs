@@ -10,7 +10,8 @@ use lifecycle::Shutdown;
 use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
 use proto::knowledge::{DatabaseFeatures, UpdateDatabaseHealthRequest};
 use proto::metrics::MetricSnapshot;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use tracing::{debug, info, warn};
 
@@ -126,33 +127,39 @@ async fn connect_nats(url: &str) -> Result<async_nats::Client, async_nats::Conne
         .await
 }
 
-/// One client stream at a time, reopened with backoff whenever it ends or fails.
+/// One client stream at a time, reopened with backoff whenever it ends or fails. Each stream gets
+/// its own channel fed from the queue: the transport may keep a failed stream's body alive for a
+/// while, and it must not keep the queue with it.
 async fn stream_to_analyser(
     address: String,
-    rx: mpsc::Receiver<MetricSnapshot>,
+    mut queue: mpsc::Receiver<MetricSnapshot>,
     shutdown: Shutdown,
 ) {
-    let rx = Arc::new(Mutex::new(rx));
     let mut backoff = Duration::from_millis(500);
+    let mut client = match proto::clients::metrics(&address) {
+        Ok(client) => client,
+        Err(error) => {
+            warn!(%error, address, "invalid ANALYSER_ADDRESS; snapshots are not streamed");
+            return;
+        }
+    };
     loop {
-        let mut client = match proto::clients::metrics(&address) {
-            Ok(client) => client,
-            Err(error) => {
-                warn!(%error, address, "invalid ANALYSER_ADDRESS; snapshots are not streamed");
-                return;
+        let (tx, rx) = mpsc::channel(16);
+        let forward = async {
+            while let Some(snapshot) = queue.recv().await {
+                if tx.send(snapshot).await.is_err() {
+                    return false;
+                }
             }
+            true
         };
-        let source = rx.clone();
-        let stream = futures::stream::unfold(source, |rx| async move {
-            let next = rx.lock().await.recv().await;
-            next.map(|snapshot| (snapshot, rx))
-        });
         let opened = Instant::now();
         tokio::select! {
-            result = client.stream_metrics(stream) => match result {
+            result = client.stream_metrics(ReceiverStream::new(rx)) => match result {
                 Ok(ack) => info!(received = ack.into_inner().total_metrics, "analyser stream closed"),
                 Err(status) => warn!(code = ?status.code(), error = %status.message(), "analyser stream failed"),
             },
+            queue_closed = forward => if queue_closed { return },
             _ = shutdown.wait() => return,
         }
         if opened.elapsed() > MAX_BACKOFF {

@@ -502,10 +502,13 @@ impl KnowledgeService for Registry {
     }
 }
 
-/// The analyser's end of the stream: records every snapshot with when it arrived.
+/// The analyser's end of the stream: records every snapshot with when it arrived, and can fail
+/// the open stream as a restarting analyser would.
 #[derive(Clone, Default)]
 struct Recorder {
     received: Arc<Mutex<Vec<(Instant, MetricSnapshot)>>>,
+    fail_open_stream: Arc<std::sync::atomic::AtomicBool>,
+    failed_at: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Recorder {
@@ -535,6 +538,13 @@ impl MetricsService for Recorder {
         let mut stream = request.into_inner();
         let mut count = 0;
         while let Some(snapshot) = stream.message().await? {
+            if self
+                .fail_open_stream
+                .swap(false, std::sync::atomic::Ordering::SeqCst)
+            {
+                *self.failed_at.lock().unwrap() = Some(Instant::now());
+                return Err(Status::unavailable("analyser restarting"));
+            }
             count += 1;
             self.received
                 .lock()
@@ -586,6 +596,13 @@ async fn an_unreachable_database_does_not_delay_another_and_a_changed_connection
     registry.set("good", &pg.url("app"));
     registry.set("dead", &black_hole().await);
     let recorder = Recorder::default();
+    let nats = testkit::NatsServer::start();
+    let subscriber = async_nats::connect(nats.url()).await.unwrap();
+    let mut metrics = subscriber
+        .subscribe(proto::subjects::METRICS)
+        .await
+        .unwrap();
+    subscriber.flush().await.unwrap();
     let (knowledge_addr, stop_knowledge) = serve(
         tonic::transport::Server::builder()
             .add_service(KnowledgeServiceServer::new(registry.clone())),
@@ -601,7 +618,7 @@ async fn an_unreachable_database_does_not_delay_another_and_a_changed_connection
         ("HEALTH_PORT", "0".to_owned()),
         ("KNOWLEDGE_ADDRESS", knowledge_addr),
         ("ANALYSER_ADDRESS", analyser_addr),
-        ("ENABLE_METRICS_PUBLISHING", "false".to_owned()),
+        ("NATS_URL", nats.url()),
         ("COLLECTION_INTERVAL", "1s".to_owned()),
         ("SYNC_INTERVAL", "5s".to_owned()),
     ]));
@@ -637,6 +654,41 @@ async fn an_unreachable_database_does_not_delay_another_and_a_changed_connection
             .tables
             .iter()
             .any(|t| t.qualified_name == "public.orders")
+    );
+
+    // The same snapshots reach NATS `metrics` as the original's JSON.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let event: serde_json::Value = loop {
+        let message = tokio::time::timeout(
+            Duration::from_secs(10),
+            futures::StreamExt::next(&mut metrics),
+        )
+        .await
+        .expect("a metrics message within 10 s")
+        .unwrap();
+        let event: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
+        if event["database_id"] == "good" && event["time_delta_seconds"].is_number() {
+            break event;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no windowed metrics for good on NATS"
+        );
+    };
+    assert_eq!(event["database_type"], "postgresql");
+    assert!(
+        event["measurements"]["max_connections"].as_i64().unwrap() > 0,
+        "{event}"
+    );
+    assert!(
+        event["extended_metrics"]["pg.database_size_mb"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert!(
+        event.get("postgres").is_none(),
+        "the typed detail stays on the gRPC stream"
     );
 
     let good = registry.last_report("good").unwrap();
@@ -691,6 +743,27 @@ async fn an_unreachable_database_does_not_delay_another_and_a_changed_connection
         assert!(
             Instant::now() < deadline,
             "the changed connection string was not picked up"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // The analyser fails the open stream (as when it restarts): the collector reopens it.
+    recorder
+        .fail_open_stream
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let failed_at = *recorder.failed_at.lock().unwrap();
+        if let Some(failed_at) = failed_at
+            && recorder.of("good").iter().any(|(t, _)| *t > failed_at)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the collector never reopened the analyser stream (failed at {:?}, {} received)",
+            recorder.failed_at.lock().unwrap(),
+            recorder.of("good").len()
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
