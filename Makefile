@@ -3,11 +3,12 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help deps test lint unit up build release clean-state
+.PHONY: help deps test lint unit up build release bench clean-state
 
 help:
 	@echo "make up    - install what is missing, build, start NATS/Redis if needed and the five services"
 	@echo "make test  - install what is missing, then fmt, clippy and every test against real servers"
+	@echo "make bench - measurements on real servers, written to bench/results/"
 
 deps:
 	@scripts/install-deps.sh
@@ -32,6 +33,10 @@ build:
 
 release:
 	$(CARGO) build --release --locked --bins
+
+# Measurements, not pass/fail: writes bench/results/*.json and prints a markdown table.
+bench: deps
+	$(CARGO) bench --locked -p collector --bench collector
 
 up: deps release
 	@scripts/up.sh

@@ -592,9 +592,11 @@ async fn an_unreachable_database_does_not_delay_another_and_a_changed_connection
     pg.create_database("other");
     pg.psql("other", "CREATE TABLE only_in_other (id int)");
 
+    let plain = PgCluster::start_with(&[("shared_preload_libraries", "''")]);
     let registry = Registry::default();
     registry.set("good", &pg.url("app"));
     registry.set("dead", &black_hole().await);
+    registry.set("plain", &plain.url("postgres"));
     let recorder = Recorder::default();
     let nats = testkit::NatsServer::start();
     let subscriber = async_nats::connect(nats.url()).await.unwrap();
@@ -724,6 +726,34 @@ async fn an_unreachable_database_does_not_delay_another_and_a_changed_connection
     assert_eq!(
         health["databases"]["dead"]["status"], "unreachable",
         "{health}"
+    );
+    // A server without pg_stat_statements: collected, and what is missing is said everywhere.
+    let degraded = &health["databases"]["plain"];
+    assert_eq!(degraded["status"], "healthy", "{health}");
+    assert!(
+        degraded["unavailable"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["name"] == "pg_stat_statements"
+                && u["remedy"]
+                    .as_str()
+                    .unwrap()
+                    .contains("shared_preload_libraries")),
+        "{health}"
+    );
+    let plain_report = registry.last_report("plain").unwrap();
+    let features = plain_report.features.unwrap();
+    assert!(!features.pg_stat_statements);
+    assert!(
+        features
+            .unavailable
+            .iter()
+            .any(|u| u.name == "pg_stat_statements")
+    );
+    assert!(
+        !recorder.of("plain").is_empty(),
+        "still streamed to the analyser"
     );
 
     // Point "good" at another database: the next sync restarts its collection there.

@@ -7,6 +7,7 @@
 //! failure, never a silent skip.
 
 mod binaries;
+pub use binaries::find as binary;
 mod nats;
 mod net;
 mod postgres;

@@ -1,0 +1,200 @@
+//! Collector benchmarks (run by `make bench`, not by `make test`), on a private cluster:
+//!
+//! * `cycle_ms_10k_tables` — one collection cycle (every query, the window and the snapshot) on a
+//!   database with 10,000 tables: the median of 10 cycles.
+//! * `overhead_tps_ratio` — pgbench select-only TPS with the collector collecting every second,
+//!   divided by TPS without it, in the same run: after a warm-up, off / on / on / off, so a
+//!   steady drift of the machine cancels out.
+//!
+//! Writes `bench/results/<UTC timestamp>-collector.json` and prints a markdown table.
+
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use collector::pg_stats;
+use collector::snapshot;
+use collector::window::Window;
+use sqlx::postgres::PgPoolOptions;
+use testkit::PgCluster;
+
+const TABLES: usize = 10_000;
+const CYCLES: usize = 10;
+const PGBENCH_SECONDS: u32 = 10;
+const PGBENCH_CLIENTS: u32 = 4;
+
+#[tokio::main]
+async fn main() {
+    let pg = PgCluster::start_with(&[("max_connections", "50")]);
+    pg.create_database("bench");
+    pg.psql("bench", "CREATE EXTENSION pg_stat_statements");
+    eprintln!("creating {TABLES} tables...");
+    for batch in 0..TABLES / 1000 {
+        pg.psql(
+            "bench",
+            &format!(
+                "DO $$ BEGIN FOR i IN {}..{} LOOP \
+                 EXECUTE format('CREATE TABLE t%s (id int PRIMARY KEY, v int)', i); \
+                 END LOOP; END $$",
+                batch * 1000 + 1,
+                batch * 1000 + 1000
+            ),
+        );
+    }
+    let options = collector::orchestrator::connect_options(&pg.url("bench")).unwrap();
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(options)
+        .await
+        .unwrap();
+
+    let mut window = Window::default();
+    let mut cycles = Vec::new();
+    for _ in 0..CYCLES {
+        let started = Instant::now();
+        let sample = pg_stats::collect(&pool, true).await.unwrap();
+        assert!(sample.errors.is_empty(), "{:?}", sample.errors);
+        let interval = window.advance(&sample, started);
+        let snap = snapshot::build("bench", 0, &sample, interval);
+        std::hint::black_box(snap);
+        cycles.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    cycles.sort_by(f64::total_cmp);
+    let cycle_ms = cycles[CYCLES / 2];
+    eprintln!(
+        "cycle on {TABLES} tables: median {cycle_ms:.1} ms (min {:.1}, max {:.1})",
+        cycles[0],
+        cycles[CYCLES - 1]
+    );
+
+    // Overhead: pgbench -S on a scale-10 database, collector off and on, alternating.
+    pg.create_database("load");
+    pg.psql("load", "CREATE EXTENSION pg_stat_statements");
+    let pgbench = testkit::binary("pgbench", "postgresql-15");
+    let init = Command::new(&pgbench)
+        .args([
+            "-i",
+            "-q",
+            "-s",
+            "10",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-p",
+        ])
+        .arg(pg.port().to_string())
+        .arg("load")
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let load_pool = PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(collector::orchestrator::connect_options(&pg.url("load")).unwrap())
+        .await
+        .unwrap();
+
+    // A warm-up run (not counted), then off, on, on, off: throughput drifts upward as caches
+    // warm, and this order cancels a linear drift instead of crediting it to one side.
+    run_pgbench(&pgbench, pg.port());
+    let mut off = Vec::new();
+    let mut on = Vec::new();
+    for collector_on in [false, true, true, false] {
+        if !collector_on {
+            let tps = run_pgbench(&pgbench, pg.port());
+            eprintln!("collector off: {tps:.0} tps");
+            off.push(tps);
+            continue;
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let collecting = {
+            let pool = load_pool.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut window = Window::default();
+                let mut ticker = tokio::time::interval(Duration::from_secs(1));
+                let mut cycles = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    ticker.tick().await;
+                    let started = Instant::now();
+                    let sample = pg_stats::collect(&pool, true).await.unwrap();
+                    std::hint::black_box(snapshot::build(
+                        "load",
+                        0,
+                        &sample,
+                        window.advance(&sample, started),
+                    ));
+                    cycles += 1;
+                }
+                cycles
+            })
+        };
+        let tps = tokio::task::spawn_blocking({
+            let pgbench = pgbench.clone();
+            let port = pg.port();
+            move || run_pgbench(&pgbench, port)
+        })
+        .await
+        .unwrap();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let cycles = collecting.await.unwrap();
+        eprintln!("collector on: {tps:.0} tps ({cycles} collections)");
+        on.push(tps);
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let ratio = mean(&on) / mean(&off);
+
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let result = serde_json::json!({
+        "benchmark": "collector",
+        "unix_time": stamp,
+        "cycle_ms_10k_tables": cycle_ms,
+        "cycle_ms_10k_tables_min": cycles[0],
+        "cycle_ms_10k_tables_max": cycles[CYCLES - 1],
+        "overhead_tps_ratio": ratio,
+        "tps_collector_off": off,
+        "tps_collector_on": on,
+        "pgbench": format!("-S -c {PGBENCH_CLIENTS} -j 2 -T {PGBENCH_SECONDS}, scale 10"),
+        "collection_interval_s": 1,
+    });
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/results");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{stamp}-collector.json"));
+    std::fs::write(&path, serde_json::to_string_pretty(&result).unwrap()).unwrap();
+    println!("| metric | value |\n|---|---|");
+    println!("| cycle_ms_10k_tables (median of {CYCLES}) | {cycle_ms:.1} |");
+    println!("| overhead_tps_ratio (on / off, 1 s interval) | {ratio:.3} |");
+    println!("| tps off / on | {:.0} / {:.0} |", mean(&off), mean(&on));
+    println!("\nwritten to {}", path.display());
+}
+
+fn run_pgbench(pgbench: &std::path::Path, port: u16) -> f64 {
+    let output = Command::new(pgbench)
+        .args(["-S", "-n", "-j", "2", "-h", "127.0.0.1", "-U", "postgres"])
+        .arg("-c")
+        .arg(PGBENCH_CLIENTS.to_string())
+        .arg("-T")
+        .arg(PGBENCH_SECONDS.to_string())
+        .arg("-p")
+        .arg(port.to_string())
+        .arg("load")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "pgbench failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    text.lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no tps in pgbench output: {text}"))
+}
