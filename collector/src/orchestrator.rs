@@ -26,6 +26,8 @@ use crate::{pg_stats, snapshot};
 pub const APPLICATION_NAME: &str = "startupmonkey-collector";
 /// Connections per monitored database.
 const POOL_SIZE: u32 = 2;
+/// Longest a database's pool may take to close when its task stops.
+const POOL_CLOSE_DEADLINE: Duration = Duration::from_secs(2);
 
 /// What the health endpoint shows per database.
 #[derive(Debug, Clone, Default)]
@@ -195,11 +197,23 @@ async fn watch(
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     loop {
         tokio::select! {
-            _ = ticker.tick() => collect_once(&id, &pool, local, &mut window, &outputs, &status).await,
+            _ = ticker.tick() => {}
+            _ = shutdown.wait() => break,
+        }
+        // A cycle in progress is abandoned on shutdown: it may be waiting on a server that
+        // never answers.
+        tokio::select! {
+            _ = collect_once(&id, &pool, local, &mut window, &outputs, &status) => {}
             _ = shutdown.wait() => break,
         }
     }
-    pool.close().await;
+    // Closing waits for connection attempts in flight, which a hung server never finishes.
+    if tokio::time::timeout(POOL_CLOSE_DEADLINE, pool.close())
+        .await
+        .is_err()
+    {
+        warn!(database_id = %id, "connections still opening at shutdown were abandoned");
+    }
 }
 
 async fn collect_once(
