@@ -248,6 +248,7 @@ pub fn build(
             host_memory_bytes: sample.host_memory_bytes,
             statements_calls: latency.calls,
             statements_total_time_ms: latency.total_time_ms,
+            database_name: sample.database_name.clone(),
         }),
     }
 }

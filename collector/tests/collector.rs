@@ -648,6 +648,7 @@ async fn an_unreachable_database_does_not_delay_another_and_a_changed_connection
     );
     let windowed = recorder.of("good")[2].1.clone();
     assert!(windowed.time_delta_seconds.is_some());
+    assert_eq!(windowed.postgres.as_ref().unwrap().database_name, "app");
     assert!(
         windowed
             .postgres

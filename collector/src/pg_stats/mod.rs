@@ -43,6 +43,7 @@ pub struct QueryError {
 pub struct Sample {
     pub server_version: String,
     pub server_version_num: i32,
+    pub database_name: String,
     pub settings: ServerSettings,
     pub capabilities: DatabaseFeatures,
     pub connections: Option<Connections>,
@@ -92,11 +93,13 @@ pub fn describe(error: &sqlx::Error) -> String {
 pub async fn collect(pool: &PgPool, local_host: bool) -> Result<Sample, sqlx::Error> {
     let mut sample = Sample::default();
     // One cheap round trip first: if the server is unreachable, say so instead of N errors.
-    let (version, version_num) = tokio::time::timeout(QUERY_DEADLINE, settings::version(pool))
-        .await
-        .map_err(|_| sqlx::Error::PoolTimedOut)??;
+    let (version, version_num, database_name) =
+        tokio::time::timeout(QUERY_DEADLINE, settings::version(pool))
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)??;
     sample.server_version = version;
     sample.server_version_num = version_num;
+    sample.database_name = database_name;
     let errors = &mut sample.errors;
 
     if let Some(settings) = attempt(errors, "settings", settings::read(pool)).await {

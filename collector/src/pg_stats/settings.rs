@@ -19,15 +19,15 @@ const NAMES: &[&str] = &[
     "autovacuum_vacuum_threshold",
 ];
 
-/// `server_version` and `server_version_num`.
-pub async fn version(pool: &PgPool) -> Result<(String, i32), sqlx::Error> {
+/// `server_version`, `server_version_num` and the database's name.
+pub async fn version(pool: &PgPool) -> Result<(String, i32, String), sqlx::Error> {
     let row = sqlx::query(
         "/* startupmonkey-collector */ SELECT current_setting('server_version'), \
-         current_setting('server_version_num')::int",
+         current_setting('server_version_num')::int, current_database()::text",
     )
     .fetch_one(pool)
     .await?;
-    Ok((row.try_get(0)?, row.try_get(1)?))
+    Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
 }
 
 pub async fn read(pool: &PgPool) -> Result<ServerSettings, sqlx::Error> {

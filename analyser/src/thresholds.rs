@@ -1,0 +1,131 @@
+//! The thresholds in force: knowledge's configuration (edited in the dashboard), fetched again at
+//! most every few seconds so a change applies to the next cycle without a restart; the env
+//! fallbacks only while knowledge cannot be read.
+
+use std::time::{Duration, Instant};
+
+use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
+use proto::knowledge::{DetectionThresholds, GetSystemConfigRequest};
+use tokio::sync::Mutex;
+use tonic::transport::Channel;
+use tracing::warn;
+
+use crate::config::FallbackThresholds;
+
+/// How long a fetched configuration is used before asking knowledge again.
+pub const REFRESH: Duration = Duration::from_secs(5);
+
+/// Every threshold a detector reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thresholds {
+    pub connection_pool_critical: f64,
+    pub p95_latency_ms: f64,
+    pub cache_hit_rate: f64,
+    pub cache_min_block_reads: i64,
+    pub table_bloat_ratio: f64,
+    pub long_query_seconds: f64,
+    pub idle_transaction_seconds: f64,
+    pub sequential_scan_delta: f64,
+    pub index_min_table_rows: i64,
+    /// Calls over the interval below which latency is not judged.
+    pub min_calls: i64,
+}
+
+impl Thresholds {
+    pub fn from_fallback(f: &FallbackThresholds) -> Self {
+        Self {
+            connection_pool_critical: f.connection_pool_critical,
+            p95_latency_ms: f.p95_latency_ms,
+            cache_hit_rate: f.cache_hit_rate,
+            cache_min_block_reads: 1000,
+            table_bloat_ratio: f.table_bloat_ratio,
+            long_query_seconds: f.long_query_seconds,
+            idle_transaction_seconds: f.idle_transaction_seconds,
+            sequential_scan_delta: f.sequential_scan_delta,
+            index_min_table_rows: 10_000,
+            min_calls: 50,
+        }
+    }
+
+    /// Knowledge's values (already defaulted by knowledge), the fallback for anything missing.
+    pub fn from_knowledge(t: &DetectionThresholds, min_calls: i64, fallback: &Self) -> Self {
+        let pick = |value: f64, default: f64| if value > 0.0 { value } else { default };
+        let pick_i = |value: i64, default: i64| if value > 0 { value } else { default };
+        Self {
+            connection_pool_critical: pick(
+                t.connection_pool_critical,
+                fallback.connection_pool_critical,
+            ),
+            p95_latency_ms: pick(t.p95_latency_ms, fallback.p95_latency_ms),
+            cache_hit_rate: pick(t.cache_hit_rate_threshold, fallback.cache_hit_rate),
+            cache_min_block_reads: pick_i(t.cache_min_block_reads, fallback.cache_min_block_reads),
+            table_bloat_ratio: pick(t.table_bloat_ratio, fallback.table_bloat_ratio),
+            long_query_seconds: pick(t.long_query_seconds, fallback.long_query_seconds),
+            idle_transaction_seconds: pick(
+                t.idle_transaction_seconds,
+                fallback.idle_transaction_seconds,
+            ),
+            sequential_scan_delta: pick(t.sequential_scan_delta, fallback.sequential_scan_delta),
+            index_min_table_rows: pick_i(t.index_min_table_rows, fallback.index_min_table_rows),
+            min_calls: pick_i(min_calls, fallback.min_calls),
+        }
+    }
+}
+
+/// Thresholds read from knowledge, cached for [`REFRESH`].
+pub struct ThresholdSource {
+    knowledge: KnowledgeServiceClient<Channel>,
+    fallback: Thresholds,
+    cached: Mutex<Option<(Instant, Thresholds)>>,
+}
+
+impl ThresholdSource {
+    pub fn new(knowledge: KnowledgeServiceClient<Channel>, fallback: Thresholds) -> Self {
+        Self {
+            knowledge,
+            fallback,
+            cached: Mutex::new(None),
+        }
+    }
+
+    /// The thresholds for this cycle.
+    pub async fn current(&self) -> Thresholds {
+        let mut cached = self.cached.lock().await;
+        if let Some((at, thresholds)) = cached.as_ref()
+            && at.elapsed() < REFRESH
+        {
+            return thresholds.clone();
+        }
+        let mut knowledge = self.knowledge.clone();
+        let fetched = tokio::time::timeout(
+            Duration::from_secs(2),
+            knowledge.get_system_config(GetSystemConfigRequest {}),
+        )
+        .await;
+        let thresholds = match fetched {
+            Ok(Ok(reply)) => {
+                let config = reply.into_inner();
+                let min_calls = config.verification.map(|v| v.min_calls).unwrap_or_default();
+                Thresholds::from_knowledge(
+                    &config.thresholds.unwrap_or_default(),
+                    min_calls,
+                    &self.fallback,
+                )
+            }
+            Ok(Err(status)) => {
+                warn!(error = %status.message(), "cannot read thresholds from knowledge; using the last known");
+                return cached
+                    .as_ref()
+                    .map_or_else(|| self.fallback.clone(), |(_, t)| t.clone());
+            }
+            Err(_) => {
+                warn!("knowledge did not answer GetSystemConfig; using the last known thresholds");
+                return cached
+                    .as_ref()
+                    .map_or_else(|| self.fallback.clone(), |(_, t)| t.clone());
+            }
+        };
+        *cached = Some((Instant::now(), thresholds.clone()));
+        thresholds
+    }
+}
