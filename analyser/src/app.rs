@@ -1,6 +1,7 @@
 //! Builds the analyser (binds its listeners, so tests can use port 0) and runs it until shutdown.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use lifecycle::health::Health;
 use lifecycle::net::{self, BindError};
@@ -11,6 +12,8 @@ use tracing::info;
 
 use crate::config::Config;
 use crate::grpc::MetricsGrpc;
+use crate::pipeline::{self, Pipeline};
+use crate::thresholds::{ThresholdSource, Thresholds};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -18,6 +21,8 @@ pub enum AppError {
     Bind(#[from] BindError),
     #[error("invalid KNOWLEDGE_ADDRESS: {0}")]
     KnowledgeAddress(tonic::transport::Error),
+    #[error("invalid NATS_URL: {0}")]
+    Nats(async_nats::ConnectError),
     #[error("gRPC server failed: {0}")]
     Grpc(#[from] tonic::transport::Error),
     #[error("health server failed: {0}")]
@@ -28,6 +33,7 @@ pub struct App {
     grpc: TcpListener,
     health: TcpListener,
     health_service: Health,
+    pipeline: Arc<Pipeline>,
     shutdown: Shutdown,
 }
 
@@ -35,12 +41,35 @@ impl App {
     pub async fn build(config: Config, shutdown: Shutdown) -> Result<Self, AppError> {
         let knowledge = proto::clients::knowledge(&config.knowledge_address)
             .map_err(AppError::KnowledgeAddress)?;
+        let ready_knowledge = knowledge.clone();
         let health_service = Health::new("analyser")
-            .with_readiness_check(move || Box::pin(readiness::knowledge(knowledge.clone())));
+            .with_readiness_check(move || Box::pin(readiness::knowledge(ready_knowledge.clone())));
+        let jetstream = Pipeline::connect_nats(&config.nats_url)
+            .await
+            .map_err(AppError::Nats)?;
+        let stream_setup = jetstream.clone();
+        // NATS may come up after us: the stream is created as soon as it answers.
+        tokio::spawn(async move {
+            let mut wait = std::time::Duration::from_millis(500);
+            while let Err(error) = pipeline::ensure_stream(&stream_setup).await {
+                tracing::warn!(%error, "cannot create the detections stream yet; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(30));
+            }
+        });
+        let pipeline = Arc::new(Pipeline {
+            thresholds: ThresholdSource::new(
+                knowledge.clone(),
+                Thresholds::from_fallback(&config.thresholds),
+            ),
+            knowledge,
+            jetstream,
+        });
         Ok(Self {
             grpc: net::bind(config.grpc_addr).await?,
             health: net::bind(config.health_addr).await?,
             health_service,
+            pipeline,
             shutdown,
         })
     }
@@ -60,8 +89,8 @@ impl App {
             self.health_service.router(),
             self.shutdown.clone(),
         );
-        let router =
-            tonic::transport::Server::builder().add_service(MetricsServiceServer::new(MetricsGrpc));
+        let router = tonic::transport::Server::builder()
+            .add_service(MetricsServiceServer::new(MetricsGrpc::new(self.pipeline)));
         let grpc = net::serve_grpc("analyser grpc", router, self.grpc, self.shutdown);
         let (health, grpc) = tokio::join!(health, grpc);
         health.map_err(AppError::Health)?;

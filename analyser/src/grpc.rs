@@ -1,12 +1,24 @@
-//! The `proto.MetricsService` server. Both RPCs answer UNIMPLEMENTED until the detectors exist:
-//! never a fake acknowledgement.
+//! The `proto.MetricsService` server: every snapshot of a stream goes through the pipeline, in
+//! order; the stream is acknowledged with the count received. RegisterDatabase answers
+//! UNIMPLEMENTED: databases are registered in knowledge.
+
+use std::sync::Arc;
 
 use proto::metrics::metrics_service_server::MetricsService;
 use proto::metrics::{DatabaseInfo, MetricSnapshot, MetricsAck, RegistrationAck};
 use tonic::{Request, Response, Status, Streaming};
 
-#[derive(Debug, Default)]
-pub struct MetricsGrpc;
+use crate::pipeline::Pipeline;
+
+pub struct MetricsGrpc {
+    pipeline: Arc<Pipeline>,
+}
+
+impl MetricsGrpc {
+    pub fn new(pipeline: Arc<Pipeline>) -> Self {
+        Self { pipeline }
+    }
+}
 
 #[tonic::async_trait]
 impl MetricsService for MetricsGrpc {
@@ -21,10 +33,17 @@ impl MetricsService for MetricsGrpc {
 
     async fn stream_metrics(
         &self,
-        _request: Request<Streaming<MetricSnapshot>>,
+        request: Request<Streaming<MetricSnapshot>>,
     ) -> Result<Response<MetricsAck>, Status> {
-        Err(Status::unimplemented(
-            "StreamMetrics is not implemented yet: the detectors arrive with the analyser issue",
-        ))
+        let mut stream = request.into_inner();
+        let mut received = 0;
+        while let Some(snapshot) = stream.message().await? {
+            received += 1;
+            self.pipeline.process(&snapshot).await;
+        }
+        Ok(Response::new(MetricsAck {
+            total_metrics: received,
+            status: "healthy".into(),
+        }))
     }
 }

@@ -1,12 +1,13 @@
 //! The analyser (Analyse): receives snapshots from the collector, runs the detectors and verifies
-//! actions. So far: settings, gRPC server and health, the thresholds in force (`thresholds`) and
-//! six of the seven detectors (`detectors`); the snapshot pipeline, the index advisor and
-//! verification arrive with the analyser and closed-loop issues.
+//! actions. So far: each snapshot goes through `pipeline` (the thresholds in force from
+//! `thresholds`, six of the seven `detectors`, registration in knowledge, publication on
+//! JetStream); the index advisor and verification arrive with the analyser and closed-loop issues.
 
 pub mod app;
 pub mod config;
 pub mod detectors;
 pub mod grpc;
+pub mod pipeline;
 pub mod thresholds;
 
 pub use app::App;

@@ -102,6 +102,13 @@ impl ThresholdSource {
             knowledge.get_system_config(GetSystemConfigRequest {}),
         )
         .await;
+        let last_known = || {
+            cached
+                .as_ref()
+                .map_or_else(|| self.fallback.clone(), |(_, t)| t.clone())
+        };
+        // On failure the last known values are kept for another REFRESH, so an unreachable
+        // knowledge costs one attempt per REFRESH, not one per snapshot.
         let thresholds = match fetched {
             Ok(Ok(reply)) => {
                 let config = reply.into_inner();
@@ -114,15 +121,11 @@ impl ThresholdSource {
             }
             Ok(Err(status)) => {
                 warn!(error = %status.message(), "cannot read thresholds from knowledge; using the last known");
-                return cached
-                    .as_ref()
-                    .map_or_else(|| self.fallback.clone(), |(_, t)| t.clone());
+                last_known()
             }
             Err(_) => {
                 warn!("knowledge did not answer GetSystemConfig; using the last known thresholds");
-                return cached
-                    .as_ref()
-                    .map_or_else(|| self.fallback.clone(), |(_, t)| t.clone());
+                last_known()
             }
         };
         *cached = Some((Instant::now(), thresholds.clone()));

@@ -1,0 +1,154 @@
+//! What happens to each snapshot: the thresholds in force, every detector, registration in
+//! knowledge (which deduplicates by key and refuses keys that are cooling down), and publication
+//! of each new detection on `detections` through JetStream, so an executor that is down receives
+//! it when it returns (docs/decisions/0002).
+
+use std::time::Duration;
+
+use proto::events::Detection;
+use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
+use proto::knowledge::{RegisterDetectionRequest, ResolveDetectionRequest};
+use proto::metrics::MetricSnapshot;
+use proto::status::Resolution;
+use tonic::transport::Channel;
+use tracing::{debug, info, warn};
+
+use crate::detectors;
+use crate::thresholds::ThresholdSource;
+
+/// The JetStream stream that keeps detections until they are consumed.
+pub const DETECTIONS_STREAM: &str = "DETECTIONS";
+const RPC_DEADLINE: Duration = Duration::from_secs(5);
+
+pub struct Pipeline {
+    pub thresholds: ThresholdSource,
+    pub knowledge: KnowledgeServiceClient<Channel>,
+    pub jetstream: async_nats::jetstream::Context,
+}
+
+impl Pipeline {
+    /// Connects to NATS in the background (never giving up) and makes sure the stream exists
+    /// when NATS answers.
+    pub async fn connect_nats(
+        url: &str,
+    ) -> Result<async_nats::jetstream::Context, async_nats::ConnectError> {
+        let client = async_nats::ConnectOptions::new()
+            .name("startupmonkey-analyser")
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .connect(url)
+            .await?;
+        Ok(async_nats::jetstream::new(client))
+    }
+
+    /// Runs the detectors on one snapshot and publishes what is new. Returns how many detections
+    /// were published.
+    pub async fn process(&self, snapshot: &MetricSnapshot) -> usize {
+        let thresholds = self.thresholds.current().await;
+        let mut published = 0;
+        for detection in detectors::detect_all(snapshot, &thresholds) {
+            if self.register_and_publish(detection).await {
+                published += 1;
+            }
+        }
+        published
+    }
+
+    async fn register_and_publish(&self, mut detection: Detection) -> bool {
+        let request = RegisterDetectionRequest {
+            id: String::new(),
+            key: detection.key.clone(),
+            severity: detection.severity.clone(),
+            category: detection.category.clone(),
+            database_id: detection.database_id.clone(),
+            value: 0.0,
+            created_at: detection.timestamp,
+            detector_name: detection.detector_name.clone(),
+            title: detection.title.clone(),
+            description: detection.description.clone(),
+            evidence_json: detection.evidence.to_string(),
+            recommendation: detection.recommendation.clone(),
+            action_type: detection.action_type.clone(),
+            action_metadata_json: detection
+                .action_metadata
+                .as_ref()
+                .map(|m| m.to_string())
+                .unwrap_or_default(),
+        };
+        let mut knowledge = self.knowledge.clone();
+        let reply = match tokio::time::timeout(RPC_DEADLINE, knowledge.register_detection(request))
+            .await
+        {
+            Ok(Ok(reply)) => reply.into_inner(),
+            Ok(Err(status)) => {
+                // Not registered, not published: the detector fires again next cycle.
+                warn!(key = %detection.key, error = %status.message(), "detection not registered");
+                return false;
+            }
+            Err(_) => {
+                warn!(key = %detection.key, "knowledge did not answer RegisterDetection");
+                return false;
+            }
+        };
+        match reply.outcome.as_str() {
+            "created" => {}
+            outcome => {
+                debug!(key = %detection.key, outcome, "not new; not published");
+                return false;
+            }
+        }
+        detection.id = reply.detection_id;
+        match self.publish(&detection).await {
+            Ok(()) => {
+                info!(id = %detection.id, key = %detection.key, severity = %detection.severity, "detection published");
+                true
+            }
+            Err(error) => {
+                // Registered but not delivered: resolve it without a cool-down so the next cycle
+                // registers and publishes it again instead of it sitting active and unseen.
+                warn!(key = %detection.key, %error, "detection not published; withdrawn for the next cycle");
+                let withdraw = ResolveDetectionRequest {
+                    detection_id: detection.id.clone(),
+                    solution: format!("not published: {error}"),
+                    reason: Resolution::Cleared.to_string(),
+                    cooldown_seconds: 0,
+                };
+                let _ =
+                    tokio::time::timeout(RPC_DEADLINE, knowledge.mark_detection_resolved(withdraw))
+                        .await;
+                false
+            }
+        }
+    }
+
+    async fn publish(&self, detection: &Detection) -> Result<(), String> {
+        let payload = serde_json::to_vec(detection).map_err(|e| e.to_string())?;
+        let ack = tokio::time::timeout(
+            RPC_DEADLINE,
+            self.jetstream
+                .publish(proto::subjects::DETECTIONS, payload.into()),
+        )
+        .await
+        .map_err(|_| "NATS did not accept the message in time".to_owned())?
+        .map_err(|e| e.to_string())?;
+        tokio::time::timeout(RPC_DEADLINE, ack)
+            .await
+            .map_err(|_| "JetStream did not acknowledge in time".to_owned())?
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+/// Creates the detections stream if it does not exist (idempotent).
+pub async fn ensure_stream(jetstream: &async_nats::jetstream::Context) -> Result<(), String> {
+    jetstream
+        .get_or_create_stream(async_nats::jetstream::stream::Config {
+            name: DETECTIONS_STREAM.into(),
+            subjects: vec![proto::subjects::DETECTIONS.into()],
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            ..Default::default()
+        })
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
