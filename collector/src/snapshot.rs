@@ -15,7 +15,7 @@
 //! | `pg.blocked_sessions` | sessions waiting on another's lock |
 //! | `pg.oldest_xmin_age` | age in transactions of the oldest session xmin |
 //! | `pg.worst_bloat_ratio` | dead / live tuples of `pg.worst_bloat_table` |
-//! | `pg.cache_blocks_hit`, `pg.cache_blocks_read` | buffer hits and reads in the window |
+//! | `pg.cache_blocks_hit`, `pg.cache_blocks_read` | buffer hits and reads in the window, of the application's statements when pg_stat_statements is there (see `pg.cache_source`) |
 //! | `pg.commits`, `pg.rollbacks` | transactions in the window |
 //! | `pg.statements_calls`, `pg.statements_total_time_ms` | pg_stat_statements calls and time in the window |
 //! | `pg.table.<schema.table>.seq_scans` / `.seq_tup_read` / `.idx_scans` | that table's scans in the window (`.idx_scans` absent without an index) |
@@ -29,6 +29,7 @@
 //! | `pg.longest_query_pid` / `_user` / `_text` | the longest-running statement (literals redacted) |
 //! | `pg.idle_txn_pid` / `_user` / `_query` | the longest idle transaction (literals redacted) |
 //! | `pg.unavailable` | comma-separated capabilities that are missing |
+//! | `pg.cache_source` | `pg_stat_statements` (the application's statements, ours excluded) or `pg_stat_database` (everything, ours included) |
 //!
 //! `metric_deltas`: `sequential_scans`, `cache_miss_count` (block reads) once windowed.
 //! The typed detail (`MetricSnapshot.postgres`) carries the same and more, per table, index,
@@ -84,13 +85,21 @@ pub fn build(
             db.size_bytes as f64 / 1_048_576.0,
         );
     }
-    if let Some(cache) = interval.cache {
+    // The application's statements when pg_stat_statements can tell them apart (our own
+    // monitoring queries must not make a cache look bad); the whole database otherwise.
+    let (cache, source) = match (interval.statements_cache, interval.cache) {
+        (Some(statements), _) => (Some(statements), "pg_stat_statements"),
+        (None, Some(database)) => (Some(database), "pg_stat_database"),
+        (None, None) => (None, ""),
+    };
+    if let Some(cache) = cache {
         measurements.cache_hit_count = Some(cache.hits);
         measurements.cache_miss_count = Some(cache.reads);
         measurements.cache_hit_rate = cache.hit_rate();
         metric("pg.cache_blocks_hit".into(), cache.hits as f64);
         metric("pg.cache_blocks_read".into(), cache.reads as f64);
         deltas.insert("cache_miss_count".to_owned(), cache.reads as f64);
+        labels.insert("pg.cache_source".into(), source.into());
     }
     if let (Some(commits), Some(rollbacks)) = (interval.commits, interval.rollbacks) {
         metric("pg.commits".into(), commits as f64);

@@ -74,6 +74,8 @@ pub struct Interval {
     /// Sequential scans over the interval, all tables.
     pub seq_scans: Option<i64>,
     pub latency: Option<Latency>,
+    /// Buffer hits and reads of the application's statements (pg_stat_statements, without ours).
+    pub statements_cache: Option<CacheWindow>,
     pub top_statements: Vec<StatementStats>,
 }
 
@@ -137,6 +139,10 @@ impl Window {
         ) {
             let stats = statement_intervals(now, before);
             interval.latency = Some(latency(&stats));
+            interval.statements_cache = Some(CacheWindow {
+                hits: stats.iter().map(|s| s.shared_blks_hit).sum(),
+                reads: stats.iter().map(|s| s.shared_blks_read).sum(),
+            });
             interval.top_statements = top(stats);
         }
 
@@ -420,6 +426,28 @@ mod tests {
             "ordered by time spent"
         );
         assert_eq!(interval.top_statements[0].calls, 6);
+    }
+
+    #[test]
+    fn the_applications_cache_comes_from_its_statements_only() {
+        let mut window = Window::default();
+        let t0 = Instant::now();
+        let mut app = statement(1, 10, 10.0);
+        app.shared_blks_hit = 100;
+        app.shared_blks_read = 100;
+        window.advance(&sample(vec![], vec![app.clone()], 0, 0), t0);
+        app.calls = 20;
+        app.shared_blks_hit = 1000;
+        app.shared_blks_read = 200;
+        // The whole database read far more (our own queries among them).
+        let interval = window.advance(
+            &sample(vec![], vec![app], 500, 50_000),
+            t0 + Duration::from_secs(1),
+        );
+        let statements = interval.statements_cache.unwrap();
+        assert_eq!((statements.hits, statements.reads), (900, 100));
+        assert_eq!(statements.hit_rate(), Some(0.9));
+        assert_eq!(interval.cache.unwrap().reads, 50_000);
     }
 
     #[test]

@@ -13,8 +13,11 @@ use crate::thresholds::Thresholds;
 const MIN_DEAD_TUPLES: i64 = 1000;
 /// Most bloated tables reported per snapshot.
 const MOST: usize = 5;
-/// A horizon held back by more transactions than this is named as the root cause.
-const HORIZON_AGE: i64 = 1000;
+/// A horizon held back by fewer transactions than this holds back nothing worth naming.
+const HORIZON_AGE: i64 = 10;
+/// A session running this long with a snapshot holds the horizon for good reason or not; either
+/// way it is the one to name.
+const HOLDING_SECS: f64 = 30.0;
 
 pub fn table_bloat(s: &MetricSnapshot, t: &Thresholds) -> Vec<Detection> {
     let Some(detail) = s.postgres.as_ref() else {
@@ -99,10 +102,12 @@ pub fn table_bloat(s: &MetricSnapshot, t: &Thresholds) -> Vec<Detection> {
 /// What holds the horizon furthest back, if anything holds it noticeably.
 fn xmin_holder(horizon: Option<&XminHorizon>) -> Option<Value> {
     let horizon = horizon?;
-    let session = horizon
-        .oldest_session
-        .as_ref()
-        .filter(|_| horizon.oldest_session_xmin_age >= HORIZON_AGE);
+    // A busy database has many sessions with a fresh snapshot; the one to name sits idle inside
+    // its transaction or has been running for a while.
+    let session = horizon.oldest_session.as_ref().filter(|s| {
+        horizon.oldest_session_xmin_age >= HORIZON_AGE
+            && (s.state.starts_with("idle in transaction") || s.duration_secs >= HOLDING_SECS)
+    });
     let prepared = horizon
         .prepared_transactions
         .iter()

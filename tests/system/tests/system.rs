@@ -110,7 +110,11 @@ impl Drop for Stack {
 }
 
 fn app_database() -> PgCluster {
-    let pg = PgCluster::start();
+    app_database_with(&[])
+}
+
+fn app_database_with(settings: &[(&str, &str)]) -> PgCluster {
+    let pg = PgCluster::start_with(settings);
     pg.create_database("app");
     pg.psql(
         "app",
@@ -233,4 +237,356 @@ async fn an_idle_transaction_is_detected_once_registered_in_knowledge_and_kept_i
     assert!(stream.info().await.unwrap().state.messages >= 1);
 
     session.execute("ROLLBACK").await.unwrap();
+}
+
+/// Waits for a detection of `detector` that satisfies `accept`; panics after `within`.
+async fn expect_detection(
+    detections: &mut async_nats::Subscriber,
+    detector: &str,
+    within: Duration,
+    accept: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let message = tokio::time::timeout(left, detections.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {detector} detection within {within:?}"))
+            .unwrap();
+        let detection: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
+        if detection["detector_name"] == detector && accept(&detection) {
+            return detection;
+        }
+    }
+}
+
+async fn subscribe(stack: &Stack) -> (async_nats::Client, async_nats::Subscriber) {
+    let nats = async_nats::connect(stack.nats.url()).await.unwrap();
+    let detections = nats.subscribe(proto::subjects::DETECTIONS).await.unwrap();
+    nats.flush().await.unwrap();
+    (nats, detections)
+}
+
+fn thresholds(t: DetectionThresholds) -> SystemConfig {
+    SystemConfig {
+        thresholds: Some(t),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn s4_a_long_query_is_detected_after_its_threshold_is_lowered_in_knowledge() {
+    let pg = app_database();
+    let mut stack = Stack::start(
+        thresholds(DetectionThresholds {
+            long_query_seconds: 600.0,
+            ..Default::default()
+        }),
+        ("app", pg.url("app")),
+    )
+    .await;
+    let (_nats, mut detections) = subscribe(&stack).await;
+    let sleeper = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&pg.url("app"))
+        .await
+        .unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&sleeper)
+        .await
+        .unwrap();
+    let running = tokio::spawn(async move {
+        let _ = sqlx::query("SELECT pg_sleep(120)").execute(&sleeper).await;
+    });
+
+    // Under the 600 s threshold nothing fires, however long we watch a few cycles.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let early = tokio::time::timeout(Duration::from_millis(200), detections.next()).await;
+    assert!(early.is_err(), "fired under the threshold: {early:?}");
+
+    // Lowered in knowledge (as the dashboard would): the next cycles use it, no restart.
+    stack
+        .knowledge
+        .save_system_config(SaveSystemConfigRequest {
+            config: Some(thresholds(DetectionThresholds {
+                long_query_seconds: 6.0,
+                ..Default::default()
+            })),
+        })
+        .await
+        .unwrap();
+    let detection = expect_detection(
+        &mut detections,
+        "long_running_query",
+        Duration::from_secs(20),
+        |d| d["evidence"]["pid"] == pid.to_string(),
+    )
+    .await;
+    assert_eq!(detection["action_metadata"]["graceful"], true);
+    assert!(
+        detection["evidence"]["query"]
+            .as_str()
+            .unwrap()
+            .contains("pg_sleep")
+    );
+    running.abort();
+}
+
+#[tokio::test]
+async fn s2_s3_bloat_is_detected_per_table_and_names_the_xmin_holder() {
+    let pg = app_database();
+    pg.psql(
+        "app",
+        "CREATE TABLE events (id int PRIMARY KEY, payload text) WITH (autovacuum_enabled = false); \
+         INSERT INTO events SELECT g, repeat('x', 50) FROM generate_series(1, 20000) g;",
+    );
+    // The holder takes its snapshot before the deletes, so VACUUM could not reclaim them.
+    let holder = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&pg.url("app"))
+        .await
+        .unwrap();
+    let mut holder = holder.acquire().await.unwrap();
+    holder
+        .execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM accounts")
+        .await
+        .unwrap();
+    let holder_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *holder)
+        .await
+        .unwrap();
+    // Transactions after the holder's snapshot age its horizon.
+    pg.psql(
+        "app",
+        "DO $$ BEGIN FOR i IN 1..200 LOOP \
+           UPDATE accounts SET balance = balance + 1 WHERE id = 2; COMMIT; \
+         END LOOP; END $$",
+    );
+    pg.psql("app", "DELETE FROM events WHERE id % 3 = 0");
+
+    let mut stack = Stack::start(SystemConfig::default(), ("app", pg.url("app"))).await;
+    let (_nats, mut detections) = subscribe(&stack).await;
+    let detection = expect_detection(
+        &mut detections,
+        "table_bloat",
+        Duration::from_secs(30),
+        |d| d["evidence"]["table_name"] == "public.events",
+    )
+    .await;
+    assert_eq!(detection["key"], "app:table_bloat:public.events");
+    assert_eq!(
+        detection["severity"], "critical",
+        "6,666 dead for 13,334 live is 50 %"
+    );
+    assert_eq!(detection["action_type"], "vacuum_table");
+    assert_eq!(
+        detection["evidence"]["xmin_holder"]["pid"], holder_pid,
+        "{detection}"
+    );
+    assert!(
+        detection["description"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("session {holder_pid}"))
+    );
+    holder.execute("ROLLBACK").await.unwrap();
+    let _ = &mut stack;
+}
+
+#[tokio::test]
+async fn s6_connection_exhaustion_is_detected_from_all_client_connections() {
+    let pg = app_database_with(&[("max_connections", "30")]);
+    let mut stack = Stack::start(SystemConfig::default(), ("app", pg.url("app"))).await;
+    let (_nats, mut detections) = subscribe(&stack).await;
+    // 24 idle connections plus the collector's own: over 80 % of the 27 usable ones.
+    let hog = PgPoolOptions::new()
+        .min_connections(24)
+        .max_connections(24)
+        .connect(&pg.url("app"))
+        .await
+        .unwrap();
+    let mut held = Vec::new();
+    for _ in 0..24 {
+        held.push(hog.acquire().await.unwrap());
+    }
+    let detection = expect_detection(
+        &mut detections,
+        "connection_pool_exhaustion",
+        Duration::from_secs(30),
+        |_| true,
+    )
+    .await;
+    assert_eq!(
+        detection["key"],
+        "app:connection_pool_exhaustion:connection"
+    );
+    assert_eq!(detection["evidence"]["max_connections"], 30);
+    assert!(detection["evidence"]["total_connections"].as_i64().unwrap() >= 24);
+    assert_eq!(
+        detection["action_metadata"]["recommended_tool"],
+        "pgbouncer"
+    );
+    drop(held);
+    let _ = &mut stack;
+}
+
+#[tokio::test]
+async fn s7_cache_misses_are_detected_from_the_windowed_hit_rate() {
+    let pg = app_database_with(&[("shared_buffers", "'128kB'")]);
+    pg.psql(
+        "app",
+        "CREATE TABLE big (id int, filler text); \
+         INSERT INTO big SELECT g, repeat('y', 200) FROM generate_series(1, 60000) g;",
+    );
+    let mut stack = Stack::start(SystemConfig::default(), ("app", pg.url("app"))).await;
+    let (_nats, mut detections) = subscribe(&stack).await;
+    // Idle first: no reads, so no cache verdict at all.
+    let quiet = tokio::time::timeout(Duration::from_secs(4), detections.next()).await;
+    assert!(
+        quiet.is_err(),
+        "an idle database got a detection: {quiet:?}"
+    );
+    let url = pg.url("app");
+    let load = tokio::spawn(async move {
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        loop {
+            let _ = sqlx::query("SELECT count(*) FROM big WHERE filler <> ''")
+                .execute(&pool)
+                .await;
+        }
+    });
+    let detection = expect_detection(
+        &mut detections,
+        "cache_miss_rate_high",
+        Duration::from_secs(30),
+        |_| true,
+    )
+    .await;
+    assert!(detection["evidence"]["cache_hit_rate"].as_f64().unwrap() < 0.9);
+    assert!(detection["evidence"]["blocks_in_window"].as_i64().unwrap() >= 1000);
+    assert!(
+        detection["action_metadata"]["safe_option"]["recommended_shared_buffers_bytes"]
+            .as_i64()
+            .unwrap()
+            > 0
+    );
+    load.abort();
+    let _ = &mut stack;
+}
+
+#[tokio::test]
+async fn s8_high_latency_is_detected_from_statement_deltas() {
+    let pg = app_database();
+    let settings = SystemConfig {
+        verification: Some(VerificationSettings {
+            min_calls: 5,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut stack = Stack::start(settings, ("app", pg.url("app"))).await;
+    let (_nats, mut detections) = subscribe(&stack).await;
+    let url = pg.url("app");
+    let load = tokio::spawn(async move {
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&url)
+            .await
+            .unwrap();
+        loop {
+            let (a, b) = tokio::join!(
+                sqlx::query("SELECT pg_sleep(0.15)").execute(&pool),
+                sqlx::query("SELECT pg_sleep(0.15)").execute(&pool),
+            );
+            let _ = (a, b);
+        }
+    });
+    let detection = expect_detection(
+        &mut detections,
+        "high_query_latency",
+        Duration::from_secs(30),
+        |_| true,
+    )
+    .await;
+    let p95 = detection["evidence"]["latency_ms"].as_f64().unwrap();
+    assert!(p95 >= 100.0, "{detection}");
+    assert!(
+        detection["evidence"]["slowest_statements"][0]["query"]
+            .as_str()
+            .unwrap()
+            .contains("pg_sleep"),
+        "{detection}"
+    );
+    assert_eq!(detection["action_type"], "tune_config_high_latency");
+    load.abort();
+    let _ = &mut stack;
+}
+
+#[tokio::test]
+async fn s9_a_healthy_pgbench_load_produces_no_detection() {
+    let pg = app_database();
+    let pgbench = testkit::binary("pgbench", "postgresql-15");
+    let init = std::process::Command::new(&pgbench)
+        .args([
+            "-i",
+            "-q",
+            "-s",
+            "2",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-p",
+        ])
+        .arg(pg.port().to_string())
+        .arg("app")
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let mut stack = Stack::start(SystemConfig::default(), ("app", pg.url("app"))).await;
+    let (_nats, mut detections) = subscribe(&stack).await;
+    let port = pg.port();
+    let load = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(pgbench)
+            .args([
+                "-n",
+                "-c",
+                "4",
+                "-j",
+                "2",
+                "-T",
+                "30",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-p",
+            ])
+            .arg(port.to_string())
+            .arg("app")
+            .output()
+            .unwrap()
+    });
+    let seen = tokio::time::timeout(Duration::from_secs(32), detections.next()).await;
+    assert!(
+        seen.is_err(),
+        "healthy load produced a detection: {:?}",
+        seen.map(|m| m.map(|m| String::from_utf8_lossy(&m.payload).into_owned()))
+    );
+    let output = load.await.unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("tps = "));
+    let _ = &mut stack;
 }
