@@ -305,6 +305,7 @@ async fn s4_a_long_query_is_detected_after_its_threshold_is_lowered_in_knowledge
     assert!(early.is_err(), "fired under the threshold: {early:?}");
 
     // Lowered in knowledge (as the dashboard would): the next cycles use it, no restart.
+    let pid_text = pid.to_string();
     stack
         .knowledge
         .save_system_config(SaveSystemConfigRequest {
@@ -319,7 +320,7 @@ async fn s4_a_long_query_is_detected_after_its_threshold_is_lowered_in_knowledge
         &mut detections,
         "long_running_query",
         Duration::from_secs(20),
-        |d| d["evidence"]["pid"] == pid.to_string(),
+        |d| d["evidence"]["pid"] == pid_text.as_str(),
     )
     .await;
     assert_eq!(detection["action_metadata"]["graceful"], true);
