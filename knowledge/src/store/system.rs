@@ -58,13 +58,16 @@ impl Store {
             .get(keys::STATS_ACTIONS_TOTAL)
             .query_async(&mut conn)
             .await?;
-        let mut by_status = std::collections::HashMap::new();
+        let mut counts = redis::pipe();
         for status in ActionStatus::ALL {
-            let n: i64 = conn
-                .scard(keys::actions_with_status(status.as_str()))
-                .await?;
-            by_status.insert(*status, n as i32);
+            counts.scard(keys::actions_with_status(status.as_str()));
         }
+        let counts: Vec<i64> = counts.query_async(&mut conn).await?;
+        let by_status: std::collections::HashMap<ActionStatus, i32> = ActionStatus::ALL
+            .iter()
+            .copied()
+            .zip(counts.into_iter().map(|n| n as i32))
+            .collect();
         let of = |s: ActionStatus| by_status.get(&s).copied().unwrap_or_default();
         Ok(GetSystemStatsResponse {
             total_databases: databases.len() as i32,
