@@ -8,7 +8,7 @@ use tempfile::TempDir;
 
 use crate::binaries;
 use crate::net::{answers, free_port, wait_until};
-use crate::process::{Server, log_tail};
+use crate::process::{Server, start_and_wait};
 
 #[derive(Debug)]
 pub struct NatsServer {
@@ -66,16 +66,10 @@ impl NatsServer {
             .arg(self.dir.path().join("jetstream"))
             .arg("-l")
             .arg(&log);
-        let mut server = Server::spawn(&mut command, "nats-server");
-        let up = wait_until(Duration::from_secs(10), || {
-            server.exited().is_none() && answers(self.port, b"", b"INFO")
+        let port = self.port;
+        let server = start_and_wait(&mut command, "nats-server", port, &log, || {
+            answers(port, b"", b"INFO")
         });
-        assert!(
-            up,
-            "nats-server did not answer on port {} within 10 s; log:\n{}",
-            self.port,
-            log_tail(&log)
-        );
         self.server = Some(server);
     }
 

@@ -41,6 +41,27 @@ impl Drop for Server {
     }
 }
 
+/// Starts a server and waits until `ready` holds (and the process is still running), or panics
+/// with the tail of its log.
+pub fn start_and_wait(
+    command: &mut Command,
+    what: &str,
+    port: u16,
+    log: &Path,
+    mut ready: impl FnMut() -> bool,
+) -> Server {
+    let mut server = Server::spawn(command, what);
+    let up = crate::net::wait_until(std::time::Duration::from_secs(10), || {
+        server.exited().is_none() && ready()
+    });
+    assert!(
+        up,
+        "{what} did not answer on port {port} within 10 s; log:\n{}",
+        log_tail(log)
+    );
+    server
+}
+
 /// The tail of a log file, for failure messages.
 pub fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();

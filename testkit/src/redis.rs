@@ -8,7 +8,7 @@ use tempfile::TempDir;
 
 use crate::binaries;
 use crate::net::{answers, free_port, wait_until};
-use crate::process::{Server, log_tail};
+use crate::process::{Server, start_and_wait};
 
 #[derive(Debug)]
 pub struct RedisServer {
@@ -87,16 +87,10 @@ impl RedisServer {
             .arg(self.dir.path())
             .arg("--logfile")
             .arg(&log);
-        let mut server = Server::spawn(&mut command, "redis-server");
-        let up = wait_until(Duration::from_secs(10), || {
-            server.exited().is_none() && answers(self.port, b"PING\r\n", b"+PONG")
+        let port = self.port;
+        let server = start_and_wait(&mut command, "redis-server", port, &log, || {
+            answers(port, b"PING\r\n", b"+PONG")
         });
-        assert!(
-            up,
-            "redis-server did not answer PING on port {} within 10 s; log:\n{}",
-            self.port,
-            log_tail(&log)
-        );
         self.server = Some(server);
     }
 
