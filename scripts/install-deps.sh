@@ -18,6 +18,7 @@ PACKAGES=(
   python3                # the independent gRPC contract client
   python3-pip
   curl                   # `make up` waits on health endpoints
+  libclang-dev           # bindgen, for pg_query (the real PostgreSQL parser in the index advisor)
 )
 
 missing=()

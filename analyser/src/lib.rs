@@ -3,6 +3,7 @@
 //! `thresholds`, six of the seven `detectors`, registration in knowledge, publication on
 //! JetStream); the index advisor and verification arrive with the analyser and closed-loop issues.
 
+pub mod advisor;
 pub mod app;
 pub mod config;
 pub mod detectors;
