@@ -30,7 +30,8 @@ fn app_database(pg: &PgCluster) {
          CREATE TABLE customers (id int, name text) WITH (autovacuum_enabled = false); \
          INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 1000) g; \
          CREATE SCHEMA billing; \
-         CREATE TABLE billing.customers (id int PRIMARY KEY);",
+         CREATE TABLE billing.customers (id int PRIMARY KEY); \
+         CREATE INDEX orders_recent ON orders (customer, id DESC);",
     );
 }
 
@@ -175,6 +176,12 @@ async fn a_seq_scan_loop_on_one_table_counts_on_that_table_only_schema_qualified
                 && i.is_primary
                 && i.columns == vec!["id".to_owned()])
     );
+    let recent = detail
+        .indexes
+        .iter()
+        .find(|i| i.name == "orders_recent")
+        .unwrap();
+    assert_eq!(recent.columns, ["customer", "id DESC"]);
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! Per-table lifetime counters (`pg_stat_user_tables`, NULL-safe: a table without any index has
 //! no `idx_scan`) and the existing indexes with their key columns (`pg_index`, PostgreSQL 11+ for
-//! `indnkeyatts`). Tables are named `schema.table`.
+//! `indnkeyatts`; a descending key column is reported as `name DESC`, from `indoption`, since
+//! `pg_get_indexdef` leaves the direction out for a single column). Tables are named
+//! `schema.table`.
 
 use proto::metrics::IndexStats;
 use sqlx::{PgPool, Row};
@@ -82,6 +84,7 @@ pub async fn indexes(pool: &PgPool) -> Result<Vec<IndexStats>, sqlx::Error> {
            pg_get_indexdef(x.indexrelid), x.indisvalid, x.indisunique, x.indisprimary, \
            coalesce(s.idx_scan, 0), pg_relation_size(x.indexrelid), \
            ARRAY(SELECT pg_get_indexdef(x.indexrelid, k, true) \
+                   || CASE WHEN x.indoption[k - 1] & 1 = 1 THEN ' DESC' ELSE '' END \
                  FROM generate_series(1, x.indnkeyatts) AS k ORDER BY k) \
          FROM pg_index x \
            JOIN pg_class i ON i.oid = x.indexrelid \
