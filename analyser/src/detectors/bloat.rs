@@ -11,6 +11,10 @@ use crate::thresholds::Thresholds;
 
 /// Tables with fewer dead tuples than this are not worth a VACUUM of their own.
 const MIN_DEAD_TUPLES: i64 = 1000;
+/// Smaller tables (live + dead rows) are left to autovacuum: a hot little table (pgbench's
+/// branches: 2 rows, thousands of updates) carries many times its size in dead rows between two
+/// autovacuum runs, and that costs a few pages, not a problem.
+const MIN_TABLE_ROWS: i64 = 10_000;
 /// Most bloated tables reported per snapshot.
 const MOST: usize = 5;
 /// A horizon held back by fewer transactions than this holds back nothing worth naming.
@@ -24,10 +28,24 @@ pub fn table_bloat(s: &MetricSnapshot, t: &Thresholds) -> Vec<Detection> {
         return Vec::new();
     };
     let holder = xmin_holder(detail.xmin_horizon.as_ref());
+    let settings = detail.settings.unwrap_or_default();
+    // Where autovacuum runs, dead rows up to its own trigger are its business, not a problem yet.
+    let autovacuum_tolerates = |table: &proto::metrics::TableStats| {
+        settings.autovacuum
+            && table.autovacuum_enabled
+            && (table.dead_tuples as f64)
+                <= settings.autovacuum_vacuum_threshold as f64
+                    + settings.autovacuum_vacuum_scale_factor * table.live_tuples as f64
+    };
     let mut bloated: Vec<_> = detail
         .tables
         .iter()
-        .filter(|table| table.live_tuples > 0 && table.dead_tuples >= MIN_DEAD_TUPLES)
+        .filter(|table| {
+            table.live_tuples > 0
+                && table.dead_tuples >= MIN_DEAD_TUPLES
+                && table.live_tuples + table.dead_tuples >= MIN_TABLE_ROWS
+                && !autovacuum_tolerates(table)
+        })
         .map(|table| (table, table.dead_tuples as f64 / table.live_tuples as f64))
         .filter(|(_, ratio)| *ratio >= t.table_bloat_ratio)
         .collect();
@@ -184,6 +202,7 @@ mod tests {
             table("posts", 100_000, 35_000),
             table("users", 10_000, 2_100),
             table("tiny", 10, 900),
+            table("hot_but_small", 2, 1053),
             table("clean", 100_000, 100),
         ];
         let found = table_bloat(&s, &thresholds());
@@ -198,6 +217,35 @@ mod tests {
         assert_eq!(found[0].severity, "critical");
         assert_eq!(found[1].severity, "warning");
         assert_eq!(found[0].evidence["xmin_holder"], Value::Null);
+    }
+
+    #[test]
+    fn dead_rows_within_autovacuums_own_trigger_are_left_to_it() {
+        let mut s = snapshot();
+        let detail = s.postgres.as_mut().unwrap();
+        let mut settings = detail.settings.unwrap();
+        settings.autovacuum = true;
+        settings.autovacuum_vacuum_threshold = 50;
+        settings.autovacuum_vacuum_scale_factor = 0.2;
+        detail.settings = Some(settings);
+        let mut churning = table("accounts", 200_000, 30_000);
+        churning.autovacuum_enabled = true;
+        let mut behind = table("events", 200_000, 60_000);
+        behind.autovacuum_enabled = true;
+        let mut off = table("ledger", 200_000, 30_000);
+        off.autovacuum_enabled = false;
+        detail.tables = vec![churning, behind, off];
+        let keys: Vec<_> = table_bloat(&s, &thresholds())
+            .into_iter()
+            .map(|d| d.key)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "db1:table_bloat:public.events",
+                "db1:table_bloat:public.ledger"
+            ]
+        );
     }
 
     #[test]
