@@ -48,16 +48,27 @@ impl App {
             .await
             .map_err(AppError::Nats)?;
         let stream_setup = jetstream.clone();
-        // NATS may come up after us: the stream is created as soon as it answers.
+        let stop_setup = shutdown.clone();
+        // NATS may come up after us: the stream is created as soon as it answers (or never, if
+        // we are stopped first).
         tokio::spawn(async move {
             let mut wait = std::time::Duration::from_millis(500);
             while let Err(error) = pipeline::ensure_stream(&stream_setup).await {
                 tracing::warn!(%error, "cannot create the detections stream yet; retrying");
-                tokio::time::sleep(wait).await;
+                tokio::select! {
+                    () = stop_setup.wait() => return,
+                    () = tokio::time::sleep(wait) => {}
+                }
                 wait = (wait * 2).min(std::time::Duration::from_secs(30));
             }
         });
+        if !config.enable_all_detectors {
+            tracing::warn!(
+                "ENABLE_ALL_DETECTORS=false: snapshots are acknowledged, no detector runs"
+            );
+        }
         let pipeline = Arc::new(Pipeline {
+            detectors_enabled: config.enable_all_detectors,
             thresholds: ThresholdSource::new(
                 knowledge.clone(),
                 Thresholds::from_fallback(&config.thresholds),

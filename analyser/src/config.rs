@@ -41,7 +41,7 @@ impl Config {
             thresholds: FallbackThresholds {
                 // The original defaulted to 0.1 "for local testing"; 0.8 is its real default.
                 connection_pool_critical: ratio(env, "THRESHOLD_CONNECTION_POOL_CRITICAL", 0.8)?,
-                sequential_scan_threshold: positive(env, "THRESHOLD_SEQ_SCAN", 1000.0)? as i64,
+                sequential_scan_threshold: positive_count(env, "THRESHOLD_SEQ_SCAN", 1000)?,
                 sequential_scan_delta: positive(env, "THRESHOLD_SEQ_SCAN_DELTA", 100.0)?,
                 p95_latency_ms: positive(env, "THRESHOLD_P95_LATENCY_MS", 100.0)?,
                 cache_hit_rate: ratio(env, "THRESHOLD_CACHE_HIT_RATE", 0.9)?,
@@ -59,11 +59,7 @@ fn ratio(env: &Env, name: &str, default: f64) -> Result<f64, EnvError> {
     if (0.0..=1.0).contains(&value) {
         Ok(value)
     } else {
-        Err(EnvError::Invalid {
-            name: name.into(),
-            value: value.to_string(),
-            reason: "expected a ratio between 0 and 1".into(),
-        })
+        Err(out_of_range(env, name, "expected a ratio between 0 and 1"))
     }
 }
 
@@ -72,11 +68,30 @@ fn positive(env: &Env, name: &str, default: f64) -> Result<f64, EnvError> {
     if value.is_finite() && value > 0.0 {
         Ok(value)
     } else {
-        Err(EnvError::Invalid {
-            name: name.into(),
-            value: value.to_string(),
-            reason: "expected a number greater than 0".into(),
-        })
+        Err(out_of_range(env, name, "expected a number greater than 0"))
+    }
+}
+
+fn positive_count(env: &Env, name: &str, default: i64) -> Result<i64, EnvError> {
+    let value: i64 = env.parse(name, default)?;
+    if value > 0 {
+        Ok(value)
+    } else {
+        Err(out_of_range(
+            env,
+            name,
+            "expected a whole number greater than 0",
+        ))
+    }
+}
+
+/// The error for a value that parsed but is out of range, naming the value as it was written
+/// (defaults are always in range, so the variable is set).
+fn out_of_range(env: &Env, name: &str, reason: &str) -> EnvError {
+    EnvError::Invalid {
+        name: name.into(),
+        value: env.get(name).unwrap_or_default().into(),
+        reason: reason.into(),
     }
 }
 
@@ -90,19 +105,40 @@ mod tests {
         assert_eq!(config.grpc_addr.port(), 50051);
         assert_eq!(config.health_addr.port(), 8081);
         assert_eq!(config.thresholds.connection_pool_critical, 0.8);
+        assert_eq!(config.thresholds.sequential_scan_threshold, 1000);
         assert_eq!(config.thresholds.idle_transaction_seconds, 300.0);
         assert!(config.enable_all_detectors);
     }
 
+    fn refusal(name: &str, value: &str) -> String {
+        Config::from_env(&Env::from_map([(name, value)]))
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
-    fn out_of_range_thresholds_name_the_variable() {
-        let error = Config::from_env(&Env::from_map([("THRESHOLD_CACHE_HIT_RATE", "1.5")]))
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("THRESHOLD_CACHE_HIT_RATE"), "{error}");
-        let error = Config::from_env(&Env::from_map([("THRESHOLD_LONG_QUERY_SECS", "-3")]))
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("THRESHOLD_LONG_QUERY_SECS"), "{error}");
+    fn out_of_range_thresholds_name_the_variable_and_the_value_as_written() {
+        let error = refusal("THRESHOLD_CACHE_HIT_RATE", "1.50");
+        assert!(
+            error.contains("THRESHOLD_CACHE_HIT_RATE=\"1.50\""),
+            "{error}"
+        );
+        let error = refusal("THRESHOLD_LONG_QUERY_SECS", "-3");
+        assert!(
+            error.contains("THRESHOLD_LONG_QUERY_SECS=\"-3\""),
+            "{error}"
+        );
+        let error = refusal("THRESHOLD_P95_LATENCY_MS", "0");
+        assert!(error.contains("THRESHOLD_P95_LATENCY_MS=\"0\""), "{error}");
+    }
+
+    #[test]
+    fn the_seq_scan_threshold_is_a_whole_number_of_scans() {
+        let error = refusal("THRESHOLD_SEQ_SCAN", "0.5");
+        assert!(error.contains("THRESHOLD_SEQ_SCAN=\"0.5\""), "{error}");
+        let error = refusal("THRESHOLD_SEQ_SCAN", "0");
+        assert!(error.contains("greater than 0"), "{error}");
+        let config = Config::from_env(&Env::from_map([("THRESHOLD_SEQ_SCAN", "250")])).unwrap();
+        assert_eq!(config.thresholds.sequential_scan_threshold, 250);
     }
 }

@@ -20,7 +20,19 @@ use crate::thresholds::ThresholdSource;
 pub const DETECTIONS_STREAM: &str = "DETECTIONS";
 const RPC_DEADLINE: Duration = Duration::from_secs(5);
 
+/// What one snapshot produced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Problems the detectors found.
+    pub found: usize,
+    /// Of those, new ones registered and published.
+    pub published: usize,
+}
+
 pub struct Pipeline {
+    /// `ENABLE_ALL_DETECTORS`: when false, snapshots are received and acknowledged but no
+    /// detector runs (the original's switch, which it read and then ignored).
+    pub detectors_enabled: bool,
     pub thresholds: ThresholdSource,
     pub knowledge: KnowledgeServiceClient<Channel>,
     pub jetstream: async_nats::jetstream::Context,
@@ -41,17 +53,23 @@ impl Pipeline {
         Ok(async_nats::jetstream::new(client))
     }
 
-    /// Runs the detectors on one snapshot and publishes what is new. Returns how many detections
-    /// were published.
-    pub async fn process(&self, snapshot: &MetricSnapshot) -> usize {
+    /// Runs the detectors on one snapshot and publishes what is new.
+    pub async fn process(&self, snapshot: &MetricSnapshot) -> Outcome {
+        if !self.detectors_enabled {
+            return Outcome::default();
+        }
         let thresholds = self.thresholds.current().await;
-        let mut published = 0;
-        for detection in detectors::detect_all(snapshot, &thresholds) {
+        let found = detectors::detect_all(snapshot, &thresholds);
+        let mut outcome = Outcome {
+            found: found.len(),
+            published: 0,
+        };
+        for detection in found {
             if self.register_and_publish(detection).await {
-                published += 1;
+                outcome.published += 1;
             }
         }
-        published
+        outcome
     }
 
     async fn register_and_publish(&self, mut detection: Detection) -> bool {
@@ -151,4 +169,64 @@ pub async fn ensure_stream(jetstream: &async_nats::jetstream::Context) -> Result
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use proto::metrics::{MetricSnapshot, PostgresDetail, SessionInfo};
+
+    use super::*;
+    use crate::thresholds::Thresholds;
+
+    fn idle_for_an_hour() -> MetricSnapshot {
+        MetricSnapshot {
+            database_id: "db1".into(),
+            postgres: Some(PostgresDetail {
+                database_name: "app".into(),
+                idle_in_transaction: vec![SessionInfo {
+                    pid: 7,
+                    database: "app".into(),
+                    state: "idle in transaction".into(),
+                    duration_secs: 3600.0,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    async fn pipeline(detectors_enabled: bool) -> Pipeline {
+        // Nothing listens at either address: the detectors run, registration fails.
+        let closed = format!("127.0.0.1:{}", testkit::free_port());
+        let knowledge = proto::clients::knowledge(&closed).unwrap();
+        let fallback = Thresholds::from_fallback(
+            &crate::config::Config::from_env(&lifecycle::Env::default())
+                .unwrap()
+                .thresholds,
+        );
+        Pipeline {
+            detectors_enabled,
+            thresholds: ThresholdSource::new(knowledge.clone(), fallback),
+            knowledge,
+            jetstream: Pipeline::connect_nats(&format!("nats://{closed}"))
+                .await
+                .unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn enable_all_detectors_false_runs_no_detector() {
+        let on = pipeline(true).await.process(&idle_for_an_hour()).await;
+        assert_eq!(
+            on,
+            Outcome {
+                found: 1,
+                published: 0
+            },
+            "knowledge is unreachable"
+        );
+        let off = pipeline(false).await.process(&idle_for_an_hour()).await;
+        assert_eq!(off, Outcome::default());
+    }
 }

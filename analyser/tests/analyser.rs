@@ -7,15 +7,28 @@ use lifecycle::{Env, Shutdown};
 use proto::metrics::{DatabaseInfo, MetricSnapshot};
 use tonic::Code;
 
+/// An address where nothing listens.
+fn closed_port() -> u16 {
+    testkit::free_port()
+}
+
+/// HTTP with a deadline, so a server that stops answering fails the test instead of hanging it.
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
 #[tokio::test]
-async fn serves_health_acknowledges_snapshots_without_knowledge_and_stops() {
+async fn started_alone_it_is_healthy_not_ready_acknowledges_snapshots_and_stops() {
+    // Knowledge and NATS both absent (never the machine's own NATS: a test must not create
+    // streams on a server it does not own).
     let env = Env::from_map([
         ("GRPC_PORT", "0".to_owned()),
         ("HEALTH_PORT", "0".to_owned()),
-        (
-            "KNOWLEDGE_ADDRESS",
-            format!("127.0.0.1:{}", testkit::free_port()),
-        ),
+        ("KNOWLEDGE_ADDRESS", format!("127.0.0.1:{}", closed_port())),
+        ("NATS_URL", format!("nats://127.0.0.1:{}", closed_port())),
     ]);
     let shutdown = Shutdown::new();
     let app = App::build(Config::from_env(&env).unwrap(), shutdown.clone())
@@ -25,15 +38,21 @@ async fn serves_health_acknowledges_snapshots_without_knowledge_and_stops() {
     let grpc = app.grpc_addr().to_string();
     let task = tokio::spawn(app.run());
 
-    let health = reqwest::get(format!("{base}/health")).await.unwrap();
+    let health = http().get(format!("{base}/health")).send().await.unwrap();
     assert_eq!(health.status(), 200);
     let body: serde_json::Value = health.json().await.unwrap();
     assert_eq!(
         (body["status"].as_str(), body["service"].as_str()),
         (Some("healthy"), Some("analyser"))
     );
-    let ready = reqwest::get(format!("{base}/ready")).await.unwrap();
+    let ready = http().get(format!("{base}/ready")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["knowledge"], "unreachable", "{body}");
+    assert!(
+        body["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{body}"
+    );
 
     // Knowledge is unreachable: the fallback thresholds apply, a quiet snapshot finds nothing,
     // and the stream is still acknowledged.

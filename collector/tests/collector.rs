@@ -724,7 +724,9 @@ async fn an_unreachable_database_does_not_delay_another_and_a_changed_connection
         "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'startupmonkey-collector'",
     );
     assert_ne!(sessions, "0", "our sessions carry our name");
-    let health: serde_json::Value = reqwest::get(&health_url)
+    let health: serde_json::Value = http()
+        .get(&health_url)
+        .send()
         .await
         .unwrap()
         .json()
@@ -814,6 +816,55 @@ async fn an_unreachable_database_does_not_delay_another_and_a_changed_connection
         .unwrap();
     stop_knowledge.trigger();
     stop_analyser.trigger();
+}
+
+/// HTTP with a deadline, so a server that stops answering fails the test instead of hanging it.
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn started_alone_it_is_healthy_not_ready_and_stops_on_shutdown() {
+    // Knowledge, the analyser and NATS all absent: nothing to collect, nothing to wait for.
+    let closed = || format!("127.0.0.1:{}", testkit::free_port());
+    let env = Env::from_map([
+        ("HEALTH_PORT", "0".to_owned()),
+        ("KNOWLEDGE_ADDRESS", closed()),
+        ("ANALYSER_ADDRESS", closed()),
+        ("NATS_URL", format!("nats://{}", closed())),
+    ]);
+    let shutdown = Shutdown::new();
+    let app = App::build(Config::from_env(&env).unwrap(), shutdown.clone())
+        .await
+        .unwrap();
+    let base = format!("http://{}", app.health_addr());
+    let task = tokio::spawn(app.run());
+
+    let health = http().get(format!("{base}/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let body: serde_json::Value = health.json().await.unwrap();
+    assert_eq!(
+        (body["status"].as_str(), body["service"].as_str()),
+        (Some("healthy"), Some("collector"))
+    );
+    let ready = http().get(format!("{base}/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["knowledge"], "unreachable", "{body}");
+    assert!(
+        body["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{body}"
+    );
+
+    shutdown.trigger();
+    tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .expect("stops within the drain deadline")
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]

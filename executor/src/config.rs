@@ -24,11 +24,11 @@ impl Config {
         let bind = env.string("BIND_ADDRESS", "127.0.0.1");
         let max_concurrent_actions: usize = env.parse("MAX_CONCURRENT_ACTIONS", 10)?;
         if max_concurrent_actions == 0 {
-            return Err(at_least_one("MAX_CONCURRENT_ACTIONS"));
+            return Err(at_least_one(env, "MAX_CONCURRENT_ACTIONS"));
         }
         let timeout_seconds: u64 = env.parse("ACTION_TIMEOUT_SECONDS", 300)?;
         if timeout_seconds == 0 {
-            return Err(at_least_one("ACTION_TIMEOUT_SECONDS"));
+            return Err(at_least_one(env, "ACTION_TIMEOUT_SECONDS"));
         }
         Ok(Self {
             grpc_addr: env.listen_addr(&bind, env.port("GRPC_PORT", 50052)?, "BIND_ADDRESS")?,
@@ -44,10 +44,12 @@ impl Config {
     }
 }
 
-fn at_least_one(name: &str) -> EnvError {
+/// The error for a zero, naming the value as it was written (the defaults are not zero, so the
+/// variable is set).
+fn at_least_one(env: &Env, name: &str) -> EnvError {
     EnvError::Invalid {
         name: name.into(),
-        value: "0".into(),
+        value: env.get(name).unwrap_or_default().into(),
         reason: "must be at least 1".into(),
     }
 }
@@ -67,10 +69,15 @@ mod tests {
     }
 
     #[test]
-    fn zero_concurrency_is_refused() {
-        let error = Config::from_env(&Env::from_map([("MAX_CONCURRENT_ACTIONS", "0")]))
+    fn zero_concurrency_or_timeout_is_refused_naming_the_value_as_written() {
+        let error = Config::from_env(&Env::from_map([("MAX_CONCURRENT_ACTIONS", "00")]))
             .unwrap_err()
             .to_string();
-        assert!(error.contains("MAX_CONCURRENT_ACTIONS"), "{error}");
+        assert!(error.contains("MAX_CONCURRENT_ACTIONS=\"00\""), "{error}");
+        let error = Config::from_env(&Env::from_map([("ACTION_TIMEOUT_SECONDS", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("ACTION_TIMEOUT_SECONDS=\"0\""), "{error}");
+        assert!(error.contains("at least 1"), "{error}");
     }
 }

@@ -7,8 +7,16 @@ use lifecycle::{Env, Shutdown};
 use proto::executor::{ActionDecisionRequest, ActionStatusRequest, HealthRequest};
 use tonic::Code;
 
+/// HTTP with a deadline, so a server that stops answering fails the test instead of hanging it.
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
 #[tokio::test]
-async fn serves_health_answers_health_check_and_is_honest_about_the_rest() {
+async fn started_alone_it_is_healthy_not_ready_answers_health_check_and_is_honest_about_the_rest() {
     let env = Env::from_map([
         ("GRPC_PORT", "0".to_owned()),
         ("HEALTH_PORT", "0".to_owned()),
@@ -25,16 +33,20 @@ async fn serves_health_answers_health_check_and_is_honest_about_the_rest() {
     let grpc = app.grpc_addr().to_string();
     let task = tokio::spawn(app.run());
 
-    let health = reqwest::get(format!("{base}/health")).await.unwrap();
+    let health = http().get(format!("{base}/health")).send().await.unwrap();
     assert_eq!(health.status(), 200);
     let body: serde_json::Value = health.json().await.unwrap();
-    assert_eq!(body["service"], "executor");
     assert_eq!(
-        reqwest::get(format!("{base}/ready"))
-            .await
-            .unwrap()
-            .status(),
-        503
+        (body["status"].as_str(), body["service"].as_str()),
+        (Some("healthy"), Some("executor"))
+    );
+    let ready = http().get(format!("{base}/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["knowledge"], "unreachable", "{body}");
+    assert!(
+        body["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{body}"
     );
 
     let mut client = proto::clients::executor(&grpc).unwrap();

@@ -23,6 +23,7 @@ impl std::fmt::Debug for Config {
             .field("knowledge_address", &self.knowledge_address)
             .field("executor_address", &self.executor_address)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("log_json", &self.log_json)
             .finish()
     }
 }

@@ -9,6 +9,14 @@ fn closed_address() -> String {
     format!("127.0.0.1:{}", testkit::free_port())
 }
 
+/// HTTP with a deadline, so a server that stops answering fails the test instead of hanging it.
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn answers_health_alone_reports_knowledge_unreachable_and_stops_on_shutdown() {
     let env = Env::from_map([
@@ -22,13 +30,13 @@ async fn answers_health_alone_reports_knowledge_unreachable_and_stops_on_shutdow
     let base = format!("http://{}", app.http_addr());
     let task = tokio::spawn(app.run());
 
-    let health = reqwest::get(format!("{base}/health")).await.unwrap();
+    let health = http().get(format!("{base}/health")).send().await.unwrap();
     assert_eq!(health.status(), 200);
     let body: serde_json::Value = health.json().await.unwrap();
     assert_eq!(body["status"], "healthy");
     assert_eq!(body["service"], "gateway");
 
-    let ready = reqwest::get(format!("{base}/ready")).await.unwrap();
+    let ready = http().get(format!("{base}/ready")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["knowledge"], "unreachable");
