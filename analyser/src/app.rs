@@ -10,6 +10,8 @@ use proto::metrics::metrics_service_server::MetricsServiceServer;
 use tokio::net::TcpListener;
 use tracing::info;
 
+use crate::advisor::Advisor;
+use crate::advisor::planner::Planner;
 use crate::config::Config;
 use crate::grpc::MetricsGrpc;
 use crate::pipeline::{self, Pipeline};
@@ -73,6 +75,7 @@ impl App {
                 knowledge.clone(),
                 Thresholds::from_fallback(&config.thresholds),
             ),
+            advisor: Advisor::new(Planner::new(knowledge.clone())),
             knowledge,
             jetstream,
         });

@@ -1,7 +1,8 @@
 //! The analyser (Analyse): receives snapshots from the collector, runs the detectors and verifies
-//! actions. So far: each snapshot goes through `pipeline` (the thresholds in force from
-//! `thresholds`, six of the seven `detectors`, registration in knowledge, publication on
-//! JetStream); the index advisor and verification arrive with the analyser and closed-loop issues.
+//! actions. Each snapshot goes through `pipeline`: the thresholds in force from `thresholds`, the
+//! seven `detectors` (`missing_index` fed by the index `advisor`, which asks the database's
+//! planner), registration in knowledge, publication on JetStream. Verification arrives with the
+//! closed-loop issue.
 
 pub mod advisor;
 pub mod app;

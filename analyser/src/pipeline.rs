@@ -13,6 +13,7 @@ use proto::status::Resolution;
 use tonic::transport::Channel;
 use tracing::{debug, info, warn};
 
+use crate::advisor::Advisor;
 use crate::detectors;
 use crate::thresholds::ThresholdSource;
 
@@ -34,6 +35,7 @@ pub struct Pipeline {
     /// detector runs (the original's switch, which it read and then ignored).
     pub detectors_enabled: bool,
     pub thresholds: ThresholdSource,
+    pub advisor: Advisor,
     pub knowledge: KnowledgeServiceClient<Channel>,
     pub jetstream: async_nats::jetstream::Context,
 }
@@ -59,7 +61,9 @@ impl Pipeline {
             return Outcome::default();
         }
         let thresholds = self.thresholds.current().await;
-        let found = detectors::detect_all(snapshot, &thresholds);
+        let mut found = detectors::detect_all(snapshot, &thresholds);
+        let advice = self.advisor.advise(snapshot, &thresholds).await;
+        found.extend(detectors::missing_index(snapshot, &advice));
         let mut outcome = Outcome {
             found: found.len(),
             published: 0,
@@ -208,6 +212,7 @@ mod tests {
         Pipeline {
             detectors_enabled,
             thresholds: ThresholdSource::new(knowledge.clone(), fallback),
+            advisor: Advisor::new(crate::advisor::planner::Planner::new(knowledge.clone())),
             knowledge,
             jetstream: Pipeline::connect_nats(&format!("nats://{closed}"))
                 .await

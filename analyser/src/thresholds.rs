@@ -27,6 +27,9 @@ pub struct Thresholds {
     pub idle_transaction_seconds: f64,
     pub sequential_scan_delta: f64,
     pub index_min_table_rows: i64,
+    /// With HypoPG, the fraction (0..1) by which a statement's planner cost must fall for an
+    /// index to count as serving it.
+    pub index_min_cost_reduction: f64,
     /// Calls over the interval below which latency is not judged.
     pub min_calls: i64,
 }
@@ -43,6 +46,7 @@ impl Thresholds {
             idle_transaction_seconds: f.idle_transaction_seconds,
             sequential_scan_delta: f.sequential_scan_delta,
             index_min_table_rows: 10_000,
+            index_min_cost_reduction: 0.3,
             min_calls: 50,
         }
     }
@@ -67,6 +71,10 @@ impl Thresholds {
             ),
             sequential_scan_delta: pick(t.sequential_scan_delta, fallback.sequential_scan_delta),
             index_min_table_rows: pick_i(t.index_min_table_rows, fallback.index_min_table_rows),
+            index_min_cost_reduction: pick(
+                t.index_min_cost_reduction,
+                fallback.index_min_cost_reduction,
+            ),
             min_calls: pick_i(min_calls, fallback.min_calls),
         }
     }

@@ -30,9 +30,13 @@ impl TableUse {
     }
 }
 
-/// The tables a statement reads and how; an error when the text does not parse.
+/// The tables a statement reads and how; an error when the text does not parse or holds more
+/// than one statement (pg_stat_statements keeps one per entry; anything else is not probed).
 pub fn analyse(sql: &str) -> Result<Vec<TableUse>, String> {
     let parsed = pg_query::parse(sql, 0).map_err(|e| e.to_string())?;
+    if parsed.protobuf.stmts.len() != 1 {
+        return Err("not exactly one statement".into());
+    }
     let mut uses = Vec::new();
     for raw in &parsed.protobuf.stmts {
         let Some(node) = raw.stmt.as_ref().and_then(|s| s.node.as_ref()) else {
@@ -339,6 +343,11 @@ mod tests {
         let t = only(r#"SELECT * FROM "Weird Table" WHERE "UserId" = $1"#);
         assert_eq!(t.table, "Weird Table");
         assert_eq!(t.equality, ["UserId"]);
+    }
+
+    #[test]
+    fn several_statements_are_refused() {
+        assert!(analyse("SELECT * FROM a WHERE x = $1; DROP TABLE a").is_err());
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! The detectors, with the original's names, severity bands, action types and keys
 //! (`<database_id>:<detector>:<identifier>`), reading the typed, windowed snapshot. Each is a pure
-//! function of one snapshot and the thresholds in force. The missing-index detector arrives with
-//! the index advisor.
+//! function of one snapshot and the thresholds in force, except `missing_index`, which turns the
+//! index advisor's proposals (crate::advisor, which asks the database's planner) into detections.
 
 mod bloat;
 mod cache;
 mod connections;
 mod latency;
+mod missing_index;
 mod sessions;
 
 use proto::events::Detection;
@@ -14,6 +15,8 @@ use proto::metrics::MetricSnapshot;
 use serde_json::Value;
 
 use crate::thresholds::Thresholds;
+
+pub use missing_index::missing_index;
 
 /// Runs every detector on one snapshot.
 pub fn detect_all(snapshot: &MetricSnapshot, thresholds: &Thresholds) -> Vec<Detection> {
@@ -84,6 +87,7 @@ pub(crate) mod fixtures {
             idle_transaction_seconds: 300.0,
             sequential_scan_delta: 100.0,
             index_min_table_rows: 10_000,
+            index_min_cost_reduction: 0.3,
             min_calls: 50,
         }
     }

@@ -591,3 +591,254 @@ async fn s9_a_healthy_pgbench_load_produces_no_detection() {
     assert!(String::from_utf8_lossy(&output.stdout).contains("tps = "));
     let _ = &mut stack;
 }
+
+/// S1's schema and a few neighbours that must not get an index: a low-cardinality column, a
+/// table whose filter an existing index already serves, and names that need quoting.
+fn s1_database(hypopg: bool) -> PgCluster {
+    let pg = app_database();
+    pg.psql(
+        "app",
+        "CREATE TABLE posts (id serial PRIMARY KEY, user_id int NOT NULL, title text, body text, \
+                             created_at timestamptz NOT NULL); \
+         INSERT INTO posts (user_id, title, body, created_at) \
+           SELECT 1 + (random() * 999)::int, 'title ' || g, 'body', now() - g * interval '1 minute' \
+           FROM generate_series(1, 100000) g; \
+         CREATE TABLE events (id serial PRIMARY KEY, kind int NOT NULL, payload text); \
+         INSERT INTO events (kind, payload) SELECT g % 4, 'x' FROM generate_series(1, 100000) g; \
+         CREATE TABLE orders (id serial PRIMARY KEY, customer_id int NOT NULL, total int); \
+         INSERT INTO orders (customer_id, total) SELECT g % 5000, g FROM generate_series(1, 20000) g; \
+         CREATE INDEX orders_by_customer ON orders (customer_id); \
+         CREATE SCHEMA \"Sales Data\"; \
+         CREATE TABLE \"Sales Data\".\"Order Items\" (id serial PRIMARY KEY, \"Customer Id\" int, qty int); \
+         INSERT INTO \"Sales Data\".\"Order Items\" (\"Customer Id\", qty) \
+           SELECT g % 10000, 1 FROM generate_series(1, 50000) g; \
+         ANALYZE;",
+    );
+    if hypopg {
+        pg.psql("app", "CREATE EXTENSION hypopg");
+    }
+    pg
+}
+
+/// Runs S1's statement and the neighbours' in a loop until aborted.
+fn s1_workload(url: String) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        let mut n: i32 = 0;
+        loop {
+            n = n.wrapping_add(7919);
+            let user = 1 + n.rem_euclid(1000);
+            let _ = sqlx::query(
+                "SELECT * FROM posts WHERE user_id = $1 ORDER BY created_at DESC LIMIT 10",
+            )
+            .bind(user)
+            .fetch_all(&pool)
+            .await;
+            let _ = sqlx::query("SELECT * FROM events WHERE kind = $1")
+                .bind(n.rem_euclid(4))
+                .fetch_all(&pool)
+                .await;
+            let _ = sqlx::query("SELECT * FROM orders WHERE customer_id = $1")
+                .bind(n.rem_euclid(5000))
+                .fetch_all(&pool)
+                .await;
+            let _ = sqlx::query("SELECT count(*) FROM orders")
+                .fetch_one(&pool)
+                .await;
+            let _ = sqlx::query(
+                "SELECT qty FROM \"Sales Data\".\"Order Items\" WHERE \"Customer Id\" = $1",
+            )
+            .bind(n.rem_euclid(10000))
+            .fetch_all(&pool)
+            .await;
+        }
+    })
+}
+
+fn s1_settings() -> SystemConfig {
+    // A 1 s collection interval sees fewer scans per window than the 10 s default is tuned for.
+    thresholds(DetectionThresholds {
+        sequential_scan_delta: 5.0,
+        ..Default::default()
+    })
+}
+
+/// Collects missing_index detections until both expected tables have one (or `within` passes),
+/// then a few more cycles, so a wrong detection on another table would be seen.
+async fn missing_index_detections(
+    detections: &mut async_nats::Subscriber,
+    expected: &[&str],
+    within: Duration,
+) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + within;
+    let mut seen: Vec<serde_json::Value> = Vec::new();
+    let mut settle: Option<Instant> = None;
+    loop {
+        let until = settle.unwrap_or(deadline);
+        let Ok(Some(message)) = tokio::time::timeout(
+            until.saturating_duration_since(Instant::now()),
+            detections.next(),
+        )
+        .await
+        else {
+            break;
+        };
+        let detection: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
+        if detection["detector_name"] != "missing_index" {
+            continue;
+        }
+        seen.push(detection);
+        let tables: Vec<String> = seen
+            .iter()
+            .map(|d| {
+                format!(
+                    "{}.{}",
+                    d["evidence"]["schema"].as_str().unwrap(),
+                    d["evidence"]["table_name"].as_str().unwrap()
+                )
+            })
+            .collect();
+        if settle.is_none() && expected.iter().all(|e| tables.iter().any(|t| t == e)) {
+            settle = Some(Instant::now() + Duration::from_secs(5));
+        }
+    }
+    seen
+}
+
+fn for_table<'a>(seen: &'a [serde_json::Value], qualified: &str) -> Vec<&'a serde_json::Value> {
+    seen.iter()
+        .filter(|d| {
+            format!(
+                "{}.{}",
+                d["evidence"]["schema"].as_str().unwrap(),
+                d["evidence"]["table_name"].as_str().unwrap()
+            ) == qualified
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn s1_the_advisor_proposes_user_id_created_at_desc_measured_with_hypopg() {
+    let pg = s1_database(true);
+    let mut stack = Stack::start(s1_settings(), ("app", pg.url("app"))).await;
+    let (_nats, mut detections) = subscribe(&stack).await;
+    let load = s1_workload(pg.url("app"));
+    let seen = missing_index_detections(
+        &mut detections,
+        &["public.posts", "Sales Data.Order Items"],
+        Duration::from_secs(60),
+    )
+    .await;
+    load.abort();
+
+    let posts = for_table(&seen, "public.posts");
+    assert_eq!(posts.len(), 1, "{seen:#?}");
+    let posts = posts[0];
+    assert_eq!(
+        posts["evidence"]["columns"],
+        serde_json::json!(["user_id", "created_at DESC"]),
+        "{posts}"
+    );
+    assert_eq!(posts["evidence"]["method"], "hypopg");
+    assert_eq!(posts["action_type"], "create_index");
+    assert_eq!(
+        posts["key"],
+        "app:missing_index:public.posts(user_id, created_at DESC)"
+    );
+    let statement = posts["action_metadata"]["statement"].as_str().unwrap();
+    assert_eq!(
+        statement,
+        r#"CREATE INDEX CONCURRENTLY "idx_posts_user_id_created_at" ON "public"."posts" ("user_id", "created_at" DESC)"#
+    );
+    let served = &posts["evidence"]["statements"][0];
+    assert!(
+        served["query"]
+            .as_str()
+            .unwrap()
+            .contains("ORDER BY created_at DESC"),
+        "{served}"
+    );
+    let before = served["cost_before"].as_f64().unwrap();
+    let after = served["cost_after"].as_f64().unwrap();
+    assert!(after < before * 0.1, "cost {before} → {after}");
+    assert!(
+        posts["evidence"]["estimated_time_saved_ms_per_day"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+
+    let items = for_table(&seen, "Sales Data.Order Items");
+    assert_eq!(items.len(), 1, "{seen:#?}");
+    let items_statement = items[0]["action_metadata"]["statement"].as_str().unwrap();
+    assert_eq!(
+        items_statement,
+        r#"CREATE INDEX CONCURRENTLY "idx_order_items_customer_id" ON "Sales Data"."Order Items" ("Customer Id")"#
+    );
+
+    // A handful of distinct values, or a filter an index already serves: nothing.
+    assert!(for_table(&seen, "public.events").is_empty(), "{seen:#?}");
+    assert!(for_table(&seen, "public.orders").is_empty(), "{seen:#?}");
+
+    // The statements are exactly what PostgreSQL accepts, and build valid indexes.
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&pg.url("app"))
+        .await
+        .unwrap();
+    for statement in [statement, items_statement] {
+        pool.execute(sqlx::AssertSqlSafe(statement.to_owned()))
+            .await
+            .unwrap();
+    }
+    let valid: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+         WHERE c.relname IN ('idx_posts_user_id_created_at', 'idx_order_items_customer_id') AND i.indisvalid",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(valid, 2);
+    // The advisor left no hypothetical index or prepared statement behind in its read-only
+    // session, and never wrote: its session is read-only.
+    let advisor_sessions: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'startupmonkey-analyser'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(advisor_sessions <= 1, "one advisor session per database");
+    let _ = &mut stack;
+}
+
+#[tokio::test]
+async fn s1_without_hypopg_the_parsed_heuristic_proposes_the_same_index_and_says_so() {
+    let pg = s1_database(false);
+    let mut stack = Stack::start(s1_settings(), ("app", pg.url("app"))).await;
+    let (_nats, mut detections) = subscribe(&stack).await;
+    let load = s1_workload(pg.url("app"));
+    let seen =
+        missing_index_detections(&mut detections, &["public.posts"], Duration::from_secs(60)).await;
+    load.abort();
+    let posts = for_table(&seen, "public.posts");
+    assert_eq!(posts.len(), 1, "{seen:#?}");
+    assert_eq!(
+        posts[0]["evidence"]["columns"],
+        serde_json::json!(["user_id", "created_at DESC"])
+    );
+    assert_eq!(posts[0]["evidence"]["method"], "heuristic");
+    assert!(
+        posts[0]["evidence"]["note"]
+            .as_str()
+            .unwrap()
+            .contains("HypoPG is not installed")
+    );
+    assert!(posts[0]["evidence"]["statements"][0]["cost_before"].is_null());
+    assert!(for_table(&seen, "public.events").is_empty(), "{seen:#?}");
+    assert!(for_table(&seen, "public.orders").is_empty(), "{seen:#?}");
+    let _ = &mut stack;
+}

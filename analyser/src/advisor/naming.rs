@@ -1,0 +1,143 @@
+//! The index the advisor proposes, written out: a name within PostgreSQL's 63-byte identifier
+//! limit that no index of the schema already has, and the exact `CREATE INDEX CONCURRENTLY`
+//! statement with every identifier quoted, so names with capitals, spaces or quotes are safe.
+
+use super::candidates::KeyColumn;
+
+/// PostgreSQL truncates identifiers longer than this many bytes (NAMEDATALEN - 1).
+pub const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// `identifier` as a quoted SQL identifier: `"` doubled inside, the whole wrapped in `"`.
+pub fn quote_ident(identifier: &str) -> String {
+    format!("\"{}\"", identifier.replace('"', "\"\""))
+}
+
+/// `"schema"."table"`.
+pub fn qualified(schema: &str, table: &str) -> String {
+    format!("{}.{}", quote_ident(schema), quote_ident(table))
+}
+
+/// `idx_<table>_<columns>`: letters, digits and `_` only (lower-cased), at most 63 bytes (a long
+/// name is cut and ends in a hash of the whole so two long names stay distinct), and different
+/// from every name in `taken` (a numeric suffix when needed).
+pub fn index_name(table: &str, columns: &[KeyColumn], taken: &[String]) -> String {
+    let mut base = format!("idx_{}", plain(table));
+    for column in columns {
+        base.push('_');
+        base.push_str(&plain(&column.name));
+    }
+    for attempt in 1.. {
+        let wanted = if attempt == 1 {
+            base.clone()
+        } else {
+            format!("{base}_{attempt}")
+        };
+        let name = fit(&wanted);
+        if !taken.iter().any(|t| t == &name) {
+            return name;
+        }
+    }
+    unreachable!("an unbounded range always yields a free name")
+}
+
+/// `CREATE INDEX CONCURRENTLY "name" ON "schema"."table" ("a", "b" DESC)`.
+pub fn create_statement(schema: &str, table: &str, name: &str, columns: &[KeyColumn]) -> String {
+    format!(
+        "CREATE INDEX CONCURRENTLY {} ON {} ({})",
+        quote_ident(name),
+        qualified(schema, table),
+        key_list(columns)
+    )
+}
+
+/// `"a", "b" DESC`: the key columns of an index definition.
+pub fn key_list(columns: &[KeyColumn]) -> String {
+    columns
+        .iter()
+        .map(|k| {
+            if k.descending {
+                format!("{} DESC", quote_ident(&k.name))
+            } else {
+                quote_ident(&k.name)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn plain(identifier: &str) -> String {
+    identifier
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn fit(name: &str) -> String {
+    if name.len() <= MAX_IDENTIFIER_BYTES {
+        return name.to_owned();
+    }
+    // FNV-1a: stable across runs and platforms, no dependency.
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let suffix = format!("_{:08x}", hash as u32);
+    // `plain` leaves ASCII only, so any byte offset is a character boundary.
+    format!("{}{suffix}", &name[..MAX_IDENTIFIER_BYTES - suffix.len()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str, descending: bool) -> KeyColumn {
+        KeyColumn {
+            name: name.into(),
+            descending,
+        }
+    }
+
+    #[test]
+    fn s1_statement_is_quoted_and_ordered() {
+        let columns = [key("user_id", false), key("created_at", true)];
+        let name = index_name("posts", &columns, &[]);
+        assert_eq!(name, "idx_posts_user_id_created_at");
+        assert_eq!(
+            create_statement("public", "posts", &name, &columns),
+            r#"CREATE INDEX CONCURRENTLY "idx_posts_user_id_created_at" ON "public"."posts" ("user_id", "created_at" DESC)"#
+        );
+    }
+
+    #[test]
+    fn identifiers_that_need_quoting_are_quoted_exactly() {
+        let columns = [key("User \"Id\"", false)];
+        let name = index_name("Order Items", &columns, &[]);
+        assert_eq!(name, "idx_order_items_user__id_");
+        assert_eq!(
+            create_statement("Sales Data", "Order Items", &name, &columns),
+            r#"CREATE INDEX CONCURRENTLY "idx_order_items_user__id_" ON "Sales Data"."Order Items" ("User ""Id""")"#
+        );
+    }
+
+    #[test]
+    fn long_names_fit_63_bytes_and_stay_distinct() {
+        let long = "a_really_long_table_name_that_goes_on_and_on_and_on";
+        let one = index_name(long, &[key("first_long_column_name", false)], &[]);
+        let two = index_name(long, &[key("second_long_column_name", false)], &[]);
+        assert_eq!(one.len(), MAX_IDENTIFIER_BYTES);
+        assert_eq!(two.len(), MAX_IDENTIFIER_BYTES);
+        assert_ne!(one, two);
+    }
+
+    #[test]
+    fn a_taken_name_gets_a_suffix() {
+        let columns = [key("user_id", false)];
+        let taken = vec!["idx_posts_user_id".to_owned()];
+        assert_eq!(index_name("posts", &columns, &taken), "idx_posts_user_id_2");
+    }
+}
