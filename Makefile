@@ -37,6 +37,7 @@ release:
 # Measurements, not pass/fail: writes bench/results/*.json and prints a markdown table.
 bench: deps
 	$(CARGO) bench --locked -p collector --bench collector
+	$(CARGO) bench --locked -p system-tests --bench s1
 
 up: deps release
 	@scripts/up.sh

@@ -18,7 +18,7 @@ use crate::detectors;
 use crate::thresholds::ThresholdSource;
 
 /// The JetStream stream that keeps detections until they are consumed.
-pub const DETECTIONS_STREAM: &str = "DETECTIONS";
+pub const DETECTIONS_STREAM: &str = proto::subjects::DETECTIONS_STREAM;
 const RPC_DEADLINE: Duration = Duration::from_secs(5);
 
 /// What one snapshot produced.
@@ -167,7 +167,7 @@ pub async fn ensure_stream(jetstream: &async_nats::jetstream::Context) -> Result
         .get_or_create_stream(async_nats::jetstream::stream::Config {
             name: DETECTIONS_STREAM.into(),
             subjects: vec![proto::subjects::DETECTIONS.into()],
-            max_age: Duration::from_secs(7 * 24 * 3600),
+            max_age: proto::subjects::STREAM_MAX_AGE,
             ..Default::default()
         })
         .await

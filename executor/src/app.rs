@@ -1,15 +1,21 @@
-//! Builds the executor (binds its listeners, so tests can use port 0) and runs it until shutdown.
+//! Builds the executor (binds its listeners, so tests can use port 0) and runs it until shutdown:
+//! gRPC, the action API, health, the detections consumer, the decisions subscriber, and the
+//! start-up recovery of actions a stopped executor left behind.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use lifecycle::health::Health;
 use lifecycle::net::{self, BindError};
 use lifecycle::{Shutdown, readiness};
 use proto::executor::executor_service_server::ExecutorServiceServer;
 use tokio::net::TcpListener;
-use tracing::info;
+use tracing::{info, warn};
 
+use crate::actions::terminate::Policy;
 use crate::config::Config;
+use crate::engine::{Engine, Settings};
 use crate::grpc::ExecutorGrpc;
 
 #[derive(Debug, thiserror::Error)]
@@ -18,16 +24,24 @@ pub enum AppError {
     Bind(#[from] BindError),
     #[error("invalid KNOWLEDGE_ADDRESS: {0}")]
     KnowledgeAddress(tonic::transport::Error),
+    #[error("invalid NATS_URL: {0}")]
+    Nats(async_nats::ConnectError),
     #[error("gRPC server failed: {0}")]
     Grpc(#[from] tonic::transport::Error),
-    #[error("health server failed: {0}")]
-    Health(std::io::Error),
+    #[error("{0} server failed: {1}")]
+    Http(&'static str, std::io::Error),
 }
 
 pub struct App {
     grpc: TcpListener,
     health: TcpListener,
+    http: TcpListener,
     health_service: Health,
+    engine: Arc<Engine>,
+    knowledge: proto::knowledge::knowledge_service_client::KnowledgeServiceClient<
+        tonic::transport::Channel,
+    >,
+    nats: async_nats::Client,
     shutdown: Shutdown,
 }
 
@@ -35,12 +49,38 @@ impl App {
     pub async fn build(config: Config, shutdown: Shutdown) -> Result<Self, AppError> {
         let knowledge = proto::clients::knowledge(&config.knowledge_address)
             .map_err(AppError::KnowledgeAddress)?;
+        let ready_knowledge = knowledge.clone();
         let health_service = Health::new("executor")
-            .with_readiness_check(move || Box::pin(readiness::knowledge(knowledge.clone())));
+            .with_readiness_check(move || Box::pin(readiness::knowledge(ready_knowledge.clone())));
+        let nats = async_nats::ConnectOptions::new()
+            .name("startupmonkey-executor")
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .connect(&config.nats_url)
+            .await
+            .map_err(AppError::Nats)?;
+        let engine = Engine::new(
+            knowledge.clone(),
+            nats.clone(),
+            Settings {
+                max_concurrent_actions: config.max_concurrent_actions,
+                action_timeout: config.action_timeout,
+                auto_execution: config.enable_auto_execution,
+                state_dir: config.state_dir.clone(),
+                policy: Policy {
+                    terminate_after_cancel: config.terminate_after_cancel,
+                    superusers: config.terminate_superusers,
+                },
+            },
+        );
         Ok(Self {
             grpc: net::bind(config.grpc_addr).await?,
             health: net::bind(config.health_addr).await?,
+            http: net::bind(config.http_addr).await?,
             health_service,
+            engine,
+            knowledge,
+            nats,
             shutdown,
         })
     }
@@ -53,18 +93,56 @@ impl App {
         net::local_addr(&self.health)
     }
 
+    pub fn http_addr(&self) -> SocketAddr {
+        net::local_addr(&self.http)
+    }
+
     pub async fn run(self) -> Result<(), AppError> {
+        // Recovery first (retried until knowledge answers), then new work.
+        let recovering = {
+            let engine = self.engine.clone();
+            let shutdown = self.shutdown.clone();
+            let jetstream = async_nats::jetstream::new(self.nats.clone());
+            let nats = self.nats.clone();
+            tokio::spawn(async move {
+                let mut wait = Duration::from_millis(500);
+                loop {
+                    match engine.recover().await {
+                        Ok(()) => break,
+                        Err(error) => warn!(%error, "cannot recover actions yet; retrying"),
+                    }
+                    tokio::select! {
+                        () = shutdown.wait() => return,
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                    wait = (wait * 2).min(Duration::from_secs(30));
+                }
+                tokio::join!(
+                    crate::consumer::detections(engine.clone(), jetstream, shutdown.clone()),
+                    crate::consumer::decisions(engine, nats, shutdown),
+                );
+            })
+        };
         let health = lifecycle::http::serve(
             "executor health",
             self.health,
             self.health_service.router(),
             self.shutdown.clone(),
         );
-        let router = tonic::transport::Server::builder()
-            .add_service(ExecutorServiceServer::new(ExecutorGrpc::new()));
+        let api = lifecycle::http::serve(
+            "executor api",
+            self.http,
+            crate::http::router(self.engine.clone()),
+            self.shutdown.clone(),
+        );
+        let router = tonic::transport::Server::builder().add_service(ExecutorServiceServer::new(
+            ExecutorGrpc::new(self.engine, self.knowledge),
+        ));
         let grpc = net::serve_grpc("executor grpc", router, self.grpc, self.shutdown);
-        let (health, grpc) = tokio::join!(health, grpc);
-        health.map_err(AppError::Health)?;
+        let (health, api, grpc) = tokio::join!(health, api, grpc);
+        recovering.abort();
+        health.map_err(|e| AppError::Http("health", e))?;
+        api.map_err(|e| AppError::Http("action API", e))?;
         grpc?;
         info!("executor stopped");
         Ok(())

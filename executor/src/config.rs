@@ -16,6 +16,12 @@ pub struct Config {
     pub max_concurrent_actions: usize,
     pub action_timeout: Duration,
     pub enable_auto_execution: bool,
+    /// Terminate a long-running statement that a cancel did not stop.
+    pub terminate_after_cancel: bool,
+    /// Touch superusers' sessions at all.
+    pub terminate_superusers: bool,
+    /// Where deployed helpers (poolers, caches) keep their files.
+    pub state_dir: std::path::PathBuf,
     pub log_json: bool,
 }
 
@@ -39,6 +45,9 @@ impl Config {
             max_concurrent_actions,
             action_timeout: Duration::from_secs(timeout_seconds),
             enable_auto_execution: env.bool("ENABLE_AUTO_EXECUTION", true)?,
+            terminate_after_cancel: env.bool("TERMINATE_AFTER_CANCEL", false)?,
+            terminate_superusers: env.bool("ALLOW_TERMINATE_SUPERUSER", false)?,
+            state_dir: env.string("STATE_DIR", ".startupmonkey").into(),
             log_json: env.get("LOG_FORMAT") == Some("json"),
         })
     }

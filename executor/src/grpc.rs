@@ -1,35 +1,69 @@
-//! The `executor.ExecutorService` server: HealthCheck answers for real; the action RPCs answer
-//! UNIMPLEMENTED until actions exist (the original answered "TODO").
+//! The `executor.ExecutorService` server: action state read from knowledge (so it survives
+//! restarts), and the operator's approve / reject / rollback carried out and answered with the
+//! outcome (the original published them on NATS and never heard back).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use proto::executor::executor_service_server::ExecutorService;
 use proto::executor::*;
+use proto::knowledge::{Action, DatabaseFilterRequest, ListActionsRequest};
 use tonic::{Request, Response, Status};
 
-#[derive(Debug)]
+use crate::engine::{Engine, EngineError};
+
 pub struct ExecutorGrpc {
     started: Instant,
+    engine: Arc<Engine>,
+    knowledge: proto::knowledge::knowledge_service_client::KnowledgeServiceClient<
+        tonic::transport::Channel,
+    >,
 }
 
 impl ExecutorGrpc {
-    pub fn new() -> Self {
+    pub fn new(
+        engine: Arc<Engine>,
+        knowledge: proto::knowledge::knowledge_service_client::KnowledgeServiceClient<
+            tonic::transport::Channel,
+        >,
+    ) -> Self {
         Self {
             started: Instant::now(),
+            engine,
+            knowledge,
         }
     }
 }
 
-impl Default for ExecutorGrpc {
-    fn default() -> Self {
-        Self::new()
+pub fn status_of(action: Action) -> ActionStatusResponse {
+    ActionStatusResponse {
+        action_id: action.id,
+        status: action.status,
+        message: action.message,
+        action_type: action.action_type,
+        database_id: action.database_id,
+        created_at: action.created_at,
+        completed_at: action.completed_at,
+        detection_id: action.detection_id,
+        error: action.error,
+        can_rollback: action.can_rollback,
     }
 }
 
-fn not_yet(rpc: &str) -> Status {
-    Status::unimplemented(format!(
-        "{rpc} is not implemented yet: actions arrive with the executor issue"
-    ))
+fn to_status(error: EngineError) -> Status {
+    match error {
+        EngineError::NotFound(id) => Status::not_found(format!("action {id} not found")),
+        EngineError::Refused(why) => Status::failed_precondition(why),
+        EngineError::Knowledge(why) => Status::unavailable(format!("knowledge: {why}")),
+    }
+}
+
+fn action_id(id: &str) -> Result<&str, Status> {
+    if id.is_empty() {
+        Err(Status::invalid_argument("action_id is required"))
+    } else {
+        Ok(id)
+    }
 }
 
 #[tonic::async_trait]
@@ -46,36 +80,90 @@ impl ExecutorService for ExecutorGrpc {
 
     async fn get_action_status(
         &self,
-        _request: Request<ActionStatusRequest>,
+        request: Request<ActionStatusRequest>,
     ) -> Result<Response<ActionStatusResponse>, Status> {
-        Err(not_yet("GetActionStatus"))
+        let id = request.into_inner().action_id;
+        let action = self
+            .engine
+            .get(action_id(&id)?)
+            .await
+            .map_err(to_status)?
+            .ok_or_else(|| Status::not_found(format!("action {id} not found")))?;
+        Ok(Response::new(status_of(action)))
     }
 
+    /// Without a filter, the actions waiting or running; with one, the newest of that status.
     async fn list_pending_actions(
         &self,
-        _request: Request<ListRequest>,
+        request: Request<ListRequest>,
     ) -> Result<Response<ActionList>, Status> {
-        Err(not_yet("ListPendingActions"))
+        let filter = request.into_inner().status_filter;
+        let mut knowledge = self.knowledge.clone();
+        let actions = if filter.is_empty() {
+            knowledge
+                .get_pending_actions(DatabaseFilterRequest {
+                    database_id: String::new(),
+                })
+                .await?
+                .into_inner()
+                .actions
+        } else {
+            filter
+                .parse::<proto::status::ActionStatus>()
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            knowledge
+                .list_actions(ListActionsRequest {
+                    database_id: String::new(),
+                    status: filter,
+                    limit: 1000,
+                })
+                .await?
+                .into_inner()
+                .actions
+        };
+        let actions: Vec<_> = actions.into_iter().map(status_of).collect();
+        Ok(Response::new(ActionList {
+            total_count: actions.len() as i32,
+            actions,
+        }))
     }
 
     async fn approve_action(
         &self,
-        _request: Request<ActionDecisionRequest>,
+        request: Request<ActionDecisionRequest>,
     ) -> Result<Response<ActionStatusResponse>, Status> {
-        Err(not_yet("ApproveAction"))
+        let r = request.into_inner();
+        let action = self
+            .engine
+            .approve(action_id(&r.action_id)?, &r.requested_by)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(status_of(action)))
     }
 
     async fn reject_action(
         &self,
-        _request: Request<ActionDecisionRequest>,
+        request: Request<ActionDecisionRequest>,
     ) -> Result<Response<ActionStatusResponse>, Status> {
-        Err(not_yet("RejectAction"))
+        let r = request.into_inner();
+        let action = self
+            .engine
+            .reject(action_id(&r.action_id)?, &r.requested_by, &r.reason)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(status_of(action)))
     }
 
     async fn rollback_action(
         &self,
-        _request: Request<ActionDecisionRequest>,
+        request: Request<ActionDecisionRequest>,
     ) -> Result<Response<ActionStatusResponse>, Status> {
-        Err(not_yet("RollbackAction"))
+        let r = request.into_inner();
+        let action = self
+            .engine
+            .rollback(action_id(&r.action_id)?, &r.requested_by, &r.reason)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(status_of(action)))
     }
 }

@@ -1,10 +1,17 @@
 //! The executor (Plan/Execute): turns detections into actions according to the execution mode,
-//! runs and rolls them back. This crate holds its settings, its gRPC server and its health; the
-//! actions arrive with the executor issue.
+//! runs them safely and rolls them back. `consumer` takes detections from JetStream and decisions
+//! from NATS; `engine` moves each action through its states in knowledge; `actions` are the
+//! plans themselves; `databases` the connections to watched databases; `grpc` and `http` the
+//! APIs on 50052 and 8084.
 
+pub mod actions;
 pub mod app;
 pub mod config;
+pub mod consumer;
+pub mod databases;
+pub mod engine;
 pub mod grpc;
+pub mod http;
 
 pub use app::App;
 pub use config::Config;

@@ -16,13 +16,18 @@ fn http() -> reqwest::Client {
 }
 
 #[tokio::test]
-async fn started_alone_it_is_healthy_not_ready_answers_health_check_and_is_honest_about_the_rest() {
+async fn started_alone_it_is_healthy_not_ready_and_says_knowledge_is_unreachable() {
     let env = Env::from_map([
         ("GRPC_PORT", "0".to_owned()),
         ("HEALTH_PORT", "0".to_owned()),
+        ("HTTP_PORT", "0".to_owned()),
         (
             "KNOWLEDGE_ADDRESS",
             format!("127.0.0.1:{}", testkit::free_port()),
+        ),
+        (
+            "NATS_URL",
+            format!("nats://127.0.0.1:{}", testkit::free_port()),
         ),
     ]);
     let shutdown = Shutdown::new();
@@ -56,18 +61,19 @@ async fn started_alone_it_is_healthy_not_ready_answers_health_check_and_is_hones
         .unwrap()
         .into_inner();
     assert_eq!(reply.status, "healthy");
+    // Action state lives in knowledge: while it is unreachable, the executor says so.
     let error = client
         .get_action_status(ActionStatusRequest {
             action_id: "a1".into(),
         })
         .await
         .unwrap_err();
-    assert_eq!(error.code(), Code::Unimplemented);
+    assert_eq!(error.code(), Code::Unavailable, "{error:?}");
     let error = client
         .approve_action(ActionDecisionRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(error.code(), Code::Unimplemented);
+    assert_eq!(error.code(), Code::InvalidArgument);
 
     shutdown.trigger();
     tokio::time::timeout(Duration::from_secs(15), task)
@@ -90,4 +96,390 @@ async fn the_binary_refuses_a_bad_setting_naming_the_variable_and_value() {
         stderr.contains("ACTION_TIMEOUT_SECONDS=\"forever\""),
         "{stderr}"
     );
+}
+
+// ------------------------------------------------------------------ actions, for real
+
+use executor::actions::terminate::Policy;
+use executor::actions::{Context, Plan};
+use executor::databases::Database;
+use proto::events::Detection;
+use serde_json::json;
+use testkit::PgCluster;
+
+fn context(pg: &PgCluster, timeout: Duration) -> Context {
+    Context {
+        database: Some(Database::connect("db", &pg.url("app")).unwrap()),
+        timeout,
+        state_dir: std::env::temp_dir(),
+        action_id: "test".into(),
+        policy: Policy::default(),
+    }
+}
+
+fn plan(action_type: &str, metadata: serde_json::Value) -> Plan {
+    Plan::from_detection(&Detection {
+        id: "d1".into(),
+        key: "db:x".into(),
+        database_id: "db".into(),
+        action_type: action_type.into(),
+        action_metadata: Some(metadata),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// (oid, valid) of index `schema.name`, if it exists.
+fn index_state(pg: &PgCluster, schema: &str, name: &str) -> Option<(i64, bool)> {
+    let out = pg.psql(
+        "app",
+        &format!(
+            "SELECT c.oid::int8 || ',' || i.indisvalid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_index i ON i.indexrelid = c.oid WHERE n.nspname = '{schema}' AND c.relname = '{name}'"
+        ),
+    );
+    let (oid, valid) = out.split_once(',')?;
+    Some((oid.parse().unwrap(), valid == "true"))
+}
+
+fn awkward_cluster() -> PgCluster {
+    let pg = PgCluster::start();
+    pg.create_database("app");
+    pg.psql(
+        "app",
+        "CREATE SCHEMA \"Sales Data\"; \
+         CREATE TABLE \"Sales Data\".\"Order \"\"Items\"\"\" (id serial PRIMARY KEY, \"Customer Id\" int, \"createdAt\" timestamptz); \
+         INSERT INTO \"Sales Data\".\"Order \"\"Items\"\"\" (\"Customer Id\", \"createdAt\") \
+           SELECT g % 1000, now() - g * interval '1 s' FROM generate_series(1, 20000) g;",
+    );
+    pg
+}
+
+#[tokio::test]
+async fn create_index_quotes_every_identifier_and_rollback_drops_only_the_index_it_built() {
+    let pg = awkward_cluster();
+    let index = plan(
+        "create_index",
+        json!({
+            "schema": "Sales Data", "table_name": "Order \"Items\"", "index_name": "Idx Customer",
+            "columns": [{"name": "Customer Id"}, {"name": "createdAt", "descending": true}],
+        }),
+    );
+    assert!(index.can_rollback());
+    let ctx = context(&pg, Duration::from_secs(60));
+    let result = index.execute(&ctx).await.unwrap();
+    let (oid, valid) = index_state(&pg, "Sales Data", "Idx Customer").expect("built");
+    assert!(valid);
+    assert_eq!(result["index_oid"], oid);
+    assert_eq!(result["attempts"], 1);
+    let definition = pg.psql(
+        "app",
+        "SELECT pg_get_indexdef('\"Sales Data\".\"Idx Customer\"'::regclass)",
+    );
+    assert!(
+        definition.ends_with("USING btree (\"Customer Id\", \"createdAt\" DESC)"),
+        "{definition}"
+    );
+
+    // Built again: the name is taken, by an index that is now "not ours" for this run.
+    let error = index.execute(&ctx).await.unwrap_err();
+    assert!(
+        error.contains("already exists") && error.contains("left alone"),
+        "{error}"
+    );
+    assert_eq!(
+        index_state(&pg, "Sales Data", "Idx Customer"),
+        Some((oid, true))
+    );
+
+    // Someone replaced it: rollback refuses to drop an index it did not build.
+    pg.psql(
+        "app",
+        "DROP INDEX \"Sales Data\".\"Idx Customer\"; \
+         CREATE INDEX \"Idx Customer\" ON \"Sales Data\".\"Order \"\"Items\"\"\" (id)",
+    );
+    let error = index.rollback(&ctx, &result).await.unwrap_err();
+    assert!(error.contains("no longer the index we built"), "{error}");
+    assert!(index_state(&pg, "Sales Data", "Idx Customer").is_some());
+
+    // Ours again: rollback drops it.
+    pg.psql("app", "DROP INDEX \"Sales Data\".\"Idx Customer\"");
+    let result = index.execute(&ctx).await.unwrap();
+    let undone = index.rollback(&ctx, &result).await.unwrap();
+    assert_eq!(undone["dropped"], true);
+    assert_eq!(index_state(&pg, "Sales Data", "Idx Customer"), None);
+    // A second rollback finds nothing to do.
+    let again = index.rollback(&ctx, &result).await.unwrap();
+    assert_eq!(again["dropped"], false);
+}
+
+#[tokio::test]
+async fn a_build_stopped_midway_leaves_no_invalid_index_behind() {
+    let pg = PgCluster::start();
+    pg.create_database("app");
+    pg.psql(
+        "app",
+        "CREATE TABLE big (id int, v text); \
+         INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 1000000) g;",
+    );
+    let index = plan(
+        "create_index",
+        json!({"schema": "public", "table_name": "big", "index_name": "idx_big_v", "columns": [{"name": "v"}]}),
+    );
+    // The action's time limit runs out during the build: PostgreSQL cancels it and the INVALID
+    // index it leaves is dropped.
+    let error = index
+        .execute(&context(&pg, Duration::from_millis(300)))
+        .await
+        .unwrap_err();
+    assert!(error.contains("statement timeout"), "{error}");
+    assert!(
+        error.contains("INVALID index it left was dropped"),
+        "{error}"
+    );
+    assert_eq!(index_state(&pg, "public", "idx_big_v"), None);
+
+    // An executor killed during the build: the next one finds the INVALID leftover and drops it.
+    {
+        use sqlx::Connection;
+        let mut builder = sqlx::PgConnection::connect(&pg.url("app")).await.unwrap();
+        sqlx::raw_sql("SET statement_timeout = 300")
+            .execute(&mut builder)
+            .await
+            .unwrap();
+        let interrupted = sqlx::raw_sql("CREATE INDEX CONCURRENTLY idx_big_v ON big (v)")
+            .execute(&mut builder)
+            .await;
+        assert!(interrupted.is_err());
+    }
+    assert_eq!(
+        index_state(&pg, "public", "idx_big_v").map(|s| s.1),
+        Some(false)
+    );
+    let recovered = index
+        .recover(&context(&pg, Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(
+        recovered, None,
+        "an INVALID leftover is not a finished build"
+    );
+    assert_eq!(index_state(&pg, "public", "idx_big_v"), None);
+}
+
+#[tokio::test]
+async fn vacuum_reports_the_dead_tuples_it_reclaimed() {
+    let pg = PgCluster::start();
+    pg.create_database("app");
+    pg.psql(
+        "app",
+        "CREATE TABLE \"Events\" (id int) WITH (autovacuum_enabled = off); \
+         INSERT INTO \"Events\" SELECT generate_series(1, 20000); \
+         DELETE FROM \"Events\" WHERE id % 2 = 0;",
+    );
+    let vacuum = plan(
+        "vacuum_table",
+        json!({"table_name": "public.Events", "schema": "public", "table": "Events"}),
+    );
+    assert!(!vacuum.can_rollback());
+    let result = vacuum
+        .execute(&context(&pg, Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(result["dead_tuples_before"], 10_000, "{result}");
+    assert_eq!(result["dead_tuples_after"], 0, "{result}");
+    assert_eq!(result["tuples_reclaimed"], 10_000);
+    assert_eq!(
+        result["statement"],
+        "VACUUM (ANALYZE) \"public\".\"Events\""
+    );
+    let error = vacuum
+        .rollback(&context(&pg, Duration::from_secs(5)), &result)
+        .await
+        .unwrap_err();
+    assert!(error.contains("cannot be undone"), "{error}");
+}
+
+/// A session of `role` on `database` running `sql` and left open; with its pid, backend start,
+/// query start and state change as pg_stat_activity reports them once it is `state`.
+struct Session {
+    conn: sqlx::PgConnection,
+    pid: i32,
+}
+
+async fn session(
+    pg: &PgCluster,
+    role: &str,
+    database: &str,
+    application: &str,
+    sql: &str,
+) -> Session {
+    use sqlx::{ConnectOptions, Connection};
+    let options: sqlx::postgres::PgConnectOptions = pg.url_as(role, database).parse().unwrap();
+    let mut conn = options
+        .application_name(application)
+        .connect()
+        .await
+        .unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    if !sql.is_empty() {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let _ = conn.ping().await;
+    Session { conn, pid }
+}
+
+/// The terminate plan the analyser would send for `pid` as it is now.
+async fn reported(pool: &sqlx::PgPool, pid: i32, graceful: bool) -> Plan {
+    let (start, query_start, state_change): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (extract(epoch FROM backend_start) * 1000000)::bigint, \
+                coalesce((extract(epoch FROM query_start) * 1000000)::bigint, 0), \
+                coalesce((extract(epoch FROM state_change) * 1000000)::bigint, 0) \
+         FROM pg_stat_activity WHERE pid = $1",
+    )
+    .bind(pid)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    plan(
+        "terminate_query",
+        json!({"pid": pid.to_string(), "backend_start_us": start, "graceful": graceful,
+               "query_start_us": query_start, "state_change_us": state_change, "username": "app"}),
+    )
+}
+
+#[tokio::test]
+async fn terminate_ends_only_the_reported_session_and_never_a_protected_one() {
+    let pg = PgCluster::start();
+    pg.create_database("app");
+    pg.create_database("other");
+    pg.psql(
+        "app",
+        "CREATE ROLE app LOGIN; CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1); \
+         GRANT ALL ON t TO app;",
+    );
+    let admin = sqlx::PgPool::connect(&pg.url("app")).await.unwrap();
+    let ctx = context(&pg, Duration::from_secs(30));
+
+    let target = session(&pg, "app", "app", "shop", "BEGIN; UPDATE t SET id = 1").await;
+    let ours = session(
+        &pg,
+        "app",
+        "app",
+        "startupmonkey-collector",
+        "BEGIN; SELECT 1",
+    )
+    .await;
+    let superuser = session(&pg, "postgres", "app", "psql", "BEGIN; SELECT 1").await;
+    let elsewhere = session(&pg, "app", "other", "shop", "BEGIN; SELECT 1").await;
+    let launcher: i32 = sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity WHERE backend_type = 'autovacuum launcher'",
+    )
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+
+    for (pid, reason) in [
+        (ours.pid, "a StartupMonkey session"),
+        (superuser.pid, "a superuser session"),
+        (elsewhere.pid, "a session of another database"),
+    ] {
+        let error = reported(&admin, pid, false)
+            .await
+            .execute(&ctx)
+            .await
+            .unwrap_err();
+        assert!(error.contains(reason), "{pid}: {error}");
+    }
+    // Background processes have no backend start to report... and are refused anyway.
+    let launcher_plan = plan(
+        "terminate_query",
+        json!({"pid": launcher, "backend_start_us": 1, "graceful": false, "state_change_us": 1}),
+    );
+    let outcome = launcher_plan.execute(&ctx).await;
+    assert!(
+        matches!(&outcome, Ok(r) if r["outcome"] == "already_gone")
+            || matches!(&outcome, Err(e) if e.contains("process")),
+        "{outcome:?}"
+    );
+
+    // A report that is out of date (the session has moved on) does nothing.
+    let stale = reported(&admin, target.pid, false).await;
+    let mut target = target;
+    sqlx::raw_sql("SELECT 1")
+        .execute(&mut target.conn)
+        .await
+        .unwrap();
+    let result = stale.execute(&ctx).await.unwrap();
+    assert_eq!(result["outcome"], "moved_on");
+
+    // The current report: terminated.
+    let current = reported(&admin, target.pid, false).await;
+    let result = current.execute(&ctx).await.unwrap();
+    assert_eq!(result["outcome"], "terminated", "{result}");
+    assert!(
+        sqlx::raw_sql("SELECT 1")
+            .execute(&mut target.conn)
+            .await
+            .is_err()
+    );
+
+    let alive: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)")
+            .bind(vec![ours.pid, superuser.pid, elsewhere.pid, launcher])
+            .fetch_one(&admin)
+            .await
+            .unwrap();
+    assert_eq!(alive, 4, "every protected session is still there");
+    drop((ours, superuser, elsewhere));
+}
+
+#[tokio::test]
+async fn a_long_statement_is_cancelled_and_its_session_kept() {
+    let pg = PgCluster::start();
+    pg.create_database("app");
+    pg.psql("app", "CREATE ROLE app LOGIN");
+    let admin = sqlx::PgPool::connect(&pg.url("app")).await.unwrap();
+    let runner = session(&pg, "app", "app", "report", "").await;
+    let pid = runner.pid;
+    let mut conn = runner.conn;
+    let sleeping = tokio::spawn(async move {
+        let outcome = sqlx::raw_sql("SELECT pg_sleep(60)")
+            .execute(&mut conn)
+            .await;
+        (outcome.map(|_| ()).map_err(|e| e.to_string()), conn)
+    });
+    // Wait until it runs.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM pg_stat_activity WHERE pid = $1")
+                .bind(pid)
+                .fetch_optional(&admin)
+                .await
+                .unwrap();
+        if state.as_deref() == Some("active") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never became active");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let cancel = reported(&admin, pid, true).await;
+    let result = cancel
+        .execute(&context(&pg, Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert_eq!(result["outcome"], "cancelled", "{result}");
+    let (outcome, mut conn) = sleeping.await.unwrap();
+    assert!(outcome.unwrap_err().contains("canceling statement"));
+    sqlx::raw_sql("SELECT 1")
+        .execute(&mut conn)
+        .await
+        .expect("cancelled, not terminated: the session lives on");
 }

@@ -10,7 +10,7 @@ use tracing::warn;
 
 use crate::error::KnowledgeError;
 use crate::records;
-use crate::store::actions::{MAX_LIST, StatusUpdate};
+use crate::store::actions::{MAX_LIST, StatusUpdate, UpdateOutcome};
 use crate::store::{
     DatabaseChange, DatabaseRecord, HealthRecord, RegisterOutcome, ResolveOutcome, Store,
 };
@@ -308,22 +308,33 @@ impl KnowledgeService for KnowledgeGrpc {
             action_status(&r.status, None)
         };
         let status = parse().map_err(|e| fail("UpdateActionStatus", e))?;
+        let expected = r
+            .expected_status
+            .iter()
+            .map(|s| action_status(s, None))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| fail("UpdateActionStatus", e))?;
         let update = StatusUpdate {
             status,
             message: r.message,
             error: r.error,
             result_json: r.result_json,
             cooldown_seconds: r.cooldown_seconds,
+            expected,
         };
-        let found = self
+        let outcome = self
             .store
             .update_action(&r.action_id, update)
             .await
             .map_err(|e| fail("UpdateActionStatus", e))?;
-        if found {
-            done(true, format!("action is now {status}"))
-        } else {
-            done(false, format!("action {} not found", r.action_id))
+        match outcome {
+            UpdateOutcome::Updated => done(true, format!("action is now {status}")),
+            UpdateOutcome::NotFound => done(false, format!("action {} not found", r.action_id)),
+            UpdateOutcome::Conflict(current) => Err(Status::failed_precondition(format!(
+                "action {} is {current}, not {}",
+                r.action_id,
+                r.expected_status.join(" or ")
+            ))),
         }
     }
 

@@ -412,6 +412,50 @@ async fn actions_keep_the_status_they_are_registered_with_and_redelivery_is_a_no
         .actions;
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].id, "action-1");
+
+    // Compare-and-set: a second "start" of a completed action is refused, naming its status,
+    // and changes nothing.
+    let refused = k
+        .client
+        .update_action_status(UpdateActionRequest {
+            action_id: "action-1".into(),
+            status: "executing".into(),
+            expected_status: vec!["queued".into(), "approved".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        refused
+            .message()
+            .contains("is completed, not queued or approved"),
+        "{}",
+        refused.message()
+    );
+    let still = k
+        .client
+        .get_action(GetActionRequest {
+            action_id: "action-1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .action
+        .unwrap();
+    assert_eq!(still.status, "completed");
+    let allowed = k
+        .client
+        .update_action_status(UpdateActionRequest {
+            action_id: "action-1".into(),
+            status: "rolled_back".into(),
+            expected_status: vec!["completed".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(allowed.success, "{}", allowed.message);
     k.shutdown.trigger();
 }
 

@@ -5,6 +5,7 @@
 
 pub mod clients;
 pub mod events;
+pub mod sql;
 pub mod status;
 pub mod subjects;
 

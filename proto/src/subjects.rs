@@ -29,3 +29,12 @@ pub const ALL: [&str; 8] = [
     ACTIONS_REJECT,
     ACTIONS_ROLLBACK,
 ];
+
+/// The JetStream stream that keeps `detections` until the executor has acted on them.
+pub const DETECTIONS_STREAM: &str = "DETECTIONS";
+/// The JetStream stream that keeps `actions.completed` for verification.
+pub const ACTIONS_STREAM: &str = "ACTIONS";
+/// How long a stream keeps a message nobody acknowledged.
+pub const STREAM_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+/// The executor's durable consumer on `DETECTIONS`.
+pub const EXECUTOR_CONSUMER: &str = "executor";

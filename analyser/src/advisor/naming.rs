@@ -2,20 +2,9 @@
 //! limit that no index of the schema already has, and the exact `CREATE INDEX CONCURRENTLY`
 //! statement with every identifier quoted, so names with capitals, spaces or quotes are safe.
 
+pub use proto::sql::{MAX_IDENTIFIER_BYTES, qualified, quote_ident};
+
 use super::candidates::KeyColumn;
-
-/// PostgreSQL truncates identifiers longer than this many bytes (NAMEDATALEN - 1).
-pub const MAX_IDENTIFIER_BYTES: usize = 63;
-
-/// `identifier` as a quoted SQL identifier: `"` doubled inside, the whole wrapped in `"`.
-pub fn quote_ident(identifier: &str) -> String {
-    format!("\"{}\"", identifier.replace('"', "\"\""))
-}
-
-/// `"schema"."table"`.
-pub fn qualified(schema: &str, table: &str) -> String {
-    format!("{}.{}", quote_ident(schema), quote_ident(table))
-}
 
 /// `idx_<table>_<columns>`: letters, digits and `_` only (lower-cased), at most 63 bytes (a long
 /// name is cut and ends in a hash of the whole so two long names stay distinct), and different

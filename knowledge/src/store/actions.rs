@@ -38,13 +38,22 @@ return 1
 });
 
 /// KEYS: action:<id>. ARGV: id, status, message, error, now, result JSON, stamp started (0/1),
-/// stamp completed (0/1). Returns the detection id, or false when the action does not exist.
+/// stamp completed (0/1), expected statuses (comma-separated; empty = any). Returns
+/// {0} when the action does not exist, {1, detection id} when updated, {2, current status} when
+/// its status is not one of the expected.
 static UPDATE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r#"
 local raw = redis.call('GET', KEYS[1])
-if not raw then return false end
+if not raw then return {0} end
 local a = cjson.decode(raw)
+if ARGV[9] ~= '' then
+  local allowed = false
+  for expected in string.gmatch(ARGV[9], '[^,]+') do
+    if a.status == expected then allowed = true end
+  end
+  if not allowed then return {2, a.status} end
+end
 if a.status ~= ARGV[2] then
   redis.call('SREM', 'action:status:' .. a.status, ARGV[1])
   redis.call('SADD', 'action:status:' .. ARGV[2], ARGV[1])
@@ -58,10 +67,19 @@ a.updated_at = now
 if ARGV[7] == '1' and (tonumber(a.started_at) or 0) == 0 then a.started_at = now end
 if ARGV[8] == '1' then a.completed_at = now end
 redis.call('SET', KEYS[1], cjson.encode(a))
-return a.detection_id
+return {1, a.detection_id or ''}
 "#,
     )
 });
+
+/// What a status update found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateOutcome {
+    Updated,
+    NotFound,
+    /// The action's status was not one of the expected; here is what it is.
+    Conflict(String),
+}
 
 /// A status change to record.
 #[derive(Debug, Clone)]
@@ -71,6 +89,8 @@ pub struct StatusUpdate {
     pub error: String,
     pub result_json: String,
     pub cooldown_seconds: i64,
+    /// Only update from one of these statuses (empty: from any).
+    pub expected: Vec<ActionStatus>,
 }
 
 impl Store {
@@ -101,19 +121,21 @@ impl Store {
         Ok((action.id, created == 1))
     }
 
-    /// Records a status change. A failed, rejected or rolled-back action resolves its detection
-    /// with a cool-down, so the problem is proposed again later. `Ok(false)` when no such action.
+    /// Records a status change, from one of `update.expected` when given. A failed, rejected or
+    /// rolled-back action resolves its detection with a cool-down, so the problem is proposed
+    /// again later.
     pub async fn update_action(
         &self,
         id: &str,
         update: StatusUpdate,
-    ) -> Result<bool, KnowledgeError> {
+    ) -> Result<UpdateOutcome, KnowledgeError> {
         let stamp_started = update.status == ActionStatus::Executing;
         let stamp_completed = matches!(
             update.status,
             ActionStatus::Completed | ActionStatus::Failed | ActionStatus::Rejected
         );
-        let detection_id: Option<String> = UPDATE
+        let expected: Vec<&str> = update.expected.iter().map(|s| s.as_str()).collect();
+        let (code, value): (i64, Option<String>) = UPDATE
             .key(keys::action(id))
             .arg(id)
             .arg(update.status.as_str())
@@ -123,10 +145,13 @@ impl Store {
             .arg(&update.result_json)
             .arg(if stamp_started { "1" } else { "0" })
             .arg(if stamp_completed { "1" } else { "0" })
+            .arg(expected.join(","))
             .invoke_async(&mut self.conn())
             .await?;
-        let Some(detection_id) = detection_id else {
-            return Ok(false);
+        let detection_id = match code {
+            0 => return Ok(UpdateOutcome::NotFound),
+            2 => return Ok(UpdateOutcome::Conflict(value.unwrap_or_default())),
+            _ => value.unwrap_or_default(),
         };
         if let Some(resolution) = update.status.resolution()
             && !detection_id.is_empty()
@@ -140,7 +165,7 @@ impl Store {
             )
             .await?;
         }
-        Ok(true)
+        Ok(UpdateOutcome::Updated)
     }
 
     pub async fn get_action(&self, id: &str) -> Result<Option<Action>, KnowledgeError> {

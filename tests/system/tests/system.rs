@@ -4,110 +4,14 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use lifecycle::{Env, Shutdown};
-use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
 use proto::knowledge::*;
 use sqlx::Executor;
 use sqlx::postgres::PgPoolOptions;
-use testkit::{NatsServer, PgCluster, RedisServer};
-use tonic::transport::Channel;
+use testkit::PgCluster;
 
-/// Knowledge, analyser and collector running in this process against real servers.
-struct Stack {
-    knowledge: KnowledgeServiceClient<Channel>,
-    nats: NatsServer,
-    shutdown: Shutdown,
-    _redis: RedisServer,
-    _key_dir: tempfile::TempDir,
-}
+mod stack;
 
-impl Stack {
-    async fn start(settings: SystemConfig, database: (&str, String)) -> Self {
-        let redis = RedisServer::start();
-        let nats = NatsServer::start();
-        let key_dir = tempfile::tempdir().unwrap();
-        let shutdown = Shutdown::new();
-
-        let knowledge_env = Env::from_map([
-            ("GRPC_PORT", "0".to_owned()),
-            ("HEALTH_PORT", "0".to_owned()),
-            ("REDIS_ADDR", redis.addr()),
-            (
-                "KNOWLEDGE_KEY_FILE",
-                key_dir.path().join("k.key").display().to_string(),
-            ),
-        ]);
-        let knowledge_app = knowledge::App::build(
-            knowledge::Config::from_env(&knowledge_env).unwrap(),
-            shutdown.clone(),
-        )
-        .await
-        .unwrap();
-        let knowledge_addr = knowledge_app.grpc_addr().to_string();
-        tokio::spawn(knowledge_app.run());
-        let mut client = proto::clients::knowledge(&knowledge_addr).unwrap();
-        client
-            .save_system_config(SaveSystemConfigRequest {
-                config: Some(settings),
-            })
-            .await
-            .unwrap();
-        client
-            .register_database(RegisterDatabaseRequest {
-                database_id: database.0.into(),
-                connection_string: database.1,
-                enabled: true,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-
-        let analyser_env = Env::from_map([
-            ("GRPC_PORT", "0".to_owned()),
-            ("HEALTH_PORT", "0".to_owned()),
-            ("KNOWLEDGE_ADDRESS", knowledge_addr.clone()),
-            ("NATS_URL", nats.url()),
-        ]);
-        let analyser_app = analyser::App::build(
-            analyser::Config::from_env(&analyser_env).unwrap(),
-            shutdown.clone(),
-        )
-        .await
-        .unwrap();
-        let analyser_addr = analyser_app.grpc_addr().to_string();
-        tokio::spawn(analyser_app.run());
-
-        let collector_env = Env::from_map([
-            ("HEALTH_PORT", "0".to_owned()),
-            ("KNOWLEDGE_ADDRESS", knowledge_addr),
-            ("ANALYSER_ADDRESS", analyser_addr),
-            ("NATS_URL", nats.url()),
-            ("COLLECTION_INTERVAL", "1s".to_owned()),
-            ("SYNC_INTERVAL", "5s".to_owned()),
-        ]);
-        let collector_app = collector::App::build(
-            collector::Config::from_env(&collector_env).unwrap(),
-            shutdown.clone(),
-        )
-        .await
-        .unwrap();
-        tokio::spawn(collector_app.run());
-
-        Self {
-            knowledge: client,
-            nats,
-            shutdown,
-            _redis: redis,
-            _key_dir: key_dir,
-        }
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        self.shutdown.trigger();
-    }
-}
+use stack::Stack;
 
 fn app_database() -> PgCluster {
     app_database_with(&[])

@@ -1,0 +1,333 @@
+//! `create_index`: `CREATE INDEX CONCURRENTLY` with quoted, schema-qualified identifiers on a
+//! connection of its own (the action's time limit as `statement_timeout`, a 2 s `lock_timeout`,
+//! retried up to three times when a lock is busy). An INVALID index left by a failed or
+//! interrupted build is dropped; an index of that name that was there before is never touched.
+//! Rollback drops the index only if it is still the one we built (same OID), concurrently.
+
+use std::time::{Duration, Instant};
+
+use proto::sql::{qualified, quote_ident, valid_identifier};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sqlx::PgConnection;
+
+use super::{Context, identifier};
+use crate::databases::{describe, is_lock_timeout};
+
+const ATTEMPTS: u32 = 3;
+const MAX_COLUMNS: usize = 32;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyColumn {
+    pub name: String,
+    #[serde(default)]
+    pub descending: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateIndex {
+    pub schema: String,
+    pub table: String,
+    pub index_name: String,
+    pub columns: Vec<KeyColumn>,
+}
+
+impl CreateIndex {
+    /// From the analyser's metadata (schema, table_name, index_name, columns), or the original's
+    /// (table_name, column_name: schema `public`, name `idx_<table>_<column>`).
+    pub fn from_metadata(metadata: &Value) -> Result<Self, String> {
+        let table = identifier(metadata, "table_name")?;
+        let schema = match metadata.get("schema") {
+            None | Some(Value::Null) => "public".to_owned(),
+            Some(_) => identifier(metadata, "schema")?,
+        };
+        let columns: Vec<KeyColumn> = match metadata.get("columns") {
+            Some(Value::Array(list)) => list
+                .iter()
+                .map(|c| {
+                    serde_json::from_value::<KeyColumn>(c.clone())
+                        .map_err(|e| format!("columns: {e}"))
+                })
+                .collect::<Result<_, _>>()?,
+            None | Some(Value::Null) => vec![KeyColumn {
+                name: identifier(metadata, "column_name")?,
+                descending: false,
+            }],
+            Some(other) => return Err(format!("columns must be a list, not {other}")),
+        };
+        if columns.is_empty() || columns.len() > MAX_COLUMNS {
+            return Err(format!("an index needs 1 to {MAX_COLUMNS} columns"));
+        }
+        if let Some(bad) = columns.iter().find(|c| !valid_identifier(&c.name)) {
+            return Err(format!("column {:?} is not a valid identifier", bad.name));
+        }
+        let index_name = match metadata.get("index_name") {
+            None | Some(Value::Null) => format!("idx_{table}_{}", columns[0].name),
+            Some(_) => identifier(metadata, "index_name")?,
+        };
+        if !valid_identifier(&index_name) {
+            return Err(format!("index name {index_name:?} is longer than 63 bytes"));
+        }
+        Ok(Self {
+            schema,
+            table,
+            index_name,
+            columns,
+        })
+    }
+
+    /// The exact statement run.
+    pub fn statement(&self) -> String {
+        let keys: Vec<String> = self
+            .columns
+            .iter()
+            .map(|k| {
+                if k.descending {
+                    format!("{} DESC", quote_ident(&k.name))
+                } else {
+                    quote_ident(&k.name)
+                }
+            })
+            .collect();
+        format!(
+            "CREATE INDEX CONCURRENTLY {} ON {} ({})",
+            quote_ident(&self.index_name),
+            qualified(&self.schema, &self.table),
+            keys.join(", ")
+        )
+    }
+
+    pub async fn execute(&self, context: &Context) -> Result<Value, String> {
+        let database = context.database()?;
+        let mut conn = database.dedicated(context.timeout).await?;
+        if !table_exists(&mut conn, &self.schema, &self.table).await? {
+            return Err(format!(
+                "table {} does not exist",
+                qualified(&self.schema, &self.table)
+            ));
+        }
+        if let Some((_, valid)) = index(&mut conn, &self.schema, &self.index_name).await? {
+            return Err(format!(
+                "an index named {} already exists{}; it is not ours and is left alone",
+                qualified(&self.schema, &self.index_name),
+                if valid { "" } else { " (INVALID)" }
+            ));
+        }
+        let statement = self.statement();
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let outcome = sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
+                .persistent(false)
+                .execute(&mut conn)
+                .await;
+            match outcome {
+                Ok(_) => break,
+                Err(error) => {
+                    // It did not exist before this attempt, so whatever is there now is ours.
+                    let cleaned = self.drop_if_invalid(&mut conn).await?;
+                    if is_lock_timeout(&error) && attempt < ATTEMPTS {
+                        tokio::time::sleep(Duration::from_secs(2 * u64::from(attempt))).await;
+                        continue;
+                    }
+                    return Err(format!(
+                        "{}{} after {attempt} attempt(s)",
+                        describe(&error),
+                        if cleaned {
+                            "; the INVALID index it left was dropped"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
+            }
+        }
+        let build_ms = started.elapsed().as_millis() as i64;
+        let (oid, valid) = index(&mut conn, &self.schema, &self.index_name)
+            .await?
+            .ok_or("the index is missing right after it was built")?;
+        if !valid {
+            self.drop_if_invalid(&mut conn).await?;
+            return Err("the build finished but left the index INVALID; it was dropped".into());
+        }
+        let size: i64 = sqlx::query_scalar("SELECT pg_relation_size($1::oid)")
+            .bind(oid)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|e| describe(&e))?;
+        Ok(json!({
+            "index_name": self.index_name,
+            "schema": self.schema,
+            "table_name": self.table,
+            "columns": self.columns,
+            "statement": statement,
+            "index_oid": oid,
+            "size_bytes": size,
+            "build_ms": build_ms,
+            "attempts": attempt,
+            "concurrent": true,
+        }))
+    }
+
+    pub async fn rollback(&self, context: &Context, result: &Value) -> Result<Value, String> {
+        let built_oid = result
+            .get("index_oid")
+            .and_then(Value::as_i64)
+            .ok_or("the action's result has no index OID: nothing is dropped")?;
+        let database = context.database()?;
+        let mut conn = database.dedicated(context.timeout).await?;
+        match index(&mut conn, &self.schema, &self.index_name).await? {
+            None => Ok(json!({"dropped": false, "note": "the index was already gone"})),
+            Some((oid, _)) if oid != built_oid => Err(format!(
+                "{} is no longer the index we built (OID {oid}, ours was {built_oid}); left alone",
+                qualified(&self.schema, &self.index_name)
+            )),
+            Some(_) => {
+                drop_index(&mut conn, &self.schema, &self.index_name).await?;
+                Ok(json!({"dropped": true, "index_name": self.index_name}))
+            }
+        }
+    }
+
+    /// After an interrupted run: an INVALID index of our name is the build's leftover (the name
+    /// was free when the run began) and is dropped; a valid one means the build finished.
+    pub async fn recover(&self, context: &Context) -> Result<Option<Value>, String> {
+        let database = context.database()?;
+        let mut conn = database.dedicated(context.timeout).await?;
+        match index(&mut conn, &self.schema, &self.index_name).await? {
+            Some((oid, true)) => Ok(Some(json!({
+                "index_name": self.index_name,
+                "schema": self.schema,
+                "table_name": self.table,
+                "statement": self.statement(),
+                "index_oid": oid,
+                "concurrent": true,
+                "note": "the build finished while the executor was stopped",
+            }))),
+            Some((_, false)) => {
+                self.drop_if_invalid(&mut conn).await?;
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Drops our index if it exists and is INVALID; true when it did.
+    async fn drop_if_invalid(&self, conn: &mut PgConnection) -> Result<bool, String> {
+        match index(conn, &self.schema, &self.index_name).await? {
+            Some((_, false)) => {
+                drop_index(conn, &self.schema, &self.index_name).await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+async fn table_exists(conn: &mut PgConnection, schema: &str, table: &str) -> Result<bool, String> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'm'))",
+    )
+    .bind(schema)
+    .bind(table)
+    .fetch_one(conn)
+    .await
+    .map_err(|e| describe(&e))
+}
+
+/// The index `schema.name`: its OID and whether it is valid.
+async fn index(
+    conn: &mut PgConnection,
+    schema: &str,
+    name: &str,
+) -> Result<Option<(i64, bool)>, String> {
+    sqlx::query_as::<_, (i64, bool)>(
+        "SELECT c.oid::int8, i.indisvalid FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_index i ON i.indexrelid = c.oid \
+         WHERE n.nspname = $1 AND c.relname = $2",
+    )
+    .bind(schema)
+    .bind(name)
+    .fetch_optional(conn)
+    .await
+    .map_err(|e| describe(&e))
+}
+
+/// `DROP INDEX CONCURRENTLY`, retried while a lock is busy.
+async fn drop_index(conn: &mut PgConnection, schema: &str, name: &str) -> Result<(), String> {
+    let statement = format!(
+        "DROP INDEX CONCURRENTLY IF EXISTS {}",
+        qualified(schema, name)
+    );
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
+            .persistent(false)
+            .execute(&mut *conn)
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(e) if is_lock_timeout(&e) && attempt < ATTEMPTS => {
+                tokio::time::sleep(Duration::from_secs(2 * u64::from(attempt))).await;
+            }
+            Err(e) => return Err(format!("{statement}: {}", describe(&e))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_analysers_metadata_becomes_a_quoted_statement() {
+        let plan = CreateIndex::from_metadata(&json!({
+            "schema": "Sales Data", "table_name": "Order \"Items\"", "index_name": "idx_order_items_customer_id",
+            "columns": [{"name": "Customer Id", "descending": false}, {"name": "created_at", "descending": true}],
+            "statement": "DROP TABLE users -- never run as given",
+        }))
+        .unwrap();
+        assert_eq!(
+            plan.statement(),
+            r#"CREATE INDEX CONCURRENTLY "idx_order_items_customer_id" ON "Sales Data"."Order ""Items""" ("Customer Id", "created_at" DESC)"#
+        );
+    }
+
+    #[test]
+    fn the_originals_metadata_still_works() {
+        let plan =
+            CreateIndex::from_metadata(&json!({"table_name": "posts", "column_name": "user_id"}))
+                .unwrap();
+        assert_eq!(
+            plan.statement(),
+            r#"CREATE INDEX CONCURRENTLY "idx_posts_user_id" ON "public"."posts" ("user_id")"#
+        );
+    }
+
+    #[test]
+    fn malformed_metadata_is_refused_with_the_reason() {
+        for (metadata, reason) in [
+            (json!({}), "table_name is missing"),
+            (
+                json!({"table_name": 5, "column_name": "a"}),
+                "table_name must be a string",
+            ),
+            (json!({"table_name": "t", "columns": []}), "1 to 32 columns"),
+            (
+                json!({"table_name": "t", "columns": [{"name": "a\u{0}"}]}),
+                "not a valid identifier",
+            ),
+            (
+                json!({"table_name": "t", "column_name": "c", "index_name": "x".repeat(64)}),
+                "not a valid identifier",
+            ),
+            (json!({"table_name": "t", "columns": "a"}), "must be a list"),
+        ] {
+            let error = CreateIndex::from_metadata(&metadata).unwrap_err();
+            assert!(error.contains(reason), "{metadata}: {error}");
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! `terminate_query`: ends one session the analyser reported — a long-running statement is
+//! cancelled (and terminated only if cancelling does not stop it and the policy allows), a
+//! session idle in its transaction is terminated.
+//!
+//! Right before acting, and in the same statement that sends the signal, the session must still
+//! be the one reported: same pid and backend start (pids are reused), same statement start for a
+//! running query, same idle stretch for an idle transaction. Never touched: our own sessions
+//! (`startupmonkey-*`), anything that is not a client backend (autovacuum, walsenders,
+//! background workers), sessions of other databases, and superusers unless allowed.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use super::{Context, text};
+use crate::databases::describe;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Terminate {
+    pub pid: i32,
+    pub backend_start_us: i64,
+    /// true: a running statement (cancel first); false: idle in transaction (terminate).
+    pub graceful: bool,
+    /// The statement start (running) or the last state change (idle) the analyser saw.
+    pub since_us: i64,
+    #[serde(default)]
+    pub username: String,
+}
+
+/// What the operator allows beyond the defaults.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Terminate a statement that a cancel did not stop.
+    pub terminate_after_cancel: bool,
+    /// Touch superusers' sessions.
+    pub superusers: bool,
+}
+
+/// How the session looks now.
+struct Now {
+    protected: Option<String>,
+    same_backend: bool,
+    query_start_us: i64,
+    state_change_us: i64,
+    state: String,
+}
+
+impl Terminate {
+    pub fn from_metadata(metadata: &Value) -> Result<Self, String> {
+        let pid: i32 = match metadata.get("pid") {
+            Some(Value::String(s)) => s
+                .parse()
+                .map_err(|_| format!("pid {s:?} is not a number"))?,
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .and_then(|n| i32::try_from(n).ok())
+                .ok_or_else(|| format!("pid {n} is out of range"))?,
+            _ => return Err("pid is missing".into()),
+        };
+        if pid <= 0 {
+            return Err(format!("pid {pid} is not a session"));
+        }
+        let number = |field: &str| metadata.get(field).and_then(Value::as_i64).unwrap_or(0);
+        let backend_start_us = number("backend_start_us");
+        if backend_start_us <= 0 {
+            return Err("backend_start_us is missing: the session cannot be told apart from a later one with the same pid".into());
+        }
+        let graceful = metadata
+            .get("graceful")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        let since_us = if graceful {
+            number("query_start_us")
+        } else {
+            number("state_change_us")
+        };
+        if since_us <= 0 {
+            return Err(if graceful {
+                "query_start_us is missing: the statement cannot be re-checked".into()
+            } else {
+                "state_change_us is missing: the idle period cannot be re-checked".into()
+            });
+        }
+        Ok(Self {
+            pid,
+            backend_start_us,
+            graceful,
+            since_us,
+            username: text(metadata, "username").unwrap_or_default(),
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        if self.graceful {
+            format!("cancel the running statement of session {}", self.pid)
+        } else {
+            format!("terminate session {} (idle in transaction)", self.pid)
+        }
+    }
+
+    pub async fn execute(&self, context: &Context) -> Result<Value, String> {
+        let pool = &context.database()?.pool;
+        let outcome = |outcome: &str, method: Value| json!({"pid": self.pid, "username": self.username, "outcome": outcome, "method": method, "graceful": self.graceful});
+        let Some(now) = self.look(pool, context.policy.superusers).await? else {
+            return Ok(outcome("already_gone", Value::Null));
+        };
+        if !now.same_backend {
+            return Ok(outcome("already_gone", Value::Null));
+        }
+        if let Some(reason) = now.protected {
+            return Err(format!(
+                "session {} is protected: {reason}; not touched",
+                self.pid
+            ));
+        }
+        if !self.still_the_same(&now) {
+            return Ok(outcome("moved_on", Value::Null));
+        }
+        if !self.graceful {
+            if !self.signal(pool, "pg_terminate_backend").await? {
+                return Ok(outcome("moved_on", Value::Null));
+            }
+            self.wait(pool, Duration::from_secs(5)).await?;
+            return Ok(outcome("terminated", json!("pg_terminate_backend")));
+        }
+        if !self.signal(pool, "pg_cancel_backend").await? {
+            return Ok(outcome("moved_on", Value::Null));
+        }
+        if self.wait(pool, Duration::from_secs(3)).await? {
+            return Ok(outcome("cancelled", json!("pg_cancel_backend")));
+        }
+        if !context.policy.terminate_after_cancel {
+            return Err(format!(
+                "session {} ignored the cancel; terminating it is not allowed (TERMINATE_AFTER_CANCEL=false)",
+                self.pid
+            ));
+        }
+        if !self.signal(pool, "pg_terminate_backend").await? {
+            return Ok(outcome("cancelled", json!("pg_cancel_backend")));
+        }
+        self.wait(pool, Duration::from_secs(5)).await?;
+        Ok(outcome(
+            "terminated",
+            json!("pg_cancel_backend, then pg_terminate_backend"),
+        ))
+    }
+
+    fn still_the_same(&self, now: &Now) -> bool {
+        if self.graceful {
+            now.state == "active" && now.query_start_us == self.since_us
+        } else {
+            now.state.starts_with("idle in transaction") && now.state_change_us == self.since_us
+        }
+    }
+
+    async fn look(&self, pool: &PgPool, superusers: bool) -> Result<Option<Now>, String> {
+        let row: Option<(Option<String>, bool, i64, i64, String)> = sqlx::query_as(
+            "SELECT CASE \
+               WHEN a.pid = pg_backend_pid() THEN 'our own session' \
+               WHEN a.application_name LIKE 'startupmonkey-%' THEN 'a StartupMonkey session' \
+               WHEN a.backend_type IS DISTINCT FROM 'client backend' \
+                 THEN 'a ' || coalesce(a.backend_type, 'background') || ' process' \
+               WHEN a.datname IS DISTINCT FROM current_database() THEN 'a session of another database' \
+               WHEN coalesce(r.rolsuper, false) AND NOT $3 THEN 'a superuser session' \
+               ELSE NULL END, \
+             (extract(epoch FROM a.backend_start) * 1000000)::bigint = $2, \
+             coalesce((extract(epoch FROM a.query_start) * 1000000)::bigint, 0), \
+             coalesce((extract(epoch FROM a.state_change) * 1000000)::bigint, 0), \
+             coalesce(a.state, '') \
+             FROM pg_stat_activity a LEFT JOIN pg_roles r ON r.oid = a.usesysid WHERE a.pid = $1",
+        )
+        .bind(self.pid)
+        .bind(self.backend_start_us)
+        .bind(superusers)
+        .fetch_optional(pool)
+        .await
+        .map_err(|e| describe(&e))?;
+        Ok(row.map(
+            |(protected, same_backend, query_start_us, state_change_us, state)| Now {
+                protected,
+                same_backend,
+                query_start_us,
+                state_change_us,
+                state,
+            },
+        ))
+    }
+
+    /// Sends `function` (pg_cancel_backend / pg_terminate_backend) only if the session is still
+    /// the one reported, checked in the same statement; true when it was sent.
+    async fn signal(&self, pool: &PgPool, function: &str) -> Result<bool, String> {
+        let since = if self.graceful {
+            "a.state = 'active' AND coalesce((extract(epoch FROM a.query_start) * 1000000)::bigint, 0) = $3"
+        } else {
+            "a.state LIKE 'idle in transaction%' AND coalesce((extract(epoch FROM a.state_change) * 1000000)::bigint, 0) = $3"
+        };
+        let sql = format!(
+            "SELECT {function}(a.pid) FROM pg_stat_activity a \
+             WHERE a.pid = $1 AND (extract(epoch FROM a.backend_start) * 1000000)::bigint = $2 \
+             AND a.backend_type = 'client backend' AND a.datname = current_database() \
+             AND a.application_name NOT LIKE 'startupmonkey-%' AND a.pid <> pg_backend_pid() AND {since}"
+        );
+        let sent: Option<bool> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(self.pid)
+            .bind(self.backend_start_us)
+            .bind(self.since_us)
+            .fetch_optional(pool)
+            .await
+            .map_err(|e| describe(&e))?;
+        match sent {
+            None => Ok(false),
+            Some(true) => Ok(true),
+            Some(false) => Err(format!(
+                "{function}({}) was refused: the role lacks pg_signal_backend or the session belongs to a superuser",
+                self.pid
+            )),
+        }
+    }
+
+    /// Waits until the reported statement (or session) is over; true when it is.
+    async fn wait(&self, pool: &PgPool, limit: Duration) -> Result<bool, String> {
+        let started = Instant::now();
+        loop {
+            let now = self.look(pool, true).await?;
+            let over = match now {
+                None => true,
+                Some(now) => !now.same_backend || !self.still_the_same(&now),
+            };
+            if over {
+                return Ok(true);
+            }
+            if started.elapsed() >= limit {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_session_must_be_identified_beyond_its_pid() {
+        let plan = Terminate::from_metadata(&json!({
+            "pid": "42", "backend_start_us": 1, "graceful": false, "state_change_us": 5, "username": "app"
+        }))
+        .unwrap();
+        assert_eq!((plan.pid, plan.since_us, plan.graceful), (42, 5, false));
+        for (metadata, reason) in [
+            (json!({"pid": "x"}), "not a number"),
+            (json!({"pid": 0, "backend_start_us": 1}), "not a session"),
+            (json!({"pid": 7}), "backend_start_us is missing"),
+            (
+                json!({"pid": 7, "backend_start_us": 1, "graceful": true}),
+                "query_start_us is missing",
+            ),
+            (
+                json!({"pid": 99_999_999_999_i64, "backend_start_us": 1}),
+                "out of range",
+            ),
+        ] {
+            let error = Terminate::from_metadata(&metadata).unwrap_err();
+            assert!(error.contains(reason), "{metadata}: {error}");
+        }
+    }
+}

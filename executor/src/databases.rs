@@ -1,0 +1,142 @@
+//! The executor's way into each watched database: the connection string from knowledge (re-read
+//! every minute), one reused pool per database, and dedicated connections for statements that
+//! may run for minutes (an index build, a VACUUM) with that action's own time limit. Every
+//! session is named `startupmonkey-executor` and runs under a statement and a lock timeout.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use proto::knowledge::GetDatabaseRequest;
+use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgConnection, PgPool};
+use tokio::sync::Mutex;
+use tonic::transport::Channel;
+
+pub const APPLICATION_NAME: &str = "startupmonkey-executor";
+const REFRESH: Duration = Duration::from_secs(60);
+const RPC_DEADLINE: Duration = Duration::from_secs(5);
+/// Pooled sessions: short statements only.
+const POOL_STATEMENT_TIMEOUT_MS: u64 = 30_000;
+/// DDL never queues behind another session's lock for longer than this.
+pub const LOCK_TIMEOUT_MS: u64 = 2_000;
+
+/// A watched database as the executor reaches it.
+#[derive(Clone)]
+pub struct Database {
+    pub id: String,
+    pub connection_string: String,
+    pub pool: PgPool,
+}
+
+impl Database {
+    /// A lazily connecting pool for `connection_string`.
+    pub fn connect(id: &str, connection_string: &str) -> Result<Self, String> {
+        let pool = PgPoolOptions::new()
+            .max_connections(3)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(10))
+            .idle_timeout(Some(Duration::from_secs(60)))
+            .connect_lazy_with(
+                options(connection_string, POOL_STATEMENT_TIMEOUT_MS)
+                    .map_err(|e| format!("invalid connection string: {}", describe(&e)))?,
+            );
+        Ok(Self {
+            id: id.to_owned(),
+            connection_string: connection_string.to_owned(),
+            pool,
+        })
+    }
+
+    /// A connection of its own, outside the pool, for one long statement: `statement_timeout`
+    /// is the action's time limit, so PostgreSQL itself stops the statement when it runs out.
+    pub async fn dedicated(&self, statement_timeout: Duration) -> Result<PgConnection, String> {
+        options(
+            &self.connection_string,
+            statement_timeout.as_millis() as u64,
+        )
+        .map_err(|e| describe(&e))?
+        .connect()
+        .await
+        .map_err(|e| describe(&e))
+    }
+}
+
+pub struct Databases {
+    knowledge: KnowledgeServiceClient<Channel>,
+    known: Mutex<HashMap<String, (Instant, Database)>>,
+}
+
+impl Databases {
+    pub fn new(knowledge: KnowledgeServiceClient<Channel>) -> Self {
+        Self {
+            knowledge,
+            known: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The registered database `id`, or why it cannot be reached.
+    pub async fn get(&self, id: &str) -> Result<Database, String> {
+        let mut known = self.known.lock().await;
+        if let Some((checked, database)) = known.get(id)
+            && checked.elapsed() < REFRESH
+        {
+            return Ok(database.clone());
+        }
+        let mut knowledge = self.knowledge.clone();
+        let reply = tokio::time::timeout(
+            RPC_DEADLINE,
+            knowledge.get_database(GetDatabaseRequest {
+                database_id: id.to_owned(),
+                include_connection_string: true,
+            }),
+        )
+        .await
+        .map_err(|_| "knowledge did not answer GetDatabase".to_owned())?
+        .map_err(|s| format!("knowledge: {}", s.message()))?
+        .into_inner();
+        if !reply.found || reply.connection_string.is_empty() {
+            known.remove(id);
+            return Err(format!("database {id} is not registered"));
+        }
+        if let Some((checked, database)) = known.get_mut(id)
+            && database.connection_string == reply.connection_string
+        {
+            *checked = Instant::now();
+            return Ok(database.clone());
+        }
+        let database = Database::connect(id, &reply.connection_string)?;
+        known.insert(id.to_owned(), (Instant::now(), database.clone()));
+        Ok(database)
+    }
+}
+
+fn options(
+    connection_string: &str,
+    statement_timeout_ms: u64,
+) -> Result<PgConnectOptions, sqlx::Error> {
+    Ok(PgConnectOptions::from_str(connection_string)?
+        .application_name(APPLICATION_NAME)
+        .options([
+            ("statement_timeout", statement_timeout_ms.to_string()),
+            ("lock_timeout", LOCK_TIMEOUT_MS.to_string()),
+            ("idle_in_transaction_session_timeout", "60000".to_owned()),
+        ]))
+}
+
+/// A PostgreSQL error as its message (with the SQLSTATE), anything else as itself.
+pub fn describe(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Database(db) => match db.code() {
+            Some(code) => format!("{} (SQLSTATE {code})", db.message()),
+            None => db.message().to_owned(),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// True for "canceling statement due to lock timeout" (55P03).
+pub fn is_lock_timeout(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03"))
+}

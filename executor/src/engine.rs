@@ -1,0 +1,631 @@
+//! The executor's core: a detection becomes an action in knowledge according to the execution
+//! mode, and an action moves through its states only by compare-and-set in knowledge, so it
+//! never runs twice — not on a redelivered detection, a double approval or a restart.
+//!
+//! * One action per detection, id `act-<detection id>`: a redelivered detection finds it.
+//! * observe → `suggested` (never run); approval (or ENABLE_AUTO_EXECUTION=false) →
+//!   `pending_approval`; autonomous → `queued` and run.
+//! * Run: `queued|approved → executing` (CAS), the plan under the action's time limit,
+//!   `executing → completed|failed` with the result; `actions.status` after every transition,
+//!   `actions.completed` (JetStream, with the detection's key) after success.
+//! * Approve: `pending_approval → approved`, then run. Reject: `pending_approval → rejected`
+//!   (knowledge resolves the detection with a cool-down). Rollback: the plan's undo, then
+//!   `completed → rolled_back`.
+//! * At start: actions left `executing` by a stopped executor are cleaned up (an index build's
+//!   INVALID leftover dropped) and closed; `queued` and `approved` ones run.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto::events::{ActionCompletedEvent, ActionResult, Detection};
+use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
+use proto::knowledge::{
+    Action, DatabaseFilterRequest, GetActionRequest, GetDetectionRequest, GetSystemConfigRequest,
+    RegisterActionRequest, UpdateActionRequest,
+};
+use proto::status::{ActionStatus, ExecutionMode};
+use serde_json::Value;
+use tokio::sync::{Mutex, Semaphore};
+use tonic::Code;
+use tonic::transport::Channel;
+use tracing::{info, warn};
+
+use crate::actions::{Context, Plan, PlanError, terminate::Policy};
+use crate::databases::Databases;
+
+const RPC_DEADLINE: Duration = Duration::from_secs(5);
+/// Beyond the action's own limit (which PostgreSQL enforces), time to clean up.
+const CLEANUP_GRACE: Duration = Duration::from_secs(30);
+
+/// Why a request about an action was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("action {0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Refused(String),
+    #[error("knowledge: {0}")]
+    Knowledge(String),
+}
+
+/// What the executor stores as an action's parameters.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Stored {
+    plan: Plan,
+    detection_key: String,
+    description: String,
+}
+
+pub struct Settings {
+    pub max_concurrent_actions: usize,
+    pub action_timeout: Duration,
+    pub auto_execution: bool,
+    pub state_dir: PathBuf,
+    pub policy: Policy,
+}
+
+pub struct Engine {
+    knowledge: KnowledgeServiceClient<Channel>,
+    databases: Databases,
+    nats: async_nats::Client,
+    jetstream: async_nats::jetstream::Context,
+    permits: Semaphore,
+    settings: Settings,
+    /// Actions this process is running (a second run is refused by knowledge anyway).
+    running: Mutex<HashSet<String>>,
+}
+
+pub fn action_id(detection_id: &str) -> String {
+    format!("act-{detection_id}")
+}
+
+impl Engine {
+    pub fn new(
+        knowledge: KnowledgeServiceClient<Channel>,
+        nats: async_nats::Client,
+        settings: Settings,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            databases: Databases::new(knowledge.clone()),
+            knowledge,
+            jetstream: async_nats::jetstream::new(nats.clone()),
+            nats,
+            permits: Semaphore::new(settings.max_concurrent_actions),
+            settings,
+            running: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Handles one detection. `Err` means "try again later" (knowledge unreachable): nothing
+    /// durable happened yet, so the message must not be acknowledged.
+    pub async fn on_detection(self: &Arc<Self>, detection: Detection) -> Result<(), String> {
+        if detection.id.is_empty() || detection.database_id.is_empty() {
+            warn!(key = %detection.key, "detection without id or database; ignored");
+            return Ok(());
+        }
+        let id = action_id(&detection.id);
+        if let Some(existing) = self.get(&id).await.map_err(|e| e.to_string())? {
+            // A redelivery: the action exists. Resume it if it never started.
+            if matches!(existing.status.as_str(), "queued" | "approved") {
+                self.spawn_run(id);
+            }
+            return Ok(());
+        }
+        if !self.still_active(&detection.id).await? {
+            info!(detection_id = %detection.id, "detection no longer active; no action");
+            return Ok(());
+        }
+        let mode = self.mode().await?;
+        let (plan, problem) = match Plan::from_detection(&detection) {
+            Ok(plan) => (Some(plan), None),
+            Err(error) => (None, Some(error)),
+        };
+        let status = match (&problem, mode) {
+            (Some(PlanError::NotImplemented(_)), _) => ActionStatus::PendingImplementation,
+            (Some(PlanError::Invalid(_)), _) => ActionStatus::Queued, // failed right below
+            (None, ExecutionMode::Observe) => ActionStatus::Suggested,
+            (None, ExecutionMode::Approval) => ActionStatus::PendingApproval,
+            (None, ExecutionMode::Autonomous) if !self.settings.auto_execution => {
+                ActionStatus::PendingApproval
+            }
+            (None, ExecutionMode::Autonomous) => ActionStatus::Queued,
+        };
+        let message = match (&plan, status) {
+            (_, ActionStatus::PendingImplementation) => problem.as_ref().unwrap().to_string(),
+            (Some(plan), ActionStatus::Suggested) => {
+                format!("Suggested (observe mode): {}", plan.describe())
+            }
+            (Some(plan), ActionStatus::PendingApproval) => {
+                format!("Waiting for approval: {}", plan.describe())
+            }
+            (Some(plan), _) => format!("Queued: {}", plan.describe()),
+            (None, _) => "Queued".into(),
+        };
+        let params = plan
+            .as_ref()
+            .map(|plan| {
+                serde_json::to_string(&Stored {
+                    plan: plan.clone(),
+                    detection_key: detection.key.clone(),
+                    description: plan.describe(),
+                })
+                .unwrap_or_default()
+            })
+            .unwrap_or_default();
+        let request = RegisterActionRequest {
+            id: id.clone(),
+            detection_id: detection.id.clone(),
+            action_type: detection.action_type.clone(),
+            database_id: detection.database_id.clone(),
+            created_at: 0,
+            status: status.to_string(),
+            message,
+            params_json: params,
+            can_rollback: plan.as_ref().is_some_and(Plan::can_rollback),
+        };
+        let mut knowledge = self.knowledge.clone();
+        tokio::time::timeout(RPC_DEADLINE, knowledge.register_action(request))
+            .await
+            .map_err(|_| "knowledge did not answer RegisterAction".to_owned())?
+            .map_err(|s| format!("RegisterAction: {}", s.message()))?;
+        if let Some(PlanError::Invalid(reason)) = &problem {
+            let _ = self
+                .transition(&id, ActionStatus::Failed, &[ActionStatus::Queued], |u| {
+                    u.message = "Cannot act on this detection".into();
+                    u.error = reason.clone();
+                })
+                .await;
+        } else {
+            self.announce(&id).await;
+        }
+        if status == ActionStatus::Queued && problem.is_none() {
+            self.spawn_run(id);
+        }
+        Ok(())
+    }
+
+    pub async fn approve(self: &Arc<Self>, id: &str, by: &str) -> Result<Action, EngineError> {
+        self.require(id).await?;
+        self.transition(
+            id,
+            ActionStatus::Approved,
+            &[ActionStatus::PendingApproval],
+            |u| u.message = format!("Approved by {}", who(by)),
+        )
+        .await?;
+        self.spawn_run(id.to_owned());
+        self.require(id).await
+    }
+
+    pub async fn reject(&self, id: &str, by: &str, reason: &str) -> Result<Action, EngineError> {
+        self.require(id).await?;
+        self.transition(
+            id,
+            ActionStatus::Rejected,
+            &[ActionStatus::PendingApproval],
+            |u| {
+                u.message = if reason.is_empty() {
+                    format!("Rejected by {}", who(by))
+                } else {
+                    format!("Rejected by {}: {reason}", who(by))
+                }
+            },
+        )
+        .await?;
+        self.require(id).await
+    }
+
+    pub async fn rollback(&self, id: &str, by: &str, reason: &str) -> Result<Action, EngineError> {
+        let action = self.require(id).await?;
+        if action.status != ActionStatus::Completed.as_str() {
+            return Err(EngineError::Refused(format!(
+                "action {id} is {}; only a completed action can be rolled back",
+                action.status
+            )));
+        }
+        if !action.can_rollback {
+            return Err(EngineError::Refused(format!(
+                "action {id} ({}) cannot be rolled back",
+                action.action_type
+            )));
+        }
+        let stored = stored(&action).map_err(EngineError::Refused)?;
+        let result: Value = serde_json::from_str(&action.result_json).unwrap_or(Value::Null);
+        let context = self
+            .context(&action, &stored.plan)
+            .await
+            .map_err(EngineError::Refused)?;
+        let undone = stored
+            .plan
+            .rollback(&context, &result)
+            .await
+            .map_err(|e| EngineError::Refused(format!("rollback failed: {e}")))?;
+        let mut merged = result;
+        merged["rollback"] = undone;
+        self.transition(
+            id,
+            ActionStatus::RolledBack,
+            &[ActionStatus::Completed],
+            |u| {
+                u.message = if reason.is_empty() {
+                    format!("Rolled back by {}", who(by))
+                } else {
+                    format!("Rolled back by {}: {reason}", who(by))
+                };
+                u.result_json = merged.to_string();
+            },
+        )
+        .await?;
+        self.require(id).await
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<Action>, EngineError> {
+        let mut knowledge = self.knowledge.clone();
+        let reply = tokio::time::timeout(
+            RPC_DEADLINE,
+            knowledge.get_action(GetActionRequest {
+                action_id: id.to_owned(),
+            }),
+        )
+        .await
+        .map_err(|_| EngineError::Knowledge("did not answer GetAction".into()))?
+        .map_err(|s| EngineError::Knowledge(s.message().to_owned()))?
+        .into_inner();
+        Ok(reply.action.filter(|_| reply.found))
+    }
+
+    async fn require(&self, id: &str) -> Result<Action, EngineError> {
+        self.get(id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(id.to_owned()))
+    }
+
+    /// Closes what a stopped executor left running and starts what was waiting.
+    pub async fn recover(self: &Arc<Self>) -> Result<(), String> {
+        let mut knowledge = self.knowledge.clone();
+        let pending = tokio::time::timeout(
+            RPC_DEADLINE,
+            knowledge.get_pending_actions(DatabaseFilterRequest {
+                database_id: String::new(),
+            }),
+        )
+        .await
+        .map_err(|_| "knowledge did not answer GetPendingActions".to_owned())?
+        .map_err(|s| s.message().to_owned())?
+        .into_inner()
+        .actions;
+        for action in pending {
+            match action.status.as_str() {
+                "queued" | "approved" => self.spawn_run(action.id.clone()),
+                "executing" => self.close_interrupted(&action).await,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn close_interrupted(&self, action: &Action) {
+        let outcome = match stored(action) {
+            Ok(stored) => match self.context(action, &stored.plan).await {
+                Ok(context) => stored.plan.recover(&context).await,
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        let result = match outcome {
+            Ok(Some(result)) => {
+                let _ = self
+                    .transition(
+                        &action.id,
+                        ActionStatus::Completed,
+                        &[ActionStatus::Executing],
+                        |u| {
+                            u.message = "Completed (confirmed after an executor restart)".into();
+                            u.result_json = result.to_string();
+                        },
+                    )
+                    .await;
+                return;
+            }
+            Ok(None) => {
+                "the executor stopped during the action; its leftovers were cleaned up".to_owned()
+            }
+            Err(e) => format!("the executor stopped during the action; cleanup failed: {e}"),
+        };
+        let _ = self
+            .transition(
+                &action.id,
+                ActionStatus::Failed,
+                &[ActionStatus::Executing],
+                |u| {
+                    u.message = "Interrupted".into();
+                    u.error = result;
+                },
+            )
+            .await;
+    }
+
+    fn spawn_run(self: &Arc<Self>, id: String) {
+        let engine = self.clone();
+        tokio::spawn(async move { engine.run(id).await });
+    }
+
+    async fn run(self: Arc<Self>, id: String) {
+        if !self.running.lock().await.insert(id.clone()) {
+            return;
+        }
+        let _permit = self.permits.acquire().await;
+        let outcome = self.run_once(&id).await;
+        self.running.lock().await.remove(&id);
+        if let Err(error) = outcome {
+            warn!(action_id = %id, %error, "action not run");
+        }
+    }
+
+    async fn run_once(&self, id: &str) -> Result<(), EngineError> {
+        let action = self.require(id).await?;
+        let stored = match stored(&action) {
+            Ok(stored) => stored,
+            Err(error) => {
+                return self
+                    .transition(
+                        id,
+                        ActionStatus::Failed,
+                        &[ActionStatus::Queued, ActionStatus::Approved],
+                        |u| {
+                            u.message = "Cannot run".into();
+                            u.error = error.clone();
+                        },
+                    )
+                    .await;
+            }
+        };
+        self.transition(
+            id,
+            ActionStatus::Executing,
+            &[ActionStatus::Queued, ActionStatus::Approved],
+            |u| u.message = format!("Executing: {}", stored.description),
+        )
+        .await?;
+        info!(action_id = %id, action = %stored.description, "executing");
+        let outcome = match self.context(&action, &stored.plan).await {
+            Ok(context) => {
+                let limit = self.settings.action_timeout + CLEANUP_GRACE;
+                match tokio::time::timeout(limit, stored.plan.execute(&context)).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(format!(
+                        "did not finish within ACTION_TIMEOUT_SECONDS ({} s)",
+                        self.settings.action_timeout.as_secs()
+                    )),
+                }
+            }
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Ok(result) => {
+                self.transition(
+                    id,
+                    ActionStatus::Completed,
+                    &[ActionStatus::Executing],
+                    |u| {
+                        u.message = format!("Completed: {}", stored.description);
+                        u.result_json = result.to_string();
+                    },
+                )
+                .await?;
+                info!(action_id = %id, "completed");
+                self.publish_completed(&action, &stored).await;
+                Ok(())
+            }
+            Err(error) => {
+                warn!(action_id = %id, %error, "failed");
+                self.transition(id, ActionStatus::Failed, &[ActionStatus::Executing], |u| {
+                    u.message = format!("Failed: {}", stored.description);
+                    u.error = error.clone();
+                })
+                .await
+            }
+        }
+    }
+
+    async fn context(&self, action: &Action, plan: &Plan) -> Result<Context, String> {
+        let database = if plan.needs_database() {
+            Some(self.databases.get(&action.database_id).await?)
+        } else {
+            None
+        };
+        Ok(Context {
+            database,
+            timeout: self.settings.action_timeout,
+            state_dir: self.settings.state_dir.clone(),
+            action_id: action.id.clone(),
+            policy: self.settings.policy,
+        })
+    }
+
+    /// A compare-and-set status change in knowledge, then `actions.status`.
+    async fn transition(
+        &self,
+        id: &str,
+        to: ActionStatus,
+        from: &[ActionStatus],
+        fill: impl FnOnce(&mut UpdateActionRequest),
+    ) -> Result<(), EngineError> {
+        let mut update = UpdateActionRequest {
+            action_id: id.to_owned(),
+            status: to.to_string(),
+            expected_status: from.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        fill(&mut update);
+        let mut knowledge = self.knowledge.clone();
+        let reply = tokio::time::timeout(RPC_DEADLINE, knowledge.update_action_status(update))
+            .await
+            .map_err(|_| EngineError::Knowledge("did not answer UpdateActionStatus".into()))?;
+        match reply {
+            Ok(reply) if reply.get_ref().success => {}
+            Ok(reply) => return Err(EngineError::NotFound(reply.into_inner().message)),
+            Err(status) if status.code() == Code::FailedPrecondition => {
+                return Err(EngineError::Refused(status.message().to_owned()));
+            }
+            Err(status) => return Err(EngineError::Knowledge(status.message().to_owned())),
+        }
+        self.announce(id).await;
+        Ok(())
+    }
+
+    /// `actions.status` with the action as knowledge now has it (best effort: knowledge holds
+    /// the state; this is for live views).
+    async fn announce(&self, id: &str) {
+        let Ok(Some(action)) = self.get(id).await else {
+            return;
+        };
+        let Ok(status) = action.status.parse::<ActionStatus>() else {
+            return;
+        };
+        let stamp = |s: i64| (s > 0).then(|| rfc3339(s));
+        let event = ActionResult {
+            action_id: action.id.clone(),
+            detection_id: action.detection_id.clone(),
+            action_type: action.action_type.clone(),
+            database_id: action.database_id.clone(),
+            status,
+            message: action.message.clone(),
+            created_at: rfc3339(action.created_at),
+            started: stamp(action.started_at),
+            completed: stamp(action.completed_at),
+            execution_time_ms: if action.completed_at > 0 && action.started_at > 0 {
+                (action.completed_at - action.started_at) * 1000
+            } else {
+                0
+            },
+            changes: serde_json::from_str(&action.result_json).ok(),
+            error: (!action.error.is_empty()).then(|| action.error.clone()),
+            can_rollback: action.can_rollback,
+            rolledback: status == ActionStatus::RolledBack,
+            rollback_error: None,
+        };
+        if let Ok(payload) = serde_json::to_vec(&event) {
+            let _ = self
+                .nats
+                .publish(proto::subjects::ACTIONS_STATUS, payload.into())
+                .await;
+        }
+    }
+
+    async fn publish_completed(&self, action: &Action, stored: &Stored) {
+        let event = ActionCompletedEvent {
+            action_id: action.id.clone(),
+            detection_id: action.detection_id.clone(),
+            detection_key: stored.detection_key.clone(),
+            action_type: action.action_type.clone(),
+            database_id: action.database_id.clone(),
+            status: ActionStatus::Completed.to_string(),
+            solution: stored.description.clone(),
+            message: format!("Completed: {}", stored.description),
+            timestamp: unix_now(),
+        };
+        let Ok(payload) = serde_json::to_vec(&event) else {
+            return;
+        };
+        let published = async {
+            self.jetstream
+                .publish(proto::subjects::ACTIONS_COMPLETED, payload.into())
+                .await
+                .map_err(|e| e.to_string())?
+                .await
+                .map_err(|e| e.to_string())
+        };
+        match tokio::time::timeout(RPC_DEADLINE, published).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => {
+                warn!(action_id = %action.id, %error, "actions.completed not published")
+            }
+            Err(_) => warn!(action_id = %action.id, "actions.completed not acknowledged in time"),
+        }
+    }
+
+    async fn mode(&self) -> Result<ExecutionMode, String> {
+        let mut knowledge = self.knowledge.clone();
+        let config = tokio::time::timeout(
+            RPC_DEADLINE,
+            knowledge.get_system_config(GetSystemConfigRequest {}),
+        )
+        .await
+        .map_err(|_| "knowledge did not answer GetSystemConfig".to_owned())?
+        .map_err(|s| format!("GetSystemConfig: {}", s.message()))?
+        .into_inner();
+        if config.execution_mode.is_empty() {
+            return Ok(ExecutionMode::Autonomous);
+        }
+        config
+            .execution_mode
+            .parse()
+            .map_err(|e: proto::status::UnknownWord| e.to_string())
+    }
+
+    async fn still_active(&self, detection_id: &str) -> Result<bool, String> {
+        let mut knowledge = self.knowledge.clone();
+        let reply = tokio::time::timeout(
+            RPC_DEADLINE,
+            knowledge.get_detection(GetDetectionRequest {
+                detection_id: detection_id.to_owned(),
+            }),
+        )
+        .await
+        .map_err(|_| "knowledge did not answer GetDetection".to_owned())?
+        .map_err(|s| format!("GetDetection: {}", s.message()))?
+        .into_inner();
+        Ok(reply.found && reply.detection.is_some_and(|d| d.state == "active"))
+    }
+}
+
+fn stored(action: &Action) -> Result<Stored, String> {
+    serde_json::from_str(&action.params_json)
+        .map_err(|e| format!("the stored action cannot be read: {e}"))
+}
+
+fn who(by: &str) -> &str {
+    if by.is_empty() { "an operator" } else { by }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// Unix seconds as RFC 3339 (UTC), without a date library.
+pub fn rfc3339(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_matches_known_instants() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(1_795_567_652), "2026-11-25T00:47:32Z");
+        assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+}

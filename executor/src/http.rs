@@ -1,0 +1,85 @@
+//! The action API on port 8084 (the original's paths): `POST /api/actions/{id}/rollback`, plus
+//! `approve` and `reject` beside it. JSON in and out; a readable 4xx for a request that cannot be
+//! carried out.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::engine::{Engine, EngineError};
+use crate::grpc::status_of;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Decision {
+    #[serde(default)]
+    requested_by: String,
+    #[serde(default)]
+    reason: String,
+}
+
+pub fn router(engine: Arc<Engine>) -> Router {
+    Router::new()
+        .route("/api/actions/{id}/{decision}", post(decide))
+        .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
+        .with_state(engine)
+}
+
+async fn decide(
+    State(engine): State<Arc<Engine>>,
+    Path((id, decision)): Path<(String, String)>,
+    body: Option<Json<Decision>>,
+) -> Response {
+    let Decision {
+        requested_by,
+        reason,
+    } = body.map(|Json(d)| d).unwrap_or_default();
+    let by = if requested_by.is_empty() {
+        "the executor API"
+    } else {
+        requested_by.as_str()
+    };
+    let outcome = match decision.as_str() {
+        "approve" => engine.approve(&id, by).await,
+        "reject" => engine.reject(&id, by, &reason).await,
+        "rollback" => engine.rollback(&id, by, &reason).await,
+        other => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("unknown decision {other:?}: expected approve, reject or rollback"),
+            );
+        }
+    };
+    match outcome {
+        Ok(action) => {
+            let status = status_of(action);
+            Json(json!({
+                "action_id": status.action_id,
+                "status": status.status,
+                "message": status.message,
+                "action_type": status.action_type,
+                "database_id": status.database_id,
+                "error": status.error,
+                "can_rollback": status.can_rollback,
+            }))
+            .into_response()
+        }
+        Err(EngineError::NotFound(id)) => {
+            error(StatusCode::NOT_FOUND, format!("action {id} not found"))
+        }
+        Err(EngineError::Refused(why)) => error(StatusCode::CONFLICT, why),
+        Err(EngineError::Knowledge(why)) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, format!("knowledge: {why}"))
+        }
+    }
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    (status, Json(json!({"error": message}))).into_response()
+}

@@ -1,0 +1,114 @@
+//! Knowledge, analyser and collector in this process against real Redis and NATS servers,
+//! watching one database: shared by the system tests and the benchmarks.
+
+use lifecycle::{Env, Shutdown};
+use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
+use proto::knowledge::{RegisterDatabaseRequest, SaveSystemConfigRequest, SystemConfig};
+use testkit::{NatsServer, RedisServer};
+use tonic::transport::Channel;
+
+/// Knowledge, analyser and collector running in this process against real servers.
+pub struct Stack {
+    pub knowledge: KnowledgeServiceClient<Channel>,
+    pub nats: NatsServer,
+    pub shutdown: Shutdown,
+    _redis: RedisServer,
+    _key_dir: tempfile::TempDir,
+}
+
+impl Stack {
+    /// Collecting every second.
+    pub async fn start(settings: SystemConfig, database: (&str, String)) -> Self {
+        Self::start_with(settings, database, "1s").await
+    }
+
+    pub async fn start_with(
+        settings: SystemConfig,
+        database: (&str, String),
+        collection_interval: &str,
+    ) -> Self {
+        let redis = RedisServer::start();
+        let nats = NatsServer::start();
+        let key_dir = tempfile::tempdir().unwrap();
+        let shutdown = Shutdown::new();
+
+        let knowledge_env = Env::from_map([
+            ("GRPC_PORT", "0".to_owned()),
+            ("HEALTH_PORT", "0".to_owned()),
+            ("REDIS_ADDR", redis.addr()),
+            (
+                "KNOWLEDGE_KEY_FILE",
+                key_dir.path().join("k.key").display().to_string(),
+            ),
+        ]);
+        let knowledge_app = knowledge::App::build(
+            knowledge::Config::from_env(&knowledge_env).unwrap(),
+            shutdown.clone(),
+        )
+        .await
+        .unwrap();
+        let knowledge_addr = knowledge_app.grpc_addr().to_string();
+        tokio::spawn(knowledge_app.run());
+        let mut client = proto::clients::knowledge(&knowledge_addr).unwrap();
+        client
+            .save_system_config(SaveSystemConfigRequest {
+                config: Some(settings),
+            })
+            .await
+            .unwrap();
+        client
+            .register_database(RegisterDatabaseRequest {
+                database_id: database.0.into(),
+                connection_string: database.1,
+                enabled: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+
+        let analyser_env = Env::from_map([
+            ("GRPC_PORT", "0".to_owned()),
+            ("HEALTH_PORT", "0".to_owned()),
+            ("KNOWLEDGE_ADDRESS", knowledge_addr.clone()),
+            ("NATS_URL", nats.url()),
+        ]);
+        let analyser_app = analyser::App::build(
+            analyser::Config::from_env(&analyser_env).unwrap(),
+            shutdown.clone(),
+        )
+        .await
+        .unwrap();
+        let analyser_addr = analyser_app.grpc_addr().to_string();
+        tokio::spawn(analyser_app.run());
+
+        let collector_env = Env::from_map([
+            ("HEALTH_PORT", "0".to_owned()),
+            ("KNOWLEDGE_ADDRESS", knowledge_addr),
+            ("ANALYSER_ADDRESS", analyser_addr),
+            ("NATS_URL", nats.url()),
+            ("COLLECTION_INTERVAL", collection_interval.to_owned()),
+            ("SYNC_INTERVAL", "5s".to_owned()),
+        ]);
+        let collector_app = collector::App::build(
+            collector::Config::from_env(&collector_env).unwrap(),
+            shutdown.clone(),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(collector_app.run());
+
+        Self {
+            knowledge: client,
+            nats,
+            shutdown,
+            _redis: redis,
+            _key_dir: key_dir,
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
