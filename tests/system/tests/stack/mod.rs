@@ -10,6 +10,7 @@ use tonic::transport::Channel;
 /// Knowledge, analyser and collector running in this process against real servers.
 pub struct Stack {
     pub knowledge: KnowledgeServiceClient<Channel>,
+    pub knowledge_addr: String,
     pub nats: NatsServer,
     pub shutdown: Shutdown,
     _redis: RedisServer,
@@ -83,7 +84,7 @@ impl Stack {
 
         let collector_env = Env::from_map([
             ("HEALTH_PORT", "0".to_owned()),
-            ("KNOWLEDGE_ADDRESS", knowledge_addr),
+            ("KNOWLEDGE_ADDRESS", knowledge_addr.clone()),
             ("ANALYSER_ADDRESS", analyser_addr),
             ("NATS_URL", nats.url()),
             ("COLLECTION_INTERVAL", collection_interval.to_owned()),
@@ -99,6 +100,7 @@ impl Stack {
 
         Self {
             knowledge: client,
+            knowledge_addr,
             nats,
             shutdown,
             _redis: redis,
@@ -108,6 +110,61 @@ impl Stack {
 }
 
 impl Drop for Stack {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+/// An executor of this stack, stopped and started on its own (to test restarts).
+pub struct Executor {
+    pub grpc: proto::executor::executor_service_client::ExecutorServiceClient<Channel>,
+    pub api: String,
+    shutdown: Shutdown,
+    task: Option<tokio::task::JoinHandle<Result<(), executor::app::AppError>>>,
+}
+
+impl Stack {
+    /// Starts an executor against this stack's knowledge and NATS.
+    pub async fn start_executor(&self, state_dir: &std::path::Path) -> Executor {
+        let env = Env::from_map([
+            ("GRPC_PORT", "0".to_owned()),
+            ("HEALTH_PORT", "0".to_owned()),
+            ("HTTP_PORT", "0".to_owned()),
+            ("KNOWLEDGE_ADDRESS", self.knowledge_addr.clone()),
+            ("NATS_URL", self.nats.url()),
+            ("ACTION_TIMEOUT_SECONDS", "60".to_owned()),
+            ("STATE_DIR", state_dir.display().to_string()),
+        ]);
+        let shutdown = Shutdown::new();
+        let app = executor::App::build(executor::Config::from_env(&env).unwrap(), shutdown.clone())
+            .await
+            .unwrap();
+        let grpc = proto::clients::executor(&app.grpc_addr().to_string()).unwrap();
+        let api = format!("http://{}", app.http_addr());
+        let task = tokio::spawn(app.run());
+        Executor {
+            grpc,
+            api,
+            shutdown,
+            task: Some(task),
+        }
+    }
+}
+
+impl Executor {
+    /// Stops it and waits until it has.
+    pub async fn stop(mut self) {
+        self.shutdown.trigger();
+        let task = self.task.take().expect("running");
+        tokio::time::timeout(std::time::Duration::from_secs(20), task)
+            .await
+            .expect("the executor stops within its drain deadline")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+impl Drop for Executor {
     fn drop(&mut self) {
         self.shutdown.trigger();
     }
