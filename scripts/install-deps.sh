@@ -10,7 +10,8 @@ PACKAGES=(
   postgresql-contrib
   postgresql-15-hypopg   # hypothetical indexes for the index advisor
   pgbouncer              # the connection pooler the executor deploys
-  redis-server           # knowledge's store
+  redis-server           # knowledge's store, and the cache the executor deploys
+  redis-tools            # redis-cli, for the deployed cache's tests
   nats-server            # the event bus (JetStream)
   protobuf-compiler      # protoc for the contract crate
   libprotobuf-dev        # protoc's well-known types

@@ -483,3 +483,139 @@ async fn a_long_statement_is_cancelled_and_its_session_kept() {
         .await
         .expect("cancelled, not terminated: the session lives on");
 }
+
+#[tokio::test]
+async fn a_deployed_pgbouncer_serves_queries_survives_us_and_rollback_stops_it() {
+    let pg = PgCluster::start();
+    pg.create_database("app");
+    let state = tempfile::tempdir().unwrap();
+    let mut ctx = context(&pg, Duration::from_secs(30));
+    ctx.state_dir = state.path().to_owned();
+    let pooler = Plan::from_detection(&Detection {
+        id: "d1".into(),
+        database_id: "db".into(),
+        action_type: "deploy_connection_pooler".into(),
+        action_metadata: Some(json!({"pool_size": 8, "recommended_tool": "pgbouncer"})),
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(pooler.can_rollback());
+    let result = pooler.execute(&ctx).await.unwrap();
+    let port = result["port"].as_u64().unwrap();
+    assert_eq!(result["pool_mode"], "session");
+    assert_eq!(result["default_pool_size"], 8);
+    assert_eq!(
+        result["connection_string"],
+        format!("postgres://postgres@127.0.0.1:{port}/app")
+    );
+
+    // A client query through it (sqlx uses prepared statements: session mode serves them).
+    let through = sqlx::PgPool::connect(&format!("postgres://postgres@127.0.0.1:{port}/app"))
+        .await
+        .unwrap();
+    let answer: i32 = sqlx::query_scalar("SELECT $1::int + 1")
+        .bind(41)
+        .fetch_one(&through)
+        .await
+        .unwrap();
+    assert_eq!(answer, 42);
+    through.close().await;
+
+    // Never as root; its files are private.
+    let pid = result["pid"].as_u64().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    assert_ne!(uid, "0", "PgBouncer runs as a non-root user");
+    let dir = std::path::PathBuf::from(result["config_dir"].as_str().unwrap());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.join("userlist.txt"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "the auth file is private");
+
+    // A new executor (nothing in memory) finds it again instead of starting another.
+    let again = pooler.execute(&ctx).await.unwrap();
+    assert_eq!(again["port"], port);
+    assert_eq!(again["pid"], pid);
+    assert!(again["note"].as_str().unwrap().contains("already running"));
+
+    let undone = pooler.rollback(&ctx, &result).await.unwrap();
+    assert_eq!(undone["stopped"], true);
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", port as u16))
+            .await
+            .is_err(),
+        "nothing listens any more"
+    );
+    assert!(!dir.exists());
+}
+
+#[tokio::test]
+async fn a_deployed_redis_answers_only_with_its_password_and_rollback_stops_it() {
+    let state = tempfile::tempdir().unwrap();
+    let ctx = Context {
+        database: None,
+        timeout: Duration::from_secs(30),
+        state_dir: state.path().to_owned(),
+        action_id: "test".into(),
+        policy: Policy::default(),
+    };
+    let cache = Plan::from_detection(&Detection {
+        id: "d1".into(),
+        database_id: "db".into(),
+        action_type: "deploy_redis".into(),
+        action_metadata: Some(json!({"max_memory": "64mb"})),
+        ..Default::default()
+    })
+    .unwrap();
+    let result = cache.execute(&ctx).await.unwrap();
+    let port = result["port"].as_u64().unwrap().to_string();
+    assert!(!result.to_string().contains("requirepass"));
+    let password = std::fs::read_to_string(result["password_file"].as_str().unwrap())
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(
+        !result.to_string().contains(&password),
+        "the password is not in the record"
+    );
+    let cli = testkit::binary("redis-cli", "redis-tools");
+    let ping = |auth: Option<&str>| {
+        let mut command = std::process::Command::new(&cli);
+        command.args(["-h", "127.0.0.1", "-p", &port, "--no-auth-warning"]);
+        if let Some(password) = auth {
+            command.args(["-a", password]);
+        }
+        String::from_utf8_lossy(&command.arg("PING").output().unwrap().stdout)
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(ping(Some(&password)), "PONG");
+    assert!(ping(None).contains("NOAUTH"), "{}", ping(None));
+    let memory = std::process::Command::new(&cli)
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "--no-auth-warning",
+            "-a",
+            &password,
+        ])
+        .args(["CONFIG", "GET", "maxmemory"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&memory.stdout).contains(&(64 * 1024 * 1024).to_string()));
+
+    let undone = cache.rollback(&ctx, &result).await.unwrap();
+    assert_eq!(undone["stopped"], true);
+    assert_ne!(ping(Some(&password)), "PONG");
+}

@@ -7,7 +7,10 @@
 //! (`proto::sql`); the analyser's statement text is never run as given.
 
 pub mod create_index;
+pub mod pooler;
+pub mod processes;
 pub mod recommendation;
+pub mod redis_cache;
 pub mod terminate;
 pub mod vacuum;
 
@@ -28,6 +31,8 @@ pub enum Plan {
     Vacuum(vacuum::Vacuum),
     Terminate(terminate::Terminate),
     Recommendation(recommendation::Recommendation),
+    DeployPooler(pooler::DeployPooler),
+    DeployRedis(redis_cache::DeployRedis),
 }
 
 /// Why a detection cannot become an action.
@@ -84,6 +89,24 @@ impl Plan {
             "cache_optimization_recommendation" => Ok(Plan::Recommendation(
                 recommendation::Recommendation::from_detection(detection),
             )),
+            "deploy_connection_pooler" => {
+                pooler::DeployPooler::from_metadata(&detection.database_id, &metadata)
+                    .map(Plan::DeployPooler)
+                    .map_err(invalid)
+            }
+            "deploy_redis" => redis_cache::DeployRedis::new(
+                &detection.database_id,
+                metadata
+                    .get("max_memory")
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
+                metadata
+                    .get("eviction_policy")
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
+            )
+            .map(Plan::DeployRedis)
+            .map_err(invalid),
             other => Err(PlanError::NotImplemented(format!(
                 "no action runs for action type {other:?} yet"
             ))),
@@ -96,17 +119,22 @@ impl Plan {
             Plan::Vacuum(_) => "vacuum_table",
             Plan::Terminate(_) => "terminate_query",
             Plan::Recommendation(_) => "cache_optimization_recommendation",
+            Plan::DeployPooler(_) => "deploy_connection_pooler",
+            Plan::DeployRedis(_) => "deploy_redis",
         }
     }
 
     /// Whether a completed run can be undone.
     pub fn can_rollback(&self) -> bool {
-        matches!(self, Plan::CreateIndex(_))
+        matches!(
+            self,
+            Plan::CreateIndex(_) | Plan::DeployPooler(_) | Plan::DeployRedis(_)
+        )
     }
 
     /// Whether it talks to the watched database.
     pub fn needs_database(&self) -> bool {
-        !matches!(self, Plan::Recommendation(_))
+        !matches!(self, Plan::Recommendation(_) | Plan::DeployRedis(_))
     }
 
     /// One line for people: what will be done.
@@ -116,6 +144,8 @@ impl Plan {
             Plan::Vacuum(p) => p.statement(),
             Plan::Terminate(p) => p.describe(),
             Plan::Recommendation(p) => p.title.clone(),
+            Plan::DeployPooler(p) => p.describe(),
+            Plan::DeployRedis(p) => p.describe(),
         }
     }
 
@@ -126,6 +156,8 @@ impl Plan {
             Plan::Vacuum(p) => p.execute(context).await,
             Plan::Terminate(p) => p.execute(context).await,
             Plan::Recommendation(p) => Ok(p.execute()),
+            Plan::DeployPooler(p) => p.execute(context).await,
+            Plan::DeployRedis(p) => p.execute(&context.state_dir).await,
         }
     }
 
@@ -136,6 +168,8 @@ impl Plan {
             Plan::Vacuum(_) => Err("VACUUM cannot be undone (and needs no undoing)".into()),
             Plan::Terminate(_) => Err("a terminated session cannot be brought back".into()),
             Plan::Recommendation(_) => Err("a recommendation changed nothing".into()),
+            Plan::DeployPooler(p) => p.rollback(context).await,
+            Plan::DeployRedis(p) => p.rollback(&context.state_dir).await,
         }
     }
 

@@ -1,0 +1,145 @@
+//! Helpers for the helpers we deploy as local processes (PgBouncer, Redis): a private directory
+//! per database, a free loopback port, start as a non-root user, wait until it listens, and stop
+//! only the process we started (its pid file, checked against its command line).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The unprivileged user the helpers run as when the executor runs as root (PgBouncer refuses
+/// root; Redis should not have it).
+pub const RUN_AS: &str = "postgres";
+
+/// `<state>/<kind>/<database id made safe for a file name>`, absolute (the path is how a running
+/// helper is recognised, whatever the executor's working directory).
+pub fn directory(state_dir: &Path, kind: &str, database_id: &str) -> PathBuf {
+    let state_dir = std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_owned());
+    let safe: String = database_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    state_dir.join(kind).join(safe)
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+pub fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Makes `dir` and its files belong to [`RUN_AS`] (when we are root), keeping them private.
+pub fn hand_over(dir: &Path) -> Result<(), String> {
+    if !running_as_root() {
+        return Ok(());
+    }
+    let status = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{RUN_AS}:"))
+        .arg(dir)
+        .status()
+        .map_err(|e| format!("chown: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("chown -R {RUN_AS} {} failed", dir.display()))
+    }
+}
+
+/// Writes a file only its owner can read.
+pub fn write_private(path: &Path, contents: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    file.write_all(contents.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Waits until something accepts connections on `port`.
+pub async fn wait_for_port(port: u16, limit: Duration) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// The pid in `pid_file` if that process is alive and its command line mentions `marker` (our
+/// config file), so a reused pid is never mistaken for ours.
+pub fn our_pid(pid_file: &Path, marker: &str) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(pid_file)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // A zombie (state Z) has exited; nothing reaps it here.
+    let zombie = state
+        .rsplit(')')
+        .next()
+        .is_some_and(|rest| rest.trim_start().starts_with('Z'));
+    (cmdline.contains(marker) && !zombie).then_some(pid)
+}
+
+/// Asks process `pid` to stop (SIGTERM) and waits for it; SIGKILL after `limit`.
+pub async fn stop(pid: u32, pid_file: &Path, marker: &str, limit: Duration) -> Result<(), String> {
+    let signal = |name: &str| {
+        Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .map_err(|e| format!("kill: {e}"))
+    };
+    signal("TERM")?;
+    let started = Instant::now();
+    while our_pid(pid_file, marker) == Some(pid) {
+        if started.elapsed() > limit {
+            signal("KILL")?;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if our_pid(pid_file, marker) == Some(pid) {
+        return Err(format!("process {pid} did not stop"));
+    }
+    Ok(())
+}
+
+/// A random secret: 32 hex characters from the OS's randomness.
+pub fn secret() -> Result<String, String> {
+    let mut buffer = [0u8; 16];
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buffer))
+        .map_err(|e| format!("/dev/urandom: {e}"))?;
+    Ok(buffer.iter().map(|b| format!("{b:02x}")).collect())
+}
