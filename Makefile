@@ -38,6 +38,7 @@ release:
 bench: deps
 	$(CARGO) bench --locked -p collector --bench collector
 	$(CARGO) bench --locked -p system-tests --bench s1
+	$(CARGO) bench --locked -p executor --bench safety
 
 up: deps release
 	@scripts/up.sh

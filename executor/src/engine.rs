@@ -23,7 +23,7 @@ use proto::events::{ActionCompletedEvent, ActionResult, Detection};
 use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
 use proto::knowledge::{
     Action, DatabaseFilterRequest, GetActionRequest, GetDetectionRequest, GetSystemConfigRequest,
-    RegisterActionRequest, UpdateActionRequest,
+    ListActionsRequest, RegisterActionRequest, UpdateActionRequest,
 };
 use proto::status::{ActionStatus, ExecutionMode};
 use serde_json::Value;
@@ -38,6 +38,8 @@ use crate::databases::Databases;
 const RPC_DEADLINE: Duration = Duration::from_secs(5);
 /// Beyond the action's own limit (which PostgreSQL enforces), time to clean up.
 const CLEANUP_GRACE: Duration = Duration::from_secs(30);
+/// Idle-transaction terminations of one role in a day before its timeout is proposed.
+pub const REPEAT_OFFENCES: usize = 2;
 
 /// Why a request about an action was refused.
 #[derive(Debug, thiserror::Error)]
@@ -261,6 +263,53 @@ impl Engine {
         self.require(id).await
     }
 
+    /// An operator's explicit request (`POST /api/deploy-redis`): runs whatever the execution
+    /// mode, as the original did; returns the new action's id.
+    pub async fn deploy_redis(
+        self: &Arc<Self>,
+        database_id: &str,
+        max_memory: &str,
+        eviction_policy: &str,
+    ) -> Result<String, EngineError> {
+        if !proto::sql::valid_identifier(database_id) || database_id.contains(char::is_whitespace) {
+            return Err(EngineError::Refused(format!(
+                "database_id {database_id:?} is required (1-63 characters, no spaces)"
+            )));
+        }
+        let plan = Plan::DeployRedis(
+            crate::actions::redis_cache::DeployRedis::new(database_id, max_memory, eviction_policy)
+                .map_err(EngineError::Refused)?,
+        );
+        let id = format!(
+            "act-redis-{}",
+            crate::actions::processes::secret().map_err(EngineError::Refused)?
+        );
+        let stored = Stored {
+            description: plan.describe(),
+            plan: plan.clone(),
+            detection_key: String::new(),
+        };
+        let request = RegisterActionRequest {
+            id: id.clone(),
+            detection_id: String::new(),
+            action_type: plan.action_type().into(),
+            database_id: database_id.to_owned(),
+            created_at: 0,
+            status: ActionStatus::Queued.to_string(),
+            message: format!("Requested: {}", stored.description),
+            params_json: serde_json::to_string(&stored).unwrap_or_default(),
+            can_rollback: true,
+        };
+        let mut knowledge = self.knowledge.clone();
+        tokio::time::timeout(RPC_DEADLINE, knowledge.register_action(request))
+            .await
+            .map_err(|_| EngineError::Knowledge("did not answer RegisterAction".into()))?
+            .map_err(|s| EngineError::Knowledge(s.message().to_owned()))?;
+        self.announce(&id).await;
+        self.spawn_run(id.clone());
+        Ok(id)
+    }
+
     pub async fn get(&self, id: &str) -> Result<Option<Action>, EngineError> {
         let mut knowledge = self.knowledge.clone();
         let reply = tokio::time::timeout(
@@ -359,12 +408,15 @@ impl Engine {
         let _permit = self.permits.acquire().await;
         let outcome = self.run_once(&id).await;
         self.running.lock().await.remove(&id);
-        if let Err(error) = outcome {
-            warn!(action_id = %id, %error, "action not run");
+        match outcome {
+            Ok(Some(next)) => self.spawn_run(next),
+            Ok(None) => {}
+            Err(error) => warn!(action_id = %id, %error, "action not run"),
         }
     }
 
-    async fn run_once(&self, id: &str) -> Result<(), EngineError> {
+    /// Runs one action; `Ok(Some(id))` names a follow-up action queued to run.
+    async fn run_once(&self, id: &str) -> Result<Option<String>, EngineError> {
         let action = self.require(id).await?;
         let stored = match stored(&action) {
             Ok(stored) => stored,
@@ -379,7 +431,8 @@ impl Engine {
                             u.error = error.clone();
                         },
                     )
-                    .await;
+                    .await
+                    .map(|()| None);
             }
         };
         self.transition(
@@ -417,7 +470,16 @@ impl Engine {
                 .await?;
                 info!(action_id = %id, "completed");
                 self.publish_completed(&action, &stored).await;
-                Ok(())
+                if let Plan::Terminate(terminate) = &stored.plan
+                    && !terminate.graceful
+                    && result["outcome"] == "terminated"
+                    && !terminate.username.is_empty()
+                {
+                    return Ok(self
+                        .propose_role_timeout(&action, &terminate.username)
+                        .await);
+                }
+                Ok(None)
             }
             Err(error) => {
                 warn!(action_id = %id, %error, "failed");
@@ -426,8 +488,120 @@ impl Engine {
                     u.error = error.clone();
                 })
                 .await
+                .map(|()| None)
             }
         }
+    }
+
+    /// After the same role's idle transaction was terminated [`REPEAT_OFFENCES`] times in a
+    /// day in one database, proposes (once per role and database) that PostgreSQL end such
+    /// transactions itself: the role's `idle_in_transaction_session_timeout` set to the
+    /// analyser's idle threshold.
+    /// Returns the proposal's id when it is queued to run.
+    async fn propose_role_timeout(&self, terminated: &Action, role: &str) -> Option<String> {
+        let mut knowledge = self.knowledge.clone();
+        let Ok(Ok(history)) = tokio::time::timeout(
+            RPC_DEADLINE,
+            knowledge.list_actions(ListActionsRequest {
+                database_id: terminated.database_id.clone(),
+                status: ActionStatus::Completed.to_string(),
+                limit: 500,
+            }),
+        )
+        .await
+        else {
+            return None;
+        };
+        let day_ago = unix_now() - 86_400;
+        let offences = history
+            .into_inner()
+            .actions
+            .iter()
+            .filter(|a| a.action_type == "terminate_query" && a.completed_at >= day_ago)
+            .filter(|a| {
+                let terminated_idle = stored(a).is_ok_and(
+                    |s| matches!(&s.plan, Plan::Terminate(t) if !t.graceful && t.username == role),
+                );
+                let result: Value = serde_json::from_str(&a.result_json).unwrap_or(Value::Null);
+                terminated_idle && result["outcome"] == "terminated"
+            })
+            .count();
+        if offences < REPEAT_OFFENCES {
+            return None;
+        }
+        let id = format!(
+            "act-timeout-{:016x}",
+            fnv(&format!("{}\0{role}", terminated.database_id))
+        );
+        if matches!(self.get(&id).await, Ok(Some(_)) | Err(_)) {
+            return None;
+        }
+        let (Ok(mode), Ok(idle_seconds)) = (self.mode().await, self.idle_threshold().await) else {
+            return None;
+        };
+        let reason = format!(
+            "role {role}'s transactions were left idle and terminated {offences} times in a day"
+        );
+        let Ok(plan) = crate::actions::role_timeout::RoleTimeout::new(
+            role,
+            "idle_in_transaction_session_timeout",
+            (idle_seconds * 1000.0) as i64,
+            reason.clone(),
+        ) else {
+            return None;
+        };
+        let plan = Plan::RoleTimeout(plan);
+        let status = match mode {
+            ExecutionMode::Observe => ActionStatus::Suggested,
+            ExecutionMode::Approval => ActionStatus::PendingApproval,
+            ExecutionMode::Autonomous if !self.settings.auto_execution => {
+                ActionStatus::PendingApproval
+            }
+            ExecutionMode::Autonomous => ActionStatus::Queued,
+        };
+        let stored = Stored {
+            description: plan.describe(),
+            plan: plan.clone(),
+            detection_key: String::new(),
+        };
+        let request = RegisterActionRequest {
+            id: id.clone(),
+            detection_id: String::new(),
+            action_type: plan.action_type().into(),
+            database_id: terminated.database_id.clone(),
+            created_at: 0,
+            status: status.to_string(),
+            message: format!("Proposed: {} ({reason})", stored.description),
+            params_json: serde_json::to_string(&stored).unwrap_or_default(),
+            can_rollback: true,
+        };
+        let mut knowledge = self.knowledge.clone();
+        match tokio::time::timeout(RPC_DEADLINE, knowledge.register_action(request)).await {
+            Ok(Ok(_)) => {
+                info!(action_id = %id, role, offences, "role timeout proposed");
+                self.announce(&id).await;
+                (status == ActionStatus::Queued).then_some(id)
+            }
+            _ => None,
+        }
+    }
+
+    /// The analyser's idle-transaction threshold in seconds (knowledge's configuration).
+    async fn idle_threshold(&self) -> Result<f64, String> {
+        let mut knowledge = self.knowledge.clone();
+        let config = tokio::time::timeout(
+            RPC_DEADLINE,
+            knowledge.get_system_config(GetSystemConfigRequest {}),
+        )
+        .await
+        .map_err(|_| "knowledge did not answer GetSystemConfig".to_owned())?
+        .map_err(|s| s.message().to_owned())?
+        .into_inner();
+        Ok(config
+            .thresholds
+            .map(|t| t.idle_transaction_seconds)
+            .filter(|s| *s > 0.0)
+            .unwrap_or(300.0))
     }
 
     async fn context(&self, action: &Action, plan: &Plan) -> Result<Context, String> {
@@ -585,6 +759,13 @@ impl Engine {
 fn stored(action: &Action) -> Result<Stored, String> {
     serde_json::from_str(&action.params_json)
         .map_err(|e| format!("the stored action cannot be read: {e}"))
+}
+
+/// FNV-1a: a stable short id from text.
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn who(by: &str) -> &str {

@@ -1,6 +1,6 @@
 //! The action API on port 8084 (the original's paths): `POST /api/actions/{id}/rollback`, plus
-//! `approve` and `reject` beside it. JSON in and out; a readable 4xx for a request that cannot be
-//! carried out.
+//! `approve` and `reject` beside it, and `POST /api/deploy-redis`. JSON in and out; a readable
+//! 4xx for a request that cannot be carried out.
 
 use std::sync::Arc;
 
@@ -24,9 +24,24 @@ struct Decision {
     reason: String,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeployRedis {
+    database_id: String,
+    #[serde(default)]
+    max_memory: String,
+    #[serde(default)]
+    eviction_policy: String,
+    /// Accepted for the original's clients; the port is always a free one we choose.
+    #[serde(default)]
+    #[allow(dead_code)]
+    port: Option<u16>,
+}
+
 pub fn router(engine: Arc<Engine>) -> Router {
     Router::new()
         .route("/api/actions/{id}/{decision}", post(decide))
+        .route("/api/deploy-redis", post(deploy_redis))
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
         .with_state(engine)
 }
@@ -74,6 +89,40 @@ async fn decide(
             error(StatusCode::NOT_FOUND, format!("action {id} not found"))
         }
         Err(EngineError::Refused(why)) => error(StatusCode::CONFLICT, why),
+        Err(EngineError::Knowledge(why)) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, format!("knowledge: {why}"))
+        }
+    }
+}
+
+async fn deploy_redis(
+    State(engine): State<Arc<Engine>>,
+    body: Result<Json<DeployRedis>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let request = match body {
+        Ok(Json(request)) => request,
+        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+    };
+    match engine
+        .deploy_redis(
+            &request.database_id,
+            &request.max_memory,
+            &request.eviction_policy,
+        )
+        .await
+    {
+        Ok(action_id) => (
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "success": true,
+                "action_id": action_id,
+                "message": "Redis deployment started",
+                "database_id": request.database_id,
+            })),
+        )
+            .into_response(),
+        Err(EngineError::Refused(why)) => error(StatusCode::BAD_REQUEST, why),
+        Err(EngineError::NotFound(why)) => error(StatusCode::NOT_FOUND, why),
         Err(EngineError::Knowledge(why)) => {
             error(StatusCode::SERVICE_UNAVAILABLE, format!("knowledge: {why}"))
         }

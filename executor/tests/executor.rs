@@ -619,3 +619,125 @@ async fn a_deployed_redis_answers_only_with_its_password_and_rollback_stops_it()
     assert_eq!(undone["stopped"], true);
     assert_ne!(ping(Some(&password)), "PONG");
 }
+
+/// `SHOW name` in a new session (a reload reaches new sessions).
+async fn show(pg: &PgCluster, name: &str) -> String {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&pg.url("app")).await.unwrap();
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SHOW {name}")))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}
+
+async fn eventually_show(pg: &PgCluster, name: &str, expected: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let value = show(pg, name).await;
+        if value == expected {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} is {value}, not {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn tuning_follows_the_measured_ram_and_rollback_restores_every_previous_value() {
+    let pg = PgCluster::start();
+    pg.create_database("app");
+    // One setting was already chosen by someone with ALTER SYSTEM; the others are defaults.
+    pg.psql("app", "ALTER SYSTEM SET random_page_cost = 4.5");
+    pg.psql("app", "SELECT pg_reload_conf()");
+    eventually_show(&pg, "random_page_cost", "4.5").await;
+    let ctx = context(&pg, Duration::from_secs(30));
+    let tune = plan(
+        "tune_config_high_latency",
+        json!({"p95_latency_ms": 250.0, "host_memory_bytes": 16_i64 << 30}),
+    );
+    let result = tune.execute(&ctx).await.unwrap();
+    let changed: Vec<&str> = result["config_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        changed,
+        ["effective_cache_size", "work_mem", "random_page_cost"],
+        "{result}"
+    );
+    // 75 % of 16 GB; a quarter of 16 GB over 100 connections = 40.96 MB; 1.1.
+    eventually_show(&pg, "effective_cache_size", "12GB").await;
+    eventually_show(&pg, "work_mem", "41943kB").await;
+    eventually_show(&pg, "random_page_cost", "1.1").await;
+    let restart_only = &result["recommendations"][0];
+    assert_eq!(restart_only["name"], "shared_buffers");
+    assert_eq!(restart_only["requires_restart"], true);
+    assert_eq!(restart_only["recommended"], "4194304kB");
+
+    tune.rollback(&ctx, &result).await.unwrap();
+    eventually_show(&pg, "effective_cache_size", "4GB").await;
+    eventually_show(&pg, "work_mem", "4MB").await;
+    eventually_show(&pg, "random_page_cost", "4.5").await;
+    let auto_conf = pg.psql(
+        "app",
+        "SELECT string_agg(name || '=' || setting, ',' ORDER BY name) FROM pg_file_settings \
+         WHERE sourcefile LIKE '%postgresql.auto.conf'",
+    );
+    assert_eq!(
+        auto_conf, "random_page_cost=4.5",
+        "only what was there before remains"
+    );
+
+    // Without the host's RAM, memory settings are left alone and the reason given.
+    let blind = plan("tune_config_high_latency", json!({"p95_latency_ms": 250.0}));
+    let result = blind.execute(&ctx).await.unwrap();
+    assert!(
+        result["recommendations"][0]["note"]
+            .as_str()
+            .unwrap()
+            .contains("RAM is unknown")
+    );
+    blind.rollback(&ctx, &result).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_role_timeout_is_set_in_this_database_only_and_rollback_restores_the_previous_one() {
+    let pg = PgCluster::start();
+    pg.create_database("app");
+    pg.psql(
+        "app",
+        "CREATE ROLE \"Shop App\" LOGIN; \
+         ALTER ROLE \"Shop App\" IN DATABASE app SET idle_in_transaction_session_timeout = '1h'",
+    );
+    let ctx = context(&pg, Duration::from_secs(30));
+    let timeout = plan(
+        "set_role_timeout",
+        json!({"role": "Shop App", "setting": "idle_in_transaction_session_timeout", "value_ms": 300000}),
+    );
+    let result = timeout.execute(&ctx).await.unwrap();
+    assert_eq!(result["before"], "1h");
+    let setting = || {
+        pg.psql(
+            "app",
+            "SELECT array_to_string(setconfig, ',') FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole \
+             WHERE r.rolname = 'Shop App'",
+        )
+    };
+    assert_eq!(setting(), "idle_in_transaction_session_timeout=300000ms");
+    timeout.rollback(&ctx, &result).await.unwrap();
+    assert_eq!(setting(), "idle_in_transaction_session_timeout=1h");
+    let bad = Plan::from_detection(&Detection {
+        id: "d".into(),
+        database_id: "db".into(),
+        action_type: "set_role_timeout".into(),
+        action_metadata: Some(json!({"role": "x", "setting": "shared_buffers", "value_ms": 1000})),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert!(bad.to_string().contains("not a per-role timeout"), "{bad}");
+}

@@ -11,7 +11,9 @@ pub mod pooler;
 pub mod processes;
 pub mod recommendation;
 pub mod redis_cache;
+pub mod role_timeout;
 pub mod terminate;
+pub mod tune_config;
 pub mod vacuum;
 
 use std::path::PathBuf;
@@ -33,6 +35,8 @@ pub enum Plan {
     Recommendation(recommendation::Recommendation),
     DeployPooler(pooler::DeployPooler),
     DeployRedis(redis_cache::DeployRedis),
+    TuneConfig(tune_config::TuneConfig),
+    RoleTimeout(role_timeout::RoleTimeout),
 }
 
 /// Why a detection cannot become an action.
@@ -94,6 +98,24 @@ impl Plan {
                     .map(Plan::DeployPooler)
                     .map_err(invalid)
             }
+            "tune_config_high_latency" => Ok(Plan::TuneConfig(
+                tune_config::TuneConfig::from_metadata(&metadata),
+            )),
+            "set_role_timeout" => role_timeout::RoleTimeout::new(
+                &text(&metadata, "role").map_err(invalid)?,
+                &text(&metadata, "setting").map_err(invalid)?,
+                metadata
+                    .get("value_ms")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0),
+                metadata
+                    .get("reason")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+            .map(Plan::RoleTimeout)
+            .map_err(invalid),
             "deploy_redis" => redis_cache::DeployRedis::new(
                 &detection.database_id,
                 metadata
@@ -121,6 +143,8 @@ impl Plan {
             Plan::Recommendation(_) => "cache_optimization_recommendation",
             Plan::DeployPooler(_) => "deploy_connection_pooler",
             Plan::DeployRedis(_) => "deploy_redis",
+            Plan::TuneConfig(_) => "tune_config_high_latency",
+            Plan::RoleTimeout(_) => "set_role_timeout",
         }
     }
 
@@ -128,7 +152,11 @@ impl Plan {
     pub fn can_rollback(&self) -> bool {
         matches!(
             self,
-            Plan::CreateIndex(_) | Plan::DeployPooler(_) | Plan::DeployRedis(_)
+            Plan::CreateIndex(_)
+                | Plan::DeployPooler(_)
+                | Plan::DeployRedis(_)
+                | Plan::TuneConfig(_)
+                | Plan::RoleTimeout(_)
         )
     }
 
@@ -146,6 +174,8 @@ impl Plan {
             Plan::Recommendation(p) => p.title.clone(),
             Plan::DeployPooler(p) => p.describe(),
             Plan::DeployRedis(p) => p.describe(),
+            Plan::TuneConfig(p) => p.describe(),
+            Plan::RoleTimeout(p) => p.describe(),
         }
     }
 
@@ -158,6 +188,8 @@ impl Plan {
             Plan::Recommendation(p) => Ok(p.execute()),
             Plan::DeployPooler(p) => p.execute(context).await,
             Plan::DeployRedis(p) => p.execute(&context.state_dir).await,
+            Plan::TuneConfig(p) => p.execute(context).await,
+            Plan::RoleTimeout(p) => p.execute(context).await,
         }
     }
 
@@ -170,6 +202,8 @@ impl Plan {
             Plan::Recommendation(_) => Err("a recommendation changed nothing".into()),
             Plan::DeployPooler(p) => p.rollback(context).await,
             Plan::DeployRedis(p) => p.rollback(&context.state_dir).await,
+            Plan::TuneConfig(p) => p.rollback(context, result).await,
+            Plan::RoleTimeout(p) => p.rollback(context, result).await,
         }
     }
 

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use proto::knowledge::*;
-use sqlx::Executor;
 use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, Executor};
 use testkit::PgCluster;
 
 mod stack;
@@ -1132,5 +1132,163 @@ async fn observe_only_suggests_and_a_rejection_resolves_the_detection() {
     assert_eq!(missing.status(), 404);
     idle.execute("ROLLBACK").await.unwrap();
     other.execute("ROLLBACK").await.unwrap();
+    executor.stop().await;
+}
+
+/// The actions knowledge holds for `app`, newest first.
+async fn actions(stack: &Stack) -> Vec<Action> {
+    stack
+        .knowledge
+        .clone()
+        .list_actions(ListActionsRequest {
+            database_id: "app".into(),
+            status: String::new(),
+            limit: 100,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .actions
+}
+
+#[tokio::test]
+async fn a_role_left_idle_in_transaction_again_and_again_gets_its_own_timeout() {
+    let pg = app_database();
+    pg.psql(
+        "app",
+        "CREATE ROLE shop LOGIN; GRANT ALL ON accounts TO shop",
+    );
+    let state = tempfile::tempdir().unwrap();
+    let stack = Stack::start(
+        execution_mode(
+            "autonomous",
+            DetectionThresholds {
+                idle_transaction_seconds: 3.0,
+                ..Default::default()
+            },
+        ),
+        ("app", pg.url("app")),
+    )
+    .await;
+    let mut executor = stack.start_executor(state.path()).await;
+    for round in 1..=2 {
+        let mut session = sqlx::PgConnection::connect(&pg.url_as("shop", "app"))
+            .await
+            .unwrap();
+        session
+            .execute("BEGIN; UPDATE accounts SET balance = 0 WHERE id = 1")
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while sqlx::query("SELECT 1").execute(&mut session).await.is_ok() {
+            // Still alive: not terminated yet (a successful SELECT also starts a new idle
+            // stretch, so only poll rarely).
+            assert!(Instant::now() < deadline, "round {round}: never terminated");
+            tokio::time::sleep(Duration::from_secs(6)).await;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let proposal = loop {
+        if let Some(a) = actions(&stack)
+            .await
+            .into_iter()
+            .find(|a| a.action_type == "set_role_timeout")
+        {
+            break a;
+        }
+        assert!(Instant::now() < deadline, "no role timeout proposed");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(proposal.message.contains("shop"), "{proposal:?}");
+    wait_for_status(
+        &mut executor,
+        &proposal.id,
+        "completed",
+        Duration::from_secs(30),
+    )
+    .await;
+    let setting = pg.psql(
+        "app",
+        "SELECT array_to_string(setconfig, ',') FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole \
+         WHERE r.rolname = 'shop'",
+    );
+    assert_eq!(setting, "idle_in_transaction_session_timeout=3000ms");
+    let terminations = actions(&stack)
+        .await
+        .into_iter()
+        .filter(|a| a.action_type == "terminate_query" && a.status == "completed")
+        .count();
+    assert!(terminations >= 2, "{terminations}");
+    executor.stop().await;
+}
+
+#[tokio::test]
+async fn deploy_redis_through_the_executor_api_runs_answers_with_its_password_and_rolls_back() {
+    let pg = app_database();
+    let state = tempfile::tempdir().unwrap();
+    let stack = Stack::start(SystemConfig::default(), ("app", pg.url("app"))).await;
+    let mut executor = stack.start_executor(state.path()).await;
+    let client = reqwest::Client::new();
+    let bad = client
+        .post(format!("{}/api/deploy-redis", executor.api))
+        .json(&serde_json::json!({"database_id": "app", "eviction_policy": "sometimes"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let reason: serde_json::Value = bad.json().await.unwrap();
+    assert!(
+        reason["error"]
+            .as_str()
+            .unwrap()
+            .contains("eviction_policy"),
+        "{reason}"
+    );
+    let accepted = client
+        .post(format!("{}/api/deploy-redis", executor.api))
+        .json(&serde_json::json!({"database_id": "app", "max_memory": "32mb"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 202);
+    let body: serde_json::Value = accepted.json().await.unwrap();
+    let id = body["action_id"].as_str().unwrap().to_owned();
+    wait_for_status(&mut executor, &id, "completed", Duration::from_secs(30)).await;
+    let action = stack
+        .knowledge
+        .clone()
+        .get_action(GetActionRequest {
+            action_id: id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .action
+        .unwrap();
+    let result: serde_json::Value = serde_json::from_str(&action.result_json).unwrap();
+    let password = std::fs::read_to_string(result["password_file"].as_str().unwrap()).unwrap();
+    let port = result["port"].as_u64().unwrap().to_string();
+    let ping = std::process::Command::new(testkit::binary("redis-cli", "redis-tools"))
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "--no-auth-warning",
+            "-a",
+            password.trim(),
+            "PING",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&ping.stdout).trim(), "PONG");
+    let undone = client
+        .post(format!("{}/api/actions/{id}/rollback", executor.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(undone.status(), 200);
+    let body: serde_json::Value = undone.json().await.unwrap();
+    assert_eq!(body["status"], "rolled_back");
     executor.stop().await;
 }
