@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::grpc::MetricsGrpc;
 use crate::pipeline::{self, Pipeline};
 use crate::thresholds::{ThresholdSource, Thresholds};
+use crate::verification::Verifier;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -46,9 +47,16 @@ impl App {
         let ready_knowledge = knowledge.clone();
         let health_service = Health::new("analyser")
             .with_readiness_check(move || Box::pin(readiness::knowledge(ready_knowledge.clone())));
-        let jetstream = Pipeline::connect_nats(&config.nats_url)
+        let nats = Pipeline::connect_nats(&config.nats_url)
             .await
             .map_err(AppError::Nats)?;
+        let jetstream = async_nats::jetstream::new(nats.clone());
+        let verifier = Arc::new(Verifier::new(knowledge.clone(), nats));
+        tokio::spawn(
+            verifier
+                .clone()
+                .consume(jetstream.clone(), shutdown.clone()),
+        );
         let stream_setup = jetstream.clone();
         let stop_setup = shutdown.clone();
         // NATS may come up after us: the stream is created as soon as it answers (or never, if
@@ -76,6 +84,7 @@ impl App {
                 Thresholds::from_fallback(&config.thresholds),
             ),
             advisor: Advisor::new(Planner::new(knowledge.clone())),
+            verifier,
             knowledge,
             jetstream,
         });

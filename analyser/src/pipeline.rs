@@ -36,6 +36,7 @@ pub struct Pipeline {
     pub detectors_enabled: bool,
     pub thresholds: ThresholdSource,
     pub advisor: Advisor,
+    pub verifier: std::sync::Arc<crate::verification::Verifier>,
     pub knowledge: KnowledgeServiceClient<Channel>,
     pub jetstream: async_nats::jetstream::Context,
 }
@@ -43,20 +44,19 @@ pub struct Pipeline {
 impl Pipeline {
     /// Connects to NATS in the background (never giving up) and makes sure the stream exists
     /// when NATS answers.
-    pub async fn connect_nats(
-        url: &str,
-    ) -> Result<async_nats::jetstream::Context, async_nats::ConnectError> {
-        let client = async_nats::ConnectOptions::new()
+    pub async fn connect_nats(url: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
+        async_nats::ConnectOptions::new()
             .name("startupmonkey-analyser")
             .retry_on_initial_connect()
             .max_reconnects(None)
             .connect(url)
-            .await?;
-        Ok(async_nats::jetstream::new(client))
+            .await
     }
 
     /// Runs the detectors on one snapshot and publishes what is new.
     pub async fn process(&self, snapshot: &MetricSnapshot) -> Outcome {
+        // Verification is not a detector: it runs whatever ENABLE_ALL_DETECTORS says.
+        self.verifier.observe(snapshot).await;
         if !self.detectors_enabled {
             return Outcome::default();
         }
@@ -209,14 +209,19 @@ mod tests {
                 .unwrap()
                 .thresholds,
         );
+        let nats = Pipeline::connect_nats(&format!("nats://{closed}"))
+            .await
+            .unwrap();
         Pipeline {
             detectors_enabled,
             thresholds: ThresholdSource::new(knowledge.clone(), fallback),
             advisor: Advisor::new(crate::advisor::planner::Planner::new(knowledge.clone())),
+            verifier: std::sync::Arc::new(crate::verification::Verifier::new(
+                knowledge.clone(),
+                nats.clone(),
+            )),
             knowledge,
-            jetstream: Pipeline::connect_nats(&format!("nats://{closed}"))
-                .await
-                .unwrap(),
+            jetstream: async_nats::jetstream::new(nats),
         }
     }
 

@@ -506,6 +506,9 @@ impl KnowledgeService for Registry {
         get_detection(GetDetectionRequest) -> GetDetectionResponse;
         get_action(GetActionRequest) -> GetActionResponse;
         list_actions(ListActionsRequest) -> ActionListResponse;
+        save_ledger_entry(LedgerEntry) -> Response;
+        get_ledger_entry(GetLedgerEntryRequest) -> GetLedgerEntryResponse;
+        list_ledger(ListLedgerRequest) -> ListLedgerResponse;
     }
 }
 

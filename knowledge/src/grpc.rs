@@ -11,6 +11,7 @@ use tracing::warn;
 use crate::error::KnowledgeError;
 use crate::records;
 use crate::store::actions::{MAX_LIST, StatusUpdate, UpdateOutcome};
+use crate::store::ledger;
 use crate::store::{
     DatabaseChange, DatabaseRecord, HealthRecord, RegisterOutcome, ResolveOutcome, Store,
 };
@@ -663,5 +664,81 @@ impl KnowledgeService for KnowledgeGrpc {
             .await
             .map_err(|e| fail("ListActions", e))?;
         ok(ActionListResponse { actions })
+    }
+
+    async fn save_ledger_entry(&self, request: Request<LedgerEntry>) -> Reply<Response> {
+        let entry = request.into_inner();
+        let check = || -> Result<(), KnowledgeError> {
+            records::record_id("action_id", &entry.action_id)?;
+            records::database_id(&entry.database_id)?;
+            if !ledger::STATES.contains(&entry.state.as_str()) {
+                return Err(invalid(format!(
+                    "invalid state {:?}: expected one of {}",
+                    entry.state,
+                    ledger::STATES.join(", ")
+                )));
+            }
+            for (field, json) in [
+                ("before_json", &entry.before_json),
+                ("after_json", &entry.after_json),
+                ("tracking_json", &entry.tracking_json),
+            ] {
+                records::json_object(field, json)?;
+            }
+            Ok(())
+        };
+        check().map_err(|e| fail("SaveLedgerEntry", e))?;
+        let id = entry.action_id.clone();
+        self.store
+            .save_ledger_entry(entry)
+            .await
+            .map_err(|e| fail("SaveLedgerEntry", e))?;
+        done(true, format!("ledger entry {id} saved"))
+    }
+
+    async fn get_ledger_entry(
+        &self,
+        request: Request<GetLedgerEntryRequest>,
+    ) -> Reply<GetLedgerEntryResponse> {
+        let id = request.into_inner().action_id;
+        records::record_id("action_id", &id).map_err(|e| fail("GetLedgerEntry", e))?;
+        let entry = self
+            .store
+            .get_ledger_entry(&id)
+            .await
+            .map_err(|e| fail("GetLedgerEntry", e))?;
+        ok(GetLedgerEntryResponse {
+            found: entry.is_some(),
+            entry,
+        })
+    }
+
+    async fn list_ledger(&self, request: Request<ListLedgerRequest>) -> Reply<ListLedgerResponse> {
+        let r = request.into_inner();
+        let parse = || -> Result<usize, KnowledgeError> {
+            database_filter(&r.database_id)?;
+            if !r.state.is_empty() && !ledger::STATES.contains(&r.state.as_str()) {
+                return Err(invalid(format!(
+                    "invalid state {:?}: expected one of {}",
+                    r.state,
+                    ledger::STATES.join(", ")
+                )));
+            }
+            match r.limit {
+                0 => Ok(100),
+                n if n < 0 || n as usize > ledger::MAX_LIST => Err(invalid(format!(
+                    "invalid limit {n}: expected 1-{} (0 = 100)",
+                    ledger::MAX_LIST
+                ))),
+                n => Ok(n as usize),
+            }
+        };
+        let limit = parse().map_err(|e| fail("ListLedger", e))?;
+        let entries = self
+            .store
+            .list_ledger(&r.database_id, &r.state, limit)
+            .await
+            .map_err(|e| fail("ListLedger", e))?;
+        ok(ListLedgerResponse { entries })
     }
 }

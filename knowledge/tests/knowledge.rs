@@ -1079,3 +1079,77 @@ async fn the_binary_refuses_a_bad_setting_naming_the_variable_and_value() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("GRPC_PORT=\"not-a-port\""), "{stderr}");
 }
+
+#[tokio::test]
+async fn the_ledger_keeps_one_entry_per_action_listed_by_state_and_refuses_bad_input() {
+    let redis = RedisServer::start();
+    let mut k = start(&redis).await;
+    let entry = |id: &str, state: &str, started_at: i64| LedgerEntry {
+        action_id: id.into(),
+        database_id: "db1".into(),
+        action_type: "create_index".into(),
+        state: state.into(),
+        started_at,
+        before_json: r#"{"served":{"mean_ms":4.2}}"#.into(),
+        ..Default::default()
+    };
+    for (id, state, at) in [("a1", "verifying", 10), ("a2", "kept", 20)] {
+        k.client
+            .save_ledger_entry(entry(id, state, at))
+            .await
+            .unwrap();
+    }
+    // a1 decided: it moves from "verifying" to "rolled_back".
+    let mut decided = entry("a1", "rolled_back", 10);
+    decided.reason = "INSERT got slower".into();
+    k.client.save_ledger_entry(decided).await.unwrap();
+    let list = |state: &str| {
+        let mut client = k.client.clone();
+        let state = state.to_owned();
+        async move {
+            client
+                .list_ledger(ListLedgerRequest {
+                    database_id: "db1".into(),
+                    state,
+                    limit: 0,
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .entries
+                .into_iter()
+                .map(|e| e.action_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(list("verifying").await.is_empty());
+    assert_eq!(list("rolled_back").await, ["a1"]);
+    assert_eq!(list("").await, ["a2", "a1"], "newest first");
+    let one = k
+        .client
+        .get_ledger_entry(GetLedgerEntryRequest {
+            action_id: "a1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(one.found);
+    assert_eq!(one.entry.unwrap().reason, "INSERT got slower");
+
+    for (bad, message) in [
+        (entry("a3", "maybe", 1), "invalid state"),
+        (entry("", "kept", 1), "action_id"),
+        (
+            LedgerEntry {
+                after_json: "[1]".into(),
+                ..entry("a3", "kept", 1)
+            },
+            "after_json",
+        ),
+    ] {
+        let error = k.client.save_ledger_entry(bad).await.unwrap_err();
+        assert_eq!(error.code(), tonic::Code::InvalidArgument);
+        assert!(error.message().contains(message), "{}", error.message());
+    }
+    k.shutdown.trigger();
+}

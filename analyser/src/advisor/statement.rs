@@ -1,6 +1,7 @@
 //! What one statement asks of each table it reads: parsed with PostgreSQL's parser from the
 //! normalised text pg_stat_statements keeps (`$1` for constants). Handles SELECT (with joins),
-//! UPDATE and DELETE; conditions under OR or NOT are left alone (no single index serves them).
+//! UPDATE and DELETE, and INSERT as a bare table use; conditions under OR or NOT are left alone
+//! (no single index serves them).
 
 use pg_query::NodeEnum;
 use pg_query::protobuf::{AExprKind, BoolExprType, Node, SortByDir};
@@ -70,6 +71,13 @@ pub fn analyse(sql: &str) -> Result<Vec<TableUse>, String> {
                         scope.condition(condition);
                     }
                     uses.extend(scope.uses);
+                }
+            }
+            NodeEnum::InsertStmt(insert) => {
+                // Written, not searched: no columns, only the table (verification follows the
+                // write cost an index adds).
+                if let Some(relation) = &insert.relation {
+                    uses.push(table_of(relation).use_);
                 }
             }
             NodeEnum::DeleteStmt(delete) => {
@@ -343,6 +351,19 @@ mod tests {
         let t = only(r#"SELECT * FROM "Weird Table" WHERE "UserId" = $1"#);
         assert_eq!(t.table, "Weird Table");
         assert_eq!(t.equality, ["UserId"]);
+    }
+
+    #[test]
+    fn an_insert_names_its_table_and_nothing_else() {
+        let uses = analyse("INSERT INTO app.posts (user_id, title) VALUES ($1, $2)").unwrap();
+        assert_eq!(
+            uses,
+            [TableUse {
+                schema: "app".into(),
+                table: "posts".into(),
+                ..Default::default()
+            }]
+        );
     }
 
     #[test]

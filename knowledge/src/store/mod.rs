@@ -7,6 +7,7 @@
 pub mod actions;
 mod databases;
 mod detections;
+pub mod ledger;
 mod system;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -73,6 +74,7 @@ pub mod keys {
         "action:*",
         "actions:*",
         "stats:*",
+        "ledger:*",
     ];
     pub const REGISTRY_PATTERNS: &[&str] = &["database:*", "databases:*", "config:*"];
 }

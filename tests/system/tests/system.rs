@@ -1292,3 +1292,293 @@ async fn deploy_redis_through_the_executor_api_runs_answers_with_its_password_an
     assert_eq!(body["status"], "rolled_back");
     executor.stop().await;
 }
+
+// ------------------------------------------------------------------ verification and the ledger
+
+fn verifying(cycles: i32, mode: &str) -> SystemConfig {
+    SystemConfig {
+        thresholds: Some(DetectionThresholds {
+            sequential_scan_delta: 5.0,
+            ..Default::default()
+        }),
+        execution_mode: mode.into(),
+        verification: Some(VerificationSettings {
+            cycles,
+            min_calls: 20,
+            timeout_seconds: 120,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Waits until action `id`'s ledger entry leaves `verifying`; panics after `within`.
+async fn decided(stack: &Stack, id: &str, within: Duration) -> LedgerEntry {
+    let deadline = Instant::now() + within;
+    loop {
+        let reply = stack
+            .knowledge
+            .clone()
+            .get_ledger_entry(GetLedgerEntryRequest {
+                action_id: id.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if let Some(entry) = reply.entry.filter(|e| e.state != "verifying") {
+            return entry;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no decision for {id} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The action the executor made for the first missing_index detection on public.posts.
+async fn posts_index_action(detections: &mut async_nats::Subscriber) -> (String, String) {
+    loop {
+        let d = expect_detection(detections, "missing_index", Duration::from_secs(60), |_| {
+            true
+        })
+        .await;
+        if d["evidence"]["table_name"] == "posts" {
+            let id = d["id"].as_str().unwrap().to_owned();
+            return (format!("act-{id}"), id);
+        }
+    }
+}
+
+async fn detection_resolution(stack: &Stack, id: &str) -> String {
+    stack
+        .knowledge
+        .clone()
+        .get_detection(GetDetectionRequest {
+            detection_id: id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .detection
+        .unwrap()
+        .resolution
+}
+
+#[tokio::test]
+async fn s1_the_index_is_kept_and_the_ledger_shows_the_measured_improvement() {
+    let pg = s1_database(true);
+    let state = tempfile::tempdir().unwrap();
+    let stack = Stack::start_with(verifying(3, "autonomous"), ("app", pg.url("app")), "2s").await;
+    let (_nats, mut detections) = subscribe(&stack).await;
+    let mut executor = stack.start_executor(state.path()).await;
+    let load = s1_workload(pg.url("app"));
+    let (action_id, detection_id) = posts_index_action(&mut detections).await;
+    wait_for_status(
+        &mut executor,
+        &action_id,
+        "completed",
+        Duration::from_secs(60),
+    )
+    .await;
+    let entry = decided(&stack, &action_id, Duration::from_secs(60)).await;
+    load.abort();
+    assert_eq!(entry.state, "kept", "{}", entry.reason);
+    let before: serde_json::Value = serde_json::from_str(&entry.before_json).unwrap();
+    let after: serde_json::Value = serde_json::from_str(&entry.after_json).unwrap();
+    let was = before["served"]["mean_ms"].as_f64().unwrap();
+    let now = after["served"]["mean_ms"].as_f64().unwrap();
+    assert!(now * 5.0 < was, "served mean {was} ms → {now} ms");
+    assert!(entry.time_saved_ms_per_day > 0.0);
+    assert!(entry.storage_bytes > 0);
+    assert_eq!(entry.cycles, 3);
+    assert!(entry.reason.contains("went from"), "{}", entry.reason);
+    assert_eq!(
+        detection_resolution(&stack, &detection_id).await,
+        "verified"
+    );
+    eprintln!(
+        "decision time at a 2 s interval: {} s (completed → kept); {}",
+        entry.decided_at - entry.started_at,
+        entry.reason
+    );
+    executor.stop().await;
+}
+
+#[tokio::test]
+async fn an_index_that_slows_another_statement_is_rolled_back_and_the_ledger_says_why() {
+    let pg = s1_database(true);
+    // Inserts into posts get 5 ms slower while our index exists.
+    pg.psql(
+        "app",
+        "CREATE FUNCTION slow_when_indexed() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           IF EXISTS (SELECT 1 FROM pg_class WHERE relname = 'idx_posts_user_id_created_at') THEN \
+             PERFORM pg_sleep(0.005); END IF; RETURN NEW; END $$; \
+         CREATE TRIGGER slow BEFORE INSERT ON posts FOR EACH ROW EXECUTE FUNCTION slow_when_indexed();",
+    );
+    let state = tempfile::tempdir().unwrap();
+    let stack = Stack::start_with(verifying(3, "autonomous"), ("app", pg.url("app")), "2s").await;
+    let (_nats, mut detections) = subscribe(&stack).await;
+    let mut executor = stack.start_executor(state.path()).await;
+    let load = s1_workload(pg.url("app"));
+    let writes = {
+        let url = pg.url("app");
+        tokio::spawn(async move {
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .connect(&url)
+                .await
+                .unwrap();
+            loop {
+                let _ = sqlx::query(
+                    "INSERT INTO posts (user_id, title, body, created_at) VALUES ($1, 'new', 'post', now())",
+                )
+                .bind(7)
+                .execute(&pool)
+                .await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let (action_id, detection_id) = posts_index_action(&mut detections).await;
+    wait_for_status(
+        &mut executor,
+        &action_id,
+        "completed",
+        Duration::from_secs(60),
+    )
+    .await;
+    let entry = decided(&stack, &action_id, Duration::from_secs(60)).await;
+    assert_eq!(entry.state, "rolled_back", "{}", entry.reason);
+    assert!(
+        entry.reason.contains("INSERT INTO posts"),
+        "{}",
+        entry.reason
+    );
+    // The executor carried the rollback out: the index is gone, the detection cools down.
+    wait_for_status(
+        &mut executor,
+        &action_id,
+        "rolled_back",
+        Duration::from_secs(30),
+    )
+    .await;
+    let left = pg.psql(
+        "app",
+        "SELECT count(*) FROM pg_class WHERE relname = 'idx_posts_user_id_created_at'",
+    );
+    assert_eq!(left, "0");
+    assert_eq!(
+        detection_resolution(&stack, &detection_id).await,
+        "rolled_back"
+    );
+    // And the same fix does not come straight back.
+    let again = tokio::time::timeout(Duration::from_secs(8), async {
+        loop {
+            let d = expect_detection(
+                &mut detections,
+                "missing_index",
+                Duration::from_secs(60),
+                |_| true,
+            )
+            .await;
+            if d["evidence"]["table_name"] == "posts" {
+                return d;
+            }
+        }
+    })
+    .await;
+    assert!(
+        again.is_err(),
+        "re-proposed during the cool-down: {again:?}"
+    );
+    eprintln!(
+        "decision time at a 2 s interval: {} s (completed → rolled back)",
+        entry.decided_at - entry.started_at
+    );
+    load.abort();
+    writes.abort();
+    executor.stop().await;
+}
+
+#[tokio::test]
+async fn restarting_the_analyser_mid_verification_reaches_the_same_decision() {
+    let pg = s1_database(true);
+    let state = tempfile::tempdir().unwrap();
+    let mut stack = Stack::start(verifying(8, "autonomous"), ("app", pg.url("app"))).await;
+    let (_nats, mut detections) = subscribe(&stack).await;
+    let mut executor = stack.start_executor(state.path()).await;
+    let load = s1_workload(pg.url("app"));
+    let (action_id, _) = posts_index_action(&mut detections).await;
+    wait_for_status(
+        &mut executor,
+        &action_id,
+        "completed",
+        Duration::from_secs(60),
+    )
+    .await;
+    // Part-way through the eight cycles, the analyser restarts with nothing in memory.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let entry = stack
+            .knowledge
+            .clone()
+            .get_ledger_entry(GetLedgerEntryRequest {
+                action_id: action_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .entry;
+        if entry.is_some_and(|e| e.state == "verifying" && e.cycles >= 2) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "verification never progressed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stack.restart_analyser().await;
+    let entry = decided(&stack, &action_id, Duration::from_secs(90)).await;
+    load.abort();
+    assert_eq!(entry.state, "kept", "{}", entry.reason);
+    assert_eq!(entry.cycles, 8, "the cycles before the restart counted");
+    executor.stop().await;
+}
+
+#[tokio::test]
+async fn a_vacuum_is_verified_by_the_dead_tuples_it_reclaimed() {
+    let pg = app_database();
+    pg.psql(
+        "app",
+        "CREATE TABLE events (id int PRIMARY KEY, payload text) WITH (autovacuum_enabled = off); \
+         INSERT INTO events SELECT g, 'x' FROM generate_series(1, 40000) g; \
+         DELETE FROM events WHERE id % 2 = 0;",
+    );
+    let state = tempfile::tempdir().unwrap();
+    let stack = Stack::start(verifying(3, "autonomous"), ("app", pg.url("app"))).await;
+    let (_nats, mut detections) = subscribe(&stack).await;
+    let mut executor = stack.start_executor(state.path()).await;
+    let detection = expect_detection(
+        &mut detections,
+        "table_bloat",
+        Duration::from_secs(30),
+        |d| d["action_metadata"]["table"] == "events",
+    )
+    .await;
+    let action_id = format!("act-{}", detection["id"].as_str().unwrap());
+    let done = wait_for_status(
+        &mut executor,
+        &action_id,
+        "completed",
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(done.action_type, "vacuum_table");
+    let entry = decided(&stack, &action_id, Duration::from_secs(30)).await;
+    assert_eq!(entry.state, "kept", "{}", entry.reason);
+    assert!(
+        entry.reason.contains("dead tuples went from 20000 to 0"),
+        "{}",
+        entry.reason
+    );
+    executor.stop().await;
+}

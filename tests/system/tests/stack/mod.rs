@@ -11,6 +11,8 @@ use tonic::transport::Channel;
 pub struct Stack {
     pub knowledge: KnowledgeServiceClient<Channel>,
     pub knowledge_addr: String,
+    analyser_port: u16,
+    analyser_shutdown: Shutdown,
     pub nats: NatsServer,
     pub shutdown: Shutdown,
     _redis: RedisServer,
@@ -67,20 +69,16 @@ impl Stack {
             .await
             .unwrap();
 
-        let analyser_env = Env::from_map([
-            ("GRPC_PORT", "0".to_owned()),
-            ("HEALTH_PORT", "0".to_owned()),
-            ("KNOWLEDGE_ADDRESS", knowledge_addr.clone()),
-            ("NATS_URL", nats.url()),
-        ]);
-        let analyser_app = analyser::App::build(
-            analyser::Config::from_env(&analyser_env).unwrap(),
-            shutdown.clone(),
+        let analyser_port = testkit::free_port();
+        let analyser_shutdown = Shutdown::new();
+        start_analyser(
+            &knowledge_addr,
+            &nats.url(),
+            analyser_port,
+            &analyser_shutdown,
         )
-        .await
-        .unwrap();
-        let analyser_addr = analyser_app.grpc_addr().to_string();
-        tokio::spawn(analyser_app.run());
+        .await;
+        let analyser_addr = format!("127.0.0.1:{analyser_port}");
 
         let collector_env = Env::from_map([
             ("HEALTH_PORT", "0".to_owned()),
@@ -101,6 +99,8 @@ impl Stack {
         Self {
             knowledge: client,
             knowledge_addr,
+            analyser_port,
+            analyser_shutdown,
             nats,
             shutdown,
             _redis: redis,
@@ -111,7 +111,46 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
+        self.analyser_shutdown.trigger();
         self.shutdown.trigger();
+    }
+}
+
+/// An analyser on `port` (fixed, so the collector finds a restarted one at the same address).
+async fn start_analyser(knowledge: &str, nats: &str, port: u16, shutdown: &Shutdown) {
+    let env = Env::from_map([
+        ("GRPC_PORT", port.to_string()),
+        ("HEALTH_PORT", "0".to_owned()),
+        ("KNOWLEDGE_ADDRESS", knowledge.to_owned()),
+        ("NATS_URL", nats.to_owned()),
+    ]);
+    let app = analyser::App::build(analyser::Config::from_env(&env).unwrap(), shutdown.clone())
+        .await
+        .unwrap();
+    tokio::spawn(app.run());
+}
+
+impl Stack {
+    /// Stops the analyser and starts a new one (nothing kept in memory) at the same address.
+    pub async fn restart_analyser(&mut self) {
+        self.analyser_shutdown.trigger();
+        // Wait until the old one has let go of its port.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpListener::bind(("127.0.0.1", self.analyser_port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the analyser did not stop"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        self.analyser_shutdown = Shutdown::new();
+        start_analyser(
+            &self.knowledge_addr,
+            &self.nats.url(),
+            self.analyser_port,
+            &self.analyser_shutdown,
+        )
+        .await;
     }
 }
 

@@ -1,0 +1,337 @@
+//! The decision, as a pure function of what was measured: per statement, calls and total time
+//! over the cycles before the action (baseline) and after it.
+//!
+//! * For an index: the statements it was built for must get faster by at least
+//!   `improvement_threshold` (call-weighted mean), and no other statement on the table may get
+//!   slower by more than `regression_tolerance` (and by more than a 0.05 ms noise floor). A
+//!   regression rolls back; too small a gain is "no effect".
+//! * For a configuration change: the database's mean statement latency, the same way.
+//! * Nothing is judged on fewer than `min_calls` calls on each side: until the time limit, the
+//!   verification waits; at the limit it is "not judged" and the change stays.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// Below this change in mean latency (ms), a difference is noise.
+pub const NOISE_FLOOR_MS: f64 = 0.05;
+const MS_PER_DAY: f64 = 86_400.0;
+
+/// One statement's calls and time over some cycles.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Load {
+    pub query: String,
+    pub calls: i64,
+    pub total_ms: f64,
+    /// The statement writes the table (INSERT, UPDATE, DELETE).
+    #[serde(default)]
+    pub writes: bool,
+}
+
+impl Load {
+    pub fn mean_ms(&self) -> f64 {
+        if self.calls > 0 {
+            self.total_ms / self.calls as f64
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Measurements over some cycles, by queryid (as text: JSON object keys).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    pub statements: BTreeMap<String, Load>,
+    pub seconds: f64,
+    pub cycles: u32,
+}
+
+impl Figures {
+    pub fn add(&mut self, queryid: i64, load: Load) {
+        let entry = self.statements.entry(queryid.to_string()).or_default();
+        entry.query = load.query;
+        entry.writes |= load.writes;
+        entry.calls += load.calls;
+        entry.total_ms += load.total_ms;
+    }
+
+    fn sum(&self, ids: &[String]) -> Load {
+        let mut total = Load::default();
+        for id in ids {
+            if let Some(load) = self.statements.get(id) {
+                total.calls += load.calls;
+                total.total_ms += load.total_ms;
+            }
+        }
+        total
+    }
+
+    fn all(&self) -> Load {
+        let ids: Vec<String> = self.statements.keys().cloned().collect();
+        self.sum(&ids)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rules {
+    pub min_calls: i64,
+    pub improvement_threshold: f64,
+    pub regression_tolerance: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Kept,
+    RolledBack,
+    NoEffect,
+}
+
+impl Decision {
+    pub fn state(self) -> &'static str {
+        match self {
+            Decision::Kept => "kept",
+            Decision::RolledBack => "rolled_back",
+            Decision::NoEffect => "no_effect",
+        }
+    }
+}
+
+/// A decision with its reason and the ledger's figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub decision: Decision,
+    pub reason: String,
+    pub time_saved_ms_per_day: f64,
+    pub write_cost_ms_per_day: f64,
+    pub after: Value,
+}
+
+/// `None` while there are too few calls to judge.
+pub fn judge_index(
+    served: &[String],
+    before: &Figures,
+    after: &Figures,
+    rules: Rules,
+) -> Option<Verdict> {
+    let (b, a) = (before.sum(served), after.sum(served));
+    if a.calls < rules.min_calls || b.calls == 0 {
+        return None;
+    }
+    let per_day = |calls: i64| calls as f64 / after.seconds.max(1.0) * MS_PER_DAY;
+    let gain = 1.0 - a.mean_ms() / b.mean_ms().max(f64::MIN_POSITIVE);
+    let time_saved = (b.mean_ms() - a.mean_ms()) * per_day(a.calls);
+    let mut regressions = Vec::new();
+    let mut write_cost = 0.0;
+    for (id, after_load) in &after.statements {
+        if served.contains(id) {
+            continue;
+        }
+        let Some(before_load) = before.statements.get(id) else {
+            continue;
+        };
+        if after_load.calls < rules.min_calls || before_load.calls < rules.min_calls {
+            continue;
+        }
+        let delta = after_load.mean_ms() - before_load.mean_ms();
+        if after_load.writes && delta > 0.0 {
+            write_cost += delta * per_day(after_load.calls);
+        }
+        if delta > NOISE_FLOOR_MS
+            && after_load.mean_ms() > before_load.mean_ms() * (1.0 + rules.regression_tolerance)
+        {
+            regressions.push((
+                id.clone(),
+                after_load.query.clone(),
+                before_load.mean_ms(),
+                after_load.mean_ms(),
+            ));
+        }
+    }
+    let figures = json!({
+        "served": {"calls": a.calls, "mean_ms": a.mean_ms(), "before_mean_ms": b.mean_ms(), "before_calls": b.calls},
+        "statements": after.statements,
+        "seconds": after.seconds,
+        "cycles": after.cycles,
+    });
+    let (decision, reason) = if let Some((id, query, was, now)) = regressions.first() {
+        (
+            Decision::RolledBack,
+            format!(
+                "another statement on the table got slower: {query:?} (queryid {id}) went from {was:.2} ms to {now:.2} ms (+{:.0} %, tolerance {:.0} %)",
+                (now / was - 1.0) * 100.0,
+                rules.regression_tolerance * 100.0
+            ),
+        )
+    } else if gain >= rules.improvement_threshold {
+        (
+            Decision::Kept,
+            format!(
+                "the statements it serves went from {:.2} ms to {:.2} ms on average (-{:.0} %) over {} calls",
+                b.mean_ms(),
+                a.mean_ms(),
+                gain * 100.0,
+                a.calls
+            ),
+        )
+    } else {
+        (
+            Decision::NoEffect,
+            format!(
+                "the statements it serves went from {:.2} ms to {:.2} ms: less than the {:.0} % required",
+                b.mean_ms(),
+                a.mean_ms(),
+                rules.improvement_threshold * 100.0
+            ),
+        )
+    };
+    Some(Verdict {
+        decision,
+        reason,
+        time_saved_ms_per_day: time_saved.max(0.0),
+        write_cost_ms_per_day: write_cost,
+        after: figures,
+    })
+}
+
+/// A configuration change: every statement of the database together.
+pub fn judge_config(before: &Figures, after: &Figures, rules: Rules) -> Option<Verdict> {
+    let (b, a) = (before.all(), after.all());
+    if a.calls < rules.min_calls || b.calls < rules.min_calls {
+        return None;
+    }
+    let change = a.mean_ms() / b.mean_ms().max(f64::MIN_POSITIVE) - 1.0;
+    let figures = json!({"mean_ms": a.mean_ms(), "calls": a.calls, "before_mean_ms": b.mean_ms(), "before_calls": b.calls});
+    let delta = a.mean_ms() - b.mean_ms();
+    let (decision, reason) = if change > rules.regression_tolerance && delta > NOISE_FLOOR_MS {
+        (
+            Decision::RolledBack,
+            format!(
+                "the database's statements got slower: {:.2} ms to {:.2} ms on average (+{:.0} %)",
+                b.mean_ms(),
+                a.mean_ms(),
+                change * 100.0
+            ),
+        )
+    } else if -change >= rules.improvement_threshold {
+        (
+            Decision::Kept,
+            format!(
+                "the database's statements went from {:.2} ms to {:.2} ms on average (-{:.0} %)",
+                b.mean_ms(),
+                a.mean_ms(),
+                -change * 100.0
+            ),
+        )
+    } else {
+        (
+            Decision::NoEffect,
+            format!(
+                "the database's statements went from {:.2} ms to {:.2} ms on average: no meaningful change",
+                b.mean_ms(),
+                a.mean_ms()
+            ),
+        )
+    };
+    let per_day = a.calls as f64 / after.seconds.max(1.0) * MS_PER_DAY;
+    Some(Verdict {
+        decision,
+        reason,
+        time_saved_ms_per_day: (-delta * per_day).max(0.0),
+        write_cost_ms_per_day: 0.0,
+        after: figures,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULES: Rules = Rules {
+        min_calls: 50,
+        improvement_threshold: 0.1,
+        regression_tolerance: 0.1,
+    };
+
+    fn figures(entries: &[(i64, i64, f64, bool)], seconds: f64) -> Figures {
+        let mut f = Figures {
+            seconds,
+            ..Default::default()
+        };
+        for (id, calls, mean, writes) in entries {
+            f.add(
+                *id,
+                Load {
+                    query: format!("q{id}"),
+                    calls: *calls,
+                    total_ms: *calls as f64 * mean,
+                    writes: *writes,
+                },
+            );
+        }
+        f
+    }
+
+    #[test]
+    fn a_faster_served_statement_and_no_slower_other_keeps_the_index() {
+        let before = figures(&[(1, 100, 20.0, false), (2, 100, 0.10, true)], 10.0);
+        let after = figures(&[(1, 300, 0.5, false), (2, 300, 0.104, true)], 10.0);
+        let v = judge_index(&["1".into()], &before, &after, RULES).unwrap();
+        assert_eq!(v.decision, Decision::Kept, "{}", v.reason);
+        // 30 calls/s = 2,592,000 a day, 19.5 ms saved each.
+        assert!((v.time_saved_ms_per_day - 2_592_000.0 * 19.5).abs() < 1.0);
+        // The insert's +0.004 ms is under the noise floor but is still a write cost.
+        assert!(v.write_cost_ms_per_day > 0.0);
+    }
+
+    #[test]
+    fn another_statement_slower_beyond_tolerance_rolls_back_naming_it() {
+        let before = figures(&[(1, 100, 20.0, false), (2, 100, 0.10, true)], 10.0);
+        let after = figures(&[(1, 300, 0.5, false), (2, 300, 5.2, true)], 10.0);
+        let v = judge_index(&["1".into()], &before, &after, RULES).unwrap();
+        assert_eq!(v.decision, Decision::RolledBack);
+        assert!(
+            v.reason.contains("q2") && v.reason.contains("5.20 ms"),
+            "{}",
+            v.reason
+        );
+    }
+
+    #[test]
+    fn too_small_a_gain_is_no_effect_and_too_few_calls_is_no_decision() {
+        let before = figures(&[(1, 100, 10.0, false)], 10.0);
+        let small = figures(&[(1, 100, 9.5, false)], 10.0);
+        assert_eq!(
+            judge_index(&["1".into()], &before, &small, RULES)
+                .unwrap()
+                .decision,
+            Decision::NoEffect
+        );
+        let few = figures(&[(1, 49, 1.0, false)], 10.0);
+        assert_eq!(judge_index(&["1".into()], &before, &few, RULES), None);
+        // A slower statement with too few calls is not counted as a regression.
+        let after = figures(&[(1, 100, 1.0, false), (2, 10, 50.0, false)], 10.0);
+        let before = figures(&[(1, 100, 10.0, false), (2, 10, 1.0, false)], 10.0);
+        assert_eq!(
+            judge_index(&["1".into()], &before, &after, RULES)
+                .unwrap()
+                .decision,
+            Decision::Kept
+        );
+    }
+
+    #[test]
+    fn configuration_changes_are_judged_on_the_whole_database() {
+        let before = figures(&[(1, 100, 10.0, false), (2, 100, 2.0, false)], 10.0);
+        let worse = figures(&[(1, 100, 14.0, false), (2, 100, 2.0, false)], 10.0);
+        assert_eq!(
+            judge_config(&before, &worse, RULES).unwrap().decision,
+            Decision::RolledBack
+        );
+        let better = figures(&[(1, 100, 5.0, false), (2, 100, 2.0, false)], 10.0);
+        assert_eq!(
+            judge_config(&before, &better, RULES).unwrap().decision,
+            Decision::Kept
+        );
+    }
+}
