@@ -268,7 +268,7 @@ impl Verifier {
                 let (served, table) = (tracking.served.clone(), tracking.table.clone());
                 accumulate(&mut tracking.after, &served, table.as_ref(), snapshot);
             }
-            match self.decide(tracking, snapshot, &settings) {
+            match decide(tracking, snapshot, &settings) {
                 Some((state, reason, verdict)) => {
                     let entry = self.entry(tracking, state, &reason, verdict.as_ref());
                     if self.save(entry).await.is_ok() {
@@ -287,94 +287,6 @@ impl Verifier {
                     let _ = self.save(entry).await;
                 }
             }
-        }
-    }
-
-    /// The decision once the cycles and calls are there; `None` to keep measuring.
-    fn decide(
-        &self,
-        tracking: &Tracking,
-        snapshot: &MetricSnapshot,
-        settings: &VerificationSettings,
-    ) -> Option<(&'static str, String, Option<Verdict>)> {
-        let rules = Rules {
-            min_calls: settings.min_calls,
-            improvement_threshold: settings.improvement_threshold,
-            regression_tolerance: settings.regression_tolerance,
-        };
-        let enough_cycles = tracking.after.cycles >= settings.cycles.max(1) as u32;
-        let expired = snapshot.timestamp >= tracking.deadline;
-        let verdict = match tracking.action_type.as_str() {
-            "create_index" => {
-                judge::judge_index(&tracking.served, &tracking.before, &tracking.after, rules)
-            }
-            "tune_config_high_latency" => {
-                judge::judge_config(&tracking.before, &tracking.after, rules)
-            }
-            "vacuum_table" => {
-                if tracking.after.cycles == 0 {
-                    return None;
-                }
-                let (schema, table) = tracking.table.clone()?;
-                let dead_now = snapshot
-                    .postgres
-                    .as_ref()?
-                    .tables
-                    .iter()
-                    .find(|t| t.schema == schema && t.name == table)
-                    .map(|t| t.dead_tuples);
-                let before = tracking.dead_before.unwrap_or(0);
-                let reason = match dead_now {
-                    Some(now) => format!(
-                        "dead tuples went from {before} to {now} ({} reclaimed)",
-                        (before - now).max(0)
-                    ),
-                    None => format!(
-                        "{before} dead tuples before; the table is no longer among the collected ones"
-                    ),
-                };
-                let state = if dead_now.is_some_and(|now| now < before) || dead_now.is_none() {
-                    "kept"
-                } else {
-                    "no_effect"
-                };
-                return Some((state, reason, None));
-            }
-            other => {
-                if tracking.after.cycles == 0 {
-                    return None;
-                }
-                return Some((
-                    "not_judged",
-                    format!(
-                        "{other} is not measured by verification; its result records what it did"
-                    ),
-                    None,
-                ));
-            }
-        };
-        match verdict {
-            Some(verdict) if enough_cycles => {
-                let state = verdict.decision.state();
-                let reason = verdict.reason.clone();
-                Some((state, reason, Some(verdict)))
-            }
-            _ if expired => Some((
-                "not_judged",
-                format!(
-                    "too few calls to judge within {} s (the served statements ran {} times; {} needed); the change stays",
-                    tracking.deadline - tracking.completed_at,
-                    tracking
-                        .after
-                        .statements
-                        .values()
-                        .map(|l| l.calls)
-                        .sum::<i64>(),
-                    settings.min_calls
-                ),
-                None,
-            )),
-            _ => None,
         }
     }
 
@@ -602,6 +514,89 @@ impl Verifier {
     }
 }
 
+/// The decision once the cycles and calls are there; `None` to keep measuring.
+fn decide(
+    tracking: &Tracking,
+    snapshot: &MetricSnapshot,
+    settings: &VerificationSettings,
+) -> Option<(&'static str, String, Option<Verdict>)> {
+    let rules = Rules {
+        min_calls: settings.min_calls,
+        improvement_threshold: settings.improvement_threshold,
+        regression_tolerance: settings.regression_tolerance,
+    };
+    let enough_cycles = tracking.after.cycles >= settings.cycles.max(1) as u32;
+    let expired = snapshot.timestamp >= tracking.deadline;
+    let verdict = match tracking.action_type.as_str() {
+        "create_index" => {
+            judge::judge_index(&tracking.served, &tracking.before, &tracking.after, rules)
+        }
+        "tune_config_high_latency" => judge::judge_config(&tracking.before, &tracking.after, rules),
+        "vacuum_table" => {
+            if tracking.after.cycles == 0 {
+                return None;
+            }
+            let (schema, table) = tracking.table.clone()?;
+            let dead_now = snapshot
+                .postgres
+                .as_ref()?
+                .tables
+                .iter()
+                .find(|t| t.schema == schema && t.name == table)
+                .map(|t| t.dead_tuples);
+            let before = tracking.dead_before.unwrap_or(0);
+            let reason = match dead_now {
+                Some(now) => format!(
+                    "dead tuples went from {before} to {now} ({} reclaimed)",
+                    (before - now).max(0)
+                ),
+                None => format!(
+                    "{before} dead tuples before; the table is no longer among the collected ones"
+                ),
+            };
+            let state = if dead_now.is_some_and(|now| now < before) || dead_now.is_none() {
+                "kept"
+            } else {
+                "no_effect"
+            };
+            return Some((state, reason, None));
+        }
+        other => {
+            if tracking.after.cycles == 0 {
+                return None;
+            }
+            return Some((
+                "not_judged",
+                format!("{other} is not measured by verification; its result records what it did"),
+                None,
+            ));
+        }
+    };
+    match verdict {
+        Some(verdict) if enough_cycles => {
+            let state = verdict.decision.state();
+            let reason = verdict.reason.clone();
+            Some((state, reason, Some(verdict)))
+        }
+        _ if expired => Some((
+            "not_judged",
+            format!(
+                "too few calls to judge within {} s (the served statements ran {} times; {} needed); the change stays",
+                tracking.deadline - tracking.completed_at,
+                tracking
+                    .after
+                    .statements
+                    .values()
+                    .map(|l| l.calls)
+                    .sum::<i64>(),
+                settings.min_calls
+            ),
+            None,
+        )),
+        _ => None,
+    }
+}
+
 /// Adds one cycle's statements that concern the action (those it served, those on its table,
 /// or all of them for a database-wide change) to `figures`.
 fn accumulate(
@@ -669,4 +664,86 @@ fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tracking(after_calls: i64) -> Tracking {
+        let mut before = Figures::default();
+        before.add(
+            1,
+            Load {
+                query: "q".into(),
+                calls: 100,
+                total_ms: 1000.0,
+                writes: false,
+            },
+        );
+        let mut after = Figures {
+            seconds: 6.0,
+            cycles: 3,
+            ..Default::default()
+        };
+        after.add(
+            1,
+            Load {
+                query: "q".into(),
+                calls: after_calls,
+                total_ms: after_calls as f64 * 0.1,
+                writes: false,
+            },
+        );
+        Tracking {
+            action_id: "a".into(),
+            database_id: "db".into(),
+            detection_id: "d".into(),
+            detection_key: "k".into(),
+            action_type: "create_index".into(),
+            table: Some(("public".into(), "posts".into())),
+            served: vec!["1".into()],
+            can_rollback: true,
+            started_at: 100,
+            completed_at: 101,
+            deadline: 701,
+            before,
+            after,
+            storage_bytes: 0,
+            dead_before: None,
+        }
+    }
+
+    fn snapshot(at: i64) -> MetricSnapshot {
+        MetricSnapshot {
+            database_id: "db".into(),
+            timestamp: at,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn too_few_calls_wait_until_the_time_limit_and_are_then_not_judged() {
+        let settings = VerificationSettings {
+            cycles: 3,
+            min_calls: 50,
+            improvement_threshold: 0.1,
+            regression_tolerance: 0.1,
+            ..Default::default()
+        };
+        assert_eq!(
+            decide(&tracking(10), &snapshot(200), &settings),
+            None,
+            "waits for calls"
+        );
+        let (state, reason, _) = decide(&tracking(10), &snapshot(701), &settings).unwrap();
+        assert_eq!(state, "not_judged");
+        assert!(
+            reason.contains("too few calls") && reason.contains("the change stays"),
+            "{reason}"
+        );
+        let (state, _, verdict) = decide(&tracking(60), &snapshot(200), &settings).unwrap();
+        assert_eq!(state, "kept");
+        assert!(verdict.unwrap().time_saved_ms_per_day > 0.0);
+    }
 }

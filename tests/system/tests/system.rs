@@ -1171,6 +1171,11 @@ async fn a_role_left_idle_in_transaction_again_and_again_gets_its_own_timeout() 
     )
     .await;
     let mut executor = stack.start_executor(state.path()).await;
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&pg.url("app"))
+        .await
+        .unwrap();
     for round in 1..=2 {
         let mut session = sqlx::PgConnection::connect(&pg.url_as("shop", "app"))
             .await
@@ -1179,13 +1184,28 @@ async fn a_role_left_idle_in_transaction_again_and_again_gets_its_own_timeout() 
             .execute("BEGIN; UPDATE accounts SET balance = 0 WHERE id = 1")
             .await
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(40);
-        while sqlx::query("SELECT 1").execute(&mut session).await.is_ok() {
-            // Still alive: not terminated yet (a successful SELECT also starts a new idle
-            // stretch, so only poll rarely).
+        let pid: i32 = sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity WHERE usename = 'shop' AND state LIKE 'idle in transaction%'",
+        )
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+        // Watched from outside, so the session's idle stretch is left as it is.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let alive: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = $1")
+                    .bind(pid)
+                    .fetch_one(&admin)
+                    .await
+                    .unwrap();
+            if alive == 0 {
+                break;
+            }
             assert!(Instant::now() < deadline, "round {round}: never terminated");
-            tokio::time::sleep(Duration::from_secs(6)).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        drop(session);
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     let proposal = loop {
