@@ -13,6 +13,17 @@ pub struct Config {
     pub nats_url: String,
     /// The API token; never logged.
     pub token: Option<String>,
+    /// Where a generated token is kept (`<STATE_DIR>/gateway.token`, mode 0600).
+    pub state_dir: std::path::PathBuf,
+    /// Require the token for reads too.
+    pub auth_reads: bool,
+    /// Let webhooks reach loopback and private addresses (refused by default).
+    pub webhook_allow_private: bool,
+    /// Metric snapshots kept per database for charts.
+    pub history_points: usize,
+    /// Health endpoints of the services the gateway has no RPC to, for `/status`.
+    pub collector_health_url: String,
+    pub analyser_health_url: String,
     pub log_json: bool,
 }
 
@@ -23,6 +34,8 @@ impl std::fmt::Debug for Config {
             .field("knowledge_address", &self.knowledge_address)
             .field("executor_address", &self.executor_address)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("state_dir", &self.state_dir)
+            .field("auth_reads", &self.auth_reads)
             .field("log_json", &self.log_json)
             .finish()
     }
@@ -40,7 +53,16 @@ impl Config {
             knowledge_address: env.address("KNOWLEDGE_ADDRESS", "localhost:50053")?,
             executor_address: env.address("EXECUTOR_ADDRESS", "localhost:50052")?,
             nats_url: env.string("NATS_URL", "nats://localhost:4222"),
-            token: env.optional_string("GATEWAY_TOKEN"),
+            token: env
+                .optional_string("GATEWAY_TOKEN")
+                .filter(|t| !t.is_empty()),
+            state_dir: env.string("STATE_DIR", ".startupmonkey").into(),
+            auth_reads: env.bool("GATEWAY_AUTH_READS", false)?,
+            webhook_allow_private: env.bool("WEBHOOK_ALLOW_PRIVATE", false)?,
+            history_points: env.parse("METRIC_HISTORY_POINTS", 360)?,
+            collector_health_url: env
+                .string("COLLECTOR_HEALTH_URL", "http://localhost:8080/health"),
+            analyser_health_url: env.string("ANALYSER_HEALTH_URL", "http://localhost:8081/health"),
             log_json: env.get("LOG_FORMAT") == Some("json"),
         })
     }

@@ -1,9 +1,15 @@
-//! The gateway: the dashboard's backend (REST at the original BFF's paths, live events, webhooks,
-//! authentication) over knowledge and the executor. This crate holds its settings, its HTTP
-//! server and its health; the API arrives with the gateway issue.
+//! The gateway: the dashboard's backend over knowledge and the executor. `api` is the REST API
+//! at the original BFF's paths; `auth` the token, the sign-in cookie and the guard on every
+//! change; `live` the NATS follower (metric history, server-sent events); `webhooks` the outgoing
+//! notifications; `dbtest` the real connection test of onboarding.
 
+pub mod api;
 pub mod app;
+pub mod auth;
 pub mod config;
+pub mod dbtest;
+pub mod live;
+pub mod webhooks;
 
 pub use app::App;
 pub use config::Config;

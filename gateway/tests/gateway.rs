@@ -19,9 +19,12 @@ fn http() -> reqwest::Client {
 
 #[tokio::test]
 async fn answers_health_alone_reports_knowledge_unreachable_and_stops_on_shutdown() {
+    let state = std::env::temp_dir().join(format!("sm-gateway-{}", std::process::id()));
     let env = Env::from_map([
         ("PORT", "0".to_owned()),
         ("KNOWLEDGE_ADDRESS", closed_address()),
+        ("NATS_URL", format!("nats://{}", closed_address())),
+        ("STATE_DIR", state.display().to_string()),
     ]);
     let shutdown = Shutdown::new();
     let app = App::build(Config::from_env(&env).unwrap(), shutdown.clone())
@@ -45,12 +48,22 @@ async fn answers_health_alone_reports_knowledge_unreachable_and_stops_on_shutdow
         "{body}"
     );
 
+    // A token was generated (no GATEWAY_TOKEN) and kept where STATE_DIR says.
+    assert!(state.join("gateway.token").exists());
+    let refused = http()
+        .post(format!("{base}/flush"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+
     shutdown.trigger();
     tokio::time::timeout(Duration::from_secs(15), task)
         .await
         .expect("stops within the drain deadline")
         .unwrap()
         .unwrap();
+    std::fs::remove_dir_all(state).unwrap();
 }
 
 #[tokio::test]

@@ -1602,3 +1602,450 @@ async fn a_vacuum_is_verified_by_the_dead_tuples_it_reclaimed() {
     );
     executor.stop().await;
 }
+
+// ------------------------------------------------------------------ the gateway
+
+fn bearer(gateway: &stack::Gateway) -> String {
+    format!("Bearer {}", gateway.token)
+}
+
+#[tokio::test]
+async fn the_gateway_guards_every_change_refuses_bad_input_and_never_returns_a_password() {
+    let pg = app_database();
+    pg.psql(
+        "app",
+        "CREATE ROLE watcher LOGIN PASSWORD 's3cret-pw' IN ROLE pg_monitor",
+    );
+    let state = tempfile::tempdir().unwrap();
+    let stack = Stack::start(SystemConfig::default(), ("app", pg.url("app"))).await;
+    let executor = stack.start_executor(state.path()).await;
+    let gateway = stack.start_gateway(&executor.grpc_addr, state.path()).await;
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", gateway.base);
+    let with_password = format!("postgres://watcher:s3cret-pw@127.0.0.1:{}/app", pg.port());
+
+    // Without a token: every change is refused with a readable 401; reads are open.
+    for (method, path) in [
+        ("POST", "/databases"),
+        ("PUT", "/databases/app"),
+        ("DELETE", "/databases/app"),
+        ("POST", "/config"),
+        ("POST", "/flush"),
+        ("POST", "/actions/act-x/approve"),
+        ("POST", "/databases/test"),
+    ] {
+        let response = http
+            .request(method.parse().unwrap(), url(path))
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{method} {path}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert!(body["error"].as_str().unwrap().contains("Bearer"), "{body}");
+    }
+    assert_eq!(
+        http.get(url("/databases")).send().await.unwrap().status(),
+        200
+    );
+
+    // With the token: a database registered, its password never comes back.
+    let created = http
+        .post(url("/databases"))
+        .header("authorization", bearer(&gateway))
+        .json(&serde_json::json!({"database_name": "Shop DB", "connection_string": with_password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let body: serde_json::Value = created.json().await.unwrap();
+    assert_eq!(body["database_id"], "shop_db");
+    let listed = http
+        .get(url("/databases"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!listed.contains("s3cret-pw"), "{listed}");
+    assert!(listed.contains("connection_string_redacted"), "{listed}");
+    let one = http
+        .get(url("/databases/shop_db"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!one.contains("s3cret-pw"), "{one}");
+
+    // Bad input: a readable 4xx.
+    for (body, status, words) in [
+        ("{not json", 400, "JSON"),
+        (
+            r#"{"database_name": "x", "connection_string": "mysql://a@b/c"}"#,
+            400,
+            "postgres://",
+        ),
+        (
+            r#"{"database_name": "", "connection_string": "postgres://a@b/c"}"#,
+            400,
+            "database_name",
+        ),
+        (
+            r#"{"database_name": "x", "connection_string": "postgres://a@b/c", "colour": 1}"#,
+            422,
+            "colour",
+        ),
+    ] {
+        let response = http
+            .post(url("/databases"))
+            .header("authorization", bearer(&gateway))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{body}");
+        let text = response.text().await.unwrap();
+        assert!(text.contains(words), "{body}: {text}");
+    }
+    let huge = http
+        .post(url("/config"))
+        .header("authorization", bearer(&gateway))
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"execution_mode": "{}"}}"#,
+            "x".repeat(100_000)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), 413);
+    let missing = http
+        .post(url("/actions/act-nope/approve"))
+        .header("authorization", bearer(&gateway))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+
+    // The real connection test: version, what is there, what is missing and how to add it.
+    let tested: serde_json::Value = http
+        .post(url("/databases/test"))
+        .header("authorization", bearer(&gateway))
+        .json(&serde_json::json!({"connection_string": with_password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tested["ok"], true, "{tested}");
+    assert_eq!(tested["server_version_num"].as_i64().unwrap() / 10000, 15);
+    assert_eq!(tested["features"]["pg_stat_statements"], true);
+    assert_eq!(tested["privileges"]["pg_monitor"], true);
+    assert_eq!(tested["privileges"]["pg_signal_backend"], false);
+    let missing: Vec<&str> = tested["missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(missing, ["hypopg", "pg_signal_backend"], "{tested}");
+    // Nothing listens there (the private cluster trusts every password, so a wrong one would
+    // still connect).
+    let wrong = format!(
+        "postgres://watcher:wrong-secret@127.0.0.1:{}/app",
+        testkit::free_port()
+    );
+    let failed: serde_json::Value = http
+        .post(url("/databases/test"))
+        .header("authorization", bearer(&gateway))
+        .json(&serde_json::json!({"connection_string": wrong}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(failed["ok"], false);
+    assert!(
+        failed["error"].as_str().unwrap().contains("cannot connect"),
+        "{failed}"
+    );
+    assert!(!failed.to_string().contains("wrong-secret"), "{failed}");
+
+    // Sign-in: the cookie is HTTP-only and authenticates; a wrong token does not.
+    let refused = http
+        .post(url("/auth/login"))
+        .json(&serde_json::json!({"token": "not-the-token-at-all"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let signed_in = http
+        .post(url("/auth/login"))
+        .json(&serde_json::json!({"token": gateway.token}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains(&gateway.token));
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let deleted = http
+        .delete(url("/databases/shop_db"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+
+    // Prometheus.
+    let metrics = http
+        .get(url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("startupmonkey_databases 1"), "{metrics}");
+    executor.stop().await;
+}
+
+#[tokio::test]
+async fn through_the_gateway_a_detection_arrives_live_an_approval_runs_and_a_webhook_is_signed() {
+    let pg = app_database();
+    pg.psql(
+        "app",
+        "CREATE ROLE shop LOGIN; GRANT ALL ON accounts TO shop",
+    );
+    let state = tempfile::tempdir().unwrap();
+    let stack = Stack::start(
+        execution_mode(
+            "approval",
+            DetectionThresholds {
+                idle_transaction_seconds: 3.0,
+                ..Default::default()
+            },
+        ),
+        ("app", pg.url("app")),
+    )
+    .await;
+    let executor = stack.start_executor(state.path()).await;
+    let gateway = stack.start_gateway(&executor.grpc_addr, state.path()).await;
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", gateway.base);
+
+    // A webhook receiver on loopback (allowed for this gateway).
+    let (hooks_tx, mut hooks) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
+    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/hook", receiver.local_addr().unwrap());
+    tokio::spawn(async move {
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+                let tx = hooks_tx.clone();
+                async move {
+                    let signature = headers["x-startupmonkey-signature"]
+                        .to_str()
+                        .unwrap()
+                        .to_owned();
+                    let _ = tx.send((signature, body));
+                    "ok"
+                }
+            }),
+        );
+        axum::serve(receiver, app).await.unwrap();
+    });
+    let mut config: serde_json::Value = http
+        .get(url("/config"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    config["webhook"] = serde_json::json!({"url": hook_url, "enabled": true, "events": ["detection.created", "action.completed"]});
+    let saved = http
+        .post(url("/config"))
+        .header("authorization", bearer(&gateway))
+        .json(&config)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status(), 200, "{}", saved.text().await.unwrap());
+
+    // The live stream, opened before the problem appears.
+    let mut events = http.get(url("/events")).send().await.unwrap();
+    assert_eq!(events.headers()["content-type"], "text/event-stream");
+    let mut idle = sqlx::PgConnection::connect(&pg.url_as("shop", "app"))
+        .await
+        .unwrap();
+    idle.execute("BEGIN; SELECT * FROM accounts").await.unwrap();
+    let mut text = String::new();
+    let detection: serde_json::Value = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let chunk = events
+                .chunk()
+                .await
+                .unwrap()
+                .expect("the stream stays open");
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = text.find("\n\n") {
+                let frame: String = text.drain(..end + 2).collect();
+                if frame.contains("event: detection") {
+                    let data = frame
+                        .lines()
+                        .find_map(|l| l.strip_prefix("data: "))
+                        .unwrap();
+                    return serde_json::from_str(data).unwrap();
+                }
+            }
+        }
+    })
+    .await
+    .expect("a detection pushed within 30 s");
+    assert_eq!(detection["detector_name"], "idle_transaction");
+
+    // The webhook for it, signed with the token.
+    let (signature, body) = tokio::time::timeout(Duration::from_secs(15), hooks.recv())
+        .await
+        .expect("a webhook")
+        .unwrap();
+    use hmac::{KeyInit, Mac};
+    let mut mac =
+        <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(gateway.token.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let expected: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(signature, format!("sha256={expected}"));
+    let payload: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(payload["event"], "detection.created");
+
+    // Approved through the gateway, carried out by the executor.
+    let action_id = format!("act-{}", detection["id"].as_str().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let actions: serde_json::Value = http
+            .get(url("/actions"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if actions
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action_id"] == action_id.as_str() && a["status"] == "pending_approval")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never pending approval: {actions}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let approved = http
+        .post(url(&format!("/actions/{action_id}/approve")))
+        .header("authorization", bearer(&gateway))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), 200, "{}", approved.text().await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let actions: serde_json::Value = http
+            .get(url("/actions"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(a) = actions
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["action_id"] == action_id.as_str())
+            && a["status"] == "completed"
+        {
+            assert_eq!(a["changes"]["outcome"], "terminated", "{a}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never completed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        sqlx::query("SELECT 1").execute(&mut idle).await.is_err(),
+        "the session was ended"
+    );
+    // The ledger records it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ledger: serde_json::Value = http
+            .get(url("/ledger"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if ledger
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action_id"] == action_id.as_str() && e["state"] != "verifying")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no ledger entry: {ledger}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Metric history for charts, and the latest snapshot.
+    let history: serde_json::Value = http
+        .get(url("/metrics/history?database_id=app&limit=5"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(!history.as_array().unwrap().is_empty());
+    let latest: serde_json::Value = http
+        .get(url("/metrics/latest?database_id=app"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(latest["database_id"], "app");
+    let status: serde_json::Value = http
+        .get(url("/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["services"]["executor"], "healthy", "{status}");
+    assert_eq!(status["services"]["knowledge"], "healthy", "{status}");
+    executor.stop().await;
+}

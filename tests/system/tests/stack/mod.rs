@@ -157,6 +157,7 @@ impl Stack {
 /// An executor of this stack, stopped and started on its own (to test restarts).
 pub struct Executor {
     pub grpc: proto::executor::executor_service_client::ExecutorServiceClient<Channel>,
+    pub grpc_addr: String,
     pub api: String,
     shutdown: Shutdown,
     task: Option<tokio::task::JoinHandle<Result<(), executor::app::AppError>>>,
@@ -178,11 +179,13 @@ impl Stack {
         let app = executor::App::build(executor::Config::from_env(&env).unwrap(), shutdown.clone())
             .await
             .unwrap();
-        let grpc = proto::clients::executor(&app.grpc_addr().to_string()).unwrap();
+        let grpc_addr = app.grpc_addr().to_string();
+        let grpc = proto::clients::executor(&grpc_addr).unwrap();
         let api = format!("http://{}", app.http_addr());
         let task = tokio::spawn(app.run());
         Executor {
             grpc,
+            grpc_addr,
             api,
             shutdown,
             task: Some(task),
@@ -204,6 +207,45 @@ impl Executor {
 }
 
 impl Drop for Executor {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+/// A gateway of this stack: its base URL and token.
+pub struct Gateway {
+    pub base: String,
+    pub token: String,
+    shutdown: Shutdown,
+}
+
+impl Stack {
+    pub async fn start_gateway(&self, executor_addr: &str, state_dir: &std::path::Path) -> Gateway {
+        let token = "test-token-0123456789abcdef".to_owned();
+        let env = Env::from_map([
+            ("PORT", "0".to_owned()),
+            ("KNOWLEDGE_ADDRESS", self.knowledge_addr.clone()),
+            ("EXECUTOR_ADDRESS", executor_addr.to_owned()),
+            ("NATS_URL", self.nats.url()),
+            ("GATEWAY_TOKEN", token.clone()),
+            ("STATE_DIR", state_dir.display().to_string()),
+            ("WEBHOOK_ALLOW_PRIVATE", "true".to_owned()),
+        ]);
+        let shutdown = Shutdown::new();
+        let app = gateway::App::build(gateway::Config::from_env(&env).unwrap(), shutdown.clone())
+            .await
+            .unwrap();
+        let base = format!("http://{}", app.http_addr());
+        tokio::spawn(app.run());
+        Gateway {
+            base,
+            token,
+            shutdown,
+        }
+    }
+}
+
+impl Drop for Gateway {
     fn drop(&mut self) {
         self.shutdown.trigger();
     }

@@ -1,0 +1,740 @@
+//! The REST API at the original BFF's paths, backed by knowledge and the executor instead of
+//! in-memory stores. JSON in and out; bodies are limited to 64 KiB; bad input gets a 4xx with
+//! `{"error": "..."}` naming what is wrong. Connection strings never leave: databases carry
+//! only `connection_string_redacted`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use proto::executor::executor_service_client::ExecutorServiceClient;
+use proto::executor::{ActionDecisionRequest, HealthRequest};
+use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
+use proto::knowledge::*;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tonic::Code;
+use tonic::transport::Channel;
+
+use crate::auth::{Auth, COOKIE};
+use crate::live::Live;
+use crate::webhooks::Webhooks;
+
+const RPC_DEADLINE: Duration = Duration::from_secs(5);
+
+pub struct State_ {
+    pub knowledge: KnowledgeServiceClient<Channel>,
+    pub executor: ExecutorServiceClient<Channel>,
+    pub nats: async_nats::Client,
+    pub live: Arc<Live>,
+    pub auth: Arc<Auth>,
+    pub webhooks: Arc<Webhooks>,
+    pub http: reqwest::Client,
+    pub service_health: Vec<(&'static str, String)>,
+    pub started: Instant,
+}
+
+pub type AppState = Arc<State_>;
+
+/// A 4xx/5xx with a readable message.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({"error": self.1}))).into_response()
+    }
+}
+
+impl ApiError {
+    fn bad(message: impl Into<String>) -> Self {
+        Self(StatusCode::BAD_REQUEST, message.into())
+    }
+}
+
+impl From<tonic::Status> for ApiError {
+    fn from(status: tonic::Status) -> Self {
+        let code = match status.code() {
+            Code::InvalidArgument => StatusCode::BAD_REQUEST,
+            Code::NotFound => StatusCode::NOT_FOUND,
+            Code::FailedPrecondition | Code::AlreadyExists => StatusCode::CONFLICT,
+            Code::Unavailable | Code::DeadlineExceeded => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_GATEWAY,
+        };
+        Self(code, status.message().to_owned())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        Self(rejection.status(), rejection.body_text())
+    }
+}
+
+type Reply = Result<Response, ApiError>;
+
+async fn rpc<T>(
+    what: &str,
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, ApiError> {
+    match tokio::time::timeout(RPC_DEADLINE, call).await {
+        Ok(Ok(reply)) => Ok(reply.into_inner()),
+        Ok(Err(status)) => Err(status.into()),
+        Err(_) => Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{what} did not answer in time"),
+        )),
+    }
+}
+
+fn parse_json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+pub fn rfc3339_now() -> String {
+    rfc3339(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or_default(),
+    )
+}
+
+/// Unix seconds as RFC 3339 (UTC); empty for 0.
+pub fn rfc3339(unix: i64) -> String {
+    if unix <= 0 {
+        return String::new();
+    }
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Filter {
+    #[serde(default)]
+    database_id: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    limit: Option<i32>,
+    #[serde(default)]
+    enabled_only: Option<bool>,
+}
+
+// ------------------------------------------------------------------ metrics
+
+pub async fn metrics_latest(State(s): State<AppState>, Query(f): Query<Filter>) -> Json<Value> {
+    Json(s.live.latest(&f.database_id).unwrap_or_else(|| json!({})))
+}
+
+pub async fn metrics_history(State(s): State<AppState>, Query(f): Query<Filter>) -> Reply {
+    if f.database_id.is_empty() {
+        return Err(ApiError::bad(
+            "database_id is required: a history is per database",
+        ));
+    }
+    let limit = f.limit.unwrap_or(20);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::bad(format!("limit {limit} must be 1-10000")));
+    }
+    Ok(Json(s.live.history(&f.database_id, limit as usize)).into_response())
+}
+
+// ------------------------------------------------------------------ detections, actions, ledger
+
+pub fn detection_json(d: Detection) -> Value {
+    json!({
+        "id": d.id, "key": d.key, "state": d.state, "severity": d.severity, "category": d.category,
+        "database_id": d.database_id, "detector_name": d.detector_name, "title": d.title,
+        "description": d.description, "evidence": parse_json(&d.evidence_json),
+        "recommendation": d.recommendation, "action_type": d.action_type,
+        "action_metadata": parse_json(&d.action_metadata_json), "action_id": d.action_id,
+        "timestamp": d.created_at, "created_at": rfc3339(d.created_at), "last_seen": d.last_seen,
+        "occurrences": d.occurrences, "resolution": d.resolution,
+    })
+}
+
+pub async fn detections(State(s): State<AppState>, Query(f): Query<Filter>) -> Reply {
+    let mut knowledge = s.knowledge.clone();
+    let list = rpc(
+        "knowledge",
+        knowledge.get_active_detections(DatabaseFilterRequest {
+            database_id: f.database_id,
+        }),
+    )
+    .await?;
+    let mut out: Vec<Value> = list.detections.into_iter().map(detection_json).collect();
+    out.sort_by_key(|d| std::cmp::Reverse(d["timestamp"].as_i64().unwrap_or(0)));
+    Ok(Json(out).into_response())
+}
+
+pub fn action_json(a: Action) -> Value {
+    let params = parse_json(&a.params_json);
+    json!({
+        "action_id": a.id, "detection_id": a.detection_id, "action_type": a.action_type,
+        "database_id": a.database_id, "status": a.status, "message": a.message,
+        "error": (!a.error.is_empty()).then_some(a.error),
+        "created_at": rfc3339(a.created_at), "started": rfc3339(a.started_at),
+        "completed": rfc3339(a.completed_at), "updated_at": a.updated_at,
+        "can_rollback": a.can_rollback, "rolledback": a.status == "rolled_back",
+        "description": params["description"], "plan": params["plan"],
+        "changes": parse_json(&a.result_json),
+    })
+}
+
+pub async fn actions(State(s): State<AppState>, Query(f): Query<Filter>) -> Reply {
+    let mut knowledge = s.knowledge.clone();
+    let list = rpc(
+        "knowledge",
+        knowledge.list_actions(ListActionsRequest {
+            database_id: f.database_id,
+            status: f.status,
+            limit: f.limit.unwrap_or(100),
+        }),
+    )
+    .await?;
+    Ok(Json(
+        list.actions
+            .into_iter()
+            .map(action_json)
+            .collect::<Vec<_>>(),
+    )
+    .into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionBody {
+    #[serde(default)]
+    reason: String,
+}
+
+pub async fn decide(
+    State(s): State<AppState>,
+    Path((id, decision)): Path<(String, String)>,
+    body: Option<Json<DecisionBody>>,
+) -> Reply {
+    let reason = body.map(|Json(b)| b.reason).unwrap_or_default();
+    if reason.len() > 1000 {
+        return Err(ApiError::bad("reason is longer than 1000 characters"));
+    }
+    let request = ActionDecisionRequest {
+        action_id: id,
+        requested_by: "dashboard".into(),
+        reason,
+    };
+    let mut executor = s.executor.clone();
+    let reply = match decision.as_str() {
+        "approve" => rpc("executor", executor.approve_action(request)).await?,
+        "reject" => rpc("executor", executor.reject_action(request)).await?,
+        "rollback" => rpc("executor", executor.rollback_action(request)).await?,
+        other => {
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                format!("unknown decision {other:?}: expected approve, reject or rollback"),
+            ));
+        }
+    };
+    Ok(Json(json!({
+        "success": true, "action_id": reply.action_id, "status": reply.status,
+        "message": reply.message, "error": reply.error,
+    }))
+    .into_response())
+}
+
+pub fn ledger_json(e: LedgerEntry) -> Value {
+    json!({
+        "action_id": e.action_id, "database_id": e.database_id, "detection_id": e.detection_id,
+        "detection_key": e.detection_key, "action_type": e.action_type, "state": e.state,
+        "reason": e.reason, "started_at": rfc3339(e.started_at), "decided_at": rfc3339(e.decided_at),
+        "cycles": e.cycles, "before": parse_json(&e.before_json), "after": parse_json(&e.after_json),
+        "time_saved_ms_per_day": e.time_saved_ms_per_day,
+        "write_cost_ms_per_day": e.write_cost_ms_per_day, "storage_bytes": e.storage_bytes,
+    })
+}
+
+pub async fn ledger(State(s): State<AppState>, Query(f): Query<Filter>) -> Reply {
+    let mut knowledge = s.knowledge.clone();
+    let list = rpc(
+        "knowledge",
+        knowledge.list_ledger(ListLedgerRequest {
+            database_id: f.database_id,
+            state: f.state,
+            limit: f.limit.unwrap_or(100),
+        }),
+    )
+    .await?;
+    Ok(Json(
+        list.entries
+            .into_iter()
+            .map(ledger_json)
+            .collect::<Vec<_>>(),
+    )
+    .into_response())
+}
+
+// ------------------------------------------------------------------ databases
+
+fn database_json(mut d: RegisteredDatabase) -> Value {
+    d.connection_string.clear();
+    let mut value = serde_json::to_value(&d).unwrap_or(Value::Null);
+    if let Some(object) = value.as_object_mut() {
+        object.remove("connection_string");
+    }
+    value
+}
+
+pub async fn databases(State(s): State<AppState>, Query(f): Query<Filter>) -> Reply {
+    let mut knowledge = s.knowledge.clone();
+    let list = rpc(
+        "knowledge",
+        knowledge.list_databases(ListDatabasesRequest {
+            enabled_only: f.enabled_only.unwrap_or(false),
+            include_connection_strings: false,
+        }),
+    )
+    .await?;
+    Ok(Json(
+        list.databases
+            .into_iter()
+            .map(database_json)
+            .collect::<Vec<_>>(),
+    )
+    .into_response())
+}
+
+pub async fn database(State(s): State<AppState>, Path(id): Path<String>) -> Reply {
+    let mut knowledge = s.knowledge.clone();
+    let list = rpc(
+        "knowledge",
+        knowledge.list_databases(ListDatabasesRequest {
+            enabled_only: false,
+            include_connection_strings: false,
+        }),
+    )
+    .await?;
+    let found = list
+        .databases
+        .into_iter()
+        .find(|d| d.database_id == id)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("database {id} not found")))?;
+    Ok(Json(database_json(found)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewDatabase {
+    #[serde(default)]
+    database_id: String,
+    database_name: String,
+    connection_string: String,
+    #[serde(default)]
+    database_type: String,
+    #[serde(default)]
+    enabled: Option<bool>,
+}
+
+/// The original's id rule: lower case, anything not a-z0-9 becomes `_`, repeats collapsed.
+pub fn id_from_name(name: &str) -> String {
+    let mut id = String::new();
+    for c in name.to_lowercase().chars() {
+        let c = if c.is_ascii_alphanumeric() { c } else { '_' };
+        if !(c == '_' && id.ends_with('_')) {
+            id.push(c);
+        }
+    }
+    let id = id.trim_matches('_').to_owned();
+    if id.is_empty() { "database".into() } else { id }
+}
+
+pub async fn create_database(
+    State(s): State<AppState>,
+    body: Result<Json<NewDatabase>, JsonRejection>,
+) -> Reply {
+    let Json(new) = body?;
+    if new.database_name.trim().is_empty() || new.database_name.len() > 100 {
+        return Err(ApiError::bad(
+            "database_name is required (at most 100 characters)",
+        ));
+    }
+    let kind = if new.database_type.is_empty() {
+        "postgres".to_owned()
+    } else {
+        new.database_type
+    };
+    if !matches!(kind.as_str(), "postgres" | "postgresql") {
+        return Err(ApiError::bad(format!(
+            "database_type {kind:?} is not supported: StartupMonkey watches PostgreSQL"
+        )));
+    }
+    let target = crate::dbtest::parse(&new.connection_string).map_err(ApiError::bad)?;
+    let id = if new.database_id.is_empty() {
+        id_from_name(&new.database_name)
+    } else {
+        new.database_id
+    };
+    let mut knowledge = s.knowledge.clone();
+    let reply = rpc(
+        "knowledge",
+        knowledge.register_database(RegisterDatabaseRequest {
+            database_id: id.clone(),
+            connection_string: new.connection_string,
+            database_type: kind,
+            database_name: new.database_name,
+            host: target.host,
+            port: i32::from(target.port),
+            version: "unknown".into(),
+            registered_at: 0,
+            metadata: Default::default(),
+            enabled: new.enabled.unwrap_or(true),
+        }),
+    )
+    .await?;
+    if !reply.success {
+        return Err(ApiError(StatusCode::CONFLICT, reply.message));
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"success": true, "database_id": id, "message": reply.message})),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseChange {
+    #[serde(default)]
+    connection_string: String,
+    #[serde(default)]
+    database_name: String,
+    #[serde(default)]
+    enabled: Option<bool>,
+}
+
+pub async fn update_database(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<DatabaseChange>, JsonRejection>,
+) -> Reply {
+    let Json(change) = body?;
+    if !change.connection_string.is_empty() {
+        crate::dbtest::parse(&change.connection_string).map_err(ApiError::bad)?;
+    }
+    let mut knowledge = s.knowledge.clone();
+    let reply = rpc(
+        "knowledge",
+        knowledge.update_database(UpdateDatabaseRequest {
+            database_id: id,
+            connection_string: change.connection_string,
+            database_name: change.database_name,
+            enabled: change.enabled,
+        }),
+    )
+    .await?;
+    let status = if reply.success {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    };
+    Ok((
+        status,
+        Json(json!({"success": reply.success, "message": reply.message})),
+    )
+        .into_response())
+}
+
+pub async fn delete_database(State(s): State<AppState>, Path(id): Path<String>) -> Reply {
+    let mut knowledge = s.knowledge.clone();
+    let reply = rpc(
+        "knowledge",
+        knowledge.unregister_database(UnregisterDatabaseRequest { database_id: id }),
+    )
+    .await?;
+    let status = if reply.success {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    };
+    Ok((
+        status,
+        Json(json!({"success": reply.success, "message": reply.message})),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionTest {
+    connection_string: String,
+}
+
+pub async fn test_database(body: Result<Json<ConnectionTest>, JsonRejection>) -> Reply {
+    let Json(test) = body?;
+    let report = crate::dbtest::test(&test.connection_string).await;
+    Ok(Json(report).into_response())
+}
+
+// ------------------------------------------------------------------ configuration, status
+
+pub async fn get_config(State(s): State<AppState>) -> Reply {
+    let mut knowledge = s.knowledge.clone();
+    let config = rpc(
+        "knowledge",
+        knowledge.get_system_config(GetSystemConfigRequest {}),
+    )
+    .await?;
+    Ok(Json(config).into_response())
+}
+
+pub async fn save_config(
+    State(s): State<AppState>,
+    body: Result<Json<SystemConfig>, JsonRejection>,
+) -> Reply {
+    let Json(config) = body?;
+    if let Some(hook) = &config.webhook
+        && hook.enabled
+    {
+        let parsed = url::Url::parse(&hook.url)
+            .map_err(|e| ApiError::bad(format!("webhook.url {:?} is not a URL: {e}", hook.url)))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(ApiError::bad("webhook.url must be http or https"));
+        }
+    }
+    let mut knowledge = s.knowledge.clone();
+    let reply = rpc(
+        "knowledge",
+        knowledge.save_system_config(SaveSystemConfigRequest {
+            config: Some(config),
+        }),
+    )
+    .await?;
+    s.webhooks.refresh().await;
+    Ok(Json(json!({"success": reply.success, "message": reply.message})).into_response())
+}
+
+/// Knowledge's status plus each service's own health, asked now (never inferred).
+pub async fn status(State(s): State<AppState>) -> Reply {
+    let mut knowledge = s.knowledge.clone();
+    let (system, knowledge_state) = match rpc(
+        "knowledge",
+        knowledge.get_system_status(GetSystemStatusRequest {}),
+    )
+    .await
+    {
+        Ok(system) => (Some(system), "healthy".to_owned()),
+        Err(e) => (None, format!("unreachable: {}", e.1)),
+    };
+    let mut executor = s.executor.clone();
+    let executor_state = match rpc("executor", executor.health_check(HealthRequest {})).await {
+        Ok(h) => h.status,
+        Err(e) => format!("unreachable: {}", e.1),
+    };
+    let nats_state = format!("{:?}", s.nats.connection_state()).to_lowercase();
+    let mut services = serde_json::Map::new();
+    services.insert("gateway".into(), json!("healthy"));
+    services.insert("knowledge".into(), json!(knowledge_state));
+    services.insert("executor".into(), json!(executor_state));
+    services.insert("nats".into(), json!(nats_state));
+    for (name, url) in &s.service_health {
+        let state = match s.http.get(url).timeout(Duration::from_secs(2)).send().await {
+            Ok(r) if r.status().is_success() => "healthy".to_owned(),
+            Ok(r) => format!("unhealthy (HTTP {})", r.status().as_u16()),
+            Err(e) => format!("unreachable: {}", e.without_url()),
+        };
+        services.insert((*name).into(), json!(state));
+    }
+    Ok(Json(json!({
+        "configured": system.as_ref().is_some_and(|s| s.configured),
+        "onboarding_complete": system.as_ref().is_some_and(|s| s.onboarding_complete),
+        "service_states": system.map(|s| s.service_states).unwrap_or_default(),
+        "services": services,
+    }))
+    .into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlushBody {
+    #[serde(default)]
+    include_registry: bool,
+}
+
+pub async fn flush(State(s): State<AppState>, body: Option<Json<FlushBody>>) -> Reply {
+    let include_registry = body.map(|Json(b)| b.include_registry).unwrap_or(false);
+    let mut knowledge = s.knowledge.clone();
+    let reply = rpc(
+        "knowledge",
+        knowledge.flush_all_data(FlushAllDataRequest { include_registry }),
+    )
+    .await?;
+    Ok(Json(json!({"success": reply.success, "message": reply.message})).into_response())
+}
+
+// ------------------------------------------------------------------ live events, Prometheus
+
+pub async fn events(
+    State(s): State<AppState>,
+) -> Sse<impl futures::Stream<Item = Result<SseEvent, std::convert::Infallible>>> {
+    use tokio::sync::broadcast::error::RecvError;
+    let stream = futures::stream::unfold(s.live.subscribe(), |mut events| async move {
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    let sse = SseEvent::default()
+                        .event(event.kind)
+                        .data(event.data.to_string());
+                    return Some((Ok(sse), events));
+                }
+                // A slow browser misses some events; the next ones still arrive.
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+pub async fn prometheus(State(s): State<AppState>) -> Response {
+    let mut out = String::new();
+    let mut line = |name: &str, help: &str, kind: &str, value: String| {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        ));
+    };
+    line(
+        "startupmonkey_gateway_uptime_seconds",
+        "Seconds since the gateway started.",
+        "gauge",
+        s.started.elapsed().as_secs().to_string(),
+    );
+    line(
+        "startupmonkey_gateway_events_received_total",
+        "NATS events the gateway received.",
+        "counter",
+        s.live
+            .received
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .to_string(),
+    );
+    line(
+        "startupmonkey_gateway_databases_with_metrics",
+        "Databases the gateway holds a metric history for.",
+        "gauge",
+        s.live.databases_seen().to_string(),
+    );
+    let mut knowledge = s.knowledge.clone();
+    if let Ok(stats) = rpc(
+        "knowledge",
+        knowledge.get_system_stats(GetSystemStatsRequest {}),
+    )
+    .await
+    {
+        for (name, help, value) in [
+            (
+                "startupmonkey_databases",
+                "Registered databases.",
+                stats.total_databases,
+            ),
+            (
+                "startupmonkey_databases_healthy",
+                "Databases reported healthy.",
+                stats.healthy_databases,
+            ),
+            (
+                "startupmonkey_detections_active",
+                "Problems currently detected.",
+                stats.active_detections,
+            ),
+            (
+                "startupmonkey_detections_total",
+                "Problems detected since the start.",
+                stats.total_detections,
+            ),
+            (
+                "startupmonkey_actions_total",
+                "Actions recorded.",
+                stats.total_actions,
+            ),
+            (
+                "startupmonkey_actions_completed",
+                "Actions completed.",
+                stats.actions_completed,
+            ),
+            (
+                "startupmonkey_actions_failed",
+                "Actions failed.",
+                stats.actions_failed,
+            ),
+        ] {
+            line(name, help, "gauge", value.to_string());
+        }
+    }
+    for (id, value) in s.live.latest_health() {
+        out.push_str(&format!(
+            "startupmonkey_database_health_score{{database_id=\"{}\"}} {value}\n",
+            id.replace('\\', "\\\\").replace('"', "\\\"")
+        ));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+// ------------------------------------------------------------------ sign-in
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    token: String,
+}
+
+pub async fn login(State(s): State<AppState>, body: Result<Json<Login>, JsonRejection>) -> Reply {
+    let Json(login) = body?;
+    if !s.auth.token_matches(login.token.trim()) {
+        return Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "that token is not the gateway's".into(),
+        ));
+    }
+    let cookie = format!(
+        "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age=2592000",
+        s.auth.session_value()
+    );
+    Ok((
+        [(header::SET_COOKIE, cookie)],
+        Json(json!({"authenticated": true})),
+    )
+        .into_response())
+}
+
+pub async fn logout() -> Response {
+    let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    (
+        [(header::SET_COOKIE, cookie)],
+        Json(json!({"authenticated": false})),
+    )
+        .into_response()
+}
+
+pub async fn me(State(s): State<AppState>, headers: HeaderMap) -> Json<Value> {
+    Json(json!({"authenticated": s.auth.is_authenticated(&headers), "auth_reads": s.auth.reads}))
+}

@@ -1,0 +1,147 @@
+//! `POST /databases/test`: a real connection test, for onboarding and settings — it connects
+//! (read-only, 5 s limits, `startupmonkey-gateway`), and reports the server version, the
+//! extensions StartupMonkey uses (present, or available to create), and the privileges of the
+//! role, with what to run for anything missing. The connection string is never echoed back.
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Row};
+
+/// Where a connection string points.
+#[derive(Debug)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+}
+
+/// Checks that `connection_string` is a PostgreSQL URL, without connecting.
+pub fn parse(connection_string: &str) -> Result<Target, String> {
+    if !(connection_string.starts_with("postgres://")
+        || connection_string.starts_with("postgresql://"))
+    {
+        return Err("connection_string must start with postgres:// or postgresql://".into());
+    }
+    let options = PgConnectOptions::from_str(connection_string).map_err(|e| {
+        format!(
+            "connection_string is not valid: {}",
+            scrub(&e.to_string(), connection_string)
+        )
+    })?;
+    Ok(Target {
+        host: options.get_host().to_owned(),
+        port: options.get_port(),
+    })
+}
+
+/// An error text with the connection string (and so its password) removed.
+fn scrub(text: &str, secret: &str) -> String {
+    text.replace(secret, "<connection string>")
+}
+
+pub async fn test(connection_string: &str) -> Value {
+    let started = Instant::now();
+    if let Err(error) = parse(connection_string) {
+        return json!({"ok": false, "error": error});
+    }
+    let options = match PgConnectOptions::from_str(connection_string) {
+        Ok(o) => o.application_name("startupmonkey-gateway").options([
+            ("default_transaction_read_only", "on"),
+            ("statement_timeout", "5000"),
+        ]),
+        Err(e) => return json!({"ok": false, "error": scrub(&e.to_string(), connection_string)}),
+    };
+    let mut conn = match tokio::time::timeout(Duration::from_secs(5), options.connect()).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => {
+            return json!({"ok": false, "error": format!("cannot connect: {}", scrub(&describe(&e), connection_string))});
+        }
+        Err(_) => return json!({"ok": false, "error": "cannot connect: no answer within 5 s"}),
+    };
+    let row = sqlx::query(
+        "SELECT version(), current_setting('server_version_num')::int, current_user::text, \
+           EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'), \
+           EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_stat_statements'), \
+           EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hypopg'), \
+           EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg'), \
+           coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false), \
+           pg_has_role(current_user, 'pg_monitor', 'MEMBER'), \
+           pg_has_role(current_user, 'pg_signal_backend', 'MEMBER'), \
+           current_setting('shared_preload_libraries') LIKE '%pg_stat_statements%'",
+    )
+    .fetch_one(&mut conn)
+    .await;
+    let row = match row {
+        Ok(row) => row,
+        Err(e) => return json!({"ok": false, "error": format!("connected, but: {}", describe(&e))}),
+    };
+    let get_b = |i: usize| row.try_get::<bool, _>(i).unwrap_or(false);
+    let (superuser, monitor, signal) = (get_b(7), get_b(8), get_b(9));
+    let mut missing = Vec::new();
+    if !get_b(3) {
+        missing.push(json!({
+            "name": "pg_stat_statements",
+            "why": "statement latency, the index advisor and verification need it",
+            "remedy": if get_b(10) { "CREATE EXTENSION pg_stat_statements;" } else {
+                "add pg_stat_statements to shared_preload_libraries, restart, then CREATE EXTENSION pg_stat_statements;" },
+        }));
+    }
+    if !get_b(5) {
+        missing.push(json!({
+            "name": "hypopg",
+            "why": "the index advisor checks each index with the planner's cost before proposing it",
+            "remedy": if get_b(6) { "CREATE EXTENSION hypopg;" } else { "install HypoPG (Debian: postgresql-15-hypopg), then CREATE EXTENSION hypopg;" },
+        }));
+    }
+    if !superuser && !monitor {
+        missing.push(
+            json!({"name": "pg_monitor", "why": "reading other sessions' statements and statistics",
+            "remedy": "GRANT pg_monitor TO <role>;"}),
+        );
+    }
+    if !superuser && !signal {
+        missing.push(json!({"name": "pg_signal_backend", "why": "ending runaway and idle-in-transaction sessions",
+            "remedy": "GRANT pg_signal_backend TO <role>;"}));
+    }
+    json!({
+        "ok": true,
+        "version": row.try_get::<String, _>(0).unwrap_or_default(),
+        "server_version_num": row.try_get::<i32, _>(1).unwrap_or_default(),
+        "role": row.try_get::<String, _>(2).unwrap_or_default(),
+        "features": {
+            "pg_stat_statements": get_b(3),
+            "hypopg": get_b(5),
+        },
+        "privileges": {"superuser": superuser, "pg_monitor": monitor || superuser, "pg_signal_backend": signal || superuser},
+        "missing": missing,
+        "elapsed_ms": started.elapsed().as_millis() as i64,
+    })
+}
+
+fn describe(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_postgres_urls_are_accepted_and_secrets_are_not_echoed() {
+        assert!(parse("postgres://u:p@db.example.com:6543/app").is_ok_and(|t| t.port == 6543));
+        assert!(
+            parse("mysql://u:p@h/db")
+                .unwrap_err()
+                .contains("postgres://")
+        );
+        assert_eq!(
+            scrub("bad postgres://u:secret@h/db", "postgres://u:secret@h/db"),
+            "bad <connection string>"
+        );
+    }
+}

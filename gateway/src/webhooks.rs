@@ -1,0 +1,270 @@
+//! Webhooks: the events of spec 8.2 (`detection.created`, `action.queued`, `action.completed`,
+//! `action.failed`, `action.rolledback`) posted to the configured URL — Slack and Discord get
+//! their own message formats, anything else `{event, timestamp, data}` — with an HMAC-SHA256
+//! signature of the body (`X-StartupMonkey-Signature: sha256=<hex>`, keyed with the gateway
+//! token), a 5 s timeout and three retries with backoff. Loopback, private and link-local
+//! addresses are refused unless `WEBHOOK_ALLOW_PRIVATE=true` (a webhook must not become a way
+//! into the internal network). The configuration is read from knowledge every 30 s.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lifecycle::Shutdown;
+use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
+use proto::knowledge::{GetSystemConfigRequest, WebhookConfig};
+use serde_json::{Value, json};
+use tokio::sync::RwLock;
+use tonic::transport::Channel;
+use tracing::{info, warn};
+
+use crate::auth::Auth;
+use crate::live::{Event, Live};
+
+const REFRESH: Duration = Duration::from_secs(30);
+const TIMEOUT: Duration = Duration::from_secs(5);
+const ATTEMPTS: u32 = 4;
+
+pub struct Webhooks {
+    config: RwLock<Option<WebhookConfig>>,
+    knowledge: KnowledgeServiceClient<Channel>,
+    client: reqwest::Client,
+    auth: Arc<Auth>,
+    allow_private: bool,
+}
+
+impl Webhooks {
+    pub fn new(
+        knowledge: KnowledgeServiceClient<Channel>,
+        auth: Arc<Auth>,
+        allow_private: bool,
+    ) -> Self {
+        Self {
+            config: RwLock::new(None),
+            knowledge,
+            client: reqwest::Client::builder()
+                .timeout(TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("an HTTP client"),
+            auth,
+            allow_private,
+        }
+    }
+
+    /// Reads the configuration again now (after it was saved).
+    pub async fn refresh(&self) {
+        let mut knowledge = self.knowledge.clone();
+        if let Ok(Ok(reply)) = tokio::time::timeout(
+            TIMEOUT,
+            knowledge.get_system_config(GetSystemConfigRequest {}),
+        )
+        .await
+        {
+            *self.config.write().await = reply.into_inner().webhook;
+        }
+    }
+
+    /// Delivers events until shutdown.
+    pub async fn run(self: Arc<Self>, live: Arc<Live>, shutdown: Shutdown) {
+        let mut events = live.subscribe();
+        let mut refresh = tokio::time::interval(REFRESH);
+        loop {
+            tokio::select! {
+                () = shutdown.wait() => return,
+                _ = refresh.tick() => self.refresh().await,
+                event = events.recv() => match event {
+                    Ok(event) => {
+                        if let Some(name) = event_name(&event) {
+                            let hooks = self.clone();
+                            tokio::spawn(async move { hooks.deliver(name, event.data).await });
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        warn!(missed = n, "webhooks fell behind; events skipped");
+                    }
+                    Err(_) => return,
+                },
+            }
+        }
+    }
+
+    async fn deliver(&self, name: &'static str, data: Value) {
+        let Some(config) = self.config.read().await.clone() else {
+            return;
+        };
+        if !config.enabled || config.url.is_empty() || !config.events.iter().any(|e| e == name) {
+            return;
+        }
+        if let Err(why) = check_url(&config.url, self.allow_private).await {
+            warn!(event = name, %why, "webhook not sent");
+            return;
+        }
+        let body = format_body(&config.url, name, &data).to_string();
+        let signature = format!("sha256={}", self.auth.sign(body.as_bytes()));
+        let mut wait = Duration::from_secs(1);
+        for attempt in 1..=ATTEMPTS {
+            let mut request = self
+                .client
+                .post(&config.url)
+                .header("content-type", "application/json")
+                .header("x-startupmonkey-event", name)
+                .header("x-startupmonkey-signature", &signature)
+                .body(body.clone());
+            if !config.auth_header.is_empty() {
+                request = request.header("authorization", &config.auth_header);
+            }
+            match request.send().await {
+                Ok(response) if response.status().is_success() => {
+                    info!(event = name, attempt, "webhook delivered");
+                    return;
+                }
+                Ok(response) => {
+                    warn!(event = name, attempt, status = %response.status(), "webhook refused")
+                }
+                Err(error) => {
+                    warn!(event = name, attempt, error = %error.without_url(), "webhook failed")
+                }
+            }
+            if attempt < ATTEMPTS {
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+        }
+    }
+}
+
+/// The webhook event an SSE event is, if any.
+fn event_name(event: &Event) -> Option<&'static str> {
+    match event.kind {
+        "detection" => Some("detection.created"),
+        "action" => match event.data["status"].as_str()? {
+            "queued" => Some("action.queued"),
+            "completed" => Some("action.completed"),
+            "failed" => Some("action.failed"),
+            "rolled_back" => Some("action.rolledback"),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Slack, Discord or plain JSON, by the URL.
+pub fn format_body(url: &str, name: &str, data: &Value) -> Value {
+    let title = data["title"]
+        .as_str()
+        .or(data["message"].as_str())
+        .unwrap_or(name);
+    let database = data["database_id"].as_str().unwrap_or("");
+    if url.contains("hooks.slack.com") {
+        json!({"text": format!("*StartupMonkey: {name}*\n{title} (database {database})")})
+    } else if url.contains("discord.com/api/webhooks") {
+        let colour = if name.ends_with("failed") {
+            0xE5_484D
+        } else if name.ends_with("completed") {
+            0x30_A46C
+        } else {
+            0x00_90FF
+        };
+        json!({"embeds": [{
+            "title": format!("StartupMonkey: {name}"),
+            "description": title,
+            "color": colour,
+            "fields": [
+                {"name": "Database", "value": database, "inline": true},
+                {"name": "Type", "value": data["action_type"].as_str().or(data["detector_name"].as_str()).unwrap_or(""), "inline": true},
+                {"name": "Status", "value": data["status"].as_str().or(data["severity"].as_str()).unwrap_or(""), "inline": true},
+            ],
+        }]})
+    } else {
+        json!({"event": name, "timestamp": crate::api::rfc3339_now(), "data": data})
+    }
+}
+
+/// A webhook URL must be http(s) and, unless allowed, resolve only to public addresses.
+pub async fn check_url(url: &str, allow_private: bool) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("scheme {} is not http or https", parsed.scheme()));
+    }
+    let host = parsed.host_str().ok_or("the URL has no host")?.to_owned();
+    if allow_private {
+        return Ok(());
+    }
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let addresses = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
+    for address in addresses {
+        if is_private(address.ip()) {
+            return Err(format!(
+                "{host} resolves to {} (loopback/private); set WEBHOOK_ALLOW_PRIVATE=true to allow it",
+                address.ip()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1])
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| is_private(IpAddr::V4(v4)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn private_addresses_are_refused_unless_allowed() {
+        for url in [
+            "http://127.0.0.1:9/x",
+            "http://10.1.2.3/x",
+            "http://[::1]/x",
+            "http://169.254.169.254/latest/meta-data",
+            "http://localhost/x",
+        ] {
+            assert!(check_url(url, false).await.is_err(), "{url}");
+            assert!(check_url(url, true).await.is_ok(), "{url}");
+        }
+        assert!(check_url("ftp://example.com/x", true).await.is_err());
+        assert!(check_url("not a url", true).await.is_err());
+    }
+
+    #[test]
+    fn slack_discord_and_plain_formats() {
+        let data = json!({"title": "Missing index", "database_id": "db1", "severity": "warning"});
+        let slack = format_body(
+            "https://hooks.slack.com/services/x",
+            "detection.created",
+            &data,
+        );
+        assert!(slack["text"].as_str().unwrap().contains("Missing index"));
+        let discord = format_body(
+            "https://discord.com/api/webhooks/1/x",
+            "action.failed",
+            &data,
+        );
+        assert_eq!(discord["embeds"][0]["color"], 0xE5_484D);
+        let plain = format_body("https://example.com/hook", "detection.created", &data);
+        assert_eq!(plain["event"], "detection.created");
+        assert_eq!(plain["data"]["database_id"], "db1");
+    }
+}
