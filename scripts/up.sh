@@ -90,9 +90,20 @@ StartupMonkey is running (logs in $LOGS/):
   collector                         health http://127.0.0.1:8080/health
   gateway    http://127.0.0.1:${PORT:-3001}/health
 EOF_INFO
+TOKEN=${GATEWAY_TOKEN:-$(cat "$STATE/gateway.token" 2>/dev/null || true)}
 if [ -n "${DATABASE_URL:-}" ]; then
-  echo "DATABASE_URL is set, but registering it from 'make up' arrives with the gateway's /databases API."
+  # Registered through the gateway; the connection string goes on stdin, never on a command line.
+  name=${DATABASE_NAME:-$(basename "${DATABASE_URL%%\?*}")}
+  if python3 -c 'import json, os, sys; print(json.dumps({"database_name": sys.argv[1], "connection_string": os.environ["DATABASE_URL"]}))' "$name" \
+     | curl -sS -o "$LOGS/register.json" -w '%{http_code}' -X POST \
+         -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' --data-binary @- \
+         "http://127.0.0.1:${PORT:-3001}/databases" | grep -qE '^(200|201)$'; then
+    echo "Watching DATABASE_URL as '$name'."
+  else
+    echo "DATABASE_URL was not registered: $(cat "$LOGS/register.json" 2>/dev/null)" >&2
+  fi
 fi
+echo "Gateway: http://127.0.0.1:${PORT:-3001}  token: $TOKEN"
 echo "Press Ctrl-C to stop."
 
 # Stop everything as soon as any service exits on its own.
