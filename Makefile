@@ -3,11 +3,11 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help deps test lint unit up build release bench clean-state
+.PHONY: help deps test lint unit dashboard dashboard-build up build release bench clean-state
 
 help:
 	@echo "make up    - install what is missing, build, start NATS/Redis if needed and the five services"
-	@echo "make test  - install what is missing, then fmt, clippy and every test against real servers"
+	@echo "make test  - install what is missing, then fmt, clippy, the dashboard's checks and every test against real servers and Chromium"
 	@echo "make bench - measurements on real servers, written to bench/results/"
 
 deps:
@@ -25,7 +25,16 @@ unit:
 	  $(CARGO) test --workspace --locked --no-fail-fast; \
 	fi
 
-test: deps lint unit
+# The dashboard: dependencies (npm install, not npm ci: see docs), type check, lint, unit tests
+# and the production build the browser test (in `unit`) serves.
+dashboard:
+	cd dashboard && npm install --no-audit --no-fund --loglevel=error
+	cd dashboard && npm run --silent typecheck
+	cd dashboard && npm run --silent lint
+	cd dashboard && npm run --silent test
+	cd dashboard && NEXT_TELEMETRY_DISABLED=1 npm run --silent build
+
+test: deps lint dashboard unit
 	@echo "make test: all checks passed"
 
 build:
@@ -40,8 +49,12 @@ bench: deps
 	$(CARGO) bench --locked -p system-tests --bench s1
 	$(CARGO) bench --locked -p executor --bench safety
 
-up: deps release
+up: deps release dashboard-build
 	@scripts/up.sh
+
+dashboard-build:
+	cd dashboard && npm install --no-audit --no-fund --loglevel=error
+	cd dashboard && NEXT_TELEMETRY_DISABLED=1 npm run --silent build
 
 # Removes local state written by `make up` (keys, logs, NATS/Redis data); asks first.
 clean-state:

@@ -20,6 +20,7 @@ PACKAGES=(
   python3-pip
   curl                   # `make up` waits on health endpoints
   libclang-dev           # bindgen, for pg_query (the real PostgreSQL parser in the index advisor)
+  chromium               # the dashboard's browser tests (Playwright drives Debian's Chromium)
 )
 
 missing=()
@@ -42,6 +43,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+for tool in node npm; do
+  command -v "$tool" >/dev/null || { echo "$tool not found: install Node.js 20+ (Debian: nodejs npm)" >&2; exit 1; }
+done
 for tool in cargo rustc; do
   command -v "$tool" >/dev/null || { echo "$tool not found: install the Rust toolchain (rustup)" >&2; exit 1; }
 done

@@ -80,6 +80,11 @@ start analyser "$BIN/analyser";    wait_for analyser health 8081
 start executor "$BIN/executor";    wait_for executor health 8082
 start collector "$BIN/collector";  wait_for collector health 8080
 start gateway "$BIN/gateway";      wait_for gateway health "${PORT:-3001}"
+DASHBOARD_PORT=${DASHBOARD_PORT:-3000}
+[ -f dashboard/.next/BUILD_ID ] || { echo "the dashboard is not built: run 'make up' (it builds it)" >&2; exit 1; }
+start dashboard env GATEWAY_URL="http://127.0.0.1:${PORT:-3001}" NEXT_TELEMETRY_DISABLED=1 \
+  bash -c 'cd dashboard && exec node_modules/.bin/next start -H 127.0.0.1 -p "$0"' "$DASHBOARD_PORT"
+wait_for dashboard curl -fsS -o /dev/null "http://127.0.0.1:$DASHBOARD_PORT/"
 
 cat <<EOF_INFO
 
@@ -89,6 +94,7 @@ StartupMonkey is running (logs in $LOGS/):
   executor   gRPC 127.0.0.1:50052   health http://127.0.0.1:8082/health
   collector                         health http://127.0.0.1:8080/health
   gateway    http://127.0.0.1:${PORT:-3001}/health
+  dashboard  http://127.0.0.1:$DASHBOARD_PORT/
 EOF_INFO
 TOKEN=${GATEWAY_TOKEN:-$(cat "$STATE/gateway.token" 2>/dev/null || true)}
 if [ -n "${DATABASE_URL:-}" ]; then
@@ -103,7 +109,7 @@ if [ -n "${DATABASE_URL:-}" ]; then
     echo "DATABASE_URL was not registered: $(cat "$LOGS/register.json" 2>/dev/null)" >&2
   fi
 fi
-echo "Gateway: http://127.0.0.1:${PORT:-3001}  token: $TOKEN"
+echo "Open http://127.0.0.1:$DASHBOARD_PORT/ and sign in with the token $TOKEN"
 echo "Press Ctrl-C to stop."
 
 # Stop everything as soon as any service exits on its own.

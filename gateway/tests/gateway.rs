@@ -50,11 +50,7 @@ async fn answers_health_alone_reports_knowledge_unreachable_and_stops_on_shutdow
 
     // A token was generated (no GATEWAY_TOKEN) and kept where STATE_DIR says.
     assert!(state.join("gateway.token").exists());
-    let refused = http()
-        .post(format!("{base}/flush"))
-        .send()
-        .await
-        .unwrap();
+    let refused = http().post(format!("{base}/flush")).send().await.unwrap();
     assert_eq!(refused.status(), 401);
 
     shutdown.trigger();

@@ -2049,3 +2049,87 @@ async fn through_the_gateway_a_detection_arrives_live_an_approval_runs_and_a_web
     assert_eq!(status["services"]["knowledge"], "healthy", "{status}");
     executor.stop().await;
 }
+
+// ------------------------------------------------------------------ the dashboard in Chromium
+
+/// Kills the child when dropped (a failed assertion must not leave a server behind).
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_in_chromium_signs_in_onboards_sees_a_detection_live_approves_and_rolls_back()
+{
+    let dashboard = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dashboard");
+    assert!(
+        dashboard.join(".next/BUILD_ID").exists(),
+        "the dashboard is not built: run `make test` (or `npm run build` in dashboard/)"
+    );
+    let chromium = testkit::binary("chromium", "chromium");
+    let pg = s1_database(true);
+    let state = tempfile::tempdir().unwrap();
+    // A first run: nothing registered, onboarding not done.
+    let stack = Stack::start(SystemConfig::default(), ("", String::new())).await;
+    let executor = stack.start_executor(state.path()).await;
+    let gateway = stack.start_gateway(&executor.grpc_addr, state.path()).await;
+    let load = s1_workload(pg.url("app"));
+
+    let port = testkit::free_port();
+    let _next = Child(
+        std::process::Command::new(dashboard.join("node_modules/.bin/next"))
+            .args(["start", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .current_dir(&dashboard)
+            .env("GATEWAY_URL", &gateway.base)
+            .env("NEXT_TELEMETRY_DISABLED", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("next start"),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::get(&url).await.is_err() {
+        assert!(Instant::now() < deadline, "the dashboard did not start");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let screenshots = dashboard.join("e2e/screenshots");
+    let run = tokio::process::Command::new("node")
+        .arg("e2e/run.mjs")
+        .current_dir(&dashboard)
+        .env("DASHBOARD_URL", &url)
+        .env("GATEWAY_TOKEN", &gateway.token)
+        .env("DATABASE_URL", pg.url("app"))
+        .env("SCREENSHOTS", &screenshots)
+        .env("CHROMIUM", &chromium)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(400), run)
+        .await
+        .expect("the browser test finishes")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("{stdout}");
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    for page in [
+        "sign-in",
+        "onboarding",
+        "overview",
+        "metrics",
+        "detections",
+        "actions",
+        "settings",
+    ] {
+        assert!(
+            screenshots.join(format!("{page}.png")).exists(),
+            "{page}.png"
+        );
+    }
+    load.abort();
+    executor.stop().await;
+}

@@ -1,0 +1,126 @@
+"use client";
+// Actions: each with approve / reject / rollback where they apply, what it changed, and the
+// ledger's measured before and after.
+import { useState } from "react";
+
+import { useShell } from "@/components/Shell";
+import { api } from "@/lib/api";
+import { bytes, ms, perDay, tone } from "@/lib/format";
+import type { Action, LedgerEntry } from "@/lib/types";
+import { useData } from "@/lib/useData";
+
+function Ledger({ entry }: { entry: LedgerEntry }) {
+  const before = entry.before?.served?.mean_ms;
+  const measured = (entry.after?.served?.calls ?? 0) > 0;
+  const after = entry.after?.served?.mean_ms;
+  return (
+    <div className="card" data-testid="ledger">
+      <div className="row">
+        <strong>Verification:</strong> <span className={`badge ${tone(entry.state)}`}>{entry.state.replace("_", " ")}</span>
+        <span className="muted">{entry.cycles} cycles</span>
+      </div>
+      <p>{entry.reason}</p>
+      <dl className="kv">
+        {before !== undefined && before > 0 && (
+          <>
+            <dt>Served statements</dt>
+            <dd>
+              {ms(before)} → {measured ? ms(after) : "measuring…"}
+            </dd>
+          </>
+        )}
+        {entry.time_saved_ms_per_day > 0 && (
+          <>
+            <dt>Time saved</dt>
+            <dd>{perDay(entry.time_saved_ms_per_day)}</dd>
+          </>
+        )}
+        {entry.write_cost_ms_per_day > 0 && (
+          <>
+            <dt>Write cost</dt>
+            <dd>{perDay(entry.write_cost_ms_per_day)}</dd>
+          </>
+        )}
+        {entry.storage_bytes > 0 && (
+          <>
+            <dt>Storage</dt>
+            <dd>{bytes(entry.storage_bytes)}</dd>
+          </>
+        )}
+      </dl>
+    </div>
+  );
+}
+
+export default function ActionsPage() {
+  const { selected } = useShell();
+  const filter = selected ? `?database_id=${encodeURIComponent(selected)}` : "";
+  const actions = useData<Action[]>(`/actions${filter}`, ["action"]);
+  const ledger = useData<LedgerEntry[]>(`/ledger${filter}`, ["action", "metrics"]);
+  const [problem, setProblem] = useState("");
+  const [busy, setBusy] = useState("");
+
+  const decide = async (id: string, decision: "approve" | "reject" | "rollback") => {
+    setBusy(id);
+    try {
+      await api(`/actions/${encodeURIComponent(id)}/${decision}`, { method: "POST" });
+      setProblem("");
+      actions.reload();
+    } catch (e) {
+      setProblem(`${decision} failed: ${(e as Error).message}`);
+    } finally {
+      setBusy("");
+    }
+  };
+
+  const list = actions.data ?? [];
+  return (
+    <>
+      {problem && <p className="error">{problem}</p>}
+      {actions.error && <p className="error">{actions.error}</p>}
+      {list.length === 0 && <p className="muted">No actions yet.</p>}
+      {list.map((a) => {
+        const entry = ledger.data?.find((e) => e.action_id === a.action_id);
+        return (
+          <div key={a.action_id} className="card" data-testid="action" data-status={a.status}>
+            <div className="row">
+              <span className={`badge ${tone(a.status)}`} data-testid="action-status">
+                {a.status.replace("_", " ")}
+              </span>
+              <strong>{a.action_type}</strong>
+              <span className="muted">{a.created_at}</span>
+            </div>
+            <p>{a.description ?? a.message}</p>
+            <p className="muted">{a.message}</p>
+            {a.error && <p className="error">{a.error}</p>}
+            <div className="row">
+              {a.status === "pending_approval" && (
+                <>
+                  <button className="primary" disabled={busy === a.action_id} onClick={() => decide(a.action_id, "approve")}>
+                    Approve
+                  </button>
+                  <button disabled={busy === a.action_id} onClick={() => decide(a.action_id, "reject")}>
+                    Reject
+                  </button>
+                </>
+              )}
+              {a.status === "completed" && a.can_rollback && (
+                <button disabled={busy === a.action_id} onClick={() => decide(a.action_id, "rollback")}>
+                  Roll back
+                </button>
+              )}
+              {a.status === "suggested" && <span className="muted">Observe mode: a suggestion, never run.</span>}
+            </div>
+            {a.changes && Object.keys(a.changes).length > 0 && (
+              <details>
+                <summary className="muted">What it changed</summary>
+                <pre>{JSON.stringify(a.changes, null, 2)}</pre>
+              </details>
+            )}
+            {entry && <Ledger entry={entry} />}
+          </div>
+        );
+      })}
+    </>
+  );
+}

@@ -1,0 +1,36 @@
+"use client";
+// Detections: what is wrong now, with the evidence and the recommendation; new ones appear live.
+import { useShell } from "@/components/Shell";
+import { tone } from "@/lib/format";
+import type { Detection } from "@/lib/types";
+import { useData } from "@/lib/useData";
+
+export default function DetectionsPage() {
+  const { selected } = useShell();
+  const detections = useData<Detection[]>(`/detections${selected ? `?database_id=${encodeURIComponent(selected)}` : ""}`, ["detection", "action"]);
+  const list = detections.data ?? [];
+  return (
+    <>
+      {detections.error && <p className="error">{detections.error}</p>}
+      {list.length === 0 && <p className="muted">Nothing detected: the database looks healthy.</p>}
+      {list.map((d) => (
+        <div key={d.id} className="card" data-testid="detection">
+          <div className="row">
+            <span className={`badge ${tone(d.severity)}`}>{d.severity}</span>
+            <span className="badge neutral">{d.detector_name}</span>
+            <span className="muted">{new Date(d.timestamp * 1000).toLocaleString()}</span>
+          </div>
+          <h3 style={{ marginTop: 8 }}>{d.title}</h3>
+          <p>{d.description}</p>
+          <p>
+            <strong>Recommendation:</strong> {d.recommendation}
+          </p>
+          <details>
+            <summary className="muted">Evidence</summary>
+            <pre>{JSON.stringify(d.evidence, null, 2)}</pre>
+          </details>
+        </div>
+      ))}
+    </>
+  );
+}

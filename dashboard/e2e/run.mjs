@@ -1,0 +1,106 @@
+// The dashboard in Debian's Chromium against the real stack (started by the Rust system test
+// `the_dashboard_in_chromium_*`, which passes the addresses below): sign in, onboard a
+// database with the real connection test, see a detection arrive without reloading, approve
+// the proposed index and see it complete, roll it back; a screenshot of every page.
+//
+// Env: DASHBOARD_URL, GATEWAY_TOKEN, DATABASE_URL, SCREENSHOTS (directory), CHROMIUM (path).
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+import { chromium } from "playwright-core";
+
+const need = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is required`);
+  return value;
+};
+const base = need("DASHBOARD_URL");
+const token = need("GATEWAY_TOKEN");
+const databaseUrl = need("DATABASE_URL");
+const shots = need("SCREENSHOTS");
+mkdirSync(shots, { recursive: true });
+
+const step = (text) => console.log(`[e2e] ${text}`);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+});
+const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+page.setDefaultTimeout(60_000);
+const shot = async (name) => {
+  const path = join(shots, `${name}.png`);
+  await page.screenshot({ path, fullPage: true });
+  step(`screenshot ${path}`);
+};
+
+try {
+  step("sign in");
+  await page.goto(base);
+  await page.getByRole("heading", { name: "Sign in to StartupMonkey", exact: true }).waitFor();
+  await shot("sign-in");
+  await page.getByLabel("Token").fill("not-the-token");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByText("that token is not the gateway's").waitFor();
+  await page.getByLabel("Token").fill(token);
+  await page.getByRole("button", { name: "Sign in" }).click();
+
+  step("onboarding, with the real connection test");
+  await page.getByText("Set up StartupMonkey · step 1 of 2").waitFor();
+  await page.getByLabel("Name").fill("Shop");
+  await page.getByLabel("Connection string").fill(databaseUrl);
+  await page.getByRole("button", { name: "Test connection" }).click();
+  await page.getByText("Connected: PostgreSQL 15").waitFor();
+  await shot("onboarding");
+  await page.getByRole("button", { name: "Continue" }).click();
+  await page.getByLabel("Sequential scans per cycle on a table").fill("5");
+  await page.getByLabel("Execution mode").selectOption("approval");
+  await page.getByRole("button", { name: "Start monitoring" }).click();
+  await page.getByRole("heading", { name: "Overview", exact: true }).waitFor();
+
+  step("a detection appears without reloading");
+  await page.getByRole("link", { name: "Detections", exact: true }).click();
+  await page.getByRole("heading", { name: "Detections", exact: true }).waitFor();
+  await page.evaluate(() => {
+    window.__notReloaded = true;
+  });
+  await page.getByText("Missing index on public.posts").waitFor({ timeout: 90_000 });
+  if (!(await page.evaluate(() => window.__notReloaded === true))) throw new Error("the page was reloaded");
+  await shot("detections");
+
+  step("approve the proposed index; it completes");
+  await page.getByRole("link", { name: "Actions", exact: true }).click();
+  const card = (status) =>
+    page.locator(`[data-testid="action"][data-status="${status}"]`, { hasText: "idx_posts_user_id_created_at" }).first();
+  await card("pending_approval").getByRole("button", { name: "Approve" }).click({ timeout: 90_000 });
+  await card("completed").waitFor({ timeout: 90_000 });
+  await card("completed").locator('[data-testid="ledger"]').waitFor({ timeout: 90_000 });
+  await shot("actions");
+
+  step("roll it back");
+  await card("completed").getByRole("button", { name: "Roll back" }).click();
+  await card("rolled_back").waitFor({ timeout: 60_000 });
+  await shot("actions-rolled-back");
+
+  step("every page");
+  await page.getByRole("link", { name: "Overview", exact: true }).click();
+  await page.getByRole("heading", { name: "Services", exact: true }).waitFor();
+  await page.getByText("executor: healthy").waitFor();
+  await page.getByTestId("mode").getByText("approval").waitFor();
+  await shot("overview");
+  await page.getByRole("link", { name: "Metrics", exact: true }).click();
+  await page.getByRole("img", { name: "Health score" }).waitFor();
+  await page.getByText(/^[1-9]\d* points/).first().waitFor();
+  await shot("metrics");
+  await page.getByRole("link", { name: "Settings", exact: true }).click();
+  await page.getByRole("heading", { name: "Thresholds", exact: true }).waitFor();
+  await shot("settings");
+  await page.getByRole("button", { name: "Toggle theme" }).click();
+  await shot("settings-other-theme");
+  step("done");
+} catch (error) {
+  await shot("failure").catch(() => {});
+  console.error(`[e2e] FAILED: ${error.stack ?? error}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
