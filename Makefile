@@ -16,6 +16,7 @@ deps:
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	scripts/check-compose.sh
 
 # nextest runs each test in its own process (servers started per test); cargo test otherwise.
 unit:

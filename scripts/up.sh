@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # `make up`: starts NATS (JetStream) and Redis when none answer at NATS_URL / REDIS_ADDR, then the
-# five services from target/release, prints where each listens, and stops everything it started
-# on Ctrl-C. Settings come from the environment, as for every service.
+# five services from target/release and the dashboard, prints where each listens, and stops
+# everything it started on Ctrl-C. Settings come from the environment, as for every service.
+#
+# With DATABASE_URL, that database is registered and watched. Without it, the embedded demo: a
+# local PostgreSQL cluster (pg_stat_statements, HypoPG) with a blog table missing an index and a
+# pgbench workload hitting it, registered automatically, so the dashboard shows a problem found,
+# fixed, verified and in the ledger within about a minute.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -69,6 +74,37 @@ else
   echo "Redis:     started on $REDIS_ADDR (append-only file in $STATE/redis)"
 fi
 
+DEMO=0
+if [ -z "${DATABASE_URL:-}" ]; then
+  DEMO=1
+  # A short cycle, so the demo's fix is found and verified within a minute.
+  export COLLECTION_INTERVAL=${COLLECTION_INTERVAL:-5s}
+  PG_BIN=/usr/lib/postgresql/15/bin
+  [ -x "$PG_BIN/initdb" ] || { echo "PostgreSQL 15 is missing: run 'make up' as root to install it, or apt-get install postgresql-15" >&2; exit 1; }
+  ls /usr/share/postgresql/15/extension/hypopg.control >/dev/null 2>&1 || { echo "HypoPG is missing: apt-get install postgresql-15-hypopg" >&2; exit 1; }
+  DEMO_DIR=$(pwd)/$STATE/demo-pg
+  DEMO_PORT=${DEMO_PORT:-5544}
+  # PostgreSQL refuses root: as root, its programs run as postgres (runuser passes Ctrl-C on).
+  AS_PG=()
+  [ "$(id -u)" -eq 0 ] && AS_PG=(runuser -u postgres --)
+  mkdir -p "$DEMO_DIR"
+  [ "$(id -u)" -eq 0 ] && chown postgres "$DEMO_DIR"
+  if [ ! -f "$DEMO_DIR/data/PG_VERSION" ]; then
+    "${AS_PG[@]}" "$PG_BIN/initdb" -D "$DEMO_DIR/data" -U postgres --auth=trust -E UTF8 >"$LOGS/demo-initdb.log" 2>&1 \
+      || { echo "initdb failed; see $LOGS/demo-initdb.log" >&2; exit 1; }
+  fi
+  start demo-postgres "${AS_PG[@]}" "$PG_BIN/postgres" -D "$DEMO_DIR/data" -p "$DEMO_PORT" -k "$DEMO_DIR" \
+    -c listen_addresses=127.0.0.1 -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=top
+  wait_for demo-postgres "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$DEMO_PORT"
+  psql -X -q -h 127.0.0.1 -p "$DEMO_PORT" -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'demo'" | grep -q 1 \
+    || psql -X -q -h 127.0.0.1 -p "$DEMO_PORT" -U postgres -d postgres -c "CREATE DATABASE demo"
+  psql -X -q -h 127.0.0.1 -p "$DEMO_PORT" -U postgres -d demo -v ON_ERROR_STOP=1 -f scripts/demo/schema.sql >"$LOGS/demo-schema.log" 2>&1 \
+    || { echo "the demo schema failed; see $LOGS/demo-schema.log" >&2; exit 1; }
+  export DATABASE_URL="postgres://postgres@127.0.0.1:$DEMO_PORT/demo"
+  DATABASE_NAME=${DATABASE_NAME:-demo}
+  echo "Demo:      PostgreSQL on 127.0.0.1:$DEMO_PORT (database demo, data in $DEMO_DIR)"
+fi
+
 for service in knowledge analyser executor collector gateway; do
   [ -x "$BIN/$service" ] || { echo "$BIN/$service is missing: run 'make release'" >&2; exit 1; }
 done
@@ -105,6 +141,13 @@ if [ -n "${DATABASE_URL:-}" ]; then
          -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' --data-binary @- \
          "http://127.0.0.1:${PORT:-3001}/databases" | grep -qE '^(200|201)$'; then
     echo "Watching DATABASE_URL as '$name'."
+    if [ "$DEMO" = 1 ]; then
+      # The demo starts past onboarding, and its workload begins.
+      curl -fsS "http://127.0.0.1:${PORT:-3001}/config" | python3 -c 'import json, sys; c = json.load(sys.stdin); c["onboarding_complete"] = True; print(json.dumps(c))' \
+        | curl -fsS -o /dev/null -X POST -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' --data-binary @- "http://127.0.0.1:${PORT:-3001}/config"
+      start demo-workload "$PG_BIN/pgbench" -n -c 2 -j 1 -T 86400 -f scripts/demo/workload.sql -h 127.0.0.1 -p "$DEMO_PORT" -U postgres demo
+      echo "Demo:      a workload runs the blog's 'latest posts of a user' query, which has no index yet."
+    fi
   else
     echo "DATABASE_URL was not registered: $(cat "$LOGS/register.json" 2>/dev/null)" >&2
   fi

@@ -4,7 +4,7 @@
 // the proposed index and see it complete, roll it back; a screenshot of every page.
 //
 // Env: DASHBOARD_URL, GATEWAY_TOKEN, DATABASE_URL, SCREENSHOTS (directory), CHROMIUM (path).
-import { mkdirSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 
 import { chromium } from "playwright-core";
@@ -18,6 +18,7 @@ const base = need("DASHBOARD_URL");
 const token = need("GATEWAY_TOKEN");
 const databaseUrl = need("DATABASE_URL");
 const shots = need("SCREENSHOTS");
+rmSync(shots, { recursive: true, force: true });
 mkdirSync(shots, { recursive: true });
 
 const step = (text) => console.log(`[e2e] ${text}`);
