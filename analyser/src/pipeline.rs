@@ -68,12 +68,52 @@ impl Pipeline {
             found: found.len(),
             published: 0,
         };
+        let keys: Vec<String> = found.iter().map(|d| d.key.clone()).collect();
         for detection in found {
             if self.register_and_publish(detection).await {
                 outcome.published += 1;
             }
         }
+        self.clear_vanished(&snapshot.database_id, &keys).await;
         outcome
+    }
+
+    /// A session that stopped running its long statement or left its idle transaction is no
+    /// longer a problem: its detection is resolved as `cleared` (no cool-down). Only for the
+    /// session detectors, whose absence from one snapshot means the state is gone; the others
+    /// judge windows, where one quiet cycle proves nothing.
+    async fn clear_vanished(&self, database_id: &str, found: &[String]) {
+        let mut knowledge = self.knowledge.clone();
+        let Ok(Ok(active)) = tokio::time::timeout(
+            RPC_DEADLINE,
+            knowledge.get_active_detections(proto::knowledge::DatabaseFilterRequest {
+                database_id: database_id.to_owned(),
+            }),
+        )
+        .await
+        else {
+            return;
+        };
+        for detection in active.into_inner().detections {
+            let session_detector = matches!(
+                detection.detector_name.as_str(),
+                "idle_transaction" | "long_running_query"
+            );
+            if !session_detector || found.contains(&detection.key) {
+                continue;
+            }
+            debug!(key = %detection.key, "session state gone; detection cleared");
+            let _ = tokio::time::timeout(
+                RPC_DEADLINE,
+                knowledge.mark_detection_resolved(ResolveDetectionRequest {
+                    detection_id: detection.id,
+                    solution: "the session is no longer in that state".into(),
+                    reason: Resolution::Cleared.to_string(),
+                    cooldown_seconds: 0,
+                }),
+            )
+            .await;
+        }
     }
 
     async fn register_and_publish(&self, mut detection: Detection) -> bool {

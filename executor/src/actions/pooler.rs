@@ -164,8 +164,9 @@ impl DeployPooler {
             let log = std::fs::read_to_string(place.dir.join("pgbouncer.log")).unwrap_or_default();
             return Err(format!("PgBouncer does not listen on port {port}: {log}"));
         }
-        let pid = processes::our_pid(&place.pid_file, &place.marker())
-            .ok_or("PgBouncer listens but its pid file is missing")?;
+        let pid = processes::wait_for_pid(&place.pid_file, &place.marker(), Duration::from_secs(5))
+            .await
+            .ok_or("PgBouncer listens but its pid file never appeared")?;
         let deployment = json!({
             "backend": "process",
             "host": "127.0.0.1",

@@ -109,6 +109,20 @@ pub fn our_pid(pid_file: &Path, marker: &str) -> Option<u32> {
     (cmdline.contains(marker) && !zombie).then_some(pid)
 }
 
+/// Waits until `pid_file` names a live process of ours (a daemon may listen before it writes it).
+pub async fn wait_for_pid(pid_file: &Path, marker: &str, limit: Duration) -> Option<u32> {
+    let started = Instant::now();
+    loop {
+        if let Some(pid) = our_pid(pid_file, marker) {
+            return Some(pid);
+        }
+        if started.elapsed() >= limit {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Asks process `pid` to stop (SIGTERM) and waits for it; SIGKILL after `limit`.
 pub async fn stop(pid: u32, pid_file: &Path, marker: &str, limit: Duration) -> Result<(), String> {
     let signal = |name: &str| {

@@ -147,8 +147,9 @@ impl DeployRedis {
             let log = std::fs::read_to_string(place.dir.join("redis.log")).unwrap_or_default();
             return Err(format!("Redis does not listen on port {port}: {log}"));
         }
-        let pid = processes::our_pid(&place.pid_file, &place.marker())
-            .ok_or("Redis listens but its pid file is missing")?;
+        let pid = processes::wait_for_pid(&place.pid_file, &place.marker(), Duration::from_secs(5))
+            .await
+            .ok_or("Redis listens but its pid file never appeared")?;
         Ok(json!({
             "backend": "process",
             "host": "127.0.0.1",

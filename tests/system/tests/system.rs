@@ -141,6 +141,27 @@ async fn an_idle_transaction_is_detected_once_registered_in_knowledge_and_kept_i
     assert!(stream.info().await.unwrap().state.messages >= 1);
 
     session.execute("ROLLBACK").await.unwrap();
+
+    // The session left its transaction: the detection is cleared within a few cycles.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let detection = stack
+            .knowledge
+            .get_detection(GetDetectionRequest {
+                detection_id: registered.id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .detection
+            .unwrap();
+        if detection.state == "resolved" {
+            assert_eq!(detection.resolution, "cleared");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never cleared");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
 
 /// Waits for a detection of `detector` that satisfies `accept`; panics after `within`.
