@@ -77,8 +77,8 @@ fi
 DEMO=0
 if [ -z "${DATABASE_URL:-}" ]; then
   DEMO=1
-  # A short cycle, so the demo's fix is found and verified within a minute.
-  export COLLECTION_INTERVAL=${COLLECTION_INTERVAL:-5s}
+  # Short cycles, so the demo's fix is found and verified within a minute.
+  export COLLECTION_INTERVAL=${COLLECTION_INTERVAL:-5s} SYNC_INTERVAL=${SYNC_INTERVAL:-5s}
   PG_BIN=/usr/lib/postgresql/15/bin
   [ -x "$PG_BIN/initdb" ] || { echo "PostgreSQL 15 is missing: run 'make up' as root to install it, or apt-get install postgresql-15" >&2; exit 1; }
   ls /usr/share/postgresql/15/extension/hypopg.control >/dev/null 2>&1 || { echo "HypoPG is missing: apt-get install postgresql-15-hypopg" >&2; exit 1; }
