@@ -49,6 +49,7 @@ bench: deps
 	$(CARGO) bench --locked -p collector --bench collector
 	$(CARGO) bench --locked -p system-tests --bench s1
 	$(CARGO) bench --locked -p executor --bench safety
+	bench/summarise.py
 
 up: deps release dashboard-build
 	@scripts/up.sh

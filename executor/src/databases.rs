@@ -125,13 +125,23 @@ fn options(
         ]))
 }
 
-/// A PostgreSQL error as its message (with the SQLSTATE), anything else as itself.
+/// A PostgreSQL error as its message, detail and hint (which often name the missing
+/// privilege) with the SQLSTATE; anything else as itself.
 pub fn describe(error: &sqlx::Error) -> String {
     match error {
-        sqlx::Error::Database(db) => match db.code() {
-            Some(code) => format!("{} (SQLSTATE {code})", db.message()),
-            None => db.message().to_owned(),
-        },
+        sqlx::Error::Database(db) => {
+            let mut text = db.message().to_owned();
+            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                for extra in [pg.detail(), pg.hint()].into_iter().flatten() {
+                    text.push_str(". ");
+                    text.push_str(extra);
+                }
+            }
+            match db.code() {
+                Some(code) => format!("{text} (SQLSTATE {code})"),
+                None => text,
+            }
+        }
         other => other.to_string(),
     }
 }

@@ -32,6 +32,35 @@ pub fn detect_all(snapshot: &MetricSnapshot, thresholds: &Thresholds) -> Vec<Det
     found
 }
 
+/// Root cause first: while the advisor proposes an index for statements that account for at
+/// least half of the window's statement time, high latency is that missing index (tuning memory
+/// settings would treat the symptom), and cache misses are its sequential scans reading the
+/// table. Those detections wait until the index exists; if the problem remains, they come back.
+pub fn explained_by_indexes(
+    found: &mut Vec<Detection>,
+    snapshot: &MetricSnapshot,
+    advice: &[crate::advisor::Advice],
+) {
+    if advice.is_empty() {
+        return;
+    }
+    let total = snapshot
+        .postgres
+        .as_ref()
+        .map_or(0.0, |p| p.statements_total_time_ms);
+    let served: f64 = advice
+        .iter()
+        .flat_map(|a| &a.served)
+        .map(|s| s.calls as f64 * s.mean_time_ms)
+        .sum();
+    let latency_explained = total > 0.0 && served >= total / 2.0;
+    found.retain(|d| match d.detector_name.as_str() {
+        "high_query_latency" => !latency_explained,
+        "cache_miss_rate_high" => false,
+        _ => true,
+    });
+}
+
 /// What every detection has; the id is left empty for knowledge to assign.
 pub(crate) struct Finding<'a> {
     pub snapshot: &'a MetricSnapshot,
@@ -115,5 +144,75 @@ pub(crate) mod fixtures {
             }),
             ..Default::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proto::events::Detection;
+
+    use super::*;
+    use crate::advisor::{Advice, Method, Served};
+
+    fn detection(detector: &str) -> Detection {
+        Detection {
+            detector_name: detector.into(),
+            ..Default::default()
+        }
+    }
+
+    fn advice(calls: i64, mean_time_ms: f64) -> Advice {
+        Advice {
+            schema: "public".into(),
+            table: "posts".into(),
+            columns: Vec::new(),
+            index_name: "i".into(),
+            statement: String::new(),
+            method: Method::HypoPg,
+            served: vec![Served {
+                queryid: 1,
+                query: "q".into(),
+                calls,
+                mean_time_ms,
+                cost_before: None,
+                cost_after: None,
+                reduction: 0.9,
+            }],
+            saved_ms_per_day: 0.0,
+            write_heavy: false,
+            writes: 0,
+            reads: 0,
+            bar: 0.3,
+            note: String::new(),
+        }
+    }
+
+    #[test]
+    fn latency_and_cache_misses_wait_for_the_index_that_explains_them() {
+        let mut snapshot = fixtures::snapshot();
+        snapshot.postgres.as_mut().unwrap().statements_total_time_ms = 10_000.0;
+        let all = || {
+            vec![
+                detection("high_query_latency"),
+                detection("cache_miss_rate_high"),
+                detection("idle_transaction"),
+            ]
+        };
+        let names = |found: &[Detection]| {
+            found
+                .iter()
+                .map(|d| d.detector_name.clone())
+                .collect::<Vec<_>>()
+        };
+        let mut found = all();
+        explained_by_indexes(&mut found, &snapshot, &[advice(100, 90.0)]);
+        assert_eq!(names(&found), ["idle_transaction"]);
+        // The index serves a tenth of the time: latency has another cause.
+        let mut found = all();
+        explained_by_indexes(&mut found, &snapshot, &[advice(10, 100.0)]);
+        assert_eq!(names(&found), ["high_query_latency", "idle_transaction"]);
+        let mut found = all();
+        explained_by_indexes(&mut found, &snapshot, &[]);
+        assert_eq!(found.len(), 3);
     }
 }

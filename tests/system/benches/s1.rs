@@ -8,7 +8,10 @@
 //! * `tps_after` — with the index built from the advisor's own statement;
 //! * `tps_ideal` — with the index a DBA writes by hand for this statement:
 //!   `CREATE INDEX ON posts (user_id, created_at DESC)`;
-//! * `tps_user_id_only` — with `(user_id)` alone, the original's kind of index, for comparison.
+//! * `tps_user_id_only` — with `(user_id)` alone, the original's kind of index, for comparison;
+//! * `ttm_s` — pgbench started → the executor built the index (autonomous mode) and
+//!   verification decided (3 cycles of 5 s); `false_actions` — any other action it took;
+//! * `p95_before_ms` / `p95_after_ms` — pgbench transaction latency (-l logs).
 //!
 //! Index states are measured in turn after a warm-up (advisor, ideal, user_id only, then again in
 //! reverse order) and averaged, so a drift of this shared machine does not favour one of them.
@@ -52,8 +55,12 @@ async fn main() {
     let script = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(script.path(), SCRIPT).unwrap();
     let pgbench = testkit::binary("pgbench", "postgresql-15");
+    // One pgbench run: TPS, and the p95 of its transactions' latency (from pgbench -l).
     let run = |seconds: u32| {
+        let logs = tempfile::tempdir().unwrap();
         let output = Command::new(&pgbench)
+            .current_dir(logs.path())
+            .arg("-l")
             .args([
                 "-n",
                 "-M",
@@ -76,15 +83,18 @@ async fn main() {
             .arg("app")
             .output()
             .unwrap();
-        tps(&output)
+        (tps(&output), p95_ms(logs.path()))
     };
 
-    let tps_before = run(SECONDS);
-    eprintln!("no index: {tps_before:.1} tps");
+    let (tps_before, p95_before_ms) = run(SECONDS);
+    eprintln!("no index: {tps_before:.1} tps, p95 {p95_before_ms:.2} ms");
 
-    // Detection: the services watch while S1 runs.
+    // The services watch while S1 runs, in autonomous mode: detection, the executor's index,
+    // verification's decision.
     let stack =
         stack::Stack::start_with(SystemConfig::default(), ("app", pg.url("app")), "5s").await;
+    let state = tempfile::tempdir().unwrap();
+    let executor = stack.start_executor(state.path()).await;
     let nats = async_nats::connect(stack.nats.url()).await.unwrap();
     let mut detections = nats.subscribe(proto::subjects::DETECTIONS).await.unwrap();
     nats.flush().await.unwrap();
@@ -120,12 +130,61 @@ async fn main() {
         .unwrap()
         .to_owned();
     eprintln!("detected after {ttd_s:.1} s: {statement}");
+    let action_id = format!("act-{}", detection["id"].as_str().unwrap());
+    let mut knowledge = stack.knowledge.clone();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let verdict = loop {
+        let entry = knowledge
+            .get_ledger_entry(proto::knowledge::GetLedgerEntryRequest {
+                action_id: action_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .entry;
+        if let Some(entry) = entry.filter(|e| e.state != "verifying") {
+            break entry;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no verification decision within 180 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let ttm_s = started.elapsed().as_secs_f64();
+    eprintln!(
+        "verified after {ttm_s:.1} s: {} ({})",
+        verdict.state, verdict.reason
+    );
+    // Actions other than this index: none should exist on this workload.
+    let false_actions = knowledge
+        .list_actions(proto::knowledge::ListActionsRequest {
+            database_id: "app".into(),
+            status: String::new(),
+            limit: 100,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .actions
+        .iter()
+        .filter(|a| a.id != action_id)
+        .count();
+    executor.stop().await;
     stack.shutdown.trigger();
     drop(stack);
     // pgbench runs out its 120 s; its TPS is not used.
     let _ = load.await;
+    // The comparisons below build their own indexes.
+    pg.psql(
+        "app",
+        "DO $$ DECLARE i record; BEGIN FOR i IN SELECT indexrelid::regclass AS name \
+         FROM pg_index WHERE indrelid = 'posts'::regclass AND NOT indisprimary LOOP \
+         EXECUTE 'DROP INDEX ' || i.name; END LOOP; END $$",
+    );
 
     let mut after = Vec::new();
+    let mut after_p95 = Vec::new();
     let mut ideal = Vec::new();
     let mut user_id_only = Vec::new();
     let states: [(&str, &str); 3] = [
@@ -146,10 +205,13 @@ async fn main() {
         for (label, create) in order {
             pg.psql("app", create);
             pg.psql("app", "ANALYZE posts");
-            let tps = run(SECONDS);
-            eprintln!("{label}: {tps:.1} tps");
+            let (tps, p95) = run(SECONDS);
+            eprintln!("{label}: {tps:.1} tps, p95 {p95:.2} ms");
             match *label {
-                "advisor" => after.push(tps),
+                "advisor" => {
+                    after.push(tps);
+                    after_p95.push(p95);
+                }
                 "ideal" => ideal.push(tps),
                 _ => user_id_only.push(tps),
             }
@@ -163,6 +225,7 @@ async fn main() {
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let (tps_after, tps_ideal, tps_user_id) = (mean(&after), mean(&ideal), mean(&user_id_only));
+    let p95_after_ms = mean(&after_p95);
 
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -175,6 +238,11 @@ async fn main() {
         "pgbench": format!("-M prepared -c {CLIENTS} -j 2 -T {SECONDS}, S1's statement"),
         "collection_interval_s": 5,
         "ttd_s": ttd_s,
+        "ttm_s": ttm_s,
+        "verification": {"state": verdict.state, "reason": verdict.reason},
+        "p95_before_ms": p95_before_ms,
+        "p95_after_ms": p95_after_ms,
+        "false_actions": false_actions,
         "advisor_statement": statement,
         "advisor_method": detection["evidence"]["method"],
         "estimated_time_saved_ms_per_day": detection["evidence"]["estimated_time_saved_ms_per_day"],
@@ -191,12 +259,37 @@ async fn main() {
     std::fs::write(&path, serde_json::to_string_pretty(&result).unwrap()).unwrap();
     println!("| S1, {ROWS} rows, pgbench -c {CLIENTS} | value |\n|---|---|");
     println!("| ttd_s (5 s interval) | {ttd_s:.1} |");
+    println!("| ttm_s (index built and verified) | {ttm_s:.1} |");
+    println!("| p95 before / after (ms) | {p95_before_ms:.2} / {p95_after_ms:.2} |");
+    println!("| false actions | {false_actions} |");
     println!("| tps_before (no index) | {tps_before:.1} |");
     println!("| tps_after (advisor's index) | {tps_after:.1} |");
     println!("| tps_ideal (hand-made (user_id, created_at DESC)) | {tps_ideal:.1} |");
     println!("| tps with (user_id) only | {tps_user_id:.1} |");
     println!("| after / ideal | {:.3} |", tps_after / tps_ideal);
     println!("\nadvisor: {statement}\nwritten to {}", path.display());
+}
+
+/// The 95th percentile of transaction latency in the pgbench -l logs of `dir`, in ms.
+fn p95_ms(dir: &std::path::Path) -> f64 {
+    let mut latencies: Vec<f64> = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        for line in std::fs::read_to_string(&path).unwrap_or_default().lines() {
+            if let Some(us) = line
+                .split_whitespace()
+                .nth(2)
+                .and_then(|v| v.parse::<f64>().ok())
+            {
+                latencies.push(us / 1000.0);
+            }
+        }
+    }
+    if latencies.is_empty() {
+        return f64::NAN;
+    }
+    latencies.sort_by(f64::total_cmp);
+    latencies[((latencies.len() - 1) as f64 * 0.95) as usize]
 }
 
 fn tps(output: &std::process::Output) -> f64 {

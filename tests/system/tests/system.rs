@@ -2154,3 +2154,221 @@ async fn the_dashboard_in_chromium_signs_in_onboards_sees_a_detection_live_appro
     load.abort();
     executor.stop().await;
 }
+
+// ------------------------------------------------------------------ S5, S12, S13
+
+#[tokio::test]
+async fn s5_an_idle_transaction_holding_a_lock_is_ended_and_the_blocked_client_proceeds() {
+    let pg = app_database();
+    pg.psql(
+        "app",
+        "CREATE ROLE shop LOGIN; GRANT ALL ON accounts TO shop",
+    );
+    let state = tempfile::tempdir().unwrap();
+    let stack = Stack::start(
+        execution_mode(
+            "autonomous",
+            DetectionThresholds {
+                idle_transaction_seconds: 3.0,
+                ..Default::default()
+            },
+        ),
+        ("app", pg.url("app")),
+    )
+    .await;
+    let executor = stack.start_executor(state.path()).await;
+    let mut holder = sqlx::PgConnection::connect(&pg.url_as("shop", "app"))
+        .await
+        .unwrap();
+    holder
+        .execute("BEGIN; UPDATE accounts SET balance = balance - 1 WHERE id = 1")
+        .await
+        .unwrap();
+    let url = pg.url_as("shop", "app");
+    let blocked = tokio::spawn(async move {
+        let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+        let started = Instant::now();
+        sqlx::query("UPDATE accounts SET balance = balance + 1 WHERE id = 1")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        started.elapsed()
+    });
+    let waited = tokio::time::timeout(Duration::from_secs(40), blocked)
+        .await
+        .expect("the blocked client proceeds once the holder is ended")
+        .unwrap();
+    assert!(
+        waited >= Duration::from_secs(3),
+        "it was blocked: {waited:?}"
+    );
+    assert!(
+        sqlx::query("SELECT 1").execute(&mut holder).await.is_err(),
+        "the holder was terminated"
+    );
+    // Only that session was touched: one terminate action, completed.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let terminations: Vec<Action> = loop {
+        let terminations: Vec<Action> = actions(&stack)
+            .await
+            .into_iter()
+            .filter(|a| a.action_type == "terminate_query")
+            .collect();
+        if terminations.iter().all(|a| a.status == "completed") || Instant::now() > deadline {
+            break terminations;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(terminations.len(), 1, "{terminations:?}");
+    assert_eq!(terminations[0].status, "completed");
+    executor.stop().await;
+}
+
+#[tokio::test]
+async fn s12_nats_and_redis_restart_mid_scenario_and_nothing_is_lost_or_done_twice() {
+    let pg = app_database();
+    pg.psql(
+        "app",
+        "CREATE ROLE shop LOGIN; GRANT ALL ON accounts TO shop",
+    );
+    let state = tempfile::tempdir().unwrap();
+    let mut stack = Stack::start(
+        execution_mode(
+            "autonomous",
+            DetectionThresholds {
+                idle_transaction_seconds: 3.0,
+                ..Default::default()
+            },
+        ),
+        ("app", pg.url("app")),
+    )
+    .await;
+    let executor = stack.start_executor(state.path()).await;
+
+    // NATS goes away; the problem appears meanwhile.
+    stack.nats.stop();
+    let mut idle = sqlx::PgConnection::connect(&pg.url_as("shop", "app"))
+        .await
+        .unwrap();
+    idle.execute("BEGIN; SELECT * FROM accounts").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Redis restarts too (append-only: knowledge's state survives).
+    stack.redis.stop();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stack.redis.resume();
+    stack.nats.resume();
+
+    // Everyone reconnects by themselves; the detection is published and acted on. (Watched
+    // from outside: a statement in the session would start a new idle stretch.)
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&pg.url("app"))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let alive: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'shop' AND state LIKE 'idle in transaction%'",
+        )
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+        if alive == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never acted on after the restarts"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(sqlx::query("SELECT 1").execute(&mut idle).await.is_err());
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let done: Vec<Action> = actions(&stack)
+        .await
+        .into_iter()
+        .filter(|a| a.action_type == "terminate_query")
+        .collect();
+    let terminated = done
+        .iter()
+        .filter(|a| a.result_json.contains("\"terminated\""))
+        .count();
+    assert_eq!(terminated, 1, "exactly one termination: {done:?}");
+    let mut detection_ids: Vec<&str> = done.iter().map(|a| a.detection_id.as_str()).collect();
+    detection_ids.dedup();
+    assert_eq!(detection_ids.len(), done.len(), "one action per detection");
+    executor.stop().await;
+}
+
+#[tokio::test]
+async fn s13_a_degraded_database_is_watched_says_what_it_lacks_and_nothing_crashes() {
+    let pg = PgCluster::start();
+    pg.create_database("app");
+    // No pg_stat_statements in this database, and a monitoring role that may read but not
+    // signal other sessions.
+    pg.psql(
+        "app",
+        "CREATE ROLE watcher LOGIN IN ROLE pg_monitor; CREATE ROLE shop LOGIN; \
+         CREATE TABLE t (id int); GRANT ALL ON t TO shop;",
+    );
+    let state = tempfile::tempdir().unwrap();
+    let stack = Stack::start(
+        execution_mode(
+            "autonomous",
+            DetectionThresholds {
+                idle_transaction_seconds: 3.0,
+                ..Default::default()
+            },
+        ),
+        ("app", pg.url_as("watcher", "app")),
+    )
+    .await;
+    let executor = stack.start_executor(state.path()).await;
+    let mut idle = sqlx::PgConnection::connect(&pg.url_as("shop", "app"))
+        .await
+        .unwrap();
+    idle.execute("BEGIN; SELECT * FROM t").await.unwrap();
+
+    // It detects what it can, and the action fails with the reason and the remedy.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let failed = loop {
+        if let Some(a) = actions(&stack)
+            .await
+            .into_iter()
+            .find(|a| a.action_type == "terminate_query" && a.status == "failed")
+        {
+            break a;
+        }
+        assert!(Instant::now() < deadline, "no failed termination");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(
+        failed.error.contains("pg_signal_backend"),
+        "{}",
+        failed.error
+    );
+    sqlx::query("SELECT 1")
+        .execute(&mut idle)
+        .await
+        .expect("the session was not touched");
+    // What is missing, with the remedy, is in the database's record.
+    let features = stack
+        .knowledge
+        .clone()
+        .list_databases(ListDatabasesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .databases[0]
+        .features
+        .clone()
+        .unwrap();
+    let missing: Vec<&str> = features
+        .unavailable
+        .iter()
+        .map(|u| u.name.as_str())
+        .collect();
+    assert!(missing.contains(&"pg_stat_statements"), "{missing:?}");
+    assert!(missing.contains(&"pg_signal_backend"), "{missing:?}");
+    executor.stop().await;
+}

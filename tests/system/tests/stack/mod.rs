@@ -15,7 +15,8 @@ pub struct Stack {
     analyser_shutdown: Shutdown,
     pub nats: NatsServer,
     pub shutdown: Shutdown,
-    _redis: RedisServer,
+    /// Append-only, so a restart (S12) keeps knowledge's state, as `make up` runs it.
+    pub redis: RedisServer,
     _key_dir: tempfile::TempDir,
 }
 
@@ -30,7 +31,7 @@ impl Stack {
         database: (&str, String),
         collection_interval: &str,
     ) -> Self {
-        let redis = RedisServer::start();
+        let redis = RedisServer::start_persistent();
         let nats = NatsServer::start();
         let key_dir = tempfile::tempdir().unwrap();
         let shutdown = Shutdown::new();
@@ -106,7 +107,7 @@ impl Stack {
             analyser_shutdown,
             nats,
             shutdown,
-            _redis: redis,
+            redis,
             _key_dir: key_dir,
         }
     }
