@@ -52,6 +52,7 @@ impl App {
             .with_readiness_check(move || Box::pin(readiness::knowledge(ready_knowledge.clone())));
         let orchestrator = Orchestrator {
             knowledge,
+            collector_id: config.collector_id.clone(),
             outputs,
             status,
             collection_interval: config.collection_interval,

@@ -16,7 +16,20 @@ pub struct Config {
     /// How often the list of databases is refreshed from knowledge (at least 5 s).
     pub sync_interval: Duration,
     pub publish_metrics: bool,
+    /// This collector's name in the databases' leases (several collectors share them).
+    pub collector_id: String,
     pub log_json: bool,
+}
+
+/// `<host name>-<pid>`: unique among the collectors sharing a knowledge.
+fn default_collector_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "collector".into());
+    let host: String = host.chars().filter(|c| c.is_ascii_graphic()).collect();
+    format!("{host}-{}", std::process::id())
 }
 
 impl Config {
@@ -38,6 +51,7 @@ impl Config {
                 Duration::from_secs(5),
             )?,
             publish_metrics: env.bool("ENABLE_METRICS_PUBLISHING", true)?,
+            collector_id: env.string("COLLECTOR_ID", &default_collector_id()),
             log_json: env.get("LOG_FORMAT") == Some("json"),
         })
     }

@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod config;
+pub mod lease;
 pub mod literals;
 pub mod normalise;
 pub mod orchestrator;

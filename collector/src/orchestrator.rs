@@ -18,6 +18,7 @@ use tokio::time::MissedTickBehavior;
 use tonic::transport::Channel;
 use tracing::{info, warn};
 
+use crate::lease::{Lease, Turn};
 use crate::outputs::{HealthReport, Outputs};
 use crate::window::Window;
 use crate::{pg_stats, snapshot};
@@ -59,6 +60,8 @@ struct Watched {
 
 pub struct Orchestrator {
     pub knowledge: KnowledgeServiceClient<Channel>,
+    /// This collector's name in the databases' leases.
+    pub collector_id: String,
     pub outputs: Outputs,
     pub status: Status,
     pub collection_interval: Duration,
@@ -130,12 +133,19 @@ impl Orchestrator {
             }
             info!(database_id = %id, "watching");
             let shutdown = self.shutdown.child();
+            let lease = Lease::new(
+                self.knowledge.clone(),
+                &id,
+                &self.collector_id,
+                self.collection_interval,
+            );
             let task = tokio::spawn(watch(
                 id.clone(),
                 connection_string.clone(),
                 self.collection_interval,
                 self.outputs.clone(),
                 self.status.clone(),
+                lease,
                 shutdown.clone(),
             ));
             watched.insert(
@@ -172,6 +182,7 @@ async fn watch(
     interval: Duration,
     outputs: Outputs,
     status: Status,
+    lease: Lease,
     shutdown: Shutdown,
 ) {
     let options = match connect_options(&connection_string) {
@@ -200,6 +211,12 @@ async fn watch(
             _ = ticker.tick() => {}
             _ = shutdown.wait() => break,
         }
+        if let Turn::StandBy { holder } = lease.turn().await {
+            // Another collector has it; the window restarts when this one takes over.
+            window = Window::default();
+            status.set(&id, json!({"status": "standby", "collected_by": holder}));
+            continue;
+        }
         // A cycle in progress is abandoned on shutdown: it may be waiting on a server that
         // never answers.
         tokio::select! {
@@ -207,6 +224,7 @@ async fn watch(
             _ = shutdown.wait() => break,
         }
     }
+    lease.release().await;
     // Closing waits for connection attempts in flight, which a hung server never finishes.
     if tokio::time::timeout(POOL_CLOSE_DEADLINE, pool.close())
         .await

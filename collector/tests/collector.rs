@@ -509,6 +509,8 @@ impl KnowledgeService for Registry {
         save_ledger_entry(LedgerEntry) -> Response;
         get_ledger_entry(GetLedgerEntryRequest) -> GetLedgerEntryResponse;
         list_ledger(ListLedgerRequest) -> ListLedgerResponse;
+        acquire_lease(LeaseRequest) -> LeaseResponse;
+        release_lease(LeaseRequest) -> Response;
     }
 }
 

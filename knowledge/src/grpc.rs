@@ -741,4 +741,49 @@ impl KnowledgeService for KnowledgeGrpc {
             .map_err(|e| fail("ListLedger", e))?;
         ok(ListLedgerResponse { entries })
     }
+
+    async fn acquire_lease(&self, request: Request<LeaseRequest>) -> Reply<LeaseResponse> {
+        let r = request.into_inner();
+        lease_request(&r, true).map_err(|e| fail("AcquireLease", e))?;
+        let lease = self
+            .store
+            .acquire_lease(&r.resource, &r.holder, r.ttl_ms)
+            .await
+            .map_err(|e| fail("AcquireLease", e))?;
+        ok(LeaseResponse {
+            granted: lease.granted,
+            holder: lease.holder,
+            expires_in_ms: lease.expires_in_ms,
+        })
+    }
+
+    async fn release_lease(&self, request: Request<LeaseRequest>) -> Reply<Response> {
+        let r = request.into_inner();
+        lease_request(&r, false).map_err(|e| fail("ReleaseLease", e))?;
+        let released = self
+            .store
+            .release_lease(&r.resource, &r.holder)
+            .await
+            .map_err(|e| fail("ReleaseLease", e))?;
+        done(
+            released,
+            if released {
+                "released"
+            } else {
+                "not held by this holder"
+            },
+        )
+    }
+}
+
+fn lease_request(r: &LeaseRequest, acquiring: bool) -> Result<(), KnowledgeError> {
+    records::record_id("resource", &r.resource)?;
+    records::record_id("holder", &r.holder)?;
+    if acquiring && !(100..=3_600_000).contains(&r.ttl_ms) {
+        return Err(invalid(format!(
+            "invalid ttl_ms {}: expected 100-3600000",
+            r.ttl_ms
+        )));
+    }
+    Ok(())
 }

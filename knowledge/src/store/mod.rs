@@ -7,6 +7,7 @@
 pub mod actions;
 mod databases;
 mod detections;
+mod leases;
 pub mod ledger;
 mod system;
 

@@ -2372,3 +2372,204 @@ async fn s13_a_degraded_database_is_watched_says_what_it_lacks_and_nothing_crash
     assert!(missing.contains(&"pg_signal_backend"), "{missing:?}");
     executor.stop().await;
 }
+
+// ------------------------------------------------------------------ scale-out
+
+#[tokio::test]
+async fn two_executors_share_the_detections_and_never_run_an_action_twice() {
+    let pg = app_database();
+    pg.psql(
+        "app",
+        "CREATE ROLE shop LOGIN; GRANT ALL ON accounts TO shop; \
+         CREATE ROLE till LOGIN; GRANT ALL ON accounts TO till; \
+         INSERT INTO accounts SELECT g, 100 FROM generate_series(1001, 1010) g;",
+    );
+    let one = tempfile::tempdir().unwrap();
+    let two = tempfile::tempdir().unwrap();
+    let stack = Stack::start(
+        execution_mode(
+            "autonomous",
+            DetectionThresholds {
+                idle_transaction_seconds: 3.0,
+                ..Default::default()
+            },
+        ),
+        ("app", pg.url("app")),
+    )
+    .await;
+    let first = stack.start_executor(one.path()).await;
+    let second = stack.start_executor(two.path()).await;
+    // Four sessions left idle in their transactions at once.
+    let mut sessions = Vec::new();
+    for id in 1001..1005 {
+        let mut conn = sqlx::PgConnection::connect(&pg.url_as("shop", "app"))
+            .await
+            .unwrap();
+        conn.execute(sqlx::AssertSqlSafe(format!(
+            "BEGIN; UPDATE accounts SET balance = 0 WHERE id = {id}"
+        )))
+        .await
+        .unwrap();
+        sessions.push(conn);
+    }
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&pg.url("app"))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE usename = 'shop'")
+                .fetch_one(&admin)
+                .await
+                .unwrap();
+        if left == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{left} sessions never ended");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let terminations: Vec<Action> = actions(&stack)
+        .await
+        .into_iter()
+        .filter(|a| a.action_type == "terminate_query" && a.status == "completed")
+        .collect();
+    let terminated = terminations
+        .iter()
+        .filter(|a| a.result_json.contains("\"terminated\""))
+        .count();
+    assert_eq!(terminated, 4, "each session ended once: {terminations:?}");
+
+    // Two approvals of one pending action, one on each executor, at the same moment: one wins.
+    stack
+        .knowledge
+        .clone()
+        .save_system_config(SaveSystemConfigRequest {
+            config: Some(execution_mode(
+                "approval",
+                DetectionThresholds {
+                    idle_transaction_seconds: 3.0,
+                    ..Default::default()
+                },
+            )),
+        })
+        .await
+        .unwrap();
+    // Another role: after four terminations, shop now has its own idle timeout (proposed and
+    // applied in autonomous mode), so PostgreSQL itself would end its next idle transaction.
+    let mut last = sqlx::PgConnection::connect(&pg.url_as("till", "app"))
+        .await
+        .unwrap();
+    last.execute("BEGIN; UPDATE accounts SET balance = 0 WHERE id = 1009")
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let pending = loop {
+        if let Some(a) = actions(&stack)
+            .await
+            .into_iter()
+            .find(|a| a.status == "pending_approval")
+        {
+            break a;
+        }
+        assert!(Instant::now() < deadline, "nothing pending approval");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let request = || ActionDecisionRequest {
+        action_id: pending.id.clone(),
+        requested_by: "test".into(),
+        reason: String::new(),
+    };
+    let (mut a, mut b) = (first.grpc.clone(), second.grpc.clone());
+    let (ra, rb) = tokio::join!(a.approve_action(request()), b.approve_action(request()));
+    let wins = [ra.is_ok(), rb.is_ok()].iter().filter(|ok| **ok).count();
+    assert_eq!(wins, 1, "{ra:?} / {rb:?}");
+    let loser = match (ra, rb) {
+        (Ok(_), Err(loser)) | (Err(loser), Ok(_)) => loser,
+        _ => unreachable!("exactly one approval won"),
+    };
+    assert_eq!(loser.code(), tonic::Code::FailedPrecondition);
+    // Either executor reports it (the state is in knowledge): it runs once and completes.
+    let mut first = first;
+    let done = wait_for_status(
+        &mut first,
+        &pending.id,
+        "completed",
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(done.message.contains("Completed"), "{done:?}");
+    drop(sessions);
+    first.stop().await;
+    second.stop().await;
+}
+
+/// Each database's status in a collector's health report.
+async fn collector_view(health: &str) -> serde_json::Value {
+    reqwest::get(health)
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["databases"]
+        .clone()
+}
+
+#[tokio::test]
+async fn two_collectors_share_a_database_through_a_lease_and_the_second_takes_over() {
+    let pg = app_database();
+    let stack = Stack::start(SystemConfig::default(), ("app", pg.url("app"))).await;
+    let second_shutdown = lifecycle::Shutdown::new();
+    let second = stack.start_collector("collector-b", &second_shutdown).await;
+    // Both know the database; exactly one collects it, the other stands by naming it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (a, b) = (
+            collector_view(&stack.collector_health).await,
+            collector_view(&second).await,
+        );
+        let collecting = |s: &serde_json::Value| s == "healthy" || s == "degraded";
+        let (first, second_state) = (&a["app"]["status"], &b["app"]["status"]);
+        if collecting(first) && second_state == "standby" {
+            assert_eq!(b["app"]["collected_by"], "collector-a");
+            break;
+        }
+        if collecting(second_state) && first == "standby" {
+            assert_eq!(a["app"]["collected_by"], "collector-b");
+            break;
+        }
+        assert!(
+            !(collecting(first) && collecting(second_state)),
+            "both collect: {a} {b}"
+        );
+        assert!(Instant::now() < deadline, "no settled split: {a} {b}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Whichever collects stops (releasing its lease): the other takes over.
+    let a_collects = {
+        let state = collector_view(&stack.collector_health).await["app"]["status"].clone();
+        state == "healthy" || state == "degraded"
+    };
+    let survivor = if a_collects {
+        stack.stop_collector();
+        second.clone()
+    } else {
+        second_shutdown.trigger();
+        stack.collector_health.clone()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let state = collector_view(&survivor).await["app"]["status"].clone();
+        if state == "healthy" || state == "degraded" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the other collector never took over"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    second_shutdown.trigger();
+}

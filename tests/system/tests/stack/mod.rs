@@ -13,6 +13,10 @@ pub struct Stack {
     pub knowledge_addr: String,
     analyser_port: u16,
     analyser_shutdown: Shutdown,
+    collection_interval: String,
+    collector_shutdown: Shutdown,
+    /// The first collector's health URL.
+    pub collector_health: String,
     pub nats: NatsServer,
     pub shutdown: Shutdown,
     /// Append-only, so a restart (S12) keeps knowledge's state, as `make up` runs it.
@@ -84,27 +88,25 @@ impl Stack {
         .await;
         let analyser_addr = format!("127.0.0.1:{analyser_port}");
 
-        let collector_env = Env::from_map([
-            ("HEALTH_PORT", "0".to_owned()),
-            ("KNOWLEDGE_ADDRESS", knowledge_addr.clone()),
-            ("ANALYSER_ADDRESS", analyser_addr),
-            ("NATS_URL", nats.url()),
-            ("COLLECTION_INTERVAL", collection_interval.to_owned()),
-            ("SYNC_INTERVAL", "5s".to_owned()),
-        ]);
-        let collector_app = collector::App::build(
-            collector::Config::from_env(&collector_env).unwrap(),
-            shutdown.clone(),
+        let collector_shutdown = Shutdown::new();
+        let (collector_health, _) = start_collector(
+            &knowledge_addr,
+            &analyser_addr,
+            &nats.url(),
+            collection_interval,
+            "collector-a",
+            &collector_shutdown,
         )
-        .await
-        .unwrap();
-        tokio::spawn(collector_app.run());
+        .await;
 
         Self {
             knowledge: client,
             knowledge_addr,
             analyser_port,
             analyser_shutdown,
+            collection_interval: collection_interval.to_owned(),
+            collector_shutdown,
+            collector_health,
             nats,
             shutdown,
             redis,
@@ -116,7 +118,58 @@ impl Stack {
 impl Drop for Stack {
     fn drop(&mut self) {
         self.analyser_shutdown.trigger();
+        self.collector_shutdown.trigger();
         self.shutdown.trigger();
+    }
+}
+
+/// A collector named `id`; returns its health URL and its task.
+async fn start_collector(
+    knowledge: &str,
+    analyser: &str,
+    nats: &str,
+    interval: &str,
+    id: &str,
+    shutdown: &Shutdown,
+) -> (
+    String,
+    tokio::task::JoinHandle<Result<(), collector::app::AppError>>,
+) {
+    let env = Env::from_map([
+        ("HEALTH_PORT", "0".to_owned()),
+        ("KNOWLEDGE_ADDRESS", knowledge.to_owned()),
+        ("ANALYSER_ADDRESS", analyser.to_owned()),
+        ("NATS_URL", nats.to_owned()),
+        ("COLLECTION_INTERVAL", interval.to_owned()),
+        ("SYNC_INTERVAL", "5s".to_owned()),
+        ("COLLECTOR_ID", id.to_owned()),
+    ]);
+    let app = collector::App::build(collector::Config::from_env(&env).unwrap(), shutdown.clone())
+        .await
+        .unwrap();
+    let health = format!("http://{}/health", app.health_addr());
+    (health, tokio::spawn(app.run()))
+}
+
+impl Stack {
+    /// Another collector on the same knowledge, analyser and NATS.
+    pub async fn start_collector(&self, id: &str, shutdown: &Shutdown) -> String {
+        start_collector(
+            &self.knowledge_addr,
+            &format!("127.0.0.1:{}", self.analyser_port),
+            &self.nats.url(),
+            &self.collection_interval,
+            id,
+            shutdown,
+        )
+        .await
+        .0
+    }
+
+    /// Stops the first collector (as a crash would, from the others' point of view, once its
+    /// leases run out; it releases them on the way out).
+    pub fn stop_collector(&self) {
+        self.collector_shutdown.trigger();
     }
 }
 
