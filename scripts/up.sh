@@ -13,6 +13,8 @@ cd "$(dirname "$0")/.."
 STATE=.startupmonkey
 LOGS=$STATE/logs
 mkdir -p "$LOGS"
+# The gateway prints a generated token once, into its log: logs are for this user only.
+chmod 700 "$LOGS"
 BIN=target/release
 NATS_URL=${NATS_URL:-nats://localhost:4222}
 REDIS_ADDR=${REDIS_ADDR:-localhost:6379}
