@@ -63,6 +63,7 @@ impl App {
             knowledge.clone(),
             nats.clone(),
             Settings {
+                executor_id: config.executor_id.clone(),
                 max_concurrent_actions: config.max_concurrent_actions,
                 action_timeout: config.action_timeout,
                 auto_execution: config.enable_auto_execution,

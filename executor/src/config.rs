@@ -22,6 +22,9 @@ pub struct Config {
     pub terminate_superusers: bool,
     /// Where deployed helpers (poolers, caches) keep their files.
     pub state_dir: std::path::PathBuf,
+    /// This executor's name on the actions it starts (distinct per executor; stable across its
+    /// restarts, so a restarted executor closes what it left half done).
+    pub executor_id: String,
     pub log_json: bool,
 }
 
@@ -48,9 +51,24 @@ impl Config {
             terminate_after_cancel: env.bool("TERMINATE_AFTER_CANCEL", false)?,
             terminate_superusers: env.bool("ALLOW_TERMINATE_SUPERUSER", false)?,
             state_dir: env.string("STATE_DIR", ".startupmonkey").into(),
+            executor_id: env.string("EXECUTOR_ID", &host_name()),
             log_json: env.get("LOG_FORMAT") == Some("json"),
         })
     }
+}
+
+/// The machine's name (the default executor id): stable across restarts.
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| {
+            h.trim()
+                .chars()
+                .filter(|c| c.is_ascii_graphic())
+                .collect::<String>()
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "executor".into())
 }
 
 /// The error for a zero, naming the value as it was written (the defaults are not zero, so the

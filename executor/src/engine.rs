@@ -26,7 +26,7 @@ use proto::knowledge::{
     ListActionsRequest, RegisterActionRequest, UpdateActionRequest,
 };
 use proto::status::{ActionStatus, ExecutionMode};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::{Mutex, Semaphore};
 use tonic::Code;
 use tonic::transport::Channel;
@@ -61,6 +61,9 @@ struct Stored {
 }
 
 pub struct Settings {
+    /// This executor's name: recorded on the actions it starts, so at start it closes only its
+    /// own interrupted actions, never another executor's running ones.
+    pub executor_id: String,
     pub max_concurrent_actions: usize,
     pub action_timeout: Duration,
     pub auto_execution: bool,
@@ -348,11 +351,21 @@ impl Engine {
         for action in pending {
             match action.status.as_str() {
                 "queued" | "approved" => self.spawn_run(action.id.clone()),
-                "executing" => self.close_interrupted(&action).await,
+                "executing" if self.started_here(&action) => self.close_interrupted(&action).await,
                 _ => {}
             }
         }
         Ok(())
+    }
+
+    /// Whether this executor (by its id) started `action`; actions from before executors had
+    /// ids count as ours.
+    fn started_here(&self, action: &Action) -> bool {
+        let result: Value = serde_json::from_str(&action.result_json).unwrap_or(Value::Null);
+        match result["executor"].as_str() {
+            Some(id) => id == self.settings.executor_id,
+            None => true,
+        }
     }
 
     async fn close_interrupted(&self, action: &Action) {
@@ -439,7 +452,10 @@ impl Engine {
             id,
             ActionStatus::Executing,
             &[ActionStatus::Queued, ActionStatus::Approved],
-            |u| u.message = format!("Executing: {}", stored.description),
+            |u| {
+                u.message = format!("Executing: {}", stored.description);
+                u.result_json = json!({"executor": self.settings.executor_id}).to_string();
+            },
         )
         .await?;
         info!(action_id = %id, action = %stored.description, "executing");

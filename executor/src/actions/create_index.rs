@@ -195,6 +195,9 @@ impl CreateIndex {
     pub async fn recover(&self, context: &Context) -> Result<Option<Value>, String> {
         let database = context.database()?;
         let mut conn = database.dedicated(context.timeout).await?;
+        // A killed executor's build may still be running in its orphaned session (the server
+        // notices a vanished client only when it next talks to it): stop that first.
+        Self::stop_orphaned_build(&mut conn, &self.statement()).await?;
         match index(&mut conn, &self.schema, &self.index_name).await? {
             Some((oid, true)) => Ok(Some(json!({
                 "index_name": self.index_name,
@@ -211,6 +214,50 @@ impl CreateIndex {
             }
             None => Ok(None),
         }
+    }
+
+    /// Cancels (then terminates) another session of ours running exactly `statement`, and waits
+    /// until it is gone.
+    async fn stop_orphaned_build(conn: &mut PgConnection, statement: &str) -> Result<(), String> {
+        let find = "SELECT pid FROM pg_stat_activity WHERE application_name = 'startupmonkey-executor' \
+                AND pid <> pg_backend_pid() AND datname = current_database() AND query = $1";
+        for (attempt, function) in ["pg_cancel_backend", "pg_terminate_backend"]
+            .iter()
+            .enumerate()
+        {
+            let pids: Vec<i32> = sqlx::query_scalar(find)
+                .bind(statement)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(|e| describe(&e))?;
+            if pids.is_empty() {
+                return Ok(());
+            }
+            for pid in &pids {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {function}($1)")))
+                    .bind(pid)
+                    .execute(&mut *conn)
+                    .await;
+            }
+            for _ in 0..50 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let left: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)")
+                        .bind(&pids)
+                        .fetch_one(&mut *conn)
+                        .await
+                        .map_err(|e| describe(&e))?;
+                if left == 0 {
+                    return Ok(());
+                }
+            }
+            if attempt == 1 {
+                return Err(format!(
+                    "the interrupted build (pids {pids:?}) would not stop"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Drops our index if it exists and is INVALID; true when it did.

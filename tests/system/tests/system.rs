@@ -2573,3 +2573,158 @@ async fn two_collectors_share_a_database_through_a_lease_and_the_second_takes_ov
     }
     second_shutdown.trigger();
 }
+
+// ------------------------------------------------------------------ faults
+
+#[tokio::test]
+async fn an_executor_killed_during_create_index_concurrently_leaves_nothing_half_done() {
+    // The executor binary, built beside this test by `cargo nextest run --workspace`.
+    let binary = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join("executor");
+    assert!(
+        binary.exists(),
+        "{} is missing: run the workspace's tests (make test) so the executor binary is built",
+        binary.display()
+    );
+    let pg = app_database();
+    pg.psql(
+        "app",
+        "CREATE TABLE big (id int, v text); \
+         INSERT INTO big SELECT g, md5(g::text) || md5((g * 7)::text) FROM generate_series(1, 2000000) g;",
+    );
+    let state = tempfile::tempdir().unwrap();
+    let stack = Stack::start(
+        execution_mode("autonomous", Default::default()),
+        ("app", pg.url("app")),
+    )
+    .await;
+    let mut process = Child(
+        std::process::Command::new(&binary)
+            .envs(stack.executor_env(state.path(), "exec-1"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // A detection asking for an index on the 2M-row table, registered and published as the
+    // analyser does.
+    let mut knowledge = stack.knowledge.clone();
+    let registered = knowledge
+        .register_detection(RegisterDetectionRequest {
+            key: "app:missing_index:public.big(v)".into(),
+            severity: "warning".into(),
+            category: "query".into(),
+            database_id: "app".into(),
+            detector_name: "missing_index".into(),
+            title: "Missing index on public.big (v)".into(),
+            action_type: "create_index".into(),
+            action_metadata_json: r#"{"schema":"public","table_name":"big","index_name":"idx_big_v","columns":[{"name":"v"}]}"#.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let detection = serde_json::json!({
+        "id": registered.detection_id, "key": "app:missing_index:public.big(v)",
+        "detector_name": "missing_index", "category": "query", "severity": "warning",
+        "database_id": "app", "timestamp": 0, "title": "Missing index on public.big (v)",
+        "description": "", "evidence": {}, "recommendation": "", "action_type": "create_index",
+        "action_metadata": {"schema": "public", "table_name": "big", "index_name": "idx_big_v", "columns": [{"name": "v"}]},
+    });
+    let nats = async_nats::connect(stack.nats.url()).await.unwrap();
+    async_nats::jetstream::new(nats)
+        .publish(
+            proto::subjects::DETECTIONS,
+            serde_json::to_vec(&detection).unwrap().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    // Killed (SIGKILL) while the build runs.
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&pg.url("app"))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let building: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'startupmonkey-executor' \
+             AND query LIKE 'CREATE INDEX CONCURRENTLY%'",
+        )
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+        if building > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the build never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    process.0.kill().unwrap();
+    let _ = process.0.wait();
+    let action_id = format!("act-{}", registered.detection_id);
+    let before = knowledge
+        .get_action(GetActionRequest {
+            action_id: action_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .action
+        .unwrap();
+    assert_eq!(before.status, "executing");
+
+    // Restarted (same executor id): the orphaned build is stopped, nothing INVALID is left, the
+    // action is closed, and it is not run a second time.
+    let mut executor = stack.start_executor_as(state.path(), "exec-1").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let after = loop {
+        let action = knowledge
+            .get_action(GetActionRequest {
+                action_id: action_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .action
+            .unwrap();
+        if action.status != "executing" {
+            break action;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the interrupted action was never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        ["failed", "completed"].contains(&after.status.as_str()),
+        "{after:?}"
+    );
+    assert_eq!(after.started_at, before.started_at, "not started again");
+    let invalid: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_index WHERE NOT indisvalid")
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+    assert_eq!(invalid, 0, "no INVALID index left");
+    let builds: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX CONCURRENTLY%' AND state = 'active'",
+    )
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert_eq!(builds, 0, "the orphaned build was stopped");
+    eprintln!(
+        "after the kill: {} ({}; {})",
+        after.status, after.message, after.error
+    );
+    let _ = &mut executor;
+    executor.stop().await;
+}

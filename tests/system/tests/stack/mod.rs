@@ -223,7 +223,16 @@ pub struct Executor {
 impl Stack {
     /// Starts an executor against this stack's knowledge and NATS.
     pub async fn start_executor(&self, state_dir: &std::path::Path) -> Executor {
-        let env = Env::from_map([
+        self.start_executor_as(state_dir, "executor-1").await
+    }
+
+    /// The environment an executor of this stack runs with (for one started as a process too).
+    pub fn executor_env(
+        &self,
+        state_dir: &std::path::Path,
+        id: &str,
+    ) -> Vec<(&'static str, String)> {
+        vec![
             ("GRPC_PORT", "0".to_owned()),
             ("HEALTH_PORT", "0".to_owned()),
             ("HTTP_PORT", "0".to_owned()),
@@ -231,7 +240,12 @@ impl Stack {
             ("NATS_URL", self.nats.url()),
             ("ACTION_TIMEOUT_SECONDS", "60".to_owned()),
             ("STATE_DIR", state_dir.display().to_string()),
-        ]);
+            ("EXECUTOR_ID", id.to_owned()),
+        ]
+    }
+
+    pub async fn start_executor_as(&self, state_dir: &std::path::Path, id: &str) -> Executor {
+        let env = Env::from_map(self.executor_env(state_dir, id));
         let shutdown = Shutdown::new();
         let app = executor::App::build(executor::Config::from_env(&env).unwrap(), shutdown.clone())
             .await
