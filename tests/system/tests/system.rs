@@ -2636,7 +2636,21 @@ async fn an_executor_killed_during_create_index_concurrently_leaves_nothing_half
         "action_metadata": {"schema": "public", "table_name": "big", "index_name": "idx_big_v", "columns": [{"name": "v"}]},
     });
     let nats = async_nats::connect(stack.nats.url()).await.unwrap();
-    async_nats::jetstream::new(nats)
+    let jetstream = async_nats::jetstream::new(nats);
+    // The services create the stream as they start; wait for it rather than race them.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while jetstream
+        .get_stream(proto::subjects::DETECTIONS_STREAM)
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the DETECTIONS stream never appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    jetstream
         .publish(
             proto::subjects::DETECTIONS,
             serde_json::to_vec(&detection).unwrap().into(),
