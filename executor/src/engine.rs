@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use proto::events::{ActionCompletedEvent, ActionResult, Detection};
+use proto::events::{ActionCompletedEvent, ActionResult, Detection, rfc3339};
 use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
 use proto::knowledge::{
     Action, DatabaseFilterRequest, GetActionRequest, GetDetectionRequest, GetSystemConfigRequest,
@@ -50,6 +50,18 @@ pub enum EngineError {
     Refused(String),
     #[error("knowledge: {0}")]
     Knowledge(String),
+}
+
+/// A new action to record.
+struct NewAction<'a> {
+    id: &'a str,
+    detection_id: &'a str,
+    database_id: &'a str,
+    action_type: &'a str,
+    detection_key: &'a str,
+    plan: Option<&'a Plan>,
+    status: ActionStatus,
+    message: String,
 }
 
 /// What the executor stores as an action's parameters.
@@ -130,12 +142,7 @@ impl Engine {
         let status = match (&problem, mode) {
             (Some(PlanError::NotImplemented(_)), _) => ActionStatus::PendingImplementation,
             (Some(PlanError::Invalid(_)), _) => ActionStatus::Queued, // failed right below
-            (None, ExecutionMode::Observe) => ActionStatus::Suggested,
-            (None, ExecutionMode::Approval) => ActionStatus::PendingApproval,
-            (None, ExecutionMode::Autonomous) if !self.settings.auto_execution => {
-                ActionStatus::PendingApproval
-            }
-            (None, ExecutionMode::Autonomous) => ActionStatus::Queued,
+            (None, mode) => self.initial_status(mode),
         };
         let message = match (&plan, status) {
             (_, ActionStatus::PendingImplementation) => problem.as_ref().unwrap().to_string(),
@@ -148,33 +155,17 @@ impl Engine {
             (Some(plan), _) => format!("Queued: {}", plan.describe()),
             (None, _) => "Queued".into(),
         };
-        let params = plan
-            .as_ref()
-            .map(|plan| {
-                serde_json::to_string(&Stored {
-                    plan: plan.clone(),
-                    detection_key: detection.key.clone(),
-                    description: plan.describe(),
-                })
-                .unwrap_or_default()
-            })
-            .unwrap_or_default();
-        let request = RegisterActionRequest {
-            id: id.clone(),
-            detection_id: detection.id.clone(),
-            action_type: detection.action_type.clone(),
-            database_id: detection.database_id.clone(),
-            created_at: 0,
-            status: status.to_string(),
+        self.register(NewAction {
+            id: &id,
+            detection_id: &detection.id,
+            database_id: &detection.database_id,
+            action_type: &detection.action_type,
+            detection_key: &detection.key,
+            plan: plan.as_ref(),
+            status,
             message,
-            params_json: params,
-            can_rollback: plan.as_ref().is_some_and(Plan::can_rollback),
-        };
-        let mut knowledge = self.knowledge.clone();
-        tokio::time::timeout(RPC_DEADLINE, knowledge.register_action(request))
-            .await
-            .map_err(|_| "knowledge did not answer RegisterAction".to_owned())?
-            .map_err(|s| format!("RegisterAction: {}", s.message()))?;
+        })
+        .await?;
         if let Some(PlanError::Invalid(reason)) = &problem {
             let _ = self
                 .transition(&id, ActionStatus::Failed, &[ActionStatus::Queued], |u| {
@@ -188,6 +179,49 @@ impl Engine {
         if status == ActionStatus::Queued && problem.is_none() {
             self.spawn_run(id);
         }
+        Ok(())
+    }
+
+    /// The status a new action starts in under `mode`.
+    fn initial_status(&self, mode: ExecutionMode) -> ActionStatus {
+        match mode {
+            ExecutionMode::Observe => ActionStatus::Suggested,
+            ExecutionMode::Approval => ActionStatus::PendingApproval,
+            ExecutionMode::Autonomous if !self.settings.auto_execution => {
+                ActionStatus::PendingApproval
+            }
+            ExecutionMode::Autonomous => ActionStatus::Queued,
+        }
+    }
+
+    /// Records a new action with its plan (registering an id that exists is a no-op).
+    async fn register(&self, new: NewAction<'_>) -> Result<(), String> {
+        let request = RegisterActionRequest {
+            id: new.id.to_owned(),
+            detection_id: new.detection_id.to_owned(),
+            action_type: new.action_type.to_owned(),
+            database_id: new.database_id.to_owned(),
+            created_at: 0,
+            status: new.status.to_string(),
+            message: new.message,
+            params_json: new
+                .plan
+                .map(|plan| {
+                    serde_json::to_string(&Stored {
+                        plan: plan.clone(),
+                        detection_key: new.detection_key.to_owned(),
+                        description: plan.describe(),
+                    })
+                    .unwrap_or_default()
+                })
+                .unwrap_or_default(),
+            can_rollback: new.plan.is_some_and(Plan::can_rollback),
+        };
+        let mut knowledge = self.knowledge.clone();
+        tokio::time::timeout(RPC_DEADLINE, knowledge.register_action(request))
+            .await
+            .map_err(|_| "knowledge did not answer RegisterAction".to_owned())?
+            .map_err(|s| format!("RegisterAction: {}", s.message()))?;
         Ok(())
     }
 
@@ -287,27 +321,18 @@ impl Engine {
             "act-redis-{}",
             crate::actions::processes::secret().map_err(EngineError::Refused)?
         );
-        let stored = Stored {
-            description: plan.describe(),
-            plan: plan.clone(),
-            detection_key: String::new(),
-        };
-        let request = RegisterActionRequest {
-            id: id.clone(),
-            detection_id: String::new(),
-            action_type: plan.action_type().into(),
-            database_id: database_id.to_owned(),
-            created_at: 0,
-            status: ActionStatus::Queued.to_string(),
-            message: format!("Requested: {}", stored.description),
-            params_json: serde_json::to_string(&stored).unwrap_or_default(),
-            can_rollback: true,
-        };
-        let mut knowledge = self.knowledge.clone();
-        tokio::time::timeout(RPC_DEADLINE, knowledge.register_action(request))
-            .await
-            .map_err(|_| EngineError::Knowledge("did not answer RegisterAction".into()))?
-            .map_err(|s| EngineError::Knowledge(s.message().to_owned()))?;
+        self.register(NewAction {
+            id: &id,
+            detection_id: "",
+            database_id,
+            action_type: plan.action_type(),
+            detection_key: "",
+            plan: Some(&plan),
+            status: ActionStatus::Queued,
+            message: format!("Requested: {}", plan.describe()),
+        })
+        .await
+        .map_err(EngineError::Knowledge)?;
         self.announce(&id).await;
         self.spawn_run(id.clone());
         Ok(id)
@@ -547,7 +572,7 @@ impl Engine {
         }
         let id = format!(
             "act-timeout-{:016x}",
-            fnv(&format!("{}\0{role}", terminated.database_id))
+            proto::sql::fnv1a(&format!("{}\0{role}", terminated.database_id))
         );
         if matches!(self.get(&id).await, Ok(Some(_)) | Err(_)) {
             return None;
@@ -567,38 +592,26 @@ impl Engine {
             return None;
         };
         let plan = Plan::RoleTimeout(plan);
-        let status = match mode {
-            ExecutionMode::Observe => ActionStatus::Suggested,
-            ExecutionMode::Approval => ActionStatus::PendingApproval,
-            ExecutionMode::Autonomous if !self.settings.auto_execution => {
-                ActionStatus::PendingApproval
-            }
-            ExecutionMode::Autonomous => ActionStatus::Queued,
-        };
-        let stored = Stored {
-            description: plan.describe(),
-            plan: plan.clone(),
-            detection_key: String::new(),
-        };
-        let request = RegisterActionRequest {
-            id: id.clone(),
-            detection_id: String::new(),
-            action_type: plan.action_type().into(),
-            database_id: terminated.database_id.clone(),
-            created_at: 0,
-            status: status.to_string(),
-            message: format!("Proposed: {} ({reason})", stored.description),
-            params_json: serde_json::to_string(&stored).unwrap_or_default(),
-            can_rollback: true,
-        };
-        let mut knowledge = self.knowledge.clone();
-        match tokio::time::timeout(RPC_DEADLINE, knowledge.register_action(request)).await {
-            Ok(Ok(_)) => {
+        let status = self.initial_status(mode);
+        let registered = self
+            .register(NewAction {
+                id: &id,
+                detection_id: "",
+                database_id: &terminated.database_id,
+                action_type: plan.action_type(),
+                detection_key: "",
+                plan: Some(&plan),
+                status,
+                message: format!("Proposed: {} ({reason})", plan.describe()),
+            })
+            .await;
+        match registered {
+            Ok(()) => {
                 info!(action_id = %id, role, offences, "role timeout proposed");
                 self.announce(&id).await;
                 (status == ActionStatus::Queued).then_some(id)
             }
-            _ => None,
+            Err(_) => None,
         }
     }
 
@@ -777,13 +790,6 @@ fn stored(action: &Action) -> Result<Stored, String> {
         .map_err(|e| format!("the stored action cannot be read: {e}"))
 }
 
-/// FNV-1a: a stable short id from text.
-fn fnv(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 fn who(by: &str) -> &str {
     if by.is_empty() { "an operator" } else { by }
 }
@@ -793,36 +799,4 @@ fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or_default()
-}
-
-/// Unix seconds as RFC 3339 (UTC), without a date library.
-pub fn rfc3339(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn rfc3339_matches_known_instants() {
-        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::rfc3339(1_795_567_652), "2026-11-25T00:47:32Z");
-        assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-    }
 }

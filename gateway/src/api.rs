@@ -104,28 +104,13 @@ pub fn rfc3339_now() -> String {
     )
 }
 
-/// Unix seconds as RFC 3339 (UTC); empty for 0.
+/// Unix seconds as RFC 3339 (UTC); empty for 0 ("never").
 pub fn rfc3339(unix: i64) -> String {
     if unix <= 0 {
-        return String::new();
+        String::new()
+    } else {
+        proto::events::rfc3339(unix)
     }
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -20,6 +20,14 @@ pub fn valid_identifier(identifier: &str) -> bool {
     !identifier.is_empty() && identifier.len() <= MAX_IDENTIFIER_BYTES && !identifier.contains('\0')
 }
 
+/// FNV-1a of `text`: a stable short fingerprint (the same on every run and platform) for names
+/// and ids derived from identifiers.
+pub fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -71,10 +71,7 @@ fn fit(name: &str) -> String {
     if name.len() <= MAX_IDENTIFIER_BYTES {
         return name.to_owned();
     }
-    // FNV-1a: stable across runs and platforms, no dependency.
-    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let hash = proto::sql::fnv1a(name);
     let suffix = format!("_{:08x}", hash as u32);
     // `plain` leaves ASCII only, so any byte offset is a character boundary.
     format!("{}{suffix}", &name[..MAX_IDENTIFIER_BYTES - suffix.len()])
