@@ -231,7 +231,7 @@ impl Engine {
             id,
             ActionStatus::Approved,
             &[ActionStatus::PendingApproval],
-            |u| u.message = format!("Approved by {}", who(by)),
+            |u| u.message = decided("Approved", by, ""),
         )
         .await?;
         self.spawn_run(id.to_owned());
@@ -244,13 +244,7 @@ impl Engine {
             id,
             ActionStatus::Rejected,
             &[ActionStatus::PendingApproval],
-            |u| {
-                u.message = if reason.is_empty() {
-                    format!("Rejected by {}", who(by))
-                } else {
-                    format!("Rejected by {}: {reason}", who(by))
-                }
-            },
+            |u| u.message = decided("Rejected", by, reason),
         )
         .await?;
         self.require(id).await
@@ -288,11 +282,7 @@ impl Engine {
             ActionStatus::RolledBack,
             &[ActionStatus::Completed],
             |u| {
-                u.message = if reason.is_empty() {
-                    format!("Rolled back by {}", who(by))
-                } else {
-                    format!("Rolled back by {}: {reason}", who(by))
-                };
+                u.message = decided("Rolled back", by, reason);
                 u.result_json = merged.to_string();
             },
         )
@@ -790,8 +780,14 @@ fn stored(action: &Action) -> Result<Stored, String> {
         .map_err(|e| format!("the stored action cannot be read: {e}"))
 }
 
-fn who(by: &str) -> &str {
-    if by.is_empty() { "an operator" } else { by }
+/// "Rejected by dashboard: not now" — who decided, and why when given.
+fn decided(what: &str, by: &str, reason: &str) -> String {
+    let by = if by.is_empty() { "an operator" } else { by };
+    if reason.is_empty() {
+        format!("{what} by {by}")
+    } else {
+        format!("{what} by {by}: {reason}")
+    }
 }
 
 fn unix_now() -> i64 {

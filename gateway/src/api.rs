@@ -437,16 +437,21 @@ pub async fn update_database(
         }),
     )
     .await?;
+    Ok(found_or_not(reply))
+}
+
+/// Knowledge's `Response` for a change to one database: 200, or 404 when there is no such one.
+fn found_or_not(reply: proto::knowledge::Response) -> Response {
     let status = if reply.success {
         StatusCode::OK
     } else {
         StatusCode::NOT_FOUND
     };
-    Ok((
+    (
         status,
         Json(json!({"success": reply.success, "message": reply.message})),
     )
-        .into_response())
+        .into_response()
 }
 
 pub async fn delete_database(State(s): State<AppState>, Path(id): Path<String>) -> Reply {
@@ -456,16 +461,7 @@ pub async fn delete_database(State(s): State<AppState>, Path(id): Path<String>) 
         knowledge.unregister_database(UnregisterDatabaseRequest { database_id: id }),
     )
     .await?;
-    let status = if reply.success {
-        StatusCode::OK
-    } else {
-        StatusCode::NOT_FOUND
-    };
-    Ok((
-        status,
-        Json(json!({"success": reply.success, "message": reply.message})),
-    )
-        .into_response())
+    Ok(found_or_not(reply))
 }
 
 #[derive(Debug, Deserialize)]

@@ -10,7 +10,7 @@
 //! gives the application's new connection string (password masked). Rollback stops the process
 //! and removes its directory.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;
 
 use super::Context;
-use super::processes::{self, RUN_AS};
+use super::processes::{self, Place, RUN_AS};
 
 const BINARY: &str = "pgbouncer";
 const DEFAULT_POOL_SIZE: u32 = 20;
@@ -31,28 +31,8 @@ pub struct DeployPooler {
     pub pool_mode: String,
 }
 
-/// Where a deployed pooler lives.
-struct Place {
-    dir: PathBuf,
-    ini: PathBuf,
-    pid_file: PathBuf,
-    state: PathBuf,
-}
-
-impl Place {
-    fn new(state_dir: &Path, database_id: &str) -> Self {
-        let dir = processes::directory(state_dir, "poolers", database_id);
-        Self {
-            ini: dir.join("pgbouncer.ini"),
-            pid_file: dir.join("pgbouncer.pid"),
-            state: dir.join("deployment.json"),
-            dir,
-        }
-    }
-
-    fn marker(&self) -> String {
-        self.ini.display().to_string()
-    }
+fn place(state_dir: &Path, database_id: &str) -> Place {
+    Place::new(state_dir, "poolers", database_id, "pgbouncer", "ini")
 }
 
 impl DeployPooler {
@@ -90,10 +70,11 @@ impl DeployPooler {
 
     pub async fn execute(&self, context: &Context) -> Result<Value, String> {
         let database = context.database()?;
-        let place = Place::new(&context.state_dir, &self.database_id);
+        let place = place(&context.state_dir, &self.database_id);
+        let state_file = place.dir.join("deployment.json");
         // Already deployed and running: report it instead of starting a second one.
-        if let Some(pid) = processes::our_pid(&place.pid_file, &place.marker())
-            && let Ok(state) = std::fs::read_to_string(&place.state)
+        if let Some(pid) = place.running()
+            && let Ok(state) = std::fs::read_to_string(&state_file)
         {
             let mut known: Value = serde_json::from_str(&state).map_err(|e| e.to_string())?;
             known["pid"] = json!(pid);
@@ -139,10 +120,10 @@ impl DeployPooler {
             mode = self.pool_mode,
             pool = self.pool_size,
             max_client = (self.pool_size * 10).max(200),
-            log = place.dir.join("pgbouncer.log").display(),
+            log = place.log.display(),
             pid = place.pid_file.display(),
         );
-        processes::write_private(&place.ini, &ini)?;
+        processes::write_private(&place.config, &ini)?;
         processes::hand_over(&place.dir)?;
         let mut command = std::process::Command::new(BINARY);
         command.arg("-d");
@@ -150,21 +131,22 @@ impl DeployPooler {
             command.args(["-u", RUN_AS]);
         }
         let output = command
-            .arg(&place.ini)
+            .arg(&place.config)
             .output()
             .map_err(|e| format!("cannot start {BINARY}: {e} (install the pgbouncer package)"))?;
         if !output.status.success() {
             return Err(format!(
                 "{BINARY} did not start: {}{}",
                 String::from_utf8_lossy(&output.stderr).trim(),
-                std::fs::read_to_string(place.dir.join("pgbouncer.log")).unwrap_or_default()
+                place.log_text()
             ));
         }
         if !processes::wait_for_port(port, Duration::from_secs(10)).await {
-            let log = std::fs::read_to_string(place.dir.join("pgbouncer.log")).unwrap_or_default();
+            let log = place.log_text();
             return Err(format!("PgBouncer does not listen on port {port}: {log}"));
         }
-        let pid = processes::wait_for_pid(&place.pid_file, &place.marker(), Duration::from_secs(5))
+        let pid = place
+            .started()
             .await
             .ok_or("PgBouncer listens but its pid file never appeared")?;
         let deployment = json!({
@@ -189,29 +171,13 @@ impl DeployPooler {
                               session, so prepared statements work. Transaction pooling multiplexes \
                               more clients but breaks prepared statements before PgBouncer 1.21.",
         });
-        processes::write_private(&place.state, &deployment.to_string())?;
+        processes::write_private(&state_file, &deployment.to_string())?;
         Ok(deployment)
     }
 
     pub async fn rollback(&self, context: &Context) -> Result<Value, String> {
-        let place = Place::new(&context.state_dir, &self.database_id);
-        let stopped = match processes::our_pid(&place.pid_file, &place.marker()) {
-            Some(pid) => {
-                processes::stop(
-                    pid,
-                    &place.pid_file,
-                    &place.marker(),
-                    Duration::from_secs(10),
-                )
-                .await?;
-                true
-            }
-            None => false,
-        };
-        if place.dir.exists() {
-            std::fs::remove_dir_all(&place.dir)
-                .map_err(|e| format!("{}: {e}", place.dir.display()))?;
-        }
+        let place = place(&context.state_dir, &self.database_id);
+        let stopped = place.tear_down().await?;
         Ok(json!({"stopped": stopped, "removed": place.dir.display().to_string()}))
     }
 }

@@ -10,9 +10,72 @@ use std::time::{Duration, Instant};
 /// root; Redis should not have it).
 pub const RUN_AS: &str = "postgres";
 
+/// Where one deployed helper lives: its directory, config file (whose path, in the process's
+/// command line, is how the process is recognised), pid file and log.
+pub struct Place {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub pid_file: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Place {
+    /// `<state>/<kind>/<database>/`, with `<program>.<config extension>`, `.pid` and `.log`.
+    pub fn new(
+        state_dir: &Path,
+        kind: &str,
+        database_id: &str,
+        program: &str,
+        extension: &str,
+    ) -> Self {
+        let dir = directory(state_dir, kind, database_id);
+        Self {
+            config: dir.join(format!("{program}.{extension}")),
+            pid_file: dir.join(format!("{program}.pid")),
+            log: dir.join(format!("{program}.log")),
+            dir,
+        }
+    }
+
+    fn marker(&self) -> String {
+        self.config.display().to_string()
+    }
+
+    /// The helper's pid, if it runs.
+    pub fn running(&self) -> Option<u32> {
+        our_pid(&self.pid_file, &self.marker())
+    }
+
+    /// Waits for the pid file of a helper that already listens.
+    pub async fn started(&self) -> Option<u32> {
+        wait_for_pid(&self.pid_file, &self.marker(), Duration::from_secs(5)).await
+    }
+
+    /// What the helper logged (for an error message).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Stops the helper if it runs and removes its directory; true when it was running.
+    pub async fn tear_down(&self) -> Result<bool, String> {
+        let stopped = match self.running() {
+            Some(pid) => {
+                stop(pid, &self.pid_file, &self.marker(), Duration::from_secs(10)).await?;
+                true
+            }
+            None => false,
+        };
+        if self.dir.exists() {
+            std::fs::remove_dir_all(&self.dir)
+                .map_err(|e| format!("{}: {e}", self.dir.display()))?;
+        }
+        Ok(stopped)
+    }
+}
+
 /// `<state>/<kind>/<database id made safe for a file name>`, absolute (the path is how a running
 /// helper is recognised, whatever the executor's working directory).
-pub fn directory(state_dir: &Path, kind: &str, database_id: &str) -> PathBuf {
+fn directory(state_dir: &Path, kind: &str, database_id: &str) -> PathBuf {
     let state_dir = std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_owned());
     let safe: String = database_id
         .chars()

@@ -4,13 +4,13 @@
 //! command line), `maxmemory` with an eviction policy, AOF on. Rollback stops it and removes its
 //! directory.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::processes::{self, RUN_AS};
+use super::processes::{self, Place, RUN_AS};
 
 const BINARY: &str = "redis-server";
 const POLICIES: [&str; 8] = [
@@ -32,28 +32,10 @@ pub struct DeployRedis {
     pub eviction_policy: String,
 }
 
-struct Place {
-    dir: PathBuf,
-    conf: PathBuf,
-    pid_file: PathBuf,
-    password_file: PathBuf,
-}
-
-impl Place {
-    fn new(state_dir: &Path, database_id: &str) -> Self {
-        let dir = processes::directory(state_dir, "caches", database_id);
-        Self {
-            conf: dir.join("redis.conf"),
-            pid_file: dir.join("redis.pid"),
-            password_file: dir.join("password"),
-            dir,
-        }
-    }
-
-    fn marker(&self) -> String {
-        // The process title names the config file (proc-title-template below).
-        self.conf.display().to_string()
-    }
+/// The process title names the config file (proc-title-template below), which is how the
+/// running Redis is recognised.
+fn place(state_dir: &Path, database_id: &str) -> Place {
+    Place::new(state_dir, "caches", database_id, "redis", "conf")
 }
 
 impl DeployRedis {
@@ -100,20 +82,21 @@ impl DeployRedis {
     }
 
     pub async fn execute(&self, state_dir: &Path) -> Result<Value, String> {
-        let place = Place::new(state_dir, &self.database_id);
-        if processes::our_pid(&place.pid_file, &place.marker()).is_some() {
+        let place = place(state_dir, &self.database_id);
+        if place.running().is_some() {
             return Err(format!(
                 "a cache for {} already runs (config {}); roll that action back first",
                 self.database_id,
-                place.conf.display()
+                place.config.display()
             ));
         }
         std::fs::create_dir_all(&place.dir).map_err(|e| format!("{}: {e}", place.dir.display()))?;
         let port = processes::free_port()?;
         let password = processes::secret()?;
-        processes::write_private(&place.password_file, &format!("{password}\n"))?;
+        let password_file = place.dir.join("password");
+        processes::write_private(&password_file, &format!("{password}\n"))?;
         processes::write_private(
-            &place.conf,
+            &place.config,
             &format!(
                 "bind 127.0.0.1\nprotected-mode yes\nport {port}\nrequirepass {password}\n\
                  maxmemory {}\nmaxmemory-policy {}\nappendonly yes\ndir {}\n\
@@ -123,7 +106,7 @@ impl DeployRedis {
                 self.eviction_policy,
                 place.dir.display(),
                 place.pid_file.display(),
-                place.dir.join("redis.log").display(),
+                place.log.display(),
             ),
         )?;
         processes::hand_over(&place.dir)?;
@@ -134,7 +117,7 @@ impl DeployRedis {
         } else {
             std::process::Command::new(BINARY)
         };
-        let output = command.arg(&place.conf).output().map_err(|e| {
+        let output = command.arg(&place.config).output().map_err(|e| {
             format!("cannot start {BINARY}: {e} (install the redis-server package)")
         })?;
         if !output.status.success() {
@@ -144,10 +127,11 @@ impl DeployRedis {
             ));
         }
         if !processes::wait_for_port(port, Duration::from_secs(10)).await {
-            let log = std::fs::read_to_string(place.dir.join("redis.log")).unwrap_or_default();
+            let log = place.log_text();
             return Err(format!("Redis does not listen on port {port}: {log}"));
         }
-        let pid = processes::wait_for_pid(&place.pid_file, &place.marker(), Duration::from_secs(5))
+        let pid = place
+            .started()
             .await
             .ok_or("Redis listens but its pid file never appeared")?;
         Ok(json!({
@@ -158,7 +142,7 @@ impl DeployRedis {
             "max_memory": self.max_memory,
             "eviction_policy": self.eviction_policy,
             "config_dir": place.dir.display().to_string(),
-            "password_file": place.password_file.display().to_string(),
+            "password_file": password_file.display().to_string(),
             "connection_string": format!("redis://:***@127.0.0.1:{port}"),
             "instruction": "Read the password from password_file; cache reads in the application \
                             (this needs a code change).",
@@ -167,24 +151,8 @@ impl DeployRedis {
     }
 
     pub async fn rollback(&self, state_dir: &Path) -> Result<Value, String> {
-        let place = Place::new(state_dir, &self.database_id);
-        let stopped = match processes::our_pid(&place.pid_file, &place.marker()) {
-            Some(pid) => {
-                processes::stop(
-                    pid,
-                    &place.pid_file,
-                    &place.marker(),
-                    Duration::from_secs(10),
-                )
-                .await?;
-                true
-            }
-            None => false,
-        };
-        if place.dir.exists() {
-            std::fs::remove_dir_all(&place.dir)
-                .map_err(|e| format!("{}: {e}", place.dir.display()))?;
-        }
+        let place = place(state_dir, &self.database_id);
+        let stopped = place.tear_down().await?;
         Ok(json!({"stopped": stopped}))
     }
 }
