@@ -85,6 +85,7 @@ impl App {
             ),
             advisor: Advisor::new(Planner::new(knowledge.clone())),
             verifier,
+            session_watch: Default::default(),
             knowledge,
             jetstream,
         });

@@ -37,6 +37,8 @@ pub struct Pipeline {
     pub thresholds: ThresholdSource,
     pub advisor: Advisor,
     pub verifier: std::sync::Arc<crate::verification::Verifier>,
+    /// Per database: whether session detections may be active (see `clear_vanished`).
+    pub session_watch: tokio::sync::Mutex<std::collections::HashMap<String, bool>>,
     pub knowledge: KnowledgeServiceClient<Channel>,
     pub jetstream: async_nats::jetstream::Context,
 }
@@ -84,6 +86,17 @@ impl Pipeline {
     /// session detectors, whose absence from one snapshot means the state is gone; the others
     /// judge windows, where one quiet cycle proves nothing.
     async fn clear_vanished(&self, database_id: &str, found: &[String]) {
+        // Knowledge is asked only while this database may have session detections: on its
+        // first snapshot (after a start) and until none is active.
+        let found_sessions = found.iter().any(|k| is_session_key(k));
+        {
+            let mut watch = self.session_watch.lock().await;
+            let check = watch.entry(database_id.to_owned()).or_insert(true);
+            *check |= found_sessions;
+            if !*check {
+                return;
+            }
+        }
         let mut knowledge = self.knowledge.clone();
         let Ok(Ok(active)) = tokio::time::timeout(
             RPC_DEADLINE,
@@ -95,12 +108,18 @@ impl Pipeline {
         else {
             return;
         };
-        for detection in active.into_inner().detections {
-            let session_detector = matches!(
-                detection.detector_name.as_str(),
-                "idle_transaction" | "long_running_query"
-            );
-            if !session_detector || found.contains(&detection.key) {
+        let active = active.into_inner().detections;
+        let still_active = active
+            .iter()
+            .any(|d| is_session_key(&d.key) && found.contains(&d.key));
+        if !still_active {
+            self.session_watch
+                .lock()
+                .await
+                .insert(database_id.to_owned(), false);
+        }
+        for detection in active {
+            if !is_session_key(&detection.key) || found.contains(&detection.key) {
                 continue;
             }
             debug!(key = %detection.key, "session state gone; detection cleared");
@@ -202,6 +221,13 @@ impl Pipeline {
     }
 }
 
+/// A session detector's key: `<db>:idle_transaction:…` or `<db>:long_running_query:…`.
+fn is_session_key(key: &str) -> bool {
+    key.split(':')
+        .nth(1)
+        .is_some_and(|d| matches!(d, "idle_transaction" | "long_running_query"))
+}
+
 /// Creates the detections stream if it does not exist (idempotent).
 pub async fn ensure_stream(jetstream: &async_nats::jetstream::Context) -> Result<(), String> {
     jetstream
@@ -261,9 +287,18 @@ mod tests {
                 knowledge.clone(),
                 nats.clone(),
             )),
+            session_watch: Default::default(),
             knowledge,
             jetstream: async_nats::jetstream::new(nats),
         }
+    }
+
+    #[test]
+    fn session_keys_are_told_apart_from_the_others() {
+        assert!(is_session_key("db1:idle_transaction:7:123"));
+        assert!(is_session_key("db1:long_running_query:7:123"));
+        assert!(!is_session_key("db1:missing_index:public.posts(user_id)"));
+        assert!(!is_session_key("idle_transaction"));
     }
 
     #[tokio::test]

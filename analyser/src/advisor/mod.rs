@@ -149,18 +149,25 @@ impl Advisor {
             return Vec::new();
         }
         let hypopg = detail.capabilities.as_ref().is_some_and(|c| c.hypopg);
+        let scanned: Vec<&TableStats> = detail
+            .tables
+            .iter()
+            .filter(|t| {
+                t.seq_scan as f64 >= thresholds.sequential_scan_delta
+                    && t.live_tuples >= thresholds.index_min_table_rows
+            })
+            .collect();
+        if scanned.is_empty() {
+            // The usual cycle: nothing to advise on, so no statement is parsed.
+            return Vec::new();
+        }
         let parsed: Vec<(&StatementStats, Vec<TableUse>)> = detail
             .top_statements
             .iter()
             .filter_map(|s| statement::analyse(&s.query).ok().map(|uses| (s, uses)))
             .collect();
         let mut advice = Vec::new();
-        for table in &detail.tables {
-            if (table.seq_scan as f64) < thresholds.sequential_scan_delta
-                || table.live_tuples < thresholds.index_min_table_rows
-            {
-                continue;
-            }
+        for table in scanned {
             let Some(subject) = subject(table, &detail.tables, &detail.indexes, &parsed) else {
                 debug!(table = %table.qualified_name, "sequential scans but no statement an index would serve");
                 continue;

@@ -250,14 +250,18 @@ impl Verifier {
         let Ok(mut tracked) = self.tracked().await else {
             return;
         };
-        let Ok(settings) = self.settings().await else {
-            return;
-        };
         let ids: Vec<String> = tracked
             .values()
             .filter(|t| t.database_id == snapshot.database_id)
             .map(|t| t.action_id.clone())
             .collect();
+        if ids.is_empty() {
+            // Nothing to verify on this database: no configuration read either.
+            return;
+        }
+        let Ok(settings) = self.settings().await else {
+            return;
+        };
         for id in ids {
             let Some(tracking) = tracked.get_mut(&id) else {
                 continue;
