@@ -186,15 +186,5 @@ fn run_pgbench(pgbench: &std::path::Path, port: u16) -> f64 {
         .arg("load")
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "pgbench failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    text.lines()
-        .find(|l| l.starts_with("tps = "))
-        .and_then(|l| l.split_whitespace().nth(2))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no tps in pgbench output: {text}"))
+    testkit::pgbench::tps(&output)
 }

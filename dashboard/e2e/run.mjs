@@ -95,7 +95,10 @@ try {
   await page.getByRole("link", { name: "Settings", exact: true }).click();
   await page.getByRole("heading", { name: "Thresholds", exact: true }).waitFor();
   await shot("settings");
+  const themeBefore = await page.evaluate(() => document.documentElement.dataset.theme);
   await page.getByRole("button", { name: "Toggle theme" }).click();
+  const themeAfter = await page.evaluate(() => document.documentElement.dataset.theme);
+  if (!themeAfter || themeAfter === themeBefore) throw new Error(`the theme did not change (${themeBefore} → ${themeAfter})`);
   await shot("settings-other-theme");
   step("done");
 } catch (error) {

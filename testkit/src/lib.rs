@@ -10,6 +10,7 @@ mod binaries;
 pub use binaries::find as binary;
 mod nats;
 mod net;
+pub mod pgbench;
 mod postgres;
 mod process;
 mod redis;

@@ -83,7 +83,7 @@ async fn main() {
             .arg("app")
             .output()
             .unwrap();
-        (tps(&output), p95_ms(logs.path()))
+        (testkit::pgbench::tps(&output), p95_ms(logs.path()))
     };
 
     let (tps_before, p95_before_ms) = run(SECONDS);
@@ -290,18 +290,4 @@ fn p95_ms(dir: &std::path::Path) -> f64 {
     }
     latencies.sort_by(f64::total_cmp);
     latencies[((latencies.len() - 1) as f64 * 0.95) as usize]
-}
-
-fn tps(output: &std::process::Output) -> f64 {
-    let text = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "pgbench failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    text.lines()
-        .find(|l| l.starts_with("tps = "))
-        .and_then(|l| l.split_whitespace().nth(2))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no tps in pgbench output: {text}"))
 }
