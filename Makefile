@@ -17,6 +17,7 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	scripts/check-compose.sh
+	scripts/check-k8s.sh
 
 # nextest runs each test in its own process (servers started per test); cargo test otherwise.
 unit:
