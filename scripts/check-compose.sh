@@ -17,6 +17,12 @@ for name, service in compose["services"].items():
     env = service.get("environment") or {}
     if name in {"knowledge", "analyser", "executor", "collector", "gateway"}:
         source = pathlib.Path(name, "src", "config.rs").read_text()
+        # Settings read through a lifecycle type (`NatsSettings::from_env(env)`) count as read.
+        for type_name in re.findall(r"(\w+)::from_env\(", source):
+            for path in pathlib.Path("lifecycle/src").glob("*.rs"):
+                text = path.read_text()
+                if re.search(rf"\b(struct|enum) {type_name}\b", text):
+                    source += text
         for key in env:
             if key not in shared and f"\"{key}\"" not in source:
                 problems.append(f"{name}: {key} is not read by {name}/src/config.rs")

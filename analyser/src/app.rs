@@ -6,6 +6,7 @@ use std::sync::Arc;
 use lifecycle::health::Health;
 use lifecycle::net::{self, BindError};
 use lifecycle::{Shutdown, readiness};
+use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
 use proto::metrics::metrics_service_server::MetricsServiceServer;
 use tokio::net::TcpListener;
 use tracing::info;
@@ -28,11 +29,15 @@ pub enum AppError {
     Nats(async_nats::ConnectError),
     #[error("gRPC server failed: {0}")]
     Grpc(#[from] tonic::transport::Error),
+    #[error("invalid GRPC_TLS_CERT/GRPC_TLS_KEY: {0}")]
+    GrpcTls(tonic::transport::Error),
     #[error("health server failed: {0}")]
     Health(std::io::Error),
 }
 
 pub struct App {
+    /// The gRPC server, with TLS when `GRPC_TLS_CERT`/`GRPC_TLS_KEY` are set.
+    server: tonic::transport::Server,
     grpc: TcpListener,
     health: TcpListener,
     health_service: Health,
@@ -42,12 +47,18 @@ pub struct App {
 
 impl App {
     pub async fn build(config: Config, shutdown: Shutdown) -> Result<Self, AppError> {
-        let knowledge = proto::clients::knowledge(&config.knowledge_address)
-            .map_err(AppError::KnowledgeAddress)?;
+        let knowledge = KnowledgeServiceClient::new(
+            config
+                .grpc_tls
+                .channel(&config.knowledge_address)
+                .map_err(AppError::KnowledgeAddress)?,
+        );
         let ready_knowledge = knowledge.clone();
         let health_service = Health::new("analyser")
             .with_readiness_check(move || Box::pin(readiness::knowledge(ready_knowledge.clone())));
-        let nats = Pipeline::connect_nats(&config.nats_url)
+        let nats = config
+            .nats
+            .connect("analyser")
             .await
             .map_err(AppError::Nats)?;
         let jetstream = async_nats::jetstream::new(nats.clone());
@@ -90,6 +101,7 @@ impl App {
             jetstream,
         });
         Ok(Self {
+            server: config.grpc_tls.server().map_err(AppError::GrpcTls)?,
             grpc: net::bind(config.grpc_addr).await?,
             health: net::bind(config.health_addr).await?,
             health_service,
@@ -113,8 +125,8 @@ impl App {
             self.health_service.router(),
             self.shutdown.clone(),
         );
-        let router = tonic::transport::Server::builder()
-            .add_service(MetricsServiceServer::new(MetricsGrpc::new(self.pipeline)));
+        let mut server = self.server;
+        let router = server.add_service(MetricsServiceServer::new(MetricsGrpc::new(self.pipeline)));
         let grpc = net::serve_grpc("analyser grpc", router, self.grpc, self.shutdown);
         let (health, grpc) = tokio::join!(health, grpc);
         health.map_err(AppError::Health)?;

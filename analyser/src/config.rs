@@ -23,7 +23,10 @@ pub struct Config {
     pub grpc_addr: SocketAddr,
     pub health_addr: SocketAddr,
     pub knowledge_address: String,
-    pub nats_url: String,
+    /// `NATS_URL` with `NATS_USER`/`NATS_PASSWORD`, `NATS_TOKEN`, `NATS_CREDS_FILE`, `NATS_TLS_*`.
+    pub nats: lifecycle::nats::NatsSettings,
+    /// `GRPC_TLS_CERT`/`GRPC_TLS_KEY`/`GRPC_TLS_CA`/`GRPC_TLS_CLIENT_AUTH`.
+    pub grpc_tls: lifecycle::grpc::GrpcTls,
     pub enable_all_detectors: bool,
     pub thresholds: FallbackThresholds,
     pub log_json: bool,
@@ -36,7 +39,8 @@ impl Config {
             grpc_addr: env.listen_addr(&bind, env.port("GRPC_PORT", 50051)?, "BIND_ADDRESS")?,
             health_addr: env.listen_addr(&bind, env.port("HEALTH_PORT", 8081)?, "BIND_ADDRESS")?,
             knowledge_address: env.address("KNOWLEDGE_ADDRESS", "localhost:50053")?,
-            nats_url: env.string("NATS_URL", "nats://localhost:4222"),
+            nats: lifecycle::nats::NatsSettings::from_env(env)?,
+            grpc_tls: lifecycle::grpc::GrpcTls::from_env(env)?,
             enable_all_detectors: env.bool("ENABLE_ALL_DETECTORS", true)?,
             thresholds: FallbackThresholds {
                 // The original defaulted to 0.1 "for local testing"; 0.8 is its real default.

@@ -44,17 +44,6 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Connects to NATS in the background (never giving up) and makes sure the stream exists
-    /// when NATS answers.
-    pub async fn connect_nats(url: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
-        async_nats::ConnectOptions::new()
-            .name("startupmonkey-analyser")
-            .retry_on_initial_connect()
-            .max_reconnects(None)
-            .connect(url)
-            .await
-    }
-
     /// Runs the detectors on one snapshot and publishes what is new.
     pub async fn process(&self, snapshot: &MetricSnapshot) -> Outcome {
         // Verification is not a detector: it runs whatever ENABLE_ALL_DETECTORS says.
@@ -276,7 +265,8 @@ mod tests {
                 .unwrap()
                 .thresholds,
         );
-        let nats = Pipeline::connect_nats(&format!("nats://{closed}"))
+        let nats = lifecycle::nats::NatsSettings::plain(format!("nats://{closed}"))
+            .connect("analyser")
             .await
             .unwrap();
         Pipeline {

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use lifecycle::health::{Health, Report};
 use lifecycle::net::{self, BindError};
 use lifecycle::{Shutdown, readiness};
+use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
 use tokio::net::TcpListener;
 use tracing::info;
 
@@ -32,11 +33,16 @@ pub struct App {
 
 impl App {
     pub async fn build(config: Config, shutdown: Shutdown) -> Result<Self, AppError> {
-        let knowledge = proto::clients::knowledge(&config.knowledge_address)
-            .map_err(AppError::KnowledgeAddress)?;
+        let knowledge = KnowledgeServiceClient::new(
+            config
+                .grpc_tls
+                .channel(&config.knowledge_address)
+                .map_err(AppError::KnowledgeAddress)?,
+        );
         let outputs = Outputs::start(
             config.analyser_address.clone(),
-            config.publish_metrics.then(|| config.nats_url.clone()),
+            config.grpc_tls.clone(),
+            config.publish_metrics.then(|| config.nats.clone()),
             knowledge.clone(),
             shutdown.clone(),
         )

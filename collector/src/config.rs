@@ -10,7 +10,10 @@ pub struct Config {
     pub health_addr: SocketAddr,
     pub analyser_address: String,
     pub knowledge_address: String,
-    pub nats_url: String,
+    /// `NATS_URL` with `NATS_USER`/`NATS_PASSWORD`, `NATS_TOKEN`, `NATS_CREDS_FILE`, `NATS_TLS_*`.
+    pub nats: lifecycle::nats::NatsSettings,
+    /// `GRPC_TLS_CERT`/`GRPC_TLS_KEY`/`GRPC_TLS_CA`/`GRPC_TLS_CLIENT_AUTH`.
+    pub grpc_tls: lifecycle::grpc::GrpcTls,
     /// How often every database is collected (at least 1 s).
     pub collection_interval: Duration,
     /// How often the list of databases is refreshed from knowledge (at least 5 s).
@@ -39,7 +42,8 @@ impl Config {
             health_addr: env.listen_addr(&bind, env.port("HEALTH_PORT", 8080)?, "BIND_ADDRESS")?,
             analyser_address: env.address("ANALYSER_ADDRESS", "localhost:50051")?,
             knowledge_address: env.address("KNOWLEDGE_ADDRESS", "localhost:50053")?,
-            nats_url: env.string("NATS_URL", "nats://localhost:4222"),
+            nats: lifecycle::nats::NatsSettings::from_env(env)?,
+            grpc_tls: lifecycle::grpc::GrpcTls::from_env(env)?,
             collection_interval: env.duration(
                 "COLLECTION_INTERVAL",
                 Duration::from_secs(10),

@@ -10,6 +10,7 @@ use lifecycle::Shutdown;
 use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
 use proto::knowledge::{DatabaseFeatures, UpdateDatabaseHealthRequest};
 use proto::metrics::MetricSnapshot;
+use proto::metrics::metrics_service_client::MetricsServiceClient;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
@@ -45,14 +46,15 @@ impl Outputs {
     /// Starts the analyser stream task; connects to NATS in the background (never gives up).
     pub async fn start(
         analyser_address: String,
-        nats_url: Option<String>,
+        grpc_tls: lifecycle::grpc::GrpcTls,
+        nats: Option<lifecycle::nats::NatsSettings>,
         knowledge: KnowledgeServiceClient<Channel>,
         shutdown: Shutdown,
     ) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(stream_to_analyser(analyser_address, rx, shutdown));
-        let nats = match nats_url {
-            Some(url) => match connect_nats(&url).await {
+        tokio::spawn(stream_to_analyser(analyser_address, grpc_tls, rx, shutdown));
+        let nats = match nats {
+            Some(settings) => match settings.connect("collector").await {
                 Ok(client) => Some(client),
                 Err(error) => {
                     warn!(%error, "invalid NATS_URL; metrics will not be published");
@@ -118,26 +120,18 @@ impl Outputs {
     }
 }
 
-async fn connect_nats(url: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
-    async_nats::ConnectOptions::new()
-        .name("startupmonkey-collector")
-        .retry_on_initial_connect()
-        .max_reconnects(None)
-        .connect(url)
-        .await
-}
-
 /// One client stream at a time, reopened with backoff whenever it ends or fails. Each stream gets
 /// its own channel fed from the queue: the transport may keep a failed stream's body alive for a
 /// while, and it must not keep the queue with it.
 async fn stream_to_analyser(
     address: String,
+    grpc_tls: lifecycle::grpc::GrpcTls,
     mut queue: mpsc::Receiver<MetricSnapshot>,
     shutdown: Shutdown,
 ) {
     let mut backoff = Duration::from_millis(500);
-    let mut client = match proto::clients::metrics(&address) {
-        Ok(client) => client,
+    let mut client = match grpc_tls.channel(&address) {
+        Ok(channel) => MetricsServiceClient::new(channel),
         Err(error) => {
             warn!(%error, address, "invalid ANALYSER_ADDRESS; snapshots are not streamed");
             return;

@@ -10,6 +10,7 @@ use lifecycle::health::Health;
 use lifecycle::net::{self, BindError};
 use lifecycle::{Shutdown, readiness};
 use proto::executor::executor_service_server::ExecutorServiceServer;
+use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
@@ -28,11 +29,15 @@ pub enum AppError {
     Nats(async_nats::ConnectError),
     #[error("gRPC server failed: {0}")]
     Grpc(#[from] tonic::transport::Error),
+    #[error("invalid GRPC_TLS_CERT/GRPC_TLS_KEY: {0}")]
+    GrpcTls(tonic::transport::Error),
     #[error("{0} server failed: {1}")]
     Http(&'static str, std::io::Error),
 }
 
 pub struct App {
+    /// The gRPC server, with TLS when `GRPC_TLS_CERT`/`GRPC_TLS_KEY` are set.
+    server: tonic::transport::Server,
     grpc: TcpListener,
     health: TcpListener,
     http: TcpListener,
@@ -47,16 +52,18 @@ pub struct App {
 
 impl App {
     pub async fn build(config: Config, shutdown: Shutdown) -> Result<Self, AppError> {
-        let knowledge = proto::clients::knowledge(&config.knowledge_address)
-            .map_err(AppError::KnowledgeAddress)?;
+        let knowledge = KnowledgeServiceClient::new(
+            config
+                .grpc_tls
+                .channel(&config.knowledge_address)
+                .map_err(AppError::KnowledgeAddress)?,
+        );
         let ready_knowledge = knowledge.clone();
         let health_service = Health::new("executor")
             .with_readiness_check(move || Box::pin(readiness::knowledge(ready_knowledge.clone())));
-        let nats = async_nats::ConnectOptions::new()
-            .name("startupmonkey-executor")
-            .retry_on_initial_connect()
-            .max_reconnects(None)
-            .connect(&config.nats_url)
+        let nats = config
+            .nats
+            .connect("executor")
             .await
             .map_err(AppError::Nats)?;
         let engine = Engine::new(
@@ -75,6 +82,7 @@ impl App {
             },
         );
         Ok(Self {
+            server: config.grpc_tls.server().map_err(AppError::GrpcTls)?,
             grpc: net::bind(config.grpc_addr).await?,
             health: net::bind(config.health_addr).await?,
             http: net::bind(config.http_addr).await?,
@@ -136,9 +144,11 @@ impl App {
             crate::http::router(self.engine.clone()),
             self.shutdown.clone(),
         );
-        let router = tonic::transport::Server::builder().add_service(ExecutorServiceServer::new(
-            ExecutorGrpc::new(self.engine, self.knowledge),
-        ));
+        let mut server = self.server;
+        let router = server.add_service(ExecutorServiceServer::new(ExecutorGrpc::new(
+            self.engine,
+            self.knowledge,
+        )));
         let grpc = net::serve_grpc("executor grpc", router, self.grpc, self.shutdown);
         let (health, api, grpc) = tokio::join!(health, api, grpc);
         recovering.abort();

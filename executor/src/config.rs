@@ -12,7 +12,10 @@ pub struct Config {
     /// The action API (bound once the executor has one).
     pub http_addr: SocketAddr,
     pub knowledge_address: String,
-    pub nats_url: String,
+    /// `NATS_URL` with `NATS_USER`/`NATS_PASSWORD`, `NATS_TOKEN`, `NATS_CREDS_FILE`, `NATS_TLS_*`.
+    pub nats: lifecycle::nats::NatsSettings,
+    /// `GRPC_TLS_CERT`/`GRPC_TLS_KEY`/`GRPC_TLS_CA`/`GRPC_TLS_CLIENT_AUTH`.
+    pub grpc_tls: lifecycle::grpc::GrpcTls,
     pub max_concurrent_actions: usize,
     pub action_timeout: Duration,
     pub enable_auto_execution: bool,
@@ -44,7 +47,8 @@ impl Config {
             health_addr: env.listen_addr(&bind, env.port("HEALTH_PORT", 8082)?, "BIND_ADDRESS")?,
             http_addr: env.listen_addr(&bind, env.port("HTTP_PORT", 8084)?, "BIND_ADDRESS")?,
             knowledge_address: env.address("KNOWLEDGE_ADDRESS", "localhost:50053")?,
-            nats_url: env.string("NATS_URL", "nats://localhost:4222"),
+            nats: lifecycle::nats::NatsSettings::from_env(env)?,
+            grpc_tls: lifecycle::grpc::GrpcTls::from_env(env)?,
             max_concurrent_actions,
             action_timeout: Duration::from_secs(timeout_seconds),
             enable_auto_execution: env.bool("ENABLE_AUTO_EXECUTION", true)?,

@@ -11,6 +11,8 @@ use axum::routing::{get, post};
 use lifecycle::health::Health;
 use lifecycle::net::{self, BindError};
 use lifecycle::{Shutdown, readiness};
+use proto::executor::executor_service_client::ExecutorServiceClient;
+use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
 use tokio::net::TcpListener;
 use tracing::info;
 
@@ -48,10 +50,18 @@ pub struct App {
 
 impl App {
     pub async fn build(config: Config, shutdown: Shutdown) -> Result<Self, AppError> {
-        let knowledge = proto::clients::knowledge(&config.knowledge_address)
-            .map_err(AppError::KnowledgeAddress)?;
-        let executor = proto::clients::executor(&config.executor_address)
-            .map_err(AppError::ExecutorAddress)?;
+        let knowledge = KnowledgeServiceClient::new(
+            config
+                .grpc_tls
+                .channel(&config.knowledge_address)
+                .map_err(AppError::KnowledgeAddress)?,
+        );
+        let executor = ExecutorServiceClient::new(
+            config
+                .grpc_tls
+                .channel(&config.executor_address)
+                .map_err(AppError::ExecutorAddress)?,
+        );
         let (auth, generated) =
             Auth::load(config.token.clone(), &config.state_dir, config.auth_reads)
                 .map_err(AppError::Token)?;
@@ -63,11 +73,9 @@ impl App {
             );
         }
         let auth = Arc::new(auth);
-        let nats = async_nats::ConnectOptions::new()
-            .name("startupmonkey-gateway")
-            .retry_on_initial_connect()
-            .max_reconnects(None)
-            .connect(&config.nats_url)
+        let nats = config
+            .nats
+            .connect("gateway")
             .await
             .map_err(AppError::Nats)?;
         let live = Arc::new(Live::new(config.history_points));

@@ -10,7 +10,10 @@ pub struct Config {
     pub http_addr: SocketAddr,
     pub knowledge_address: String,
     pub executor_address: String,
-    pub nats_url: String,
+    /// `NATS_URL` with `NATS_USER`/`NATS_PASSWORD`, `NATS_TOKEN`, `NATS_CREDS_FILE`, `NATS_TLS_*`.
+    pub nats: lifecycle::nats::NatsSettings,
+    /// `GRPC_TLS_CERT`/`GRPC_TLS_KEY`/`GRPC_TLS_CA`/`GRPC_TLS_CLIENT_AUTH`.
+    pub grpc_tls: lifecycle::grpc::GrpcTls,
     /// The API token; never logged.
     pub token: Option<String>,
     /// Where a generated token is kept (`<STATE_DIR>/gateway.token`, mode 0600).
@@ -33,6 +36,8 @@ impl std::fmt::Debug for Config {
             .field("http_addr", &self.http_addr)
             .field("knowledge_address", &self.knowledge_address)
             .field("executor_address", &self.executor_address)
+            .field("nats", &self.nats)
+            .field("grpc_tls", &self.grpc_tls)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("state_dir", &self.state_dir)
             .field("auth_reads", &self.auth_reads)
@@ -52,7 +57,8 @@ impl Config {
             http_addr: env.listen_addr(&bind, port, "BIND_ADDRESS")?,
             knowledge_address: env.address("KNOWLEDGE_ADDRESS", "localhost:50053")?,
             executor_address: env.address("EXECUTOR_ADDRESS", "localhost:50052")?,
-            nats_url: env.string("NATS_URL", "nats://localhost:4222"),
+            nats: lifecycle::nats::NatsSettings::from_env(env)?,
+            grpc_tls: lifecycle::grpc::GrpcTls::from_env(env)?,
             token: env
                 .optional_string("GATEWAY_TOKEN")
                 .filter(|t| !t.is_empty()),

@@ -30,12 +30,16 @@ pub enum AppError {
     Store(#[from] KnowledgeError),
     #[error("gRPC server failed: {0}")]
     Grpc(#[from] tonic::transport::Error),
+    #[error("invalid GRPC_TLS_CERT/GRPC_TLS_KEY: {0}")]
+    GrpcTls(tonic::transport::Error),
     #[error("health server failed: {0}")]
     Health(std::io::Error),
 }
 
 pub struct App {
     store: Store,
+    /// The gRPC server, with TLS when `GRPC_TLS_CERT`/`GRPC_TLS_KEY` are set.
+    server: tonic::transport::Server,
     grpc: TcpListener,
     health: TcpListener,
     shutdown: Shutdown,
@@ -46,6 +50,7 @@ impl App {
         let secrets = SecretBox::load(config.secret_key.as_deref(), &config.key_file)?;
         let store = Store::new(
             &config.redis_url,
+            config.redis_tls.clone(),
             secrets,
             config.resolved_detection_ttl,
             config.initial_execution_mode,
@@ -55,6 +60,7 @@ impl App {
         }
         Ok(Self {
             store,
+            server: config.grpc_tls.server().map_err(AppError::GrpcTls)?,
             grpc: net::bind(config.grpc_addr).await?,
             health: net::bind(config.health_addr).await?,
             shutdown,
@@ -88,7 +94,8 @@ impl App {
             self.shutdown.clone(),
         );
 
-        let router = tonic::transport::Server::builder()
+        let router = self
+            .server
             .timeout(RPC_TIMEOUT)
             .add_service(KnowledgeServiceServer::new(KnowledgeGrpc::new(self.store)));
         let grpc_server = net::serve_grpc("knowledge grpc", router, self.grpc, self.shutdown);

@@ -14,6 +14,9 @@ pub struct Config {
     pub health_addr: SocketAddr,
     /// `redis://…` with password and database applied; never logged whole.
     pub redis_url: String,
+    /// `REDIS_TLS_CA` / `REDIS_TLS_CERT` + `REDIS_TLS_KEY` (PEM contents), for `rediss://`.
+    pub redis_tls: Option<redis::TlsCertificates>,
+    pub grpc_tls: lifecycle::grpc::GrpcTls,
     /// `KNOWLEDGE_SECRET_KEY`, if given (base64 or hex of 32 bytes).
     pub secret_key: Option<String>,
     /// Where a generated key is kept when `KNOWLEDGE_SECRET_KEY` is not given.
@@ -31,6 +34,8 @@ impl std::fmt::Debug for Config {
             .field("grpc_addr", &self.grpc_addr)
             .field("health_addr", &self.health_addr)
             .field("redis", &"<redacted>")
+            .field("redis_tls", &self.redis_tls.is_some())
+            .field("grpc_tls", &self.grpc_tls)
             .field(
                 "secret_key",
                 &self.secret_key.as_ref().map(|_| "<redacted>"),
@@ -50,6 +55,8 @@ impl Config {
             grpc_addr: env.listen_addr(&bind, grpc_port, "BIND_ADDRESS")?,
             health_addr: env.listen_addr(&bind, health_port, "BIND_ADDRESS")?,
             redis_url: redis_url(env)?,
+            redis_tls: redis_tls(env)?,
+            grpc_tls: lifecycle::grpc::GrpcTls::from_env(env)?,
             secret_key: env.optional_string("KNOWLEDGE_SECRET_KEY"),
             key_file: PathBuf::from(
                 env.string("KNOWLEDGE_KEY_FILE", ".startupmonkey/knowledge.key"),
@@ -74,14 +81,25 @@ fn redis_url(env: &Env) -> Result<String, EnvError> {
         value: redact_url(&raw),
         reason: reason.into(),
     };
+    let tls = ["REDIS_TLS_CA", "REDIS_TLS_CERT"]
+        .iter()
+        .any(|name| env.get(name).is_some());
     let mut url = if raw.starts_with("redis://") || raw.starts_with("rediss://") {
         url::Url::parse(&raw).map_err(|e| invalid(&e.to_string()))?
     } else {
         env.address("REDIS_ADDR", "localhost:6379")?;
-        url::Url::parse(&format!("redis://{raw}")).map_err(|e| invalid(&e.to_string()))?
+        let scheme = if tls { "rediss" } else { "redis" };
+        url::Url::parse(&format!("{scheme}://{raw}")).map_err(|e| invalid(&e.to_string()))?
     };
+    if tls && url.scheme() != "rediss" {
+        return Err(invalid("REDIS_TLS_* is set: use rediss:// or host:port"));
+    }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(invalid("expected host:port or a redis:// URL"));
+    }
+    if let Some(user) = env.get("REDIS_USERNAME") {
+        url.set_username(user)
+            .map_err(|()| invalid("cannot carry a user name"))?;
     }
     if let Some(password) = env.get("REDIS_PASSWORD") {
         url.set_password(Some(password))
@@ -92,6 +110,41 @@ fn redis_url(env: &Env) -> Result<String, EnvError> {
         url.set_path(&format!("/{db}"));
     }
     Ok(url.to_string())
+}
+
+/// Certificates for a TLS connection to Redis: a CA to trust (else the system's), and a client
+/// certificate for servers that verify clients (`tls-auth-clients yes`).
+fn redis_tls(env: &Env) -> Result<Option<redis::TlsCertificates>, EnvError> {
+    let read = |name: &str| -> Result<Option<Vec<u8>>, EnvError> {
+        env.get(name)
+            .map(|path| {
+                std::fs::read(path).map_err(|e| EnvError::Invalid {
+                    name: name.into(),
+                    value: path.into(),
+                    reason: e.to_string(),
+                })
+            })
+            .transpose()
+    };
+    let root_cert = read("REDIS_TLS_CA")?;
+    let client_tls = match (read("REDIS_TLS_CERT")?, read("REDIS_TLS_KEY")?) {
+        (Some(client_cert), Some(client_key)) => Some(redis::ClientTlsConfig {
+            client_cert,
+            client_key,
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(EnvError::Missing {
+                name: "REDIS_TLS_CERT and REDIS_TLS_KEY (both or neither)".into(),
+            });
+        }
+    };
+    Ok(
+        (root_cert.is_some() || client_tls.is_some()).then_some(redis::TlsCertificates {
+            client_tls,
+            root_cert,
+        }),
+    )
 }
 
 fn redact_url(raw: &str) -> String {

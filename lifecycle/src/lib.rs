@@ -1,9 +1,11 @@
 //! The parts every StartupMonkey service shares and nothing else: typed settings from the
-//! environment, tracing, the `/health` + `/ready` endpoints, and shutdown with a drain deadline.
+//! environment, connections to NATS and gRPC peers (credentials, TLS), tracing, the `/health` + `/ready` endpoints, and shutdown with a drain deadline.
 
 pub mod env;
+pub mod grpc;
 pub mod health;
 pub mod http;
+pub mod nats;
 pub mod net;
 pub mod readiness;
 pub mod shutdown;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::executor::executor_service_client::ExecutorServiceClient;
 use crate::knowledge::knowledge_service_client::KnowledgeServiceClient;
@@ -10,17 +10,30 @@ use crate::metrics::metrics_service_client::MetricsServiceClient;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A channel to `host:port` (or a full `http://` URL) that connects on first use.
+/// A plain-text channel to `host:port` (or a full `http://` URL) that connects on first use.
 pub fn channel(address: &str) -> Result<Channel, tonic::transport::Error> {
+    secure_channel(address, None)
+}
+
+/// A channel that uses TLS when `tls` is given: `host:port` then means `https://host:port`, and
+/// the server's certificate must name that host.
+pub fn secure_channel(
+    address: &str,
+    tls: Option<&ClientTlsConfig>,
+) -> Result<Channel, tonic::transport::Error> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let uri = if address.contains("://") {
         address.to_owned()
     } else {
-        format!("http://{address}")
+        format!("{scheme}://{address}")
     };
-    Ok(Endpoint::from_shared(uri)?
+    let mut endpoint = Endpoint::from_shared(uri)?
         .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_keepalive(Some(Duration::from_secs(30)))
-        .connect_lazy())
+        .tcp_keepalive(Some(Duration::from_secs(30)));
+    if let Some(tls) = tls {
+        endpoint = endpoint.tls_config(tls.clone())?;
+    }
+    Ok(endpoint.connect_lazy())
 }
 
 pub fn knowledge(

@@ -14,8 +14,10 @@ pub mod pgbench;
 mod postgres;
 mod process;
 mod redis;
+mod tls;
 
 pub use nats::NatsServer;
 pub use net::free_port;
 pub use postgres::PgCluster;
 pub use redis::RedisServer;
+pub use tls::Certificates;

@@ -99,11 +99,15 @@ impl Store {
     /// Connects lazily: the service starts while Redis is down and recovers when it comes back.
     pub fn new(
         redis_url: &str,
+        tls: Option<redis::TlsCertificates>,
         secrets: SecretBox,
         resolved_ttl: Duration,
         initial_mode: ExecutionMode,
     ) -> Result<Self, KnowledgeError> {
-        let client = redis::Client::open(redis_url)?;
+        let client = match tls {
+            Some(certificates) => redis::Client::build_with_tls(redis_url, certificates)?,
+            None => redis::Client::open(redis_url)?,
+        };
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECTION_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))

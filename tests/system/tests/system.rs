@@ -9,6 +9,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, Executor};
 use testkit::PgCluster;
 
+mod secured;
 mod stack;
 
 use stack::Stack;

@@ -4,7 +4,7 @@
 use lifecycle::{Env, Shutdown};
 use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
 use proto::knowledge::{RegisterDatabaseRequest, SaveSystemConfigRequest, SystemConfig};
-use testkit::{NatsServer, RedisServer};
+use testkit::{Certificates, NatsServer, RedisServer};
 use tonic::transport::Channel;
 
 /// Knowledge, analyser and collector running in this process against real servers.
@@ -21,8 +21,19 @@ pub struct Stack {
     pub shutdown: Shutdown,
     /// Append-only, so a restart (S12) keeps knowledge's state, as `make up` runs it.
     pub redis: RedisServer,
+    /// What every service of this stack is given besides its own settings: NATS credentials and
+    /// TLS, gRPC TLS (empty for a plain stack).
+    pub shared_env: Vec<(&'static str, String)>,
+    /// The CA and certificates of a secured stack.
+    pub certificates: Option<Certificates>,
     _key_dir: tempfile::TempDir,
 }
+
+/// The NATS user and password of a secured stack.
+pub const NATS_USER: &str = "startupmonkey";
+pub const NATS_PASSWORD: &str = "n@ts: pass/word";
+/// The Redis password of a secured stack.
+pub const REDIS_PASSWORD: &str = "r3dis pass";
 
 impl Stack {
     /// Collecting every second.
@@ -37,10 +48,45 @@ impl Stack {
     ) -> Self {
         let redis = RedisServer::start_persistent();
         let nats = NatsServer::start();
+        Self::start_on(settings, database, collection_interval, redis, nats, None).await
+    }
+
+    /// Every connection authenticated and encrypted: NATS with a user, a password and TLS with
+    /// client certificates; Redis with a password over TLS; gRPC between the services with
+    /// mutual TLS. Collecting every second.
+    pub async fn start_secured(settings: SystemConfig, database: (&str, String)) -> Self {
+        let certificates = Certificates::generate();
+        let redis = RedisServer::start_secured(REDIS_PASSWORD, Some(&certificates));
+        let nats = NatsServer::start_secured(NATS_USER, NATS_PASSWORD, Some(&certificates), true);
+        Self::start_on(settings, database, "1s", redis, nats, Some(certificates)).await
+    }
+
+    async fn start_on(
+        settings: SystemConfig,
+        database: (&str, String),
+        collection_interval: &str,
+        redis: RedisServer,
+        nats: NatsServer,
+        certificates: Option<Certificates>,
+    ) -> Self {
         let key_dir = tempfile::tempdir().unwrap();
         let shutdown = Shutdown::new();
-
-        let knowledge_env = Env::from_map([
+        let path = |p: std::path::PathBuf| p.display().to_string();
+        let shared_env: Vec<(&'static str, String)> = match &certificates {
+            None => vec![],
+            Some(c) => vec![
+                ("NATS_USER", NATS_USER.to_owned()),
+                ("NATS_PASSWORD", NATS_PASSWORD.to_owned()),
+                ("NATS_TLS_CA", path(c.ca())),
+                ("NATS_TLS_CERT", path(c.client_cert())),
+                ("NATS_TLS_KEY", path(c.client_key())),
+                ("GRPC_TLS_CERT", path(c.server_cert())),
+                ("GRPC_TLS_KEY", path(c.server_key())),
+                ("GRPC_TLS_CA", path(c.ca())),
+                ("GRPC_TLS_CLIENT_AUTH", "true".to_owned()),
+            ],
+        };
+        let mut knowledge_env = vec![
             ("GRPC_PORT", "0".to_owned()),
             ("HEALTH_PORT", "0".to_owned()),
             ("REDIS_ADDR", redis.addr()),
@@ -48,7 +94,12 @@ impl Stack {
                 "KNOWLEDGE_KEY_FILE",
                 key_dir.path().join("k.key").display().to_string(),
             ),
-        ]);
+        ];
+        if let Some(c) = &certificates {
+            knowledge_env.push(("REDIS_PASSWORD", REDIS_PASSWORD.to_owned()));
+            knowledge_env.push(("REDIS_TLS_CA", path(c.ca())));
+        }
+        let knowledge_env = Env::from_map(knowledge_env.into_iter().chain(shared_env.clone()));
         let knowledge_app = knowledge::App::build(
             knowledge::Config::from_env(&knowledge_env).unwrap(),
             shutdown.clone(),
@@ -57,7 +108,7 @@ impl Stack {
         .unwrap();
         let knowledge_addr = knowledge_app.grpc_addr().to_string();
         tokio::spawn(knowledge_app.run());
-        let mut client = proto::clients::knowledge(&knowledge_addr).unwrap();
+        let mut client = KnowledgeServiceClient::new(grpc_channel(&shared_env, &knowledge_addr));
         client
             .save_system_config(SaveSystemConfigRequest {
                 config: Some(settings),
@@ -82,6 +133,7 @@ impl Stack {
         start_analyser(
             &knowledge_addr,
             &nats.url(),
+            &shared_env,
             analyser_port,
             &analyser_shutdown,
         )
@@ -93,6 +145,7 @@ impl Stack {
             &knowledge_addr,
             &analyser_addr,
             &nats.url(),
+            &shared_env,
             collection_interval,
             "collector-a",
             &collector_shutdown,
@@ -110,9 +163,33 @@ impl Stack {
             nats,
             shutdown,
             redis,
+            shared_env,
+            certificates,
             _key_dir: key_dir,
         }
     }
+
+    /// A NATS client with this stack's credentials and TLS, as the services connect.
+    pub async fn nats_client(&self) -> async_nats::Client {
+        let env = Env::from_map(
+            [("NATS_URL", self.nats.url())]
+                .into_iter()
+                .chain(self.shared_env.clone()),
+        );
+        lifecycle::nats::NatsSettings::from_env(&env)
+            .unwrap()
+            .connect("test")
+            .await
+            .unwrap()
+    }
+}
+
+/// A gRPC channel configured as the services' (mutual TLS on a secured stack).
+pub fn grpc_channel(shared_env: &[(&'static str, String)], address: &str) -> Channel {
+    lifecycle::grpc::GrpcTls::from_env(&Env::from_map(shared_env.iter().cloned()))
+        .unwrap()
+        .channel(address)
+        .unwrap()
 }
 
 impl Drop for Stack {
@@ -128,6 +205,7 @@ async fn start_collector(
     knowledge: &str,
     analyser: &str,
     nats: &str,
+    shared_env: &[(&'static str, String)],
     interval: &str,
     id: &str,
     shutdown: &Shutdown,
@@ -135,15 +213,19 @@ async fn start_collector(
     String,
     tokio::task::JoinHandle<Result<(), collector::app::AppError>>,
 ) {
-    let env = Env::from_map([
-        ("HEALTH_PORT", "0".to_owned()),
-        ("KNOWLEDGE_ADDRESS", knowledge.to_owned()),
-        ("ANALYSER_ADDRESS", analyser.to_owned()),
-        ("NATS_URL", nats.to_owned()),
-        ("COLLECTION_INTERVAL", interval.to_owned()),
-        ("SYNC_INTERVAL", "5s".to_owned()),
-        ("COLLECTOR_ID", id.to_owned()),
-    ]);
+    let env = Env::from_map(
+        [
+            ("HEALTH_PORT", "0".to_owned()),
+            ("KNOWLEDGE_ADDRESS", knowledge.to_owned()),
+            ("ANALYSER_ADDRESS", analyser.to_owned()),
+            ("NATS_URL", nats.to_owned()),
+            ("COLLECTION_INTERVAL", interval.to_owned()),
+            ("SYNC_INTERVAL", "5s".to_owned()),
+            ("COLLECTOR_ID", id.to_owned()),
+        ]
+        .into_iter()
+        .chain(shared_env.iter().cloned()),
+    );
     let app = collector::App::build(collector::Config::from_env(&env).unwrap(), shutdown.clone())
         .await
         .unwrap();
@@ -158,6 +240,7 @@ impl Stack {
             &self.knowledge_addr,
             &format!("127.0.0.1:{}", self.analyser_port),
             &self.nats.url(),
+            &self.shared_env,
             &self.collection_interval,
             id,
             shutdown,
@@ -174,13 +257,23 @@ impl Stack {
 }
 
 /// An analyser on `port` (fixed, so the collector finds a restarted one at the same address).
-async fn start_analyser(knowledge: &str, nats: &str, port: u16, shutdown: &Shutdown) {
-    let env = Env::from_map([
-        ("GRPC_PORT", port.to_string()),
-        ("HEALTH_PORT", "0".to_owned()),
-        ("KNOWLEDGE_ADDRESS", knowledge.to_owned()),
-        ("NATS_URL", nats.to_owned()),
-    ]);
+async fn start_analyser(
+    knowledge: &str,
+    nats: &str,
+    shared_env: &[(&'static str, String)],
+    port: u16,
+    shutdown: &Shutdown,
+) {
+    let env = Env::from_map(
+        [
+            ("GRPC_PORT", port.to_string()),
+            ("HEALTH_PORT", "0".to_owned()),
+            ("KNOWLEDGE_ADDRESS", knowledge.to_owned()),
+            ("NATS_URL", nats.to_owned()),
+        ]
+        .into_iter()
+        .chain(shared_env.iter().cloned()),
+    );
     let app = analyser::App::build(analyser::Config::from_env(&env).unwrap(), shutdown.clone())
         .await
         .unwrap();
@@ -204,6 +297,7 @@ impl Stack {
         start_analyser(
             &self.knowledge_addr,
             &self.nats.url(),
+            &self.shared_env,
             self.analyser_port,
             &self.analyser_shutdown,
         )
@@ -232,7 +326,7 @@ impl Stack {
         state_dir: &std::path::Path,
         id: &str,
     ) -> Vec<(&'static str, String)> {
-        vec![
+        let mut env = vec![
             ("GRPC_PORT", "0".to_owned()),
             ("HEALTH_PORT", "0".to_owned()),
             ("HTTP_PORT", "0".to_owned()),
@@ -241,7 +335,9 @@ impl Stack {
             ("ACTION_TIMEOUT_SECONDS", "60".to_owned()),
             ("STATE_DIR", state_dir.display().to_string()),
             ("EXECUTOR_ID", id.to_owned()),
-        ]
+        ];
+        env.extend(self.shared_env.iter().cloned());
+        env
     }
 
     pub async fn start_executor_as(&self, state_dir: &std::path::Path, id: &str) -> Executor {
@@ -251,7 +347,9 @@ impl Stack {
             .await
             .unwrap();
         let grpc_addr = app.grpc_addr().to_string();
-        let grpc = proto::clients::executor(&grpc_addr).unwrap();
+        let grpc = proto::executor::executor_service_client::ExecutorServiceClient::new(
+            grpc_channel(&self.shared_env, &grpc_addr),
+        );
         let api = format!("http://{}", app.http_addr());
         let task = tokio::spawn(app.run());
         Executor {
@@ -293,15 +391,19 @@ pub struct Gateway {
 impl Stack {
     pub async fn start_gateway(&self, executor_addr: &str, state_dir: &std::path::Path) -> Gateway {
         let token = "test-token-0123456789abcdef".to_owned();
-        let env = Env::from_map([
-            ("PORT", "0".to_owned()),
-            ("KNOWLEDGE_ADDRESS", self.knowledge_addr.clone()),
-            ("EXECUTOR_ADDRESS", executor_addr.to_owned()),
-            ("NATS_URL", self.nats.url()),
-            ("GATEWAY_TOKEN", token.clone()),
-            ("STATE_DIR", state_dir.display().to_string()),
-            ("WEBHOOK_ALLOW_PRIVATE", "true".to_owned()),
-        ]);
+        let env = Env::from_map(
+            [
+                ("PORT", "0".to_owned()),
+                ("KNOWLEDGE_ADDRESS", self.knowledge_addr.clone()),
+                ("EXECUTOR_ADDRESS", executor_addr.to_owned()),
+                ("NATS_URL", self.nats.url()),
+                ("GATEWAY_TOKEN", token.clone()),
+                ("STATE_DIR", state_dir.display().to_string()),
+                ("WEBHOOK_ALLOW_PRIVATE", "true".to_owned()),
+            ]
+            .into_iter()
+            .chain(self.shared_env.iter().cloned()),
+        );
         let shutdown = Shutdown::new();
         let app = gateway::App::build(gateway::Config::from_env(&env).unwrap(), shutdown.clone())
             .await

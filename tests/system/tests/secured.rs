@@ -1,0 +1,182 @@
+//! The whole loop with every connection authenticated and encrypted (issue 9): NATS with a user,
+//! a password and TLS (client certificates verified), Redis with a password over TLS, gRPC
+//! between the services with mutual TLS — and each server shown to refuse what lacks them.
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
+use proto::knowledge::{DetectionThresholds, GetSystemConfigRequest};
+use sqlx::{Connection, Executor};
+
+use crate::stack::{self, Stack};
+
+/// Whether a gRPC call to knowledge over `channel` succeeds within 5 s.
+async fn knowledge_answers(channel: tonic::transport::Channel) -> bool {
+    let mut client = KnowledgeServiceClient::new(channel);
+    let call = client.get_system_config(GetSystemConfigRequest {});
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), call).await,
+        Ok(Ok(_))
+    )
+}
+
+#[tokio::test]
+async fn with_nats_redis_and_grpc_secured_an_idle_transaction_is_ended_and_the_gateway_shows_it() {
+    let pg = crate::app_database();
+    pg.psql(
+        "app",
+        "CREATE ROLE shop LOGIN; GRANT ALL ON accounts TO shop",
+    );
+    let state = tempfile::tempdir().unwrap();
+    let stack = Stack::start_secured(
+        crate::execution_mode(
+            "autonomous",
+            DetectionThresholds {
+                idle_transaction_seconds: 3.0,
+                ..Default::default()
+            },
+        ),
+        ("app", pg.url("app")),
+    )
+    .await;
+    let certificates = stack.certificates.as_ref().unwrap();
+
+    // NATS: TLS with the right CA and a client certificate, but no password: refused.
+    let no_password = async_nats::ConnectOptions::new()
+        .require_tls(true)
+        .add_root_certificates(certificates.ca())
+        .add_client_certificate(certificates.client_cert(), certificates.client_key())
+        .connect(stack.nats.url());
+    let no_password = tokio::time::timeout(Duration::from_secs(5), no_password).await;
+    assert!(
+        !matches!(no_password, Ok(Ok(_))),
+        "NATS let a client in without a password"
+    );
+    // The password, but no client certificate: refused by TLS.
+    let no_certificate = async_nats::ConnectOptions::new()
+        .require_tls(true)
+        .add_root_certificates(certificates.ca())
+        .user_and_password(stack::NATS_USER.into(), stack::NATS_PASSWORD.into())
+        .connect(stack.nats.url());
+    let no_certificate = tokio::time::timeout(Duration::from_secs(5), no_certificate).await;
+    assert!(
+        !matches!(no_certificate, Ok(Ok(_))),
+        "NATS let a client in without a certificate"
+    );
+
+    // gRPC: knowledge answers the services' mutual TLS, and nothing less.
+    assert!(
+        knowledge_answers(stack::grpc_channel(
+            &stack.shared_env,
+            &stack.knowledge_addr
+        ))
+        .await
+    );
+    assert!(
+        !knowledge_answers(proto::clients::channel(&stack.knowledge_addr).unwrap()).await,
+        "knowledge answered plain-text gRPC"
+    );
+    let ca_only = tonic::transport::ClientTlsConfig::new().ca_certificate(
+        tonic::transport::Certificate::from_pem(std::fs::read(certificates.ca()).unwrap()),
+    );
+    assert!(
+        !knowledge_answers(
+            proto::clients::secure_channel(&stack.knowledge_addr, Some(&ca_only)).unwrap()
+        )
+        .await,
+        "knowledge answered a client without a certificate"
+    );
+
+    // Redis speaks only TLS: a plain-text PING gets no PONG.
+    let mut plain = std::net::TcpStream::connect(("127.0.0.1", stack.redis.port())).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    plain.write_all(b"PING\r\n").unwrap();
+    let mut reply = [0_u8; 5];
+    let read = plain.read(&mut reply).unwrap_or(0);
+    assert_ne!(&reply[..read], b"+PONG", "Redis answered in plain text");
+
+    // The loop, through all of it: an idle transaction is found and ended.
+    let nats = stack.nats_client().await;
+    let mut detections = nats.subscribe(proto::subjects::DETECTIONS).await.unwrap();
+    nats.flush().await.unwrap();
+    let executor = stack.start_executor(state.path()).await;
+    let gateway = stack.start_gateway(&executor.grpc_addr, state.path()).await;
+    let mut holder = sqlx::PgConnection::connect(&pg.url_as("shop", "app"))
+        .await
+        .unwrap();
+    holder
+        .execute("BEGIN; UPDATE accounts SET balance = balance - 1 WHERE id = 1")
+        .await
+        .unwrap();
+
+    let detection = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let message = detections
+                .next()
+                .await
+                .expect("the subscription stays open");
+            let detection: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
+            if detection["detector_name"] == "idle_transaction" {
+                return detection;
+            }
+        }
+    })
+    .await
+    .expect("the idle transaction is published on the secured NATS within 30 s");
+    assert_eq!(detection["database_id"], "app");
+
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(45);
+    let action = loop {
+        let actions: serde_json::Value = http
+            .get(format!("{}/actions?database_id=app", gateway.base))
+            .header("authorization", crate::bearer(&gateway))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let done = actions
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["action_type"] == "terminate_query" && a["status"] == "completed")
+            .cloned();
+        if let Some(action) = done {
+            break action;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no completed termination through the secured stack: {actions}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(action["database_id"], "app");
+    assert!(
+        sqlx::query("SELECT 1").execute(&mut holder).await.is_err(),
+        "the idle transaction was ended"
+    );
+
+    // Every service reports its peers reachable over the secured connections.
+    let status: serde_json::Value = http
+        .get(format!("{}/status", gateway.base))
+        .header("authorization", crate::bearer(&gateway))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["services"]["knowledge"], "healthy", "{status}");
+    assert_eq!(status["services"]["executor"], "healthy", "{status}");
+    assert_eq!(status["services"]["nats"], "connected", "{status}");
+    executor.stop().await;
+}
