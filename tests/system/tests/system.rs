@@ -9,6 +9,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, Executor};
 use testkit::PgCluster;
 
+mod faults;
 mod secured;
 mod stack;
 
@@ -2074,16 +2075,6 @@ async fn through_the_gateway_a_detection_arrives_live_an_approval_runs_and_a_web
 
 // ------------------------------------------------------------------ the dashboard in Chromium
 
-/// Kills the child when dropped (a failed assertion must not leave a server behind).
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn the_dashboard_in_chromium_signs_in_onboards_sees_a_detection_live_approves_and_rolls_back()
 {
@@ -2102,7 +2093,7 @@ async fn the_dashboard_in_chromium_signs_in_onboards_sees_a_detection_live_appro
     let load = s1_workload(pg.url("app"));
 
     let port = testkit::free_port();
-    let _next = Child(
+    let _next = stack::Process(
         std::process::Command::new(dashboard.join("node_modules/.bin/next"))
             .args(["start", "-H", "127.0.0.1", "-p", &port.to_string()])
             .current_dir(&dashboard)
@@ -2579,18 +2570,7 @@ async fn two_collectors_share_a_database_through_a_lease_and_the_second_takes_ov
 
 #[tokio::test]
 async fn an_executor_killed_during_create_index_concurrently_leaves_nothing_half_done() {
-    // The executor binary, built beside this test by `cargo nextest run --workspace`.
-    let binary = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .and_then(|deps| deps.parent())
-        .unwrap()
-        .join("executor");
-    assert!(
-        binary.exists(),
-        "{} is missing: run the workspace's tests (make test) so the executor binary is built",
-        binary.display()
-    );
+    let binary = stack::workspace_binary("executor");
     let pg = app_database();
     pg.psql(
         "app",
@@ -2603,7 +2583,7 @@ async fn an_executor_killed_during_create_index_concurrently_leaves_nothing_half
         ("app", pg.url("app")),
     )
     .await;
-    let mut process = Child(
+    let mut process = stack::Process(
         std::process::Command::new(&binary)
             .envs(stack.executor_env(state.path(), "exec-1"))
             .stdout(std::process::Stdio::null())
@@ -2682,8 +2662,7 @@ async fn an_executor_killed_during_create_index_concurrently_leaves_nothing_half
         assert!(Instant::now() < deadline, "the build never started");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    process.0.kill().unwrap();
-    let _ = process.0.wait();
+    process.kill();
     let action_id = format!("act-{}", registered.detection_id);
     let before = knowledge
         .get_action(GetActionRequest {

@@ -280,9 +280,69 @@ async fn start_analyser(
     tokio::spawn(app.run());
 }
 
+/// A binary of this workspace, built beside the test binary by `cargo nextest run --workspace`.
+pub fn workspace_binary(name: &str) -> std::path::PathBuf {
+    let binary = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join(name);
+    assert!(
+        binary.exists(),
+        "{} is missing: run the workspace's tests (make test) so the {name} binary is built",
+        binary.display()
+    );
+    binary
+}
+
+/// A service running as its own process, killed (SIGKILL) when dropped.
+pub struct Process(pub std::process::Child);
+
+impl Process {
+    /// SIGKILL, as a crash or the OOM killer would: no shutdown code runs.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 impl Stack {
-    /// Stops the analyser and starts a new one (nothing kept in memory) at the same address.
-    pub async fn restart_analyser(&mut self) {
+    /// Replaces the in-process analyser with the `analyser` binary on the same address.
+    pub async fn analyser_as_process(&mut self) -> Process {
+        self.stop_analyser().await;
+        let env = [
+            ("GRPC_PORT", self.analyser_port.to_string()),
+            ("HEALTH_PORT", "0".to_owned()),
+            ("KNOWLEDGE_ADDRESS", self.knowledge_addr.clone()),
+            ("NATS_URL", self.nats.url()),
+        ];
+        let child = std::process::Command::new(workspace_binary("analyser"))
+            .envs(env.into_iter().chain(self.shared_env.iter().cloned()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let process = Process(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.analyser_port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the analyser process never listened"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        process
+    }
+
+    /// Stops the in-process analyser and waits until its port is free.
+    async fn stop_analyser(&mut self) {
         self.analyser_shutdown.trigger();
         // Wait until the old one has let go of its port.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -293,6 +353,11 @@ impl Stack {
             );
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+    }
+
+    /// Stops the analyser and starts a new one (nothing kept in memory) at the same address.
+    pub async fn restart_analyser(&mut self) {
+        self.stop_analyser().await;
         self.analyser_shutdown = Shutdown::new();
         start_analyser(
             &self.knowledge_addr,
