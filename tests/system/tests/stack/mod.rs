@@ -72,20 +72,7 @@ impl Stack {
         let key_dir = tempfile::tempdir().unwrap();
         let shutdown = Shutdown::new();
         let path = |p: std::path::PathBuf| p.display().to_string();
-        let shared_env: Vec<(&'static str, String)> = match &certificates {
-            None => vec![],
-            Some(c) => vec![
-                ("NATS_USER", NATS_USER.to_owned()),
-                ("NATS_PASSWORD", NATS_PASSWORD.to_owned()),
-                ("NATS_TLS_CA", path(c.ca())),
-                ("NATS_TLS_CERT", path(c.client_cert())),
-                ("NATS_TLS_KEY", path(c.client_key())),
-                ("GRPC_TLS_CERT", path(c.server_cert())),
-                ("GRPC_TLS_KEY", path(c.server_key())),
-                ("GRPC_TLS_CA", path(c.ca())),
-                ("GRPC_TLS_CLIENT_AUTH", "true".to_owned()),
-            ],
-        };
+        let shared_env = certificates.as_ref().map(secured_env).unwrap_or_default();
         let mut knowledge_env = vec![
             ("GRPC_PORT", "0".to_owned()),
             ("HEALTH_PORT", "0".to_owned()),
@@ -182,6 +169,23 @@ impl Stack {
             .await
             .unwrap()
     }
+}
+
+/// What every service of a secured stack is given: the NATS user, password and client
+/// certificate, and its gRPC certificate with the CA (mutual TLS).
+pub fn secured_env(c: &Certificates) -> Vec<(&'static str, String)> {
+    let path = |p: std::path::PathBuf| p.display().to_string();
+    vec![
+        ("NATS_USER", NATS_USER.to_owned()),
+        ("NATS_PASSWORD", NATS_PASSWORD.to_owned()),
+        ("NATS_TLS_CA", path(c.ca())),
+        ("NATS_TLS_CERT", path(c.client_cert())),
+        ("NATS_TLS_KEY", path(c.client_key())),
+        ("GRPC_TLS_CERT", path(c.server_cert())),
+        ("GRPC_TLS_KEY", path(c.server_key())),
+        ("GRPC_TLS_CA", path(c.ca())),
+        ("GRPC_TLS_CLIENT_AUTH", "true".to_owned()),
+    ]
 }
 
 /// A gRPC channel configured as the services' (mutual TLS on a secured stack).
@@ -486,5 +490,52 @@ impl Stack {
 impl Drop for Gateway {
     fn drop(&mut self) {
         self.shutdown.trigger();
+    }
+}
+
+/// What a probe of [`eventually`] returns: done with a value, or not yet (with what it saw, for
+/// the panic message).
+pub trait Probe<T> {
+    fn done(self) -> Result<T, String>;
+}
+
+impl<T> Probe<T> for Option<T> {
+    fn done(self) -> Result<T, String> {
+        self.ok_or_else(|| "nothing yet".to_owned())
+    }
+}
+
+impl<T> Probe<T> for Result<T, String> {
+    fn done(self) -> Result<T, String> {
+        self
+    }
+}
+
+/// Polls `probe` (every 200 ms, at least once) until it returns `Some` (or `Ok`); panics after
+/// `within`, naming `what` and what the last attempt saw (an `Err`'s text).
+pub async fn eventually<T, P, F>(
+    what: &str,
+    within: std::time::Duration,
+    mut probe: impl FnMut() -> F,
+) -> T
+where
+    P: Probe<T>,
+    F: std::future::Future<Output = P>,
+{
+    let started = std::time::Instant::now();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match probe().await.done() {
+            Ok(value) => return value,
+            Err(last) => {
+                if started.elapsed() >= within {
+                    panic!(
+                        "{what}: not within {within:?} ({attempts} attempts); last seen: {last}"
+                    );
+                }
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
