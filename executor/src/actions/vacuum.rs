@@ -1,13 +1,19 @@
 //! `vacuum_table`: `VACUUM (ANALYZE)` on the quoted, schema-qualified table, on a connection of
 //! its own with the action's time limit; dead tuples before and after in the result. It cannot
 //! be rolled back (and removes nothing a user could want back).
+//!
+//! Root cause first (S3): when the analyser named a session holding back the xmin horizon, VACUUM
+//! could reclaim none of the dead tuples that session can still see. The action waits (up to
+//! half its time limit) for that session to let go — the idle-transaction or long-query policy
+//! ends it, or it finishes — and only then runs VACUUM; if it still holds on, the action fails
+//! saying so (and the detection cools down) instead of running a VACUUM that reclaims nothing.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use proto::sql::qualified;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 
 use super::{Context, identifier};
 use crate::databases::describe;
@@ -20,12 +26,26 @@ pub struct Vacuum {
     /// runs but may reclaim little until it is gone.
     #[serde(default)]
     pub blocked_by_xmin_holder: bool,
+    /// The session the analyser named as the holder (pid and backend start, from the
+    /// detection's evidence), waited for before VACUUM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<Holder>,
 }
+
+/// A session, told apart from a later one with the same pid by its backend start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub pid: i32,
+    pub backend_start_us: i64,
+}
+
+/// How often the holder is looked at while waiting for it.
+const HOLDER_POLL: Duration = Duration::from_millis(500);
 
 impl Vacuum {
     /// From the bloat detector's metadata (schema, table) or the original's (table_name, schema
     /// `public`).
-    pub fn from_metadata(metadata: &Value, _evidence: &Value) -> Result<Self, String> {
+    pub fn from_metadata(metadata: &Value, evidence: &Value) -> Result<Self, String> {
         let (schema, table) = match metadata.get("table") {
             Some(Value::String(_)) => (
                 identifier(metadata, "schema")?,
@@ -33,13 +53,17 @@ impl Vacuum {
             ),
             _ => ("public".to_owned(), identifier(metadata, "table_name")?),
         };
+        let blocked_by_xmin_holder = metadata
+            .get("blocked_by_xmin_holder")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         Ok(Self {
             schema,
             table,
-            blocked_by_xmin_holder: metadata
-                .get("blocked_by_xmin_holder")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            blocked_by_xmin_holder,
+            holder: blocked_by_xmin_holder
+                .then(|| session_holder(evidence))
+                .flatten(),
         })
     }
 
@@ -49,7 +73,16 @@ impl Vacuum {
 
     pub async fn execute(&self, context: &Context) -> Result<Value, String> {
         let database = context.database()?;
-        let mut conn = database.dedicated(context.timeout).await?;
+        let waited = match &self.holder {
+            Some(holder) => Some(holder.wait(&database.pool, context.timeout / 2).await?),
+            None => None,
+        };
+        // What is left of the action's time limit is VACUUM's statement_timeout.
+        let left = context
+            .timeout
+            .saturating_sub(waited.unwrap_or_default())
+            .max(Duration::from_secs(1));
+        let mut conn = database.dedicated(left).await?;
         let before = self.tuples(&mut conn).await?;
         let started = Instant::now();
         sqlx::query(sqlx::AssertSqlSafe(self.statement()))
@@ -70,6 +103,10 @@ impl Vacuum {
             "live_tuples": after.1,
             "duration_ms": duration_ms,
             "blocked_by_xmin_holder": self.blocked_by_xmin_holder,
+            "waited_for_holder": self.holder.zip(waited).map(|(h, waited)| json!({
+                "pid": h.pid,
+                "waited_ms": waited.as_millis() as i64,
+            })),
         }))
     }
 
@@ -90,5 +127,93 @@ impl Vacuum {
                 qualified(&self.schema, &self.table)
             )
         })
+    }
+}
+
+/// The session named in the evidence's `xmin_holder`, when it is one (prepared transactions and
+/// replication slots are not waited for: nothing here ends them).
+fn session_holder(evidence: &Value) -> Option<Holder> {
+    let holder = evidence.get("xmin_holder")?;
+    if holder.get("kind")?.as_str()? != "session" {
+        return None;
+    }
+    let pid = i32::try_from(holder.get("pid")?.as_i64()?).ok()?;
+    let backend_start_us = holder.get("backend_start_us")?.as_i64()?;
+    (pid > 0 && backend_start_us > 0).then_some(Holder {
+        pid,
+        backend_start_us,
+    })
+}
+
+impl Holder {
+    /// Waits until this session no longer holds a snapshot or transaction id (it ended, or
+    /// finished its transaction); how long that took, or why VACUUM is not run.
+    async fn wait(&self, pool: &PgPool, patience: Duration) -> Result<Duration, String> {
+        let started = Instant::now();
+        loop {
+            let holding: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1 \
+                   AND (extract(epoch FROM backend_start) * 1000000)::bigint = $2 \
+                   AND (backend_xmin IS NOT NULL OR backend_xid IS NOT NULL))",
+            )
+            .bind(self.pid)
+            .bind(self.backend_start_us)
+            .fetch_one(pool)
+            .await
+            .map_err(|e| describe(&e))?;
+            if !holding {
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() >= patience {
+                return Err(format!(
+                    "session {} still holds back the xmin horizon after {} s: VACUUM would \
+                     reclaim none of the dead tuples it can see, so it was not run; end that \
+                     session (or its transaction) first",
+                    self.pid,
+                    patience.as_secs()
+                ));
+            }
+            tokio::time::sleep(HOLDER_POLL).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_named_as_the_xmin_holder_is_waited_for_and_nothing_else() {
+        let metadata =
+            json!({"schema": "public", "table": "events", "blocked_by_xmin_holder": true});
+        let session = json!({"xmin_holder": {"kind": "session", "pid": 42, "backend_start_us": 7}});
+        let plan = Vacuum::from_metadata(&metadata, &session).unwrap();
+        assert_eq!(
+            plan.holder,
+            Some(Holder {
+                pid: 42,
+                backend_start_us: 7
+            })
+        );
+        for evidence in [
+            json!({"xmin_holder": {"kind": "prepared_transaction", "gid": "x"}}),
+            json!({"xmin_holder": {"kind": "session", "pid": 42}}),
+            json!({"xmin_holder": {"kind": "session", "pid": 1_i64 << 40, "backend_start_us": 7}}),
+            json!({"xmin_holder": null}),
+            json!("nothing"),
+        ] {
+            let plan = Vacuum::from_metadata(&metadata, &evidence).unwrap();
+            assert_eq!(plan.holder, None, "{evidence}");
+        }
+        // Not blocked according to the analyser: not waited for.
+        let unblocked = json!({"schema": "public", "table": "events"});
+        assert_eq!(
+            Vacuum::from_metadata(&unblocked, &session).unwrap().holder,
+            None
+        );
+        // A plan stored before holders were recorded still reads.
+        let old: Vacuum =
+            serde_json::from_value(json!({"schema": "public", "table": "t"})).unwrap();
+        assert_eq!(old.holder, None);
     }
 }
