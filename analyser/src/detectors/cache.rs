@@ -1,6 +1,8 @@
 //! `cache_miss_rate_high`: the windowed buffer hit rate, judged only with enough block reads in
 //! the window (an idle or new database has no hit rate, not a bad one: the original fired a
-//! critical detection on it).
+//! critical detection on it). A database that fits in shared buffers never fires: its misses are
+//! blocks read for the first time since a start or a bulk load, and a bigger cache would not
+//! have held them (the recommendation would be wrong).
 
 use proto::events::Detection;
 use proto::metrics::MetricSnapshot;
@@ -26,6 +28,12 @@ pub fn cache_miss_rate_high(s: &MetricSnapshot, t: &Thresholds) -> Option<Detect
     let shared_buffers = detail
         .and_then(|d| d.settings)
         .map(|s| s.shared_buffers_bytes);
+    if let (Some(buffers), Some(size)) = (shared_buffers, m.used_storage_bytes)
+        && buffers > 0
+        && size <= buffers
+    {
+        return None;
+    }
     let memory = detail.and_then(|d| d.host_memory_bytes);
     // The usual starting point: a quarter of the machine's memory, when it is known.
     let recommended = memory.map(|bytes| bytes / 4);
@@ -118,6 +126,22 @@ mod tests {
             meta["safe_option"]["recommended_shared_buffers_bytes"],
             2_i64 << 30
         );
+    }
+
+    #[test]
+    fn a_database_that_fits_in_shared_buffers_is_warming_up_not_short_of_cache() {
+        let mut s = with_cache(6_000, 4_000);
+        let detail = s.postgres.as_mut().unwrap();
+        let mut settings = detail.settings.unwrap_or_default();
+        settings.shared_buffers_bytes = 128 << 20;
+        detail.settings = Some(settings);
+        let mut m = s.measurements.unwrap();
+        m.used_storage_bytes = Some(20 << 20);
+        s.measurements = Some(m);
+        assert!(cache_miss_rate_high(&s, &thresholds()).is_none());
+        m.used_storage_bytes = Some(129 << 20);
+        s.measurements = Some(m);
+        assert!(cache_miss_rate_high(&s, &thresholds()).is_some());
     }
 
     #[test]
