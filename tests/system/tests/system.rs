@@ -10,6 +10,7 @@ use sqlx::{Connection, Executor};
 use testkit::PgCluster;
 
 mod faults;
+mod scenarios;
 mod secured;
 mod stack;
 
