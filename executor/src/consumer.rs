@@ -2,7 +2,9 @@
 //! stream (a detection is acknowledged only once its action is durable in knowledge, so an
 //! executor that was down receives what it missed), and the operator's and verification's
 //! decisions on `actions.approve`, `actions.reject`, `actions.rollback` and `rollback.requested`.
-//! Every connection retries forever; a malformed message is logged and dropped, never retried.
+//! Every connection retries forever; a malformed message, or one knowledge refuses, is logged
+//! and dropped (terminated), never retried: a poison message must not come back every few
+//! seconds for the stream's lifetime.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +16,7 @@ use proto::events::{ActionDecision, Detection, RollbackRequest};
 use proto::subjects;
 use tracing::{info, warn};
 
-use crate::engine::Engine;
+use crate::engine::{DetectionError, Engine};
 
 /// How long a delivered detection may stay unacknowledged before JetStream redelivers it.
 const ACK_WAIT: Duration = Duration::from_secs(60);
@@ -82,7 +84,11 @@ pub async fn detections(engine: Arc<Engine>, jetstream: jetstream::Context, shut
                     Ok(()) => {
                         let _ = message.double_ack().await;
                     }
-                    Err(error) => {
+                    Err(error @ DetectionError::Refused(_)) => {
+                        warn!(%error, "detection dropped");
+                        let _ = message.ack_with(AckKind::Term).await;
+                    }
+                    Err(error @ DetectionError::Unavailable(_)) => {
                         warn!(%error, "detection not handled yet; offered again shortly");
                         let _ = message.ack_with(AckKind::Nak(Some(RETRY_DELAY))).await;
                     }

@@ -52,6 +52,30 @@ pub enum EngineError {
     Knowledge(String),
 }
 
+/// Why a detection was not handled: the consumer offers it again later, or never.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectionError {
+    /// Knowledge could not be asked or did not answer: nothing durable happened yet.
+    #[error("knowledge: {0}")]
+    Unavailable(String),
+    /// Knowledge refused what the detection carries (`INVALID_ARGUMENT`: an id it cannot
+    /// store, parameters over its size limit): it never will accept it, so offering it again
+    /// would only come back to the same refusal, forever.
+    #[error("refused by knowledge: {0}")]
+    Refused(String),
+}
+
+impl DetectionError {
+    fn from_status(call: &str, status: tonic::Status) -> Self {
+        let message = format!("{call}: {}", status.message());
+        if status.code() == Code::InvalidArgument {
+            Self::Refused(message)
+        } else {
+            Self::Unavailable(message)
+        }
+    }
+}
+
 /// A new action to record.
 struct NewAction<'a> {
     id: &'a str,
@@ -115,15 +139,19 @@ impl Engine {
         })
     }
 
-    /// Handles one detection. `Err` means "try again later" (knowledge unreachable): nothing
-    /// durable happened yet, so the message must not be acknowledged.
-    pub async fn on_detection(self: &Arc<Self>, detection: Detection) -> Result<(), String> {
+    /// Handles one detection. `Err(Unavailable)` means "try again later": nothing durable
+    /// happened yet, so the message must not be acknowledged; `Err(Refused)`, that it never
+    /// can be handled.
+    pub async fn on_detection(
+        self: &Arc<Self>,
+        detection: Detection,
+    ) -> Result<(), DetectionError> {
         if detection.id.is_empty() || detection.database_id.is_empty() {
             warn!(key = %detection.key, "detection without id or database; ignored");
             return Ok(());
         }
         let id = action_id(&detection.id);
-        if let Some(existing) = self.get(&id).await.map_err(|e| e.to_string())? {
+        if let Some(existing) = self.lookup(&id).await? {
             // A redelivery: the action exists. Resume it if it never started.
             if matches!(existing.status.as_str(), "queued" | "approved") {
                 self.spawn_run(id);
@@ -134,7 +162,7 @@ impl Engine {
             info!(detection_id = %detection.id, "detection no longer active; no action");
             return Ok(());
         }
-        let mode = self.mode().await?;
+        let mode = self.mode().await.map_err(DetectionError::Unavailable)?;
         let (plan, problem) = match Plan::from_detection(&detection) {
             Ok(plan) => (Some(plan), None),
             Err(error) => (None, Some(error)),
@@ -195,7 +223,7 @@ impl Engine {
     }
 
     /// Records a new action with its plan (registering an id that exists is a no-op).
-    async fn register(&self, new: NewAction<'_>) -> Result<(), String> {
+    async fn register(&self, new: NewAction<'_>) -> Result<(), DetectionError> {
         let request = RegisterActionRequest {
             id: new.id.to_owned(),
             detection_id: new.detection_id.to_owned(),
@@ -220,8 +248,8 @@ impl Engine {
         let mut knowledge = self.knowledge.clone();
         tokio::time::timeout(RPC_DEADLINE, knowledge.register_action(request))
             .await
-            .map_err(|_| "knowledge did not answer RegisterAction".to_owned())?
-            .map_err(|s| format!("RegisterAction: {}", s.message()))?;
+            .map_err(|_| DetectionError::Unavailable("did not answer RegisterAction".into()))?
+            .map_err(|s| DetectionError::from_status("RegisterAction", s))?;
         Ok(())
     }
 
@@ -322,13 +350,25 @@ impl Engine {
             message: format!("Requested: {}", plan.describe()),
         })
         .await
-        .map_err(EngineError::Knowledge)?;
+        .map_err(|e| match e {
+            DetectionError::Refused(why) => EngineError::Refused(why),
+            DetectionError::Unavailable(why) => EngineError::Knowledge(why),
+        })?;
         self.announce(&id).await;
         self.spawn_run(id.clone());
         Ok(id)
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Action>, EngineError> {
+        self.lookup(id).await.map_err(|e| match e {
+            DetectionError::Unavailable(why) | DetectionError::Refused(why) => {
+                EngineError::Knowledge(why)
+            }
+        })
+    }
+
+    /// The action `id`, telling a refused id from an unreachable knowledge.
+    async fn lookup(&self, id: &str) -> Result<Option<Action>, DetectionError> {
         let mut knowledge = self.knowledge.clone();
         let reply = tokio::time::timeout(
             RPC_DEADLINE,
@@ -337,8 +377,8 @@ impl Engine {
             }),
         )
         .await
-        .map_err(|_| EngineError::Knowledge("did not answer GetAction".into()))?
-        .map_err(|s| EngineError::Knowledge(s.message().to_owned()))?
+        .map_err(|_| DetectionError::Unavailable("did not answer GetAction".into()))?
+        .map_err(|s| DetectionError::from_status("GetAction", s))?
         .into_inner();
         Ok(reply.action.filter(|_| reply.found))
     }
@@ -759,7 +799,7 @@ impl Engine {
             .map_err(|e: proto::status::UnknownWord| e.to_string())
     }
 
-    async fn still_active(&self, detection_id: &str) -> Result<bool, String> {
+    async fn still_active(&self, detection_id: &str) -> Result<bool, DetectionError> {
         let mut knowledge = self.knowledge.clone();
         let reply = tokio::time::timeout(
             RPC_DEADLINE,
@@ -768,8 +808,8 @@ impl Engine {
             }),
         )
         .await
-        .map_err(|_| "knowledge did not answer GetDetection".to_owned())?
-        .map_err(|s| format!("GetDetection: {}", s.message()))?
+        .map_err(|_| DetectionError::Unavailable("did not answer GetDetection".into()))?
+        .map_err(|s| DetectionError::from_status("GetDetection", s))?
         .into_inner();
         Ok(reply.found && reply.detection.is_some_and(|d| d.state == "active"))
     }

@@ -7,6 +7,8 @@ use lifecycle::{Env, Shutdown};
 use proto::executor::{ActionDecisionRequest, ActionStatusRequest, HealthRequest};
 use tonic::Code;
 
+mod untrusted;
+
 /// HTTP with a deadline, so a server that stops answering fails the test instead of hanging it.
 fn http() -> reqwest::Client {
     reqwest::Client::builder()

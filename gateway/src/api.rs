@@ -1,14 +1,15 @@
 //! The REST API at the original BFF's paths, backed by knowledge and the executor instead of
-//! in-memory stores. JSON in and out; bodies are limited to 64 KiB; bad input gets a 4xx with
-//! `{"error": "..."}` naming what is wrong. Connection strings never leave: databases carry
-//! only `connection_string_redacted`.
+//! in-memory stores. JSON in and out; a body is a JSON object (`Body`) of at most 64 KiB, with
+//! `Content-Type: application/json`; bad input gets a 4xx with `{"error": "..."}` naming what is
+//! wrong. Connection strings never leave: databases carry only `connection_string_redacted`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::body::Bytes;
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{FromRequest, OptionalFromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -17,6 +18,7 @@ use proto::executor::{ActionDecisionRequest, HealthRequest};
 use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
 use proto::knowledge::*;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tonic::Code;
 use tonic::transport::Channel;
@@ -73,6 +75,79 @@ impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         Self(rejection.status(), rejection.body_text())
     }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        Self(rejection.status(), rejection.body_text())
+    }
+}
+
+/// A request body: `Content-Type: application/json`, within the body limit, and a JSON object
+/// at the top — serde would read `[]` or `["a", "b"]` as a struct, filling it in order or with
+/// defaults. Every refusal is an [`ApiError`], so a JSON `{"error": ...}` (axum's own
+/// extractors answer in plain text). As `Option<Body<T>>`, an empty body is `None`.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        match <Self as OptionalFromRequest<S>>::from_request(request, state).await? {
+            Some(body) => Ok(body),
+            None => Err(ApiError::bad(
+                "a JSON object is required as the request body",
+            )),
+        }
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> OptionalFromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Option<Self>, ApiError> {
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().map(json_media_type).unwrap_or(false));
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|r| ApiError(r.status(), r.body_text()))?;
+        if bytes.is_empty() && content_type != Some(false) {
+            return Ok(None);
+        }
+        if content_type != Some(true) {
+            return Err(ApiError(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "expected a request with Content-Type: application/json".into(),
+            ));
+        }
+        let first = bytes.iter().find(|b| !b" \t\r\n".contains(b));
+        if first != Some(&b'{') {
+            // A syntax error is a 400; well-formed JSON of the wrong shape a 422.
+            return Err(match serde_json::from_slice::<Value>(&bytes) {
+                Err(error) => ApiError::bad(format!("the body is not valid JSON: {error}")),
+                Ok(_) => ApiError(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "the body must be a JSON object".into(),
+                ),
+            });
+        }
+        let Json(value) = Json::<T>::from_bytes(&bytes)?;
+        Ok(Some(Body(value)))
+    }
+}
+
+/// `application/json` or `application/<anything>+json`, with or without parameters.
+fn json_media_type(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 type Reply = Result<Response, ApiError>;
@@ -217,10 +292,11 @@ pub struct DecisionBody {
 
 pub async fn decide(
     State(s): State<AppState>,
-    Path((id, decision)): Path<(String, String)>,
-    body: Option<Json<DecisionBody>>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    body: Option<Body<DecisionBody>>,
 ) -> Reply {
-    let reason = body.map(|Json(b)| b.reason).unwrap_or_default();
+    let Path((id, decision)) = path?;
+    let reason = body.map(|Body(b)| b.reason).unwrap_or_default();
     if reason.len() > 1000 {
         return Err(ApiError::bad("reason is longer than 1000 characters"));
     }
@@ -309,7 +385,11 @@ pub async fn databases(State(s): State<AppState>, Query(f): Query<Filter>) -> Re
     .into_response())
 }
 
-pub async fn database(State(s): State<AppState>, Path(id): Path<String>) -> Reply {
+pub async fn database(
+    State(s): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Reply {
+    let Path(id) = path?;
     let mut knowledge = s.knowledge.clone();
     let list = rpc(
         "knowledge",
@@ -353,16 +433,18 @@ pub fn id_from_name(name: &str) -> String {
     if id.is_empty() { "database".into() } else { id }
 }
 
-pub async fn create_database(
-    State(s): State<AppState>,
-    body: Result<Json<NewDatabase>, JsonRejection>,
-) -> Reply {
-    let Json(new) = body?;
-    if new.database_name.trim().is_empty() || new.database_name.len() > 100 {
+/// A database's name as people see it: not blank, at most 100 bytes.
+fn check_database_name(name: &str) -> Result<(), ApiError> {
+    if name.trim().is_empty() || name.len() > 100 {
         return Err(ApiError::bad(
             "database_name is required (at most 100 characters)",
         ));
     }
+    Ok(())
+}
+
+pub async fn create_database(State(s): State<AppState>, Body(new): Body<NewDatabase>) -> Reply {
+    check_database_name(&new.database_name)?;
     let kind = if new.database_type.is_empty() {
         "postgres".to_owned()
     } else {
@@ -419,10 +501,14 @@ pub struct DatabaseChange {
 
 pub async fn update_database(
     State(s): State<AppState>,
-    Path(id): Path<String>,
-    body: Result<Json<DatabaseChange>, JsonRejection>,
+    path: Result<Path<String>, PathRejection>,
+    Body(change): Body<DatabaseChange>,
 ) -> Reply {
-    let Json(change) = body?;
+    let Path(id) = path?;
+    // Empty means "unchanged"; anything else must be a name create would take.
+    if !change.database_name.is_empty() {
+        check_database_name(&change.database_name)?;
+    }
     if !change.connection_string.is_empty() {
         crate::dbtest::parse(&change.connection_string).map_err(ApiError::bad)?;
     }
@@ -454,7 +540,11 @@ fn found_or_not(reply: proto::knowledge::Response) -> Response {
         .into_response()
 }
 
-pub async fn delete_database(State(s): State<AppState>, Path(id): Path<String>) -> Reply {
+pub async fn delete_database(
+    State(s): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Reply {
+    let Path(id) = path?;
     let mut knowledge = s.knowledge.clone();
     let reply = rpc(
         "knowledge",
@@ -470,8 +560,9 @@ pub struct ConnectionTest {
     connection_string: String,
 }
 
-pub async fn test_database(body: Result<Json<ConnectionTest>, JsonRejection>) -> Reply {
-    let Json(test) = body?;
+pub async fn test_database(Body(test): Body<ConnectionTest>) -> Reply {
+    // Not a PostgreSQL URL is bad input; a server that cannot be reached is the report's news.
+    crate::dbtest::parse(&test.connection_string).map_err(ApiError::bad)?;
     let report = crate::dbtest::test(&test.connection_string).await;
     Ok(Json(report).into_response())
 }
@@ -488,11 +579,46 @@ pub async fn get_config(State(s): State<AppState>) -> Reply {
     Ok(Json(config).into_response())
 }
 
-pub async fn save_config(
-    State(s): State<AppState>,
-    body: Result<Json<SystemConfig>, JsonRejection>,
-) -> Reply {
-    let Json(config) = body?;
+/// The first field of `sent` the configuration does not have, or a section given as something
+/// other than an object: serde would drop the one (so a misspelt field saved the defaults in
+/// place of what was meant) and read an array as the other.
+fn check_config_fields(sent: &Value, known: &Value, path: &str) -> Result<(), ApiError> {
+    let (Value::Object(sent), Value::Object(known)) = (sent, known) else {
+        return Ok(());
+    };
+    for (key, value) in sent {
+        let here = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{path}.{key}")
+        };
+        let refused = |why: String| Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, why));
+        match known.get(key) {
+            None => return refused(format!("unknown field {here:?} in the configuration")),
+            Some(Value::Object(_)) if !(value.is_object() || value.is_null()) => {
+                return refused(format!("{here} must be an object"));
+            }
+            Some(section) => check_config_fields(value, section, &here)?,
+        }
+    }
+    Ok(())
+}
+
+pub async fn save_config(State(s): State<AppState>, Body(sent): Body<Value>) -> Reply {
+    let known = serde_json::to_value(SystemConfig {
+        thresholds: Some(Default::default()),
+        webhook: Some(Default::default()),
+        verification: Some(Default::default()),
+        ..Default::default()
+    })
+    .unwrap_or_default();
+    check_config_fields(&sent, &known, "")?;
+    let config: SystemConfig = serde_json::from_value(sent).map_err(|e| {
+        ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("configuration: {e}"),
+        )
+    })?;
     if let Some(hook) = &config.webhook
         && hook.enabled
     {
@@ -561,8 +687,8 @@ pub struct FlushBody {
     include_registry: bool,
 }
 
-pub async fn flush(State(s): State<AppState>, body: Option<Json<FlushBody>>) -> Reply {
-    let include_registry = body.map(|Json(b)| b.include_registry).unwrap_or(false);
+pub async fn flush(State(s): State<AppState>, body: Option<Body<FlushBody>>) -> Reply {
+    let include_registry = body.map(|Body(b)| b.include_registry).unwrap_or(false);
     let mut knowledge = s.knowledge.clone();
     let reply = rpc(
         "knowledge",
@@ -688,8 +814,7 @@ pub struct Login {
     token: String,
 }
 
-pub async fn login(State(s): State<AppState>, body: Result<Json<Login>, JsonRejection>) -> Reply {
-    let Json(login) = body?;
+pub async fn login(State(s): State<AppState>, Body(login): Body<Login>) -> Reply {
     if !s.auth.token_matches(login.token.trim()) {
         return Err(ApiError(
             StatusCode::UNAUTHORIZED,

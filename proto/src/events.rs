@@ -251,3 +251,275 @@ mod tests {
         assert!(metrics.time_delta_seconds.is_none());
     }
 }
+
+/// What a consumer does with a payload someone else published: every decoder either returns the
+/// payload's values exactly or an error — never a panic, a coerced value or a stack overflow.
+#[cfg(test)]
+mod untrusted {
+    use proptest::prelude::*;
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// What a field of a payload takes.
+    #[derive(Debug, Clone, Copy)]
+    enum Kind {
+        Text,
+        Integer,
+        /// A JSON value of any shape (`evidence`).
+        Any,
+        /// `Option<Value>`: null means absent.
+        Optional,
+    }
+
+    fn accepts(kind: Kind, value: &Value) -> bool {
+        match kind {
+            Kind::Text => value.is_string(),
+            Kind::Integer => value.as_i64().is_some(),
+            Kind::Any | Kind::Optional => true,
+        }
+    }
+
+    /// A field's name, what it takes, and whether it must be there.
+    type Field = (&'static str, Kind, bool);
+
+    const DETECTION: &[Field] = &[
+        ("id", Kind::Text, true),
+        ("key", Kind::Text, true),
+        ("detector_name", Kind::Text, true),
+        ("category", Kind::Text, true),
+        ("severity", Kind::Text, true),
+        ("database_id", Kind::Text, true),
+        ("timestamp", Kind::Integer, true),
+        ("title", Kind::Text, true),
+        ("description", Kind::Text, true),
+        ("evidence", Kind::Any, false),
+        ("recommendation", Kind::Text, false),
+        ("action_type", Kind::Text, false),
+        ("action_metadata", Kind::Optional, false),
+    ];
+    const DECISION: &[Field] = &[
+        ("action_id", Kind::Text, true),
+        ("requested_by", Kind::Text, false),
+    ];
+    const ROLLBACK: &[Field] = &[
+        ("action_id", Kind::Text, true),
+        ("detection_id", Kind::Text, true),
+        ("action_type", Kind::Text, true),
+        ("database_id", Kind::Text, true),
+        ("reason", Kind::Text, true),
+        ("timestamp", Kind::Integer, true),
+    ];
+    const COMPLETED: &[Field] = &[
+        ("action_id", Kind::Text, true),
+        ("detection_id", Kind::Text, true),
+        ("detection_key", Kind::Text, true),
+        ("action_type", Kind::Text, true),
+        ("database_id", Kind::Text, true),
+        ("status", Kind::Text, true),
+        ("solution", Kind::Text, true),
+        ("message", Kind::Text, true),
+        ("timestamp", Kind::Integer, true),
+    ];
+
+    fn valid(fields: &[Field]) -> serde_json::Map<String, Value> {
+        fields
+            .iter()
+            .map(|(name, kind, _)| {
+                let value = match kind {
+                    Kind::Text => json!(format!("{name}-1")),
+                    Kind::Integer => json!(1_760_000_000),
+                    Kind::Any | Kind::Optional => json!({"table_name": "users"}),
+                };
+                ((*name).to_owned(), value)
+            })
+            .collect()
+    }
+
+    /// `fields` of a valid payload replaced by `values` (by index, wrapping), or removed when
+    /// the value is `None`: decoding must succeed exactly when every replacement is of the
+    /// field's kind, and then give back exactly the values sent.
+    fn decodes_exactly<T: DeserializeOwned + Serialize>(
+        fields: &[Field],
+        replacements: &[(usize, Option<Value>)],
+    ) -> Result<(), TestCaseError> {
+        let mut payload = valid(fields);
+        for (index, value) in replacements {
+            let name = fields[index % fields.len()].0;
+            match value {
+                Some(value) => payload.insert(name.to_owned(), value.clone()),
+                None => payload.remove(name),
+            };
+        }
+        let acceptable = fields
+            .iter()
+            .all(|(name, kind, required)| match payload.get(*name) {
+                Some(value) => accepts(*kind, value),
+                None => !required,
+            });
+        let bytes = serde_json::to_vec(&payload).unwrap();
+        match serde_json::from_slice::<T>(&bytes) {
+            Ok(decoded) => {
+                prop_assert!(acceptable, "accepted {}", Value::Object(payload.clone()));
+                let back = serde_json::to_value(&decoded).unwrap();
+                for (name, kind, _) in fields {
+                    let sent = payload.get(*name).filter(|v| !v.is_null());
+                    // Empty optional text and absent values are left out when encoding.
+                    let empty = match kind {
+                        Kind::Text => json!(""),
+                        _ => Value::Null,
+                    };
+                    let got = back.get(*name).unwrap_or(&empty);
+                    prop_assert!(
+                        same(got, sent.unwrap_or(&empty)),
+                        "{}: {} != {:?}",
+                        name,
+                        got,
+                        sent
+                    );
+                }
+            }
+            Err(_) => prop_assert!(!acceptable, "refused {}", Value::Object(payload)),
+        }
+        Ok(())
+    }
+
+    /// Equal, but for the last bit of a float: serde_json's default float parser is fast, not
+    /// exact (`float_roundtrip` is off), which evidence and metadata can live with.
+    fn same(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
+                let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+                x == y || (x - y).abs() <= x.abs().max(y.abs()) * 1e-15
+            }
+            (Value::Array(x), Value::Array(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+            }
+            (Value::Object(x), Value::Object(y)) => {
+                x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+            }
+            _ => a == b,
+        }
+    }
+
+    /// Any JSON: nested a few levels, with awkward strings and numbers at the edges.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("JSON has no NaN or infinity", |f| f.is_finite())
+                .prop_map(Value::from),
+            Just(json!(1.0)),
+            "\\PC{0,40}".prop_map(Value::from),
+            Just(json!("x\"; DROP TABLE t; --")),
+            Just(json!("\u{0}")),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+                prop::collection::btree_map("[a-z_]{1,12}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn replacements() -> impl Strategy<Value = Vec<(usize, Option<Value>)>> {
+        prop::collection::vec(
+            (any::<usize>(), prop::option::weighted(0.9, any_json())),
+            0..4,
+        )
+    }
+
+    /// Bytes that look like JSON often enough to get past the first character.
+    fn json_like_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let token = prop_oneof![
+            prop::sample::select(vec![
+                "{",
+                "}",
+                "[",
+                "]",
+                ":",
+                ",",
+                "\"id\"",
+                "\"timestamp\"",
+                "\"evidence\"",
+                "\"x\"",
+                "1",
+                "-1",
+                "1e999",
+                "18446744073709551616",
+                "NaN",
+                "null",
+                "true",
+                "\"\\u0000\"",
+                "\"\\ud800\"",
+                "\"\\",
+                " ",
+            ])
+            .prop_map(|t| t.as_bytes().to_vec()),
+            prop::collection::vec(any::<u8>(), 1..4),
+        ];
+        prop::collection::vec(token, 0..64).prop_map(|tokens| tokens.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn a_detection_decodes_to_exactly_what_was_sent_or_is_refused(r in replacements()) {
+            decodes_exactly::<Detection>(DETECTION, &r)?;
+        }
+
+        #[test]
+        fn a_decision_decodes_to_exactly_what_was_sent_or_is_refused(r in replacements()) {
+            decodes_exactly::<ActionDecision>(DECISION, &r)?;
+        }
+
+        #[test]
+        fn a_rollback_request_decodes_to_exactly_what_was_sent_or_is_refused(r in replacements()) {
+            decodes_exactly::<RollbackRequest>(ROLLBACK, &r)?;
+        }
+
+        #[test]
+        fn a_completed_action_decodes_to_exactly_what_was_sent_or_is_refused(r in replacements()) {
+            decodes_exactly::<ActionCompletedEvent>(COMPLETED, &r)?;
+        }
+
+        #[test]
+        fn arbitrary_bytes_are_decoded_or_refused_never_a_panic(bytes in json_like_bytes()) {
+            let detection = serde_json::from_slice::<Detection>(&bytes);
+            let _ = serde_json::from_slice::<ActionDecision>(&bytes);
+            let _ = serde_json::from_slice::<RollbackRequest>(&bytes);
+            let _ = serde_json::from_slice::<ActionCompletedEvent>(&bytes);
+            let _ = serde_json::from_slice::<NormalisedMetrics>(&bytes);
+            let value = serde_json::from_slice::<Value>(&bytes);
+            // Whatever decodes as a detection is a JSON object first.
+            prop_assert!(detection.is_err() || value.is_ok_and(|v| v.is_object()));
+        }
+    }
+
+    #[test]
+    fn a_payload_as_large_as_nats_allows_decodes_and_deep_nesting_is_refused() {
+        let mut detection = valid(DETECTION);
+        detection.insert("description".into(), json!("x".repeat(1024 * 1024 - 1024)));
+        let bytes = serde_json::to_vec(&detection).unwrap();
+        let decoded: Detection = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(decoded.description.len(), 1024 * 1024 - 1024);
+
+        // 100 000 nested arrays would overflow the stack of a recursive decoder without a limit.
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        for payload in [
+            format!(r#"{{"action_id": "a", "requested_by": {deep}}}"#),
+            format!(r#"{{"id": "a", "evidence": {deep}}}"#),
+        ] {
+            assert!(serde_json::from_str::<Detection>(&payload).is_err());
+            assert!(serde_json::from_str::<ActionDecision>(&payload).is_err());
+            assert!(serde_json::from_str::<Value>(&payload).is_err());
+        }
+    }
+}

@@ -42,4 +42,82 @@ mod tests {
         assert!(!valid_identifier(&"a".repeat(64)));
         assert!(!valid_identifier("a\0b"));
     }
+
+    use proptest::prelude::*;
+
+    /// PostgreSQL's lexer on a delimited identifier (scan.l: `"`, then `[^"]+` or `""`, then `"`):
+    /// the name it denotes and the text after its closing quote.
+    fn lex_quoted(sql: &str) -> Option<(String, &str)> {
+        let mut rest = sql.strip_prefix('"')?;
+        let mut name = String::new();
+        loop {
+            let end = rest.find('"')?;
+            name.push_str(&rest[..end]);
+            rest = &rest[end + 1..];
+            match rest.strip_prefix('"') {
+                Some(after) => {
+                    name.push('"');
+                    rest = after;
+                }
+                None => return Some((name, rest)),
+            }
+        }
+    }
+
+    /// Characters that have broken quoting elsewhere, among any others.
+    fn awkward_char() -> impl Strategy<Value = char> {
+        prop_oneof![
+            3 => any::<char>(),
+            2 => prop::sample::select(vec![
+                '"', '\\', '\'', ' ', '\0', '.', ';', '-', '\n', '$', 'é', '€', '\u{1d11e}',
+            ]),
+        ]
+    }
+
+    /// Names of any length up to well past PostgreSQL's 63-byte limit, many within a few bytes
+    /// of it, and now and then far beyond it.
+    fn awkward_name() -> impl Strategy<Value = String> {
+        let near_the_limit = prop_oneof![8 => Just('a'), 1 => Just('\u{e9}'), 1 => Just('"')];
+        prop_oneof![
+            6 => prop::collection::vec(awkward_char(), 0..80),
+            3 => prop::collection::vec(near_the_limit, 58..66),
+            1 => prop::collection::vec(awkward_char(), 0..5000),
+        ]
+        .prop_map(|chars| chars.into_iter().collect())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn a_quoted_identifier_reads_back_as_the_name_and_ends_where_it_should(
+            name in awkward_name(),
+            separator in prop::sample::select(vec![' ', '.', ',', '(', ')', ';', '\n']),
+            rest in awkward_name(),
+        ) {
+            // What follows an identifier in our statements (never a quote, which would be read as
+            // a doubled one), then anything: the injection attempt.
+            let after = format!("{separator}{rest}");
+            let sql = format!("{}{after}", quote_ident(&name));
+            prop_assert_eq!(lex_quoted(&sql), Some((name, after.as_str())));
+        }
+
+        #[test]
+        fn a_qualified_name_is_exactly_two_identifiers_joined_by_a_dot(
+            schema in awkward_name(),
+            name in awkward_name(),
+        ) {
+            let sql = qualified(&schema, &name);
+            let (first, rest) = lex_quoted(&sql).expect("schema");
+            prop_assert_eq!(first, schema);
+            let rest = rest.strip_prefix('.').expect("one dot between the two");
+            prop_assert_eq!(lex_quoted(rest), Some((name, "")));
+        }
+
+        #[test]
+        fn only_names_postgresql_keeps_as_written_are_valid(name in awkward_name()) {
+            let keeps = !name.is_empty() && name.len() <= MAX_IDENTIFIER_BYTES && !name.contains('\0');
+            prop_assert_eq!(valid_identifier(&name), keeps, "{:?}", name);
+        }
+    }
 }

@@ -174,7 +174,13 @@ impl Verifier {
         {
             return Ok(());
         }
-        let action = self.action(&event.action_id).await?;
+        let Some(action) = self.action(&event.action_id).await? else {
+            // Published by mistake or by someone else, or flushed since: there is nothing to
+            // verify, and asking again would get the same answer for the stream's lifetime.
+            let shown: String = event.action_id.chars().take(128).collect();
+            warn!(action_id = %shown, "completed action unknown to knowledge; not verified");
+            return Ok(());
+        };
         let evidence = self.evidence(&action.detection_id).await;
         let settings = self.settings().await?;
         let result: Value = serde_json::from_str(&action.result_json).unwrap_or(Value::Null);
@@ -466,20 +472,25 @@ impl Verifier {
         }))
     }
 
-    async fn action(&self, id: &str) -> Result<Action, String> {
+    /// The action `id`; `None` when knowledge has none (or refuses the id: it cannot hold one).
+    async fn action(&self, id: &str) -> Result<Option<Action>, String> {
         let mut knowledge = self.knowledge.clone();
-        tokio::time::timeout(
+        let reply = tokio::time::timeout(
             RPC_DEADLINE,
             knowledge.get_action(GetActionRequest {
                 action_id: id.into(),
             }),
         )
         .await
-        .map_err(|_| "knowledge did not answer GetAction".to_owned())?
-        .map_err(|s| s.message().to_owned())?
-        .into_inner()
-        .action
-        .ok_or_else(|| format!("action {id} not found"))
+        .map_err(|_| "knowledge did not answer GetAction".to_owned())?;
+        match reply {
+            Ok(reply) => {
+                let reply = reply.into_inner();
+                Ok(reply.action.filter(|_| reply.found))
+            }
+            Err(status) if status.code() == tonic::Code::InvalidArgument => Ok(None),
+            Err(status) => Err(status.message().to_owned()),
+        }
     }
 
     async fn evidence(&self, detection_id: &str) -> Value {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::PgConnection;
 
-use super::{Context, identifier};
+use super::{Context, identifier, shown};
 use crate::databases::{describe, is_lock_timeout};
 
 const ATTEMPTS: u32 = 3;
@@ -46,20 +46,28 @@ impl CreateIndex {
                 .iter()
                 .map(|c| {
                     serde_json::from_value::<KeyColumn>(c.clone())
-                        .map_err(|e| format!("columns: {e}"))
+                        .map_err(|e| shown(format!("columns: {e}")))
                 })
                 .collect::<Result<_, _>>()?,
             None | Some(Value::Null) => vec![KeyColumn {
                 name: identifier(metadata, "column_name")?,
                 descending: false,
             }],
-            Some(other) => return Err(format!("columns must be a list, not {other}")),
+            Some(other) => {
+                return Err(format!(
+                    "columns must be a list, not {}",
+                    shown(other.to_string())
+                ));
+            }
         };
         if columns.is_empty() || columns.len() > MAX_COLUMNS {
             return Err(format!("an index needs 1 to {MAX_COLUMNS} columns"));
         }
         if let Some(bad) = columns.iter().find(|c| !valid_identifier(&c.name)) {
-            return Err(format!("column {:?} is not a valid identifier", bad.name));
+            return Err(format!(
+                "column {} is not a valid identifier",
+                shown(format!("{:?}", bad.name))
+            ));
         }
         let index_name = match metadata.get("index_name") {
             None | Some(Value::Null) => format!("idx_{table}_{}", columns[0].name),

@@ -130,7 +130,8 @@ impl Plan {
             .map(Plan::DeployRedis)
             .map_err(invalid),
             other => Err(PlanError::NotImplemented(format!(
-                "no action runs for action type {other:?} yet"
+                "no action runs for action type {} yet",
+                shown(format!("{other:?}"))
             ))),
         }
     }
@@ -217,12 +218,32 @@ impl Plan {
     }
 }
 
+/// At most this much of a refused value is repeated in the reason: a detection can carry a
+/// megabyte, and the reason is stored with the action and published on `actions.status`.
+const SHOWN_BYTES: usize = 80;
+
+/// `value` as written in a reason: cut to [`SHOWN_BYTES`] at a character boundary, saying how
+/// long it was.
+pub(crate) fn shown(value: String) -> String {
+    if value.len() <= SHOWN_BYTES {
+        return value;
+    }
+    let mut end = SHOWN_BYTES;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &value[..end], value.len())
+}
+
 /// A string field of `metadata`, or why not.
 pub(crate) fn text(metadata: &Value, field: &str) -> Result<String, String> {
     match metadata.get(field) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
         Some(Value::String(_)) | None | Some(Value::Null) => Err(format!("{field} is missing")),
-        Some(other) => Err(format!("{field} must be a string, not {other}")),
+        Some(other) => Err(format!(
+            "{field} must be a string, not {}",
+            shown(other.to_string())
+        )),
     }
 }
 
@@ -232,6 +253,269 @@ pub(crate) fn identifier(metadata: &Value, field: &str) -> Result<String, String
     if proto::sql::valid_identifier(&value) {
         Ok(value)
     } else {
-        Err(format!("{field} {value:?} is not a valid identifier"))
+        Err(format!(
+            "{field} {} is not a valid identifier",
+            shown(format!("{value:?}"))
+        ))
+    }
+}
+
+/// Detections come from NATS: whatever their metadata, a plan is refused with a short reason or
+/// made of values that are safe to run.
+#[cfg(test)]
+mod untrusted {
+    use proptest::prelude::*;
+    use proto::sql::valid_identifier;
+    use serde_json::json;
+
+    use super::*;
+
+    /// Each action type with the fields its action reads; the last two run nothing.
+    const ACTIONS: [(&str, &[&str]); 10] = [
+        (
+            "create_index",
+            &[
+                "table_name",
+                "schema",
+                "column_name",
+                "columns",
+                "index_name",
+            ],
+        ),
+        (
+            "vacuum_table",
+            &["table", "schema", "table_name", "blocked_by_xmin_holder"],
+        ),
+        (
+            "terminate_query",
+            &[
+                "pid",
+                "backend_start_us",
+                "graceful",
+                "query_start_us",
+                "state_change_us",
+                "username",
+            ],
+        ),
+        (
+            "cache_optimization_recommendation",
+            &["safe_option", "advanced_option"],
+        ),
+        ("deploy_connection_pooler", &["pool_size", "pool_mode"]),
+        ("tune_config_high_latency", &["host_memory_bytes"]),
+        (
+            "set_role_timeout",
+            &["role", "setting", "value_ms", "reason"],
+        ),
+        ("deploy_redis", &["max_memory", "eviction_policy"]),
+        ("", &["table_name"]),
+        ("DROP TABLE t", &["table_name"]),
+    ];
+
+    fn awkward_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "\\PC{0,20}",
+            "[a-z_]{1,12}",
+            prop::sample::select(vec![
+                "x\"; DROP TABLE t; --",
+                "public\".\"t",
+                "Order \"Items\"",
+                "a\u{0}b",
+                "idle_in_transaction_session_timeout",
+                "statement_timeout",
+                "session",
+                "transaction",
+                "256mb",
+                "1gb\nrequirepass x",
+                "allkeys-lru",
+                "42",
+                "-1",
+                "",
+                "'; SELECT pg_sleep(10); --",
+                "\\",
+            ])
+            .prop_map(str::to_owned),
+            (1usize..70).prop_map(|n| "é".repeat(n)),
+            Just("x".repeat(200_000)),
+        ]
+    }
+
+    /// A scalar: text, numbers at the edges of every range an action checks, and the rest.
+    fn awkward_scalar() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            3 => awkward_text().prop_map(Value::from),
+            1 => Just(Value::Null),
+            1 => any::<bool>().prop_map(Value::from),
+            4 => prop::sample::select(vec![
+                i64::MIN, -1, 0, 1, 999, 1_000, 86_400_000, 86_400_001, 10_000, 10_001,
+                i64::from(i32::MAX), i64::from(i32::MAX) + 1, 1 << 40, 1 << 62, i64::MAX,
+            ])
+            .prop_map(Value::from),
+            3 => any::<i64>().prop_map(Value::from),
+            1 => Just(json!(u64::MAX)),
+            1 => Just(json!(1.5e308)),
+            1 => Just(json!(0.5)),
+        ]
+    }
+
+    /// Mostly a scalar, else lists and objects of them, index columns among them.
+    fn awkward_value() -> impl Strategy<Value = Value> {
+        let nested = awkward_scalar().prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                (awkward_text(), inner.clone(), any::<bool>()).prop_map(
+                    |(name, descending, flag)| {
+                        if flag {
+                            json!({"name": name, "descending": descending})
+                        } else {
+                            json!([{"name": name}])
+                        }
+                    }
+                ),
+                prop::collection::btree_map("[a-z_]{1,8}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        });
+        prop_oneof![3 => awkward_scalar(), 1 => nested]
+    }
+
+    /// Metadata: mostly the fields the action reads (and now and then another's), with values
+    /// of any type; sometimes not an object at all.
+    fn metadata(fields: &'static [&'static str]) -> impl Strategy<Value = Option<Value>> {
+        let all: Vec<&str> = ACTIONS
+            .iter()
+            .flat_map(|(_, f)| f.iter().copied())
+            .collect();
+        let field = prop_oneof![
+            4 => prop::sample::select(fields.to_vec()),
+            1 => prop::sample::select(all),
+        ];
+        prop_oneof![
+            8 => prop::collection::vec((field, awkward_value()), 0..8).prop_map(|fields| {
+                Some(Value::Object(
+                    fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+                ))
+            }),
+            1 => awkward_value().prop_map(Some),
+            1 => Just(None),
+        ]
+    }
+
+    fn detection() -> impl Strategy<Value = Detection> {
+        prop::sample::select(ACTIONS.to_vec())
+            .prop_flat_map(|(action_type, fields)| {
+                (
+                    Just(action_type),
+                    metadata(fields),
+                    awkward_text(),
+                    awkward_value(),
+                )
+            })
+            .prop_map(
+                |(action_type, action_metadata, title, evidence)| Detection {
+                    id: "d1".into(),
+                    key: "db:x".into(),
+                    database_id: "db".into(),
+                    action_type: action_type.into(),
+                    action_metadata,
+                    title,
+                    evidence,
+                    ..Default::default()
+                },
+            )
+    }
+
+    /// What makes a plan safe to run, per action.
+    fn check(plan: &Plan) -> Result<(), TestCaseError> {
+        match plan {
+            Plan::CreateIndex(p) => {
+                prop_assert!(valid_identifier(&p.schema) && valid_identifier(&p.table));
+                prop_assert!(valid_identifier(&p.index_name));
+                prop_assert!((1..=32).contains(&p.columns.len()));
+                prop_assert!(p.columns.iter().all(|c| valid_identifier(&c.name)));
+            }
+            Plan::Vacuum(p) => {
+                prop_assert!(valid_identifier(&p.schema) && valid_identifier(&p.table));
+            }
+            Plan::Terminate(p) => {
+                prop_assert!(p.pid > 0 && p.backend_start_us > 0 && p.since_us > 0);
+            }
+            Plan::DeployPooler(p) => {
+                prop_assert!((1..=10_000).contains(&p.pool_size));
+                prop_assert!(["session", "transaction"].contains(&p.pool_mode.as_str()));
+            }
+            Plan::DeployRedis(p) => {
+                prop_assert!(
+                    p.max_memory.bytes().all(|b| b.is_ascii_alphanumeric()),
+                    "{:?}",
+                    p.max_memory
+                );
+                prop_assert!(
+                    p.eviction_policy
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b == b'-')
+                );
+            }
+            Plan::TuneConfig(p) => {
+                // Three quarters of it must still be a number (no overflow).
+                prop_assert!(
+                    p.host_memory_bytes
+                        .is_none_or(|b| b > 0 && b.checked_mul(3).is_some())
+                );
+            }
+            Plan::RoleTimeout(p) => {
+                prop_assert!(valid_identifier(&p.role));
+                prop_assert!(
+                    ["idle_in_transaction_session_timeout", "statement_timeout"]
+                        .contains(&p.setting.as_str())
+                );
+                prop_assert!((1_000..=86_400_000).contains(&p.value_ms));
+            }
+            Plan::Recommendation(_) => {}
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_metadata_is_refused_briefly_or_becomes_a_plan_safe_to_run(detection in detection()) {
+            match Plan::from_detection(&detection) {
+                Ok(plan) => {
+                    check(&plan)?;
+                    prop_assert_eq!(plan.action_type(), detection.action_type.as_str());
+                    prop_assert!(!plan.describe().is_empty());
+                    // Stored with the action and read back for approval or rollback.
+                    let stored = serde_json::to_string(&plan).unwrap();
+                    let back: Plan = serde_json::from_str(&stored).unwrap();
+                    if !matches!(plan, Plan::Recommendation(_)) {
+                        prop_assert_eq!(back, plan);
+                    }
+                }
+                Err(error) => {
+                    let reason = error.to_string();
+                    prop_assert!(!reason.is_empty());
+                    prop_assert!(reason.len() <= 400, "{} bytes: {}", reason.len(), shown(reason.clone()));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn injection_in_identifiers_stays_inside_the_quotes() {
+        let plan = Plan::from_detection(&Detection {
+            action_type: "create_index".into(),
+            action_metadata: Some(json!({
+                "schema": "x\"; DROP TABLE t; --", "table_name": "t", "columns": [{"name": "a\"b"}],
+                "index_name": "i",
+            })),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            plan.describe(),
+            r#"CREATE INDEX CONCURRENTLY "i" ON "x""; DROP TABLE t; --"."t" ("a""b")"#
+        );
     }
 }

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;
 
-use super::Context;
 use super::processes::{self, Place, RUN_AS};
+use super::{Context, shown};
 
 const BINARY: &str = "pgbouncer";
 const DEFAULT_POOL_SIZE: u32 = 20;
@@ -42,15 +42,20 @@ impl DeployPooler {
             Some(v) => v
                 .as_u64()
                 .filter(|n| (1..=10_000).contains(n))
-                .ok_or_else(|| format!("pool_size {v} must be a whole number from 1 to 10000"))?
-                as u32,
+                .ok_or_else(|| {
+                    format!(
+                        "pool_size {} must be a whole number from 1 to 10000",
+                        shown(v.to_string())
+                    )
+                })? as u32,
         };
         let pool_mode = match metadata.get("pool_mode").and_then(Value::as_str) {
             None => "session".to_owned(),
             Some(mode @ ("session" | "transaction")) => mode.to_owned(),
             Some(other) => {
                 return Err(format!(
-                    "pool_mode {other:?} must be session or transaction"
+                    "pool_mode {} must be session or transaction",
+                    shown(format!("{other:?}"))
                 ));
             }
         };

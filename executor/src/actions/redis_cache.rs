@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::processes::{self, Place, RUN_AS};
+use super::shown;
 
 const BINARY: &str = "redis-server";
 const POLICIES: [&str; 8] = [
@@ -53,7 +54,8 @@ impl DeployRedis {
             || !["", "b", "kb", "mb", "gb"].contains(&unit)
         {
             return Err(format!(
-                "max_memory {max_memory:?} must look like 256mb or 1gb"
+                "max_memory {} must look like 256mb or 1gb",
+                shown(format!("{max_memory:?}"))
             ));
         }
         let eviction_policy = if eviction_policy.is_empty() {
@@ -63,7 +65,8 @@ impl DeployRedis {
         };
         if !POLICIES.contains(&eviction_policy) {
             return Err(format!(
-                "eviction_policy {eviction_policy:?} must be one of {}",
+                "eviction_policy {} must be one of {}",
+                shown(format!("{eviction_policy:?}")),
                 POLICIES.join(", ")
             ));
         }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::PgConnection;
 
-use super::Context;
+use super::{Context, shown};
 use crate::databases::describe;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,10 +27,16 @@ const SETTINGS: [&str; 2] = ["idle_in_transaction_session_timeout", "statement_t
 impl RoleTimeout {
     pub fn new(role: &str, setting: &str, value_ms: i64, reason: String) -> Result<Self, String> {
         if !proto::sql::valid_identifier(role) {
-            return Err(format!("role {role:?} is not a valid identifier"));
+            return Err(format!(
+                "role {} is not a valid identifier",
+                shown(format!("{role:?}"))
+            ));
         }
         if !SETTINGS.contains(&setting) {
-            return Err(format!("{setting:?} is not a per-role timeout we set"));
+            return Err(format!(
+                "{} is not a per-role timeout we set",
+                shown(format!("{setting:?}"))
+            ));
         }
         if !(1_000..=86_400_000).contains(&value_ms) {
             return Err(format!("{value_ms} ms is outside 1 s to 24 h"));

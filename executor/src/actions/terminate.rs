@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use super::{Context, text};
+use super::{Context, shown, text};
 use crate::databases::describe;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,7 +52,7 @@ impl Terminate {
         let pid: i32 = match metadata.get("pid") {
             Some(Value::String(s)) => s
                 .parse()
-                .map_err(|_| format!("pid {s:?} is not a number"))?,
+                .map_err(|_| format!("pid {} is not a number", shown(format!("{s:?}"))))?,
             Some(Value::Number(n)) => n
                 .as_i64()
                 .and_then(|n| i32::try_from(n).ok())

@@ -18,6 +18,9 @@ use super::Context;
 use crate::databases::describe;
 
 const MB: i64 = 1024 * 1024;
+/// The most RAM a host is believed to have (1 PiB): a larger figure is a mistake, and would
+/// overflow the arithmetic below.
+const MAX_HOST_MEMORY_BYTES: i64 = 1 << 50;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TuneConfig {
@@ -37,12 +40,13 @@ struct Setting {
 }
 
 impl TuneConfig {
+    /// The host's RAM when the metadata gives a believable figure, else unknown.
     pub fn from_metadata(metadata: &Value) -> Self {
         Self {
             host_memory_bytes: metadata
                 .get("host_memory_bytes")
                 .and_then(Value::as_i64)
-                .filter(|b| *b > 0),
+                .filter(|b| (1..=MAX_HOST_MEMORY_BYTES).contains(b)),
         }
     }
 
@@ -57,7 +61,11 @@ impl TuneConfig {
         let get = |name: &str| settings.iter().find(|s| s.name == name);
         let mut changes: Vec<(String, String, &Setting)> = Vec::new();
         let mut recommendations = Vec::new();
-        if let Some(ram) = self.host_memory_bytes {
+        // A stored plan is read back as it was written: check the figure again.
+        if let Some(ram) = self
+            .host_memory_bytes
+            .filter(|b| (1..=MAX_HOST_MEMORY_BYTES).contains(b))
+        {
             if let Some(s) = get("effective_cache_size")
                 && s.value < ram as f64 / 2.0
             {

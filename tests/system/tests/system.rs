@@ -13,6 +13,7 @@ mod faults;
 mod scenarios;
 mod secured;
 mod stack;
+mod untrusted;
 
 use stack::Stack;
 
