@@ -44,7 +44,7 @@ pub struct State_ {
 pub type AppState = Arc<State_>;
 
 /// A 4xx/5xx with a readable message.
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub StatusCode, pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -150,9 +150,9 @@ fn json_media_type(content_type: &str) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-type Reply = Result<Response, ApiError>;
+pub type Reply = Result<Response, ApiError>;
 
-async fn rpc<T>(
+pub async fn rpc<T>(
     what: &str,
     call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 ) -> Result<T, ApiError> {
@@ -557,7 +557,7 @@ pub async fn delete_database(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionTest {
-    connection_string: String,
+    pub connection_string: String,
 }
 
 pub async fn test_database(Body(test): Body<ConnectionTest>) -> Reply {

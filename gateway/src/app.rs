@@ -19,6 +19,7 @@ use tracing::info;
 use crate::api::{self, AppState, State_};
 use crate::auth::{self, Auth};
 use crate::config::Config;
+use crate::doctor;
 use crate::live::Live;
 use crate::webhooks::Webhooks;
 
@@ -111,6 +112,8 @@ impl App {
             .route("/ledger", get(api::ledger))
             .route("/databases", get(api::databases).post(api::create_database))
             .route("/databases/test", post(api::test_database))
+            .route("/databases/doctor", post(doctor::unregistered))
+            .route("/databases/{id}/doctor", get(doctor::registered))
             .route(
                 "/databases/{id}",
                 get(api::database)

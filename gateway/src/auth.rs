@@ -2,8 +2,8 @@
 //! `<STATE_DIR>/gateway.token` (mode 0600) and printed once. Scripts send
 //! `Authorization: Bearer <token>`; the dashboard signs in with the token (`POST /auth/login`)
 //! and gets an HTTP-only, same-site cookie holding a value derived from it (never the token).
-//! Every request that changes anything needs one of the two; reads too with
-//! `GATEWAY_AUTH_READS=true`.
+//! Every request that changes anything needs one of the two, and so does the doctor (it connects
+//! to a monitored database with the stored credentials); reads too with `GATEWAY_AUTH_READS=true`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -100,7 +100,9 @@ pub async fn require(State(auth): State<Arc<Auth>>, request: Request, next: Next
         request.uri().path(),
         "/health" | "/ready" | "/auth/login" | "/auth/logout" | "/auth/me"
     );
-    if !open && (mutating || auth.reads) && !auth.is_authenticated(request.headers()) {
+    // The doctor reads, but connects to a monitored database with its stored credentials.
+    let connects = request.uri().path().ends_with("/doctor");
+    if !open && (mutating || connects || auth.reads) && !auth.is_authenticated(request.headers()) {
         warn!(method = %request.method(), path = %request.uri().path(), "unauthenticated request refused");
         return (
             StatusCode::UNAUTHORIZED,

@@ -2,13 +2,14 @@
 //! (read-only, 5 s limits, `startupmonkey-gateway`), and reports the server version, the
 //! extensions StartupMonkey uses (present, or available to create), and the privileges of the
 //! role, with what to run for anything missing. The connection string is never echoed back.
+//! `connect` is how the gateway opens a session on a monitored database (the doctor uses it too).
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Row};
+use sqlx::{ConnectOptions, PgConnection, Row};
 
 /// Where a connection string points.
 #[derive(Debug)]
@@ -41,25 +42,58 @@ fn scrub(text: &str, secret: &str) -> String {
     text.replace(secret, "<connection string>")
 }
 
-pub async fn test(connection_string: &str) -> Value {
-    let started = Instant::now();
-    if let Err(error) = parse(connection_string) {
-        return json!({"ok": false, "error": error});
-    }
-    let options = match PgConnectOptions::from_str(connection_string) {
-        Ok(o) => o.application_name("startupmonkey-gateway").options([
+/// How long connecting, and each statement, may take.
+const LIMIT: Duration = Duration::from_secs(5);
+
+/// Why no session could be opened. The text never holds the connection string.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The connection string is not a PostgreSQL URL.
+    #[error("{0}")]
+    Invalid(String),
+    /// A server answered and refused: authentication, no such database or role.
+    #[error("cannot connect: {0}")]
+    Refused(String),
+    /// No server answered, or not in time.
+    #[error("cannot connect: {0}")]
+    Unreachable(String),
+}
+
+/// One read-only session named `application_name`, with 5 s to connect and 5 s per statement.
+pub async fn connect(
+    connection_string: &str,
+    application_name: &str,
+) -> Result<PgConnection, ConnectError> {
+    parse(connection_string).map_err(ConnectError::Invalid)?;
+    let options = PgConnectOptions::from_str(connection_string)
+        .map_err(|e| ConnectError::Invalid(scrub(&e.to_string(), connection_string)))?
+        .application_name(application_name)
+        .options([
             ("default_transaction_read_only", "on"),
             ("statement_timeout", "5000"),
-        ]),
-        Err(e) => return json!({"ok": false, "error": scrub(&e.to_string(), connection_string)}),
+        ]);
+    match tokio::time::timeout(LIMIT, options.connect()).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e @ sqlx::Error::Database(_))) => Err(ConnectError::Refused(scrub(
+            &describe(&e),
+            connection_string,
+        ))),
+        Ok(Err(e)) => Err(ConnectError::Unreachable(scrub(
+            &describe(&e),
+            connection_string,
+        ))),
+        Err(_) => Err(ConnectError::Unreachable("no answer within 5 s".into())),
+    }
+}
+
+pub async fn test(connection_string: &str) -> Value {
+    let started = Instant::now();
+    let mut conn = match connect(connection_string, "startupmonkey-gateway").await {
+        Ok(conn) => conn,
+        Err(error) => return json!({"ok": false, "error": error.to_string()}),
     };
-    let mut conn = match tokio::time::timeout(Duration::from_secs(5), options.connect()).await {
-        Ok(Ok(conn)) => conn,
-        Ok(Err(e)) => {
-            return json!({"ok": false, "error": format!("cannot connect: {}", scrub(&describe(&e), connection_string))});
-        }
-        Err(_) => return json!({"ok": false, "error": "cannot connect: no answer within 5 s"}),
-    };
+    // Preloaded pg_stat_statements is recognised by its settings (they exist only then): reading
+    // shared_preload_libraries needs pg_read_all_settings, which a new role lacks.
     let row = sqlx::query(
         "SELECT version(), current_setting('server_version_num')::int, current_user::text, \
            EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'), \
@@ -69,7 +103,7 @@ pub async fn test(connection_string: &str) -> Value {
            coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false), \
            pg_has_role(current_user, 'pg_monitor', 'MEMBER'), \
            pg_has_role(current_user, 'pg_signal_backend', 'MEMBER'), \
-           current_setting('shared_preload_libraries') LIKE '%pg_stat_statements%'",
+           EXISTS (SELECT 1 FROM pg_settings WHERE name = 'pg_stat_statements.max')",
     )
     .fetch_one(&mut conn)
     .await;
@@ -120,7 +154,8 @@ pub async fn test(connection_string: &str) -> Value {
     })
 }
 
-fn describe(error: &sqlx::Error) -> String {
+/// PostgreSQL's own message for a database error, sqlx's text otherwise.
+pub fn describe(error: &sqlx::Error) -> String {
     match error {
         sqlx::Error::Database(db) => db.message().to_owned(),
         other => other.to_string(),

@@ -1,9 +1,11 @@
 "use client";
-// Settings: databases (add with the connection test, enable, delete, what each lacks), the
-// execution mode, every threshold, verification, webhooks — applied live by the services.
+// Settings: databases (add with the connection test, enable, delete, what each lacks, the
+// doctor's privilege check), the execution mode, every threshold, verification, webhooks —
+// applied live by the services.
 import { useEffect, useState } from "react";
 
 import { DatabaseForm, type ConnectionReport } from "@/components/DatabaseForm";
+import { DoctorPanel } from "@/components/DoctorPanel";
 import { useShell } from "@/components/Shell";
 import { api } from "@/lib/api";
 import { idFromName, tone } from "@/lib/format";
@@ -45,32 +47,35 @@ export default function SettingsPage() {
       <div className="card">
         <h3>Databases</h3>
         {databases.map((d) => (
-          <div key={d.database_id} className="row" style={{ marginBottom: 8 }}>
-            <span className={`badge ${tone(d.status)}`}>{d.status}</span>
-            <strong>{d.database_name || d.database_id}</strong>
-            <span className="muted">{d.connection_string_redacted}</span>
-            <button
-              onClick={async () => {
-                await api(`/databases/${encodeURIComponent(d.database_id)}`, { method: "PUT", body: { enabled: !d.enabled } });
-                await refreshDatabases();
-              }}
-            >
-              {d.enabled ? "Disable" : "Enable"}
-            </button>
-            <button
-              onClick={async () => {
-                if (!confirm(`Stop watching ${d.database_name || d.database_id}?`)) return;
-                await api(`/databases/${encodeURIComponent(d.database_id)}`, { method: "DELETE" });
-                await refreshDatabases();
-              }}
-            >
-              Delete
-            </button>
-            {d.features?.unavailable?.map((f) => (
-              <span key={f.name} className="wait muted">
-                lacks {f.name}: <code>{f.remedy}</code>
-              </span>
-            ))}
+          <div key={d.database_id} style={{ marginBottom: 8 }}>
+            <div className="row">
+              <span className={`badge ${tone(d.status)}`}>{d.status}</span>
+              <strong>{d.database_name || d.database_id}</strong>
+              <span className="muted">{d.connection_string_redacted}</span>
+              <button
+                onClick={async () => {
+                  await api(`/databases/${encodeURIComponent(d.database_id)}`, { method: "PUT", body: { enabled: !d.enabled } });
+                  await refreshDatabases();
+                }}
+              >
+                {d.enabled ? "Disable" : "Enable"}
+              </button>
+              <button
+                onClick={async () => {
+                  if (!confirm(`Stop watching ${d.database_name || d.database_id}?`)) return;
+                  await api(`/databases/${encodeURIComponent(d.database_id)}`, { method: "DELETE" });
+                  await refreshDatabases();
+                }}
+              >
+                Delete
+              </button>
+              {d.features?.unavailable?.map((f) => (
+                <span key={f.name} className="wait muted">
+                  lacks {f.name}: <code>{f.remedy}</code>
+                </span>
+              ))}
+            </div>
+            <DoctorPanel databaseId={d.database_id} />
           </div>
         ))}
         <details>

@@ -9,6 +9,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, Executor};
 use testkit::PgCluster;
 
+mod doctor;
 mod faults;
 mod scenarios;
 mod secured;
