@@ -8,7 +8,7 @@ use proto::knowledge::*;
 use serde_json::{Value, json};
 use testkit::PgCluster;
 
-use crate::stack::Stack;
+use crate::stack::{Stack, eventually};
 
 // ------------------------------------------------------------------ the gateway's JSON bodies
 
@@ -505,22 +505,49 @@ async fn consumer(
 /// Waits until every message of `stream` was acknowledged or terminated by consumer `name`,
 /// none of them offered twice.
 async fn all_settled(jetstream: &jetstream::Context, stream: &str, name: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (info, last) = consumer(jetstream, stream, name).await;
-        if info.ack_floor.stream_sequence == last && info.num_ack_pending == 0 {
-            assert_eq!(info.num_redelivered, 0, "{stream}: {info:?}");
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{stream}: messages still pending: ack floor {} of {last}, {} pending, {} redelivered",
-            info.ack_floor.stream_sequence,
-            info.num_ack_pending,
-            info.num_redelivered
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let info = eventually(
+        &format!("every message of {stream} settled"),
+        Duration::from_secs(30),
+        || async {
+            let (info, last) = consumer(jetstream, stream, name).await;
+            if info.ack_floor.stream_sequence == last && info.num_ack_pending == 0 {
+                Ok(info)
+            } else {
+                Err(format!(
+                    "ack floor {} of {last}, {} pending, {} redelivered",
+                    info.ack_floor.stream_sequence, info.num_ack_pending, info.num_redelivered
+                ))
+            }
+        },
+    )
+    .await;
+    assert_eq!(info.num_redelivered, 0, "{stream}: {info:?}");
+}
+
+/// Action `id` once its status is one of `statuses`.
+async fn action_in(stack: &Stack, id: &str, statuses: &[&str]) -> Action {
+    eventually(
+        &format!("{id} in {statuses:?}"),
+        Duration::from_secs(60),
+        || async {
+            let action = stack
+                .knowledge
+                .clone()
+                .get_action(GetActionRequest {
+                    action_id: id.into(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .action;
+            match action {
+                Some(a) if statuses.contains(&a.status.as_str()) => Ok(a),
+                Some(a) => Err(a.status),
+                None => Err("no action".into()),
+            }
+        },
+    )
+    .await
 }
 
 fn completed(action_id: &str) -> Vec<u8> {
@@ -557,15 +584,14 @@ async fn poison_detections_never_block_the_stream_and_the_good_one_is_acted_on()
     let executor = stack.start_executor(state.path()).await;
     let client = async_nats::connect(stack.nats.url()).await.unwrap();
     let jetstream = jetstream::new(client);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while jetstream
-        .get_stream(proto::subjects::DETECTIONS_STREAM)
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "no DETECTIONS stream");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("the DETECTIONS stream", Duration::from_secs(30), || async {
+        jetstream
+            .get_stream(proto::subjects::DETECTIONS_STREAM)
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
 
     // Registered in knowledge (as the analyser would), so each reaches the plan.
     let mut knowledge = stack.knowledge.clone();
@@ -654,25 +680,7 @@ async fn poison_detections_never_block_the_stream_and_the_good_one_is_acted_on()
     }
 
     // The good one, behind all the others, runs.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let good = loop {
-        let action = knowledge
-            .get_action(GetActionRequest {
-                action_id: "act-d-good".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .action;
-        if let Some(action) = action.filter(|a| a.status == "completed" || a.status == "failed") {
-            break action;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the good detection was not acted on"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let good = action_in(&stack, "act-d-good", &["completed", "failed"]).await;
     assert_eq!(good.status, "completed", "{}", good.error);
     assert_eq!(
         pg.psql(
@@ -714,36 +722,7 @@ async fn poison_detections_never_block_the_stream_and_the_good_one_is_acted_on()
         ("d-wrong-type", "table_name must be a string"),
         ("d-huge", "not a valid identifier"),
     ] {
-        let action = knowledge
-            .get_action(GetActionRequest {
-                action_id: format!("act-{id}"),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .action
-            .unwrap_or_else(|| panic!("{id}: no action"));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let action = if action.status == "failed" {
-            action
-        } else {
-            loop {
-                let a = knowledge
-                    .get_action(GetActionRequest {
-                        action_id: format!("act-{id}"),
-                    })
-                    .await
-                    .unwrap()
-                    .into_inner()
-                    .action
-                    .unwrap();
-                if a.status == "failed" {
-                    break a;
-                }
-                assert!(Instant::now() < deadline, "{id}: {}", a.status);
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        };
+        let action = action_in(&stack, &format!("act-{id}"), &["failed"]).await;
         assert!(action.error.contains(word), "{id}: {}", action.error);
         assert!(
             action.error.len() < 400,
