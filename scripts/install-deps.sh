@@ -16,6 +16,11 @@ PACKAGES=(
   protobuf-compiler      # protoc for the contract crate
   libprotobuf-dev        # protoc's well-known types
   docker-compose         # validates docker-compose.yml (no engine needed)
+  podman                 # a real Docker Engine API (podman system service) for the executor's docker backend tests
+  runc                   # podman's runtime in the tests (crun cannot run here: cgroups in hybrid mode)
+  netavark               # podman's container networks (the compose-like network test) ...
+  aardvark-dns           # ... where containers find each other by name
+  iptables               # netavark's bridge and NAT rules
   python3                # the independent gRPC contract client
   python3-pip
   curl                   # `make up` waits on health endpoints

@@ -11,6 +11,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use executor::actions::backend::Deploy;
 use executor::actions::terminate::Policy;
 use executor::actions::{Context, Plan};
 use executor::databases::Database;
@@ -105,6 +106,7 @@ async fn main() {
         database: Some(Database::connect("db", &pg.url("app")).unwrap()),
         timeout: Duration::from_secs(300),
         state_dir: dir.path().to_owned(),
+        deploy: Deploy::Process,
         action_id: "bench".into(),
         policy: Policy::default(),
     };

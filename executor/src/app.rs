@@ -14,8 +14,10 @@ use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
+use crate::actions::backend::Deploy;
+use crate::actions::docker::Docker;
 use crate::actions::terminate::Policy;
-use crate::config::Config;
+use crate::config::{Config, DeployBackend};
 use crate::engine::{Engine, Settings};
 use crate::grpc::ExecutorGrpc;
 
@@ -66,7 +68,7 @@ impl App {
             .connect("executor")
             .await
             .map_err(AppError::Nats)?;
-        let engine = Engine::new(
+        let engine = Engine::with_deploy(
             knowledge.clone(),
             nats.clone(),
             Settings {
@@ -80,6 +82,7 @@ impl App {
                     superusers: config.terminate_superusers,
                 },
             },
+            deploy(&config.deploy_backend).await,
         );
         Ok(Self {
             server: config.grpc_tls.server().map_err(AppError::GrpcTls)?,
@@ -157,5 +160,25 @@ impl App {
         grpc?;
         info!("executor stopped");
         Ok(())
+    }
+}
+
+/// The backend for deployed helpers. The Docker engine is asked once whether it answers: an
+/// executor starts without it (deployments fail, saying why, until it answers).
+async fn deploy(backend: &DeployBackend) -> Deploy {
+    match backend {
+        DeployBackend::Process => Deploy::Process,
+        DeployBackend::Docker(settings) => {
+            let docker = Docker::new(settings.clone());
+            match docker.ping().await {
+                Ok(version) => {
+                    info!(engine = %docker.describe(), %version, "deploying helpers as containers")
+                }
+                Err(error) => {
+                    warn!(engine = %docker.describe(), %error, "the Docker engine does not answer; deployments fail until it does")
+                }
+            }
+            Deploy::Docker(Arc::new(docker))
+        }
     }
 }

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use lifecycle::{Env, EnvError};
 
+use crate::actions::docker::DockerSettings;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub grpc_addr: SocketAddr,
@@ -25,6 +27,8 @@ pub struct Config {
     pub terminate_superusers: bool,
     /// Where deployed helpers (poolers, caches) keep their files.
     pub state_dir: std::path::PathBuf,
+    /// Where deployed helpers run (`DEPLOY_BACKEND`).
+    pub deploy_backend: DeployBackend,
     /// This executor's name on the actions it starts (distinct per executor; stable across its
     /// restarts, so a restarted executor closes what it left half done).
     pub executor_id: String,
@@ -55,9 +59,81 @@ impl Config {
             terminate_after_cancel: env.bool("TERMINATE_AFTER_CANCEL", false)?,
             terminate_superusers: env.bool("ALLOW_TERMINATE_SUPERUSER", false)?,
             state_dir: env.string("STATE_DIR", ".startupmonkey").into(),
+            deploy_backend: DeployBackend::from_env(env)?,
             executor_id: env.string("EXECUTOR_ID", &host_name()),
             log_json: env.get("LOG_FORMAT") == Some("json"),
         })
+    }
+}
+
+/// Where the PgBouncer and Redis the executor deploys run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeployBackend {
+    /// Local processes under `STATE_DIR` (bare metal, tests).
+    Process,
+    /// Containers through the Docker Engine API (compose deployments).
+    Docker(DockerSettings),
+}
+
+/// The compose file's network (`networks.default.name` in docker-compose.yml).
+pub const COMPOSE_NETWORK: &str = "startupmonkey";
+
+impl DeployBackend {
+    /// `DEPLOY_BACKEND=process|docker`; for docker, `DOCKER_HOST` (a `unix://` socket),
+    /// `POOLER_IMAGE`, `REDIS_IMAGE` and `DOCKER_NETWORK`, read only then (`DOCKER_HOST` may be
+    /// set for a docker CLI on a machine that deploys processes).
+    fn from_env(env: &Env) -> Result<Self, EnvError> {
+        let invalid = |name: &str, reason: &str| EnvError::Invalid {
+            name: name.into(),
+            value: env.get(name).unwrap_or_default().into(),
+            reason: reason.into(),
+        };
+        match env.string("DEPLOY_BACKEND", "process").as_str() {
+            "process" => return Ok(Self::Process),
+            "docker" => {}
+            _ => return Err(invalid("DEPLOY_BACKEND", "must be process or docker")),
+        }
+        let host = env.string("DOCKER_HOST", "unix:///var/run/docker.sock");
+        let socket = host
+            .strip_prefix("unix://")
+            .filter(|path| path.starts_with('/'))
+            .ok_or_else(|| {
+                invalid(
+                    "DOCKER_HOST",
+                    "must be the engine's Unix socket, unix:///path/to/docker.sock (TCP is not supported)",
+                )
+            })?;
+        let image = |name: &str, default: &str| {
+            let image = env.string(name, default);
+            if image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                Err(invalid(
+                    name,
+                    "must be an image reference such as redis:7-alpine",
+                ))
+            } else {
+                Ok(image)
+            }
+        };
+        let network = env.string("DOCKER_NETWORK", COMPOSE_NETWORK);
+        let valid_network = network
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+            && network
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !valid_network {
+            return Err(invalid(
+                "DOCKER_NETWORK",
+                "must be a network name (letters, digits, -, _ and .) or host",
+            ));
+        }
+        Ok(Self::Docker(DockerSettings {
+            socket: socket.into(),
+            pooler_image: image("POOLER_IMAGE", "edoburu/pgbouncer:latest")?,
+            redis_image: image("REDIS_IMAGE", "redis:7-alpine")?,
+            network,
+        }))
     }
 }
 
@@ -97,6 +173,55 @@ mod tests {
         assert_eq!(config.http_addr.port(), 8084);
         assert_eq!(config.max_concurrent_actions, 10);
         assert_eq!(config.action_timeout, Duration::from_secs(300));
+        assert_eq!(config.deploy_backend, DeployBackend::Process);
+    }
+
+    #[test]
+    fn the_docker_backend_has_the_compose_defaults_and_refuses_bad_values_by_name() {
+        let docker = |vars: &[(&str, &str)]| {
+            let mut all = vec![("DEPLOY_BACKEND", "docker")];
+            all.extend_from_slice(vars);
+            Config::from_env(&Env::from_map(all)).map(|c| c.deploy_backend)
+        };
+        assert_eq!(
+            docker(&[]).unwrap(),
+            DeployBackend::Docker(DockerSettings {
+                socket: "/var/run/docker.sock".into(),
+                pooler_image: "edoburu/pgbouncer:latest".into(),
+                redis_image: "redis:7-alpine".into(),
+                network: "startupmonkey".into(),
+            })
+        );
+        let DeployBackend::Docker(settings) = docker(&[
+            ("DOCKER_HOST", "unix:///run/podman/podman.sock"),
+            ("DOCKER_NETWORK", "host"),
+            ("REDIS_IMAGE", "registry:5000/redis:7"),
+        ])
+        .unwrap() else {
+            panic!("docker")
+        };
+        assert_eq!(
+            settings.socket,
+            std::path::Path::new("/run/podman/podman.sock")
+        );
+        assert_eq!(settings.network, "host");
+        assert_eq!(settings.redis_image, "registry:5000/redis:7");
+
+        for (name, value) in [
+            ("DOCKER_HOST", "tcp://127.0.0.1:2375"),
+            ("DOCKER_HOST", "unix://docker.sock"),
+            ("DOCKER_NETWORK", "my network"),
+            ("POOLER_IMAGE", "pgbouncer latest"),
+        ] {
+            let error = docker(&[(name, value)]).unwrap_err().to_string();
+            assert!(error.contains(&format!("{name}={value:?}")), "{error}");
+        }
+        let error = Config::from_env(&Env::from_map([("DEPLOY_BACKEND", "kubernetes")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("DEPLOY_BACKEND=\"kubernetes\""), "{error}");
+        // DOCKER_HOST is left alone when processes are deployed.
+        assert!(Config::from_env(&Env::from_map([("DOCKER_HOST", "tcp://x:2375")])).is_ok());
     }
 
     #[test]

@@ -32,6 +32,7 @@ use tonic::Code;
 use tonic::transport::Channel;
 use tracing::{info, warn};
 
+use crate::actions::backend::Deploy;
 use crate::actions::{Context, Plan, PlanError, terminate::Policy};
 use crate::databases::Databases;
 
@@ -114,6 +115,8 @@ pub struct Engine {
     jetstream: async_nats::jetstream::Context,
     permits: Semaphore,
     settings: Settings,
+    /// Where deployed helpers run.
+    deploy: Deploy,
     /// Actions this process is running (a second run is refused by knowledge anyway).
     running: Mutex<HashSet<String>>,
 }
@@ -123,10 +126,21 @@ pub fn action_id(detection_id: &str) -> String {
 }
 
 impl Engine {
+    /// An engine that deploys helpers as local processes.
     pub fn new(
         knowledge: KnowledgeServiceClient<Channel>,
         nats: async_nats::Client,
         settings: Settings,
+    ) -> Arc<Self> {
+        Self::with_deploy(knowledge, nats, settings, Deploy::Process)
+    }
+
+    /// An engine that deploys helpers with `deploy`.
+    pub fn with_deploy(
+        knowledge: KnowledgeServiceClient<Channel>,
+        nats: async_nats::Client,
+        settings: Settings,
+        deploy: Deploy,
     ) -> Arc<Self> {
         Arc::new(Self {
             databases: Databases::new(knowledge.clone()),
@@ -135,6 +149,7 @@ impl Engine {
             nats,
             permits: Semaphore::new(settings.max_concurrent_actions),
             settings,
+            deploy,
             running: Mutex::new(HashSet::new()),
         })
     }
@@ -673,6 +688,7 @@ impl Engine {
             database,
             timeout: self.settings.action_timeout,
             state_dir: self.settings.state_dir.clone(),
+            deploy: self.deploy.clone(),
             action_id: action.id.clone(),
             policy: self.settings.policy,
         })

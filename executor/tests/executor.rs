@@ -7,6 +7,7 @@ use lifecycle::{Env, Shutdown};
 use proto::executor::{ActionDecisionRequest, ActionStatusRequest, HealthRequest};
 use tonic::Code;
 
+mod docker;
 mod untrusted;
 
 /// HTTP with a deadline, so a server that stops answering fails the test instead of hanging it.
@@ -102,6 +103,7 @@ async fn the_binary_refuses_a_bad_setting_naming_the_variable_and_value() {
 
 // ------------------------------------------------------------------ actions, for real
 
+use executor::actions::backend::Deploy;
 use executor::actions::terminate::Policy;
 use executor::actions::{Context, Plan};
 use executor::databases::Database;
@@ -114,6 +116,7 @@ fn context(pg: &PgCluster, timeout: Duration) -> Context {
         database: Some(Database::connect("db", &pg.url("app")).unwrap()),
         timeout,
         state_dir: std::env::temp_dir(),
+        deploy: Deploy::Process,
         action_id: "test".into(),
         policy: Policy::default(),
     }
@@ -567,6 +570,7 @@ async fn a_deployed_redis_answers_only_with_its_password_and_rollback_stops_it()
         database: None,
         timeout: Duration::from_secs(30),
         state_dir: state.path().to_owned(),
+        deploy: Deploy::Process,
         action_id: "test".into(),
         policy: Policy::default(),
     };

@@ -1,6 +1,7 @@
 //! Real servers for tests, started on free ports in private directories and removed afterwards:
-//! `redis-server`, `nats-server -js` and private PostgreSQL 15 clusters (pg_stat_statements
-//! preloaded, HypoPG installable). No mocks and no Docker: the binaries come from Debian packages,
+//! `redis-server`, `nats-server -js`, private PostgreSQL 15 clusters (pg_stat_statements
+//! preloaded, HypoPG installable) and a Docker-compatible engine (podman's API service, with test
+//! images made from the host's binaries). No mocks: the binaries come from Debian packages,
 //! which `make test` installs.
 //!
 //! Everything here panics with a readable message on failure: a missing server is a loud test
@@ -8,6 +9,7 @@
 
 mod binaries;
 pub use binaries::find as binary;
+mod docker;
 mod nats;
 mod net;
 pub mod pgbench;
@@ -16,6 +18,7 @@ mod process;
 mod redis;
 mod tls;
 
+pub use docker::DockerEngine;
 pub use nats::NatsServer;
 pub use net::free_port;
 pub use postgres::PgCluster;

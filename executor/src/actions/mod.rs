@@ -6,7 +6,9 @@
 //! Everything that reaches SQL from a detection is validated here and quoted where it is used
 //! (`proto::sql`); the analyser's statement text is never run as given.
 
+pub mod backend;
 pub mod create_index;
+pub mod docker;
 pub mod pooler;
 pub mod processes;
 pub mod recommendation;
@@ -17,6 +19,7 @@ pub mod tune_config;
 pub mod vacuum;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use proto::events::Detection;
@@ -63,6 +66,8 @@ pub struct Context {
     pub timeout: Duration,
     /// Where deployed helpers keep their files.
     pub state_dir: PathBuf,
+    /// Where deployed helpers run (`DEPLOY_BACKEND`).
+    pub deploy: backend::Deploy,
     pub action_id: String,
     pub policy: terminate::Policy,
 }
@@ -72,6 +77,11 @@ impl Context {
         self.database
             .as_ref()
             .ok_or_else(|| "no database connection for this action".to_owned())
+    }
+
+    /// The backend that runs deployed helpers.
+    pub fn backend(&self) -> Arc<dyn backend::Backend> {
+        self.deploy.backend(&self.state_dir)
     }
 }
 
@@ -188,7 +198,7 @@ impl Plan {
             Plan::Terminate(p) => p.execute(context).await,
             Plan::Recommendation(p) => Ok(p.execute()),
             Plan::DeployPooler(p) => p.execute(context).await,
-            Plan::DeployRedis(p) => p.execute(&context.state_dir).await,
+            Plan::DeployRedis(p) => p.execute(context).await,
             Plan::TuneConfig(p) => p.execute(context).await,
             Plan::RoleTimeout(p) => p.execute(context).await,
         }
@@ -202,7 +212,7 @@ impl Plan {
             Plan::Terminate(_) => Err("a terminated session cannot be brought back".into()),
             Plan::Recommendation(_) => Err("a recommendation changed nothing".into()),
             Plan::DeployPooler(p) => p.rollback(context).await,
-            Plan::DeployRedis(p) => p.rollback(&context.state_dir).await,
+            Plan::DeployRedis(p) => p.rollback(context).await,
             Plan::TuneConfig(p) => p.rollback(context, result).await,
             Plan::RoleTimeout(p) => p.rollback(context, result).await,
         }

@@ -1,27 +1,25 @@
-//! `deploy_connection_pooler`: a real PgBouncer in front of the database, as a local process
-//! (the `process` backend: bare metal and tests; a Docker backend for compose deployments is not
-//! built yet). It gets its own directory under `STATE_DIR/poolers/`, a free loopback port, the
-//! credentials of the registered connection (in a 0600 auth file), runs as a non-root user, and
-//! daemonizes, so it outlives an executor restart; the executor finds it again from its pid file.
+//! `deploy_connection_pooler`: a real PgBouncer in front of the database, where `DEPLOY_BACKEND`
+//! says (`backend.rs`): a local process (`process`: its own directory under `STATE_DIR/poolers/`,
+//! a free loopback port, daemonized, found again from its pid file) or a container
+//! (`docker`: `startupmonkey-pooler-<database>`, found again by its name, logging to stderr).
+//! Either way it gets the credentials of the registered connection in a 0600 auth file, runs as a
+//! non-root user and outlives an executor restart; a second run reports the one that runs.
 //!
 //! `pool_mode = session` by default: PgBouncer 1.18 (Debian's) cannot pool prepared statements
 //! in transaction mode (1.21+ can), and drivers such as sqlx, JDBC and asyncpg use them. The pool
 //! is sized from measurement (the analyser's figure: 80 % of the usable connections). The result
-//! gives the application's new connection string (password masked). Rollback stops the process
-//! and removes its directory.
+//! gives the application's new connection string (password masked). Rollback stops and removes
+//! the process and its directory, or the container.
 
-use std::path::Path;
 use std::str::FromStr;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;
 
-use super::processes::{self, Place, RUN_AS};
+use super::backend::{Helper, Kind, Launch};
 use super::{Context, shown};
 
-const BINARY: &str = "pgbouncer";
 const DEFAULT_POOL_SIZE: u32 = 20;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,10 +27,6 @@ pub struct DeployPooler {
     pub database_id: String,
     pub pool_size: u32,
     pub pool_mode: String,
-}
-
-fn place(state_dir: &Path, database_id: &str) -> Place {
-    Place::new(state_dir, "poolers", database_id, "pgbouncer", "ini")
 }
 
 impl DeployPooler {
@@ -73,33 +67,33 @@ impl DeployPooler {
         )
     }
 
+    fn helper(&self) -> Helper {
+        Helper {
+            kind: Kind::Pooler,
+            database_id: self.database_id.clone(),
+        }
+    }
+
     pub async fn execute(&self, context: &Context) -> Result<Value, String> {
         let database = context.database()?;
-        let place = place(&context.state_dir, &self.database_id);
-        let state_file = place.dir.join("deployment.json");
+        let backend = context.backend();
+        let helper = self.helper();
         // Already deployed and running: report it instead of starting a second one.
-        if let Some(pid) = place.running()
-            && let Ok(state) = std::fs::read_to_string(&state_file)
-        {
-            let mut known: Value = serde_json::from_str(&state).map_err(|e| e.to_string())?;
-            known["pid"] = json!(pid);
+        if let Some(mut known) = backend.find(&helper).await? {
             known["note"] = json!("already running; nothing started");
             return Ok(known);
         }
         let target = Target::parse(&database.connection_string)?;
-        let port = processes::free_port()?;
-        std::fs::create_dir_all(&place.dir).map_err(|e| format!("{}: {e}", place.dir.display()))?;
-        let auth_file = place.dir.join("userlist.txt");
-        processes::write_private(
-            &auth_file,
-            &format!("{} {}\n", quoted(&target.user), quoted(&target.password)),
-        )?;
+        let site = backend.site(&helper)?;
+        site.reaches(&target.host)?;
+        let auth_file = site.file("userlist.txt");
         let reserve = (self.pool_size / 10).clamp(1, 5);
-        let ini = format!(
+        let max_client = (self.pool_size * 10).max(200);
+        let mut ini = format!(
             "[databases]\n\
              {name} = host={host} port={db_port} dbname={name} user={user}\n\
              [pgbouncer]\n\
-             listen_addr = 127.0.0.1\n\
+             listen_addr = {listen}\n\
              listen_port = {port}\n\
              unix_socket_dir =\n\
              auth_type = {auth_type}\n\
@@ -109,13 +103,13 @@ impl DeployPooler {
              reserve_pool_size = {reserve}\n\
              max_client_conn = {max_client}\n\
              ignore_startup_parameters = extra_float_digits,options\n\
-             application_name_add_host = 0\n\
-             logfile = {log}\n\
-             pidfile = {pid}\n",
+             application_name_add_host = 0\n",
             name = config_value(&target.database),
             host = config_value(&target.host),
             db_port = target.port,
             user = config_value(&target.user),
+            listen = site.listen_addr,
+            port = site.port,
             auth_type = if target.password.is_empty() {
                 "trust"
             } else {
@@ -124,50 +118,30 @@ impl DeployPooler {
             auth = auth_file.display(),
             mode = self.pool_mode,
             pool = self.pool_size,
-            max_client = (self.pool_size * 10).max(200),
-            log = place.log.display(),
-            pid = place.pid_file.display(),
         );
-        processes::write_private(&place.config, &ini)?;
-        processes::hand_over(&place.dir)?;
-        let mut command = std::process::Command::new(BINARY);
-        command.arg("-d");
-        if processes::running_as_root() {
-            command.args(["-u", RUN_AS]);
-        }
-        let output = command
-            .arg(&place.config)
-            .output()
-            .map_err(|e| format!("cannot start {BINARY}: {e} (install the pgbouncer package)"))?;
-        if !output.status.success() {
-            return Err(format!(
-                "{BINARY} did not start: {}{}",
-                String::from_utf8_lossy(&output.stderr).trim(),
-                place.log_text()
+        // A daemon writes its pid and log to files; in a container it logs to stderr.
+        if let Some(daemon) = &site.daemon {
+            ini.push_str(&format!(
+                "logfile = {}\npidfile = {}\n",
+                daemon.log.display(),
+                daemon.pid_file.display()
             ));
         }
-        if !processes::wait_for_port(port, Duration::from_secs(10)).await {
-            let log = place.log_text();
-            return Err(format!("PgBouncer does not listen on port {port}: {log}"));
-        }
-        let pid = place
-            .started()
-            .await
-            .ok_or("PgBouncer listens but its pid file never appeared")?;
         let deployment = json!({
-            "backend": "process",
-            "host": "127.0.0.1",
-            "port": port,
-            "pid": pid,
-            "config_dir": place.dir.display().to_string(),
+            "backend": backend.name(),
+            "host": site.host,
+            "port": site.port,
+            "network": site.network,
             "pool_mode": self.pool_mode,
             "default_pool_size": self.pool_size,
             "reserve_pool_size": reserve,
-            "max_client_conn": (self.pool_size * 10).max(200),
+            "max_client_conn": max_client,
             "connection_string": format!(
-                "postgres://{}{}@127.0.0.1:{port}/{}",
+                "postgres://{}{}@{}:{}/{}",
                 target.user,
                 if target.password.is_empty() { "" } else { ":***" },
+                site.host,
+                site.port,
                 target.database
             ),
             "instruction": "Point the application at this connection string (same user and password); \
@@ -176,14 +150,25 @@ impl DeployPooler {
                               session, so prepared statements work. Transaction pooling multiplexes \
                               more clients but breaks prepared statements before PgBouncer 1.21.",
         });
-        processes::write_private(&state_file, &deployment.to_string())?;
-        Ok(deployment)
+        backend
+            .start(Launch {
+                helper,
+                files: vec![
+                    (
+                        "userlist.txt",
+                        format!("{} {}\n", quoted(&target.user), quoted(&target.password)),
+                    ),
+                    (Kind::Pooler.config_file(), ini),
+                ],
+                site,
+                memory_bytes: None,
+                deployment,
+            })
+            .await
     }
 
     pub async fn rollback(&self, context: &Context) -> Result<Value, String> {
-        let place = place(&context.state_dir, &self.database_id);
-        let stopped = place.tear_down().await?;
-        Ok(json!({"stopped": stopped, "removed": place.dir.display().to_string()}))
+        context.backend().remove(&self.helper()).await
     }
 }
 

@@ -1,10 +1,180 @@
-//! Helpers for the helpers we deploy as local processes (PgBouncer, Redis): a private directory
-//! per database, a free loopback port, start as a non-root user, wait until it listens, and stop
-//! only the process we started (its pid file, checked against its command line).
+//! The `process` backend (`DEPLOY_BACKEND=process`, the default: bare metal and tests): the
+//! helpers we deploy (PgBouncer, Redis) as local processes — a private directory per database
+//! under `STATE_DIR`, a free loopback port, started as a non-root user, daemonized (so they
+//! outlive the executor), waited for until they listen, found again from their pid file, and
+//! stopped only when the pid file names the process we started (checked against its command
+//! line).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use serde_json::{Value, json};
+
+use super::backend::{Backend, Daemon, Helper, Kind, Launch, Site};
+
+/// What the action reported when it started the helper, beside its configuration.
+const DEPLOYMENT_FILE: &str = "deployment.json";
+
+/// Local processes under `STATE_DIR`.
+pub struct Processes {
+    state_dir: PathBuf,
+}
+
+impl Processes {
+    pub fn new(state_dir: &Path) -> Self {
+        Self {
+            state_dir: state_dir.to_owned(),
+        }
+    }
+
+    /// `STATE_DIR/poolers/<database>/pgbouncer.ini`, `STATE_DIR/caches/<database>/redis.conf`.
+    fn place(&self, helper: &Helper) -> Place {
+        match helper.kind {
+            Kind::Pooler => Place::new(
+                &self.state_dir,
+                "poolers",
+                &helper.database_id,
+                "pgbouncer",
+                "ini",
+            ),
+            // The process title names the config file (`proc-title-template` in its
+            // configuration), which is how the running Redis is recognised.
+            Kind::Cache => Place::new(
+                &self.state_dir,
+                "caches",
+                &helper.database_id,
+                "redis",
+                "conf",
+            ),
+        }
+    }
+
+    /// Starts the daemon as [`RUN_AS`] when we are root.
+    fn spawn(kind: Kind, place: &Place) -> Result<(), String> {
+        let program = kind.program();
+        let root = running_as_root();
+        let mut command = match kind {
+            Kind::Pooler => {
+                let mut c = Command::new(program);
+                c.arg("-d");
+                if root {
+                    c.args(["-u", RUN_AS]);
+                }
+                c
+            }
+            Kind::Cache if root => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", RUN_AS, "--", program]);
+                c
+            }
+            Kind::Cache => Command::new(program),
+        };
+        let output = command
+            .arg(&place.config)
+            .output()
+            .map_err(|e| format!("cannot start {program}: {e} (install the {program} package)"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{program} did not start: {}{}",
+                String::from_utf8_lossy(&output.stderr).trim(),
+                place.log_text()
+            ))
+        }
+    }
+
+    async fn run(&self, launch: &Launch, place: &Place) -> Result<u32, String> {
+        std::fs::create_dir_all(&place.dir).map_err(|e| format!("{}: {e}", place.dir.display()))?;
+        for (name, contents) in &launch.files {
+            write_private(&place.dir.join(name), contents)?;
+        }
+        hand_over(&place.dir)?;
+        let kind = launch.helper.kind;
+        Self::spawn(kind, place)?;
+        let port = launch.site.port;
+        if !wait_for_port(port, Duration::from_secs(10)).await {
+            let log = place.log_text();
+            return Err(format!(
+                "{} does not listen on port {port}: {log}",
+                kind.title()
+            ));
+        }
+        place
+            .started()
+            .await
+            .ok_or_else(|| format!("{} listens but its pid file never appeared", kind.title()))
+    }
+}
+
+impl Backend for Processes {
+    fn name(&self) -> &'static str {
+        "process"
+    }
+
+    fn find<'a>(&'a self, helper: &'a Helper) -> BoxFuture<'a, Result<Option<Value>, String>> {
+        Box::pin(async move {
+            let place = self.place(helper);
+            let Some(pid) = place.running() else {
+                return Ok(None);
+            };
+            let mut known = std::fs::read_to_string(place.dir.join(DEPLOYMENT_FILE))
+                .ok()
+                .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+                .unwrap_or_else(
+                    || json!({"backend": "process", "config_dir": place.dir.display().to_string()}),
+                );
+            known["pid"] = json!(pid);
+            Ok(Some(known))
+        })
+    }
+
+    fn site(&self, helper: &Helper) -> Result<Site, String> {
+        let place = self.place(helper);
+        Ok(Site {
+            listen_addr: "127.0.0.1".into(),
+            port: free_port()?,
+            host: "127.0.0.1".into(),
+            daemon: Some(Daemon {
+                pid_file: place.pid_file.clone(),
+                log: place.log.clone(),
+                data_dir: place.dir.clone(),
+            }),
+            config_dir: place.dir,
+            network: None,
+            container_name: None,
+        })
+    }
+
+    fn start(&self, launch: Launch) -> BoxFuture<'_, Result<Value, String>> {
+        Box::pin(async move {
+            let place = self.place(&launch.helper);
+            let pid = match self.run(&launch, &place).await {
+                Ok(pid) => pid,
+                Err(why) => {
+                    // Nothing is left running.
+                    let _ = place.tear_down().await;
+                    return Err(why);
+                }
+            };
+            let mut deployment = launch.deployment;
+            deployment["pid"] = json!(pid);
+            deployment["config_dir"] = json!(place.dir.display().to_string());
+            write_private(&place.dir.join(DEPLOYMENT_FILE), &deployment.to_string())?;
+            Ok(deployment)
+        })
+    }
+
+    fn remove<'a>(&'a self, helper: &'a Helper) -> BoxFuture<'a, Result<Value, String>> {
+        Box::pin(async move {
+            let place = self.place(helper);
+            let stopped = place.tear_down().await?;
+            Ok(json!({"stopped": stopped, "removed": place.dir.display().to_string()}))
+        })
+    }
+}
 
 /// The unprivileged user the helpers run as when the executor runs as root (PgBouncer refuses
 /// root; Redis should not have it).

@@ -1,19 +1,20 @@
-//! `deploy_redis`: a Redis cache for the application, as a local process (the `process`
-//! backend; a Docker backend for compose deployments is not built yet): bound to loopback, a
-//! generated password (kept in a 0600 file beside its config, never in the action's record or a
-//! command line), `maxmemory` with an eviction policy, AOF on. Rollback stops it and removes its
-//! directory.
-
-use std::path::Path;
-use std::time::Duration;
+//! `deploy_redis`: a Redis cache for the application, where `DEPLOY_BACKEND` says
+//! (`backend.rs`): a local process bound to loopback, daemonized, AOF on in its directory; or a
+//! container (`startupmonkey-redis-<database>`) bound as its network needs, with no persistence
+//! at all (`appendonly no`, no snapshots: it is a cache) and a memory limit above `maxmemory`.
+//! Either way: a generated password, kept in 0600 files beside its config (never in the action's
+//! record, a command line, the environment or a container label), `maxmemory` with an eviction
+//! policy; a second run reports the one that runs. Rollback stops and removes it.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::processes::{self, Place, RUN_AS};
+use super::backend::{Helper, Kind, Launch};
 use super::shown;
+use super::{Context, processes};
 
-const BINARY: &str = "redis-server";
+/// What Redis needs beyond `maxmemory` (its own memory, buffers, fragmentation), at least.
+const MEMORY_HEADROOM_BYTES: u64 = 64 * 1024 * 1024;
 const POLICIES: [&str; 8] = [
     "allkeys-lru",
     "allkeys-lfu",
@@ -31,12 +32,6 @@ pub struct DeployRedis {
     /// Redis `maxmemory` syntax: `256mb`, `1gb`.
     pub max_memory: String,
     pub eviction_policy: String,
-}
-
-/// The process title names the config file (proc-title-template below), which is how the
-/// running Redis is recognised.
-fn place(state_dir: &Path, database_id: &str) -> Place {
-    Place::new(state_dir, "caches", database_id, "redis", "conf")
 }
 
 impl DeployRedis {
@@ -84,79 +79,118 @@ impl DeployRedis {
         )
     }
 
-    pub async fn execute(&self, state_dir: &Path) -> Result<Value, String> {
-        let place = place(state_dir, &self.database_id);
-        if place.running().is_some() {
-            return Err(format!(
-                "a cache for {} already runs (config {}); roll that action back first",
-                self.database_id,
-                place.config.display()
-            ));
+    fn helper(&self) -> Helper {
+        Helper {
+            kind: Kind::Cache,
+            database_id: self.database_id.clone(),
         }
-        std::fs::create_dir_all(&place.dir).map_err(|e| format!("{}: {e}", place.dir.display()))?;
-        let port = processes::free_port()?;
-        let password = processes::secret()?;
-        let password_file = place.dir.join("password");
-        processes::write_private(&password_file, &format!("{password}\n"))?;
-        processes::write_private(
-            &place.config,
-            &format!(
-                "bind 127.0.0.1\nprotected-mode yes\nport {port}\nrequirepass {password}\n\
-                 maxmemory {}\nmaxmemory-policy {}\nappendonly yes\ndir {}\n\
-                 daemonize yes\npidfile {}\nlogfile {}\nsave \"\"\n\
-                 proc-title-template \"{{title}} {{config-file}} {{listen-addr}}\"\n",
-                self.max_memory,
-                self.eviction_policy,
-                place.dir.display(),
-                place.pid_file.display(),
-                place.log.display(),
-            ),
-        )?;
-        processes::hand_over(&place.dir)?;
-        let mut command = if processes::running_as_root() {
-            let mut c = std::process::Command::new("runuser");
-            c.args(["-u", RUN_AS, "--", BINARY]);
-            c
-        } else {
-            std::process::Command::new(BINARY)
-        };
-        let output = command.arg(&place.config).output().map_err(|e| {
-            format!("cannot start {BINARY}: {e} (install the redis-server package)")
-        })?;
-        if !output.status.success() {
-            return Err(format!(
-                "{BINARY} did not start: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            ));
-        }
-        if !processes::wait_for_port(port, Duration::from_secs(10)).await {
-            let log = place.log_text();
-            return Err(format!("Redis does not listen on port {port}: {log}"));
-        }
-        let pid = place
-            .started()
-            .await
-            .ok_or("Redis listens but its pid file never appeared")?;
-        Ok(json!({
-            "backend": "process",
-            "host": "127.0.0.1",
-            "port": port,
-            "pid": pid,
-            "max_memory": self.max_memory,
-            "eviction_policy": self.eviction_policy,
-            "config_dir": place.dir.display().to_string(),
-            "password_file": password_file.display().to_string(),
-            "connection_string": format!("redis://:***@127.0.0.1:{port}"),
-            "instruction": "Read the password from password_file; cache reads in the application \
-                            (this needs a code change).",
-            "requires_code_change": true,
-        }))
     }
 
-    pub async fn rollback(&self, state_dir: &Path) -> Result<Value, String> {
-        let place = place(state_dir, &self.database_id);
-        let stopped = place.tear_down().await?;
-        Ok(json!({"stopped": stopped}))
+    /// `maxmemory` in bytes (Redis's units: `kb` = 1024 bytes); `None` for 0 (no limit) or a
+    /// figure too large to be meant.
+    fn max_memory_bytes(&self) -> Option<u64> {
+        let digits = self
+            .max_memory
+            .trim_end_matches(|c: char| c.is_ascii_alphabetic());
+        let unit: u64 = match &self.max_memory[digits.len()..] {
+            "kb" => 1 << 10,
+            "mb" => 1 << 20,
+            "gb" => 1 << 30,
+            _ => 1,
+        };
+        digits
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(unit))
+            .filter(|bytes| *bytes > 0)
+    }
+
+    /// A container's memory limit: `maxmemory` plus half again for Redis's own memory, buffers
+    /// and fragmentation (at least [`MEMORY_HEADROOM_BYTES`]).
+    fn memory_limit(&self) -> Option<u64> {
+        let bytes = self.max_memory_bytes()?;
+        bytes.checked_add((bytes / 2).max(MEMORY_HEADROOM_BYTES))
+    }
+
+    pub async fn execute(&self, context: &Context) -> Result<Value, String> {
+        let backend = context.backend();
+        let helper = self.helper();
+        if let Some(mut known) = backend.find(&helper).await? {
+            known["note"] = json!("already running; nothing started");
+            return Ok(known);
+        }
+        let site = backend.site(&helper)?;
+        let password = processes::secret()?;
+        let password_file = site.file("password");
+        let mut config = format!(
+            "bind {listen}\nprotected-mode yes\nport {port}\nrequirepass {password}\n\
+             maxmemory {max_memory}\nmaxmemory-policy {policy}\nsave \"\"\n",
+            listen = site.listen_addr,
+            port = site.port,
+            max_memory = self.max_memory,
+            policy = self.eviction_policy,
+        );
+        let (persistence, instruction) = match (&site.daemon, &site.container_name) {
+            (Some(daemon), _) => {
+                config.push_str(&format!(
+                    "appendonly yes\ndir {}\ndaemonize yes\npidfile {}\nlogfile {}\n\
+                     proc-title-template \"{{title}} {{config-file}} {{listen-addr}}\"\n",
+                    daemon.data_dir.display(),
+                    daemon.pid_file.display(),
+                    daemon.log.display(),
+                ));
+                (
+                    "append-only file in config_dir: the cache survives a restart".to_owned(),
+                    "Read the password from password_file; cache reads in the application \
+                     (this needs a code change)."
+                        .to_owned(),
+                )
+            }
+            (None, container) => {
+                config.push_str("appendonly no\ndir /tmp\ndaemonize no\nlogfile \"\"\n");
+                (
+                    "none (appendonly no, no snapshots): a cache, empty whenever its container \
+                     is recreated"
+                        .to_owned(),
+                    format!(
+                        "Read the password with `docker exec {} cat {}`; cache reads in the \
+                         application (this needs a code change).",
+                        container.as_deref().unwrap_or("<container>"),
+                        password_file.display()
+                    ),
+                )
+            }
+        };
+        let deployment = json!({
+            "backend": backend.name(),
+            "host": site.host,
+            "port": site.port,
+            "network": site.network,
+            "max_memory": self.max_memory,
+            "eviction_policy": self.eviction_policy,
+            "config_dir": site.config_dir.display().to_string(),
+            "password_file": password_file.display().to_string(),
+            "connection_string": format!("redis://:***@{}:{}", site.host, site.port),
+            "persistence": persistence,
+            "instruction": instruction,
+            "requires_code_change": true,
+        });
+        backend
+            .start(Launch {
+                helper,
+                files: vec![
+                    (Kind::Cache.config_file(), config),
+                    ("password", format!("{password}\n")),
+                ],
+                site,
+                memory_bytes: self.memory_limit(),
+                deployment,
+            })
+            .await
+    }
+
+    pub async fn rollback(&self, context: &Context) -> Result<Value, String> {
+        context.backend().remove(&self.helper()).await
     }
 }
 
@@ -183,5 +217,20 @@ mod tests {
                 .unwrap_err()
                 .contains("one of")
         );
+    }
+
+    #[test]
+    fn a_container_may_use_maxmemory_and_half_again_at_least_64_mib_more() {
+        let limit = |max_memory| {
+            DeployRedis::new("db", max_memory, "")
+                .unwrap()
+                .memory_limit()
+        };
+        assert_eq!(limit("64mb"), Some(128 << 20));
+        assert_eq!(limit("1gb"), Some(3 << 29));
+        assert_eq!(limit("1048576kb"), Some(3 << 29));
+        assert_eq!(limit("0"), None, "no maxmemory, no limit");
+        assert_eq!(limit("99999999999999999999gb"), None);
+        assert_eq!(limit("17179869184gb"), None, "overflows");
     }
 }
