@@ -16,7 +16,7 @@ mod secured;
 mod stack;
 mod untrusted;
 
-use stack::Stack;
+use stack::{Stack, eventually};
 
 fn app_database() -> PgCluster {
     app_database_with(&[])
@@ -148,25 +148,28 @@ async fn an_idle_transaction_is_detected_once_registered_in_knowledge_and_kept_i
     session.execute("ROLLBACK").await.unwrap();
 
     // The session left its transaction: the detection is cleared within a few cycles.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let detection = stack
-            .knowledge
-            .get_detection(GetDetectionRequest {
-                detection_id: registered.id.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .detection
-            .unwrap();
-        if detection.state == "resolved" {
-            assert_eq!(detection.resolution, "cleared");
-            break;
-        }
-        assert!(Instant::now() < deadline, "never cleared");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    let resolved = eventually(
+        "the detection resolved",
+        Duration::from_secs(15),
+        || async {
+            let detection = stack
+                .knowledge
+                .clone()
+                .get_detection(GetDetectionRequest {
+                    detection_id: registered.id.clone(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .detection
+                .unwrap();
+            (detection.state == "resolved")
+                .then_some(detection.resolution)
+                .ok_or(format!("{:?}", detection.state))
+        },
+    )
+    .await;
+    assert_eq!(resolved, "cleared");
 }
 
 /// Waits for a detection of `detector` that satisfies `accept`; panics after `within`.
@@ -789,31 +792,27 @@ async fn wait_for_status(
     status: &str,
     within: Duration,
 ) -> proto::executor::ActionStatusResponse {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Ok(reply) = executor
-            .grpc
-            .get_action_status(ActionStatusRequest {
-                action_id: id.into(),
-            })
-            .await
-        {
-            let reply = reply.into_inner();
-            if reply.status == status {
-                return reply;
+    let grpc = &executor.grpc;
+    eventually(format!("action {id} {status}"), within, || async {
+        let request = ActionStatusRequest {
+            action_id: id.into(),
+        };
+        match grpc.clone().get_action_status(request).await {
+            Ok(reply) => {
+                let reply = reply.into_inner();
+                if reply.status == status {
+                    Ok(reply)
+                } else {
+                    Err(format!(
+                        "{} ({}; {})",
+                        reply.status, reply.message, reply.error
+                    ))
+                }
             }
-            assert!(
-                Instant::now() < deadline,
-                "action {id} is {} ({}; {}), not {status}",
-                reply.status,
-                reply.message,
-                reply.error
-            );
-        } else {
-            assert!(Instant::now() < deadline, "action {id} never appeared");
+            Err(_) => Err("never appeared".to_owned()),
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await
 }
 
 fn execution_mode(mode: &str, t: DetectionThresholds) -> SystemConfig {
@@ -1360,8 +1359,7 @@ fn verifying(cycles: i32, mode: &str) -> SystemConfig {
 
 /// Waits until action `id`'s ledger entry leaves `verifying`; panics after `within`.
 async fn decided(stack: &Stack, id: &str, within: Duration) -> LedgerEntry {
-    let deadline = Instant::now() + within;
-    loop {
+    eventually(format!("a decision for {id}"), within, || async {
         let reply = stack
             .knowledge
             .clone()
@@ -1371,15 +1369,9 @@ async fn decided(stack: &Stack, id: &str, within: Duration) -> LedgerEntry {
             .await
             .unwrap()
             .into_inner();
-        if let Some(entry) = reply.entry.filter(|e| e.state != "verifying") {
-            return entry;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no decision for {id} within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        reply.entry.filter(|e| e.state != "verifying")
+    })
+    .await
 }
 
 /// The action the executor made for the first missing_index detection on public.posts.
@@ -1964,30 +1956,32 @@ async fn through_the_gateway_a_detection_arrives_live_an_approval_runs_and_a_web
 
     // Approved through the gateway, carried out by the executor.
     let action_id = format!("act-{}", detection["id"].as_str().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let actions: serde_json::Value = http
-            .get(url("/actions"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if actions
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a["action_id"] == action_id.as_str() && a["status"] == "pending_approval")
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never pending approval: {actions}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // The action as /actions lists it once it has `status`.
+    let listed = |status: &'static str| {
+        let (http, url, action_id) = (&http, &url, &action_id);
+        eventually(
+            format!("{action_id} {status} in /actions"),
+            Duration::from_secs(20),
+            move || async move {
+                let actions: serde_json::Value = http
+                    .get(url("/actions"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                actions
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|a| a["action_id"] == action_id.as_str() && a["status"] == status)
+                    .cloned()
+                    .ok_or(actions.to_string())
+            },
+        )
+    };
+    listed("pending_approval").await;
     let approved = http
         .post(url(&format!("/actions/{action_id}/approve")))
         .header("authorization", bearer(&gateway))
@@ -1995,55 +1989,35 @@ async fn through_the_gateway_a_detection_arrives_live_an_approval_runs_and_a_web
         .await
         .unwrap();
     assert_eq!(approved.status(), 200, "{}", approved.text().await.unwrap());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let actions: serde_json::Value = http
-            .get(url("/actions"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if let Some(a) = actions
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["action_id"] == action_id.as_str())
-            && a["status"] == "completed"
-        {
-            assert_eq!(a["changes"]["outcome"], "terminated", "{a}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "never completed");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let completed = listed("completed").await;
+    assert_eq!(completed["changes"]["outcome"], "terminated", "{completed}");
     assert!(
         sqlx::query("SELECT 1").execute(&mut idle).await.is_err(),
         "the session was ended"
     );
     // The ledger records it.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let ledger: serde_json::Value = http
-            .get(url("/ledger"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if ledger
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["action_id"] == action_id.as_str() && e["state"] != "verifying")
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no ledger entry: {ledger}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    eventually(
+        "a decided ledger entry",
+        Duration::from_secs(20),
+        || async {
+            let ledger: serde_json::Value = http
+                .get(url("/ledger"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            ledger
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["action_id"] == action_id.as_str() && e["state"] != "verifying")
+                .then_some(())
+                .ok_or(ledger.to_string())
+        },
+    )
+    .await;
     // Metric history for charts, and the latest snapshot.
     let history: serde_json::Value = http
         .get(url("/metrics/history?database_id=app&limit=5"))

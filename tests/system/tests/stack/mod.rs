@@ -514,7 +514,7 @@ impl<T> Probe<T> for Result<T, String> {
 /// Polls `probe` (every 200 ms, at least once) until it returns `Some` (or `Ok`); panics after
 /// `within`, naming `what` and what the last attempt saw (an `Err`'s text).
 pub async fn eventually<T, P, F>(
-    what: &str,
+    what: impl std::fmt::Display,
     within: std::time::Duration,
     mut probe: impl FnMut() -> F,
 ) -> T
