@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -16,7 +16,7 @@ use proto::sql::quote_ident;
 use serde::Serialize;
 use sqlx::{Connection, PgConnection, Row};
 
-use crate::api::{ApiError, AppState, ConnectionTest, Reply, rpc};
+use crate::api::{ApiError, AppState, Body, ConnectionTest, Reply, rpc};
 use crate::dbtest::{self, ConnectError, describe};
 
 /// The settings the executor's `tune_config_high_latency` changes with `ALTER SYSTEM` (and puts
@@ -117,7 +117,11 @@ impl From<DoctorError> for ApiError {
 }
 
 /// `GET /databases/{id}/doctor`.
-pub async fn registered(State(s): State<AppState>, Path(id): Path<String>) -> Reply {
+pub async fn registered(
+    State(s): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Reply {
+    let Path(id) = path?;
     let mut knowledge = s.knowledge.clone();
     let database = rpc(
         "knowledge",
@@ -137,8 +141,7 @@ pub async fn registered(State(s): State<AppState>, Path(id): Path<String>) -> Re
 }
 
 /// `POST /databases/doctor` with `{"connection_string": …}`, as `/databases/test` takes it.
-pub async fn unregistered(body: Result<Json<ConnectionTest>, JsonRejection>) -> Reply {
-    let Json(test) = body?;
+pub async fn unregistered(Body(test): Body<ConnectionTest>) -> Reply {
     Ok(Json(examine(&test.connection_string).await?).into_response())
 }
 

@@ -72,7 +72,7 @@ async fn call(
     let text = response.text().await.unwrap();
     assert!(!text.contains(PASSWORD), "{method} {path}: {text}");
     let value = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"));
+        .unwrap_or_else(|e| panic!("{method} {path}: {status}, not JSON ({e}): {text}"));
     (status, value)
 }
 
@@ -343,7 +343,16 @@ async fn the_doctor_tells_a_superuser_refuses_strangers_and_unreachable_database
         failed["error"].as_str().unwrap().contains("no_such_db"),
         "{failed}"
     );
-    // Not a PostgreSQL URL, and an unknown id.
+    // A body that is not the object it takes, not a PostgreSQL URL, and an unknown id.
+    let (status, failed) = call(
+        &gateway,
+        "POST",
+        "/databases/doctor",
+        Some(json!([url_as(&pg, "postgres")])),
+        true,
+    )
+    .await;
+    assert_eq!(status, 422, "{failed}");
     let (status, failed) = call(
         &gateway,
         "POST",
