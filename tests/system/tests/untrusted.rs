@@ -113,6 +113,22 @@ fn endpoints() -> Vec<Endpoint> {
         },
         Endpoint {
             method: "POST",
+            path: "/databases/doctor",
+            base: json!({"connection_string": "postgres://u@127.0.0.1:1/shop"}),
+            fields: vec![(
+                "connection_string",
+                vec![
+                    json!(5),
+                    json!(null),
+                    json!({}),
+                    json!("mysql://u@h/d"),
+                    json!(""),
+                    long(60_000),
+                ],
+            )],
+        },
+        Endpoint {
+            method: "POST",
             path: "/config",
             base: json!({"execution_mode": "observe", "thresholds": {"p95_latency_ms": 50.0}}),
             fields: vec![
