@@ -16,6 +16,28 @@ use serde_json::Value;
 use super::docker::Docker;
 use super::processes::Processes;
 
+/// A database id as it may appear in a directory or container name: kept when it is all ASCII
+/// letters, digits, `-` and `_` (40 at most); otherwise made so and told apart by a hash of the
+/// id, so two ids (`a.b`, `a_b`) never share a helper.
+pub fn safe_name(database_id: &str) -> String {
+    let safe: String = database_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    if safe == database_id {
+        safe
+    } else {
+        format!("{safe}-{:08x}", proto::sql::fnv1a(database_id) as u32)
+    }
+}
+
 /// What kind of helper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -234,5 +256,17 @@ mod tests {
                 .contains("Unix socket")
         );
         assert!(site(None).reaches("/var/run/postgresql").is_ok());
+    }
+
+    #[test]
+    fn database_ids_that_differ_get_helpers_that_differ() {
+        assert_eq!(safe_name("shop_db-2"), "shop_db-2");
+        let dotted = safe_name("a.b");
+        assert!(dotted.starts_with("a_b-"), "{dotted}");
+        assert_ne!(dotted, safe_name("a_b"));
+        assert_ne!(safe_name("a/b"), safe_name("a.b"));
+        let long = safe_name(&"x".repeat(300));
+        assert_eq!(long.len(), 40 + 9, "{long}");
+        assert_ne!(long, safe_name(&"x".repeat(301)));
     }
 }

