@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -49,12 +50,16 @@ pub fn router(engine: Arc<Engine>) -> Router {
 async fn decide(
     State(engine): State<Arc<Engine>>,
     Path((id, decision)): Path<(String, String)>,
-    body: Option<Json<Decision>>,
+    body: Result<Option<Json<Decision>>, JsonRejection>,
 ) -> Response {
+    // No body is a decision without a reason; a bad one is refused in JSON, like every error here.
     let Decision {
         requested_by,
         reason,
-    } = body.map(|Json(d)| d).unwrap_or_default();
+    } = match body {
+        Ok(body) => body.map(|Json(d)| d).unwrap_or_default(),
+        Err(rejection) => return error(rejection.status(), rejection.body_text()),
+    };
     let by = if requested_by.is_empty() {
         "the executor API"
     } else {
@@ -97,11 +102,11 @@ async fn decide(
 
 async fn deploy_redis(
     State(engine): State<Arc<Engine>>,
-    body: Result<Json<DeployRedis>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<DeployRedis>, JsonRejection>,
 ) -> Response {
     let request = match body {
         Ok(Json(request)) => request,
-        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+        Err(rejection) => return error(rejection.status(), rejection.body_text()),
     };
     match engine
         .deploy_redis(

@@ -39,7 +39,30 @@ async fn started_alone_it_is_healthy_not_ready_and_says_knowledge_is_unreachable
         .unwrap();
     let base = format!("http://{}", app.health_addr());
     let grpc = app.grpc_addr().to_string();
+    let api = format!("http://{}", app.http_addr());
     let task = tokio::spawn(app.run());
+
+    // The action API refuses a bad body in JSON, as every other error, before doing anything.
+    for (content_type, body, status) in [
+        ("application/json", "{not json", 400),
+        ("application/json", r#"{"reason": 5}"#, 422),
+        ("application/json", r#"{"sneaky": "field"}"#, 422),
+        ("text/plain", r#"{"reason": "x"}"#, 415),
+    ] {
+        let reply = http()
+            .post(format!("{api}/api/actions/a1/approve"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status().as_u16(), status, "{content_type} {body}");
+        let error: serde_json::Value = reply.json().await.unwrap();
+        assert!(
+            error["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{error}"
+        );
+    }
 
     let health = http().get(format!("{base}/health")).send().await.unwrap();
     assert_eq!(health.status(), 200);
