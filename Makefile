@@ -50,6 +50,8 @@ bench: deps
 	$(CARGO) bench --locked -p collector --bench collector
 	$(CARGO) bench --locked -p system-tests --bench s1
 	$(CARGO) bench --locked -p executor --bench safety
+	$(CARGO) build --release --locked --bins
+	$(CARGO) bench --locked -p system-tests --bench load
 	bench/summarise.py
 
 up: deps release dashboard-build

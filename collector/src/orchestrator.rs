@@ -204,6 +204,9 @@ async fn watch(
         .idle_timeout(Some(Duration::from_secs(60)))
         .connect_lazy_with(options);
     let mut window = Window::default();
+    // Cycles completed since watching started, shown in /health beside the last one's duration,
+    // so a reader polling it can tell each cycle's duration apart (the load benchmark does).
+    let mut cycles: u64 = 0;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     loop {
@@ -220,7 +223,7 @@ async fn watch(
         // A cycle in progress is abandoned on shutdown: it may be waiting on a server that
         // never answers.
         tokio::select! {
-            _ = collect_once(&id, &pool, local, &mut window, &outputs, &status) => {}
+            _ = collect_once(&id, &pool, local, &mut window, &mut cycles, &outputs, &status) => {}
             _ = shutdown.wait() => break,
         }
     }
@@ -239,6 +242,7 @@ async fn collect_once(
     pool: &PgPool,
     local: bool,
     window: &mut Window,
+    cycles: &mut u64,
     outputs: &Outputs,
     status: &Status,
 ) {
@@ -256,6 +260,7 @@ async fn collect_once(
                 .iter()
                 .map(|e| format!("{}: {}", e.what, e.error))
                 .collect();
+            *cycles += 1;
             let state = if errors.is_empty() {
                 "healthy"
             } else {
@@ -266,6 +271,7 @@ async fn collect_once(
                 json!({
                     "status": state,
                     "cycle_ms": started.elapsed().as_millis() as u64,
+                    "cycles": *cycles,
                     "unavailable": sample.capabilities.unavailable.iter()
                         .map(|u| json!({"name": u.name, "reason": u.reason, "remedy": u.remedy}))
                         .collect::<Vec<_>>(),
