@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 use crate::shutdown::{DRAIN_DEADLINE, Shutdown};
 
@@ -29,14 +29,16 @@ pub fn local_addr(listener: &TcpListener) -> SocketAddr {
 }
 
 /// Serves a tonic router on `listener` until shutdown, then drains within the deadline.
+/// Accepted connections have Nagle's algorithm off: a streamed snapshot must not wait 40 ms for a
+/// delayed ACK (tonic applies its own no-delay setting only to listeners it binds itself).
 pub async fn serve_grpc(
     what: &'static str,
     router: tonic::transport::server::Router,
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> Result<(), tonic::transport::Error> {
-    let server =
-        router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.signal());
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let server = router.serve_with_incoming_shutdown(incoming, shutdown.signal());
     shutdown
         .drain(what, DRAIN_DEADLINE, server)
         .await
