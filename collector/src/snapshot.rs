@@ -7,6 +7,7 @@
 //! |---|---|
 //! | `pg.database_size_mb` | database size |
 //! | `pg.connections_total` | client connections of every state, all databases |
+//! | `pg.connections_database` | client connections to this database |
 //! | `pg.idle_in_transaction_connections` | sessions idle in a transaction |
 //! | `pg.long_running_query_count` | statements running ≥ 5 s |
 //! | `pg.longest_query_duration_secs` | the longest of them |
@@ -24,6 +25,8 @@
 //! | label | meaning |
 //! |---|---|
 //! | `pg.server_version` | e.g. `15.19` |
+//! | `pg.database_name` | the database collected (its name on the server) |
+//! | `pg.connections_busiest_database` | the database with the most client connections (ties by name) |
 //! | `pg.worst_seq_scan_table` | table with the most rows read by sequential scans in the window |
 //! | `pg.worst_bloat_table` | table with the most dead tuples |
 //! | `pg.longest_query_pid` / `_user` / `_text` | the longest-running statement (literals redacted) |
@@ -65,11 +68,17 @@ pub fn build(
 
     let mut measurements = Measurements::default();
     let usable = sample.settings.max_connections - sample.settings.superuser_reserved_connections;
-    if let Some(c) = sample.connections {
+    if let Some(c) = &sample.connections {
         measurements.active_connections = Some(c.active);
         measurements.idle_connections = Some(c.idle);
         measurements.waiting_connections = Some(c.waiting);
         metric("pg.connections_total".into(), c.total.into());
+        metric("pg.connections_database".into(), c.database.into());
+        labels.insert("pg.database_name".to_owned(), c.database_name.clone());
+        labels.insert(
+            "pg.connections_busiest_database".to_owned(),
+            c.busiest_database.clone(),
+        );
         metric(
             "pg.idle_in_transaction_connections".into(),
             c.idle_in_transaction.into(),
@@ -203,7 +212,7 @@ pub fn build(
     }
 
     let score = scores(Inputs {
-        connections: sample.connections.map(|c| (c.total, usable)),
+        connections: sample.connections.as_ref().map(|c| (c.total, usable)),
         p95_latency_ms: measurements.p95_query_latency_ms,
         seq_scans: interval.seq_scans,
         cache_hit_rate: measurements.cache_hit_rate,

@@ -15,7 +15,7 @@ pub const MAX_REPORTED: usize = 20;
 /// Statement text kept per session.
 const QUERY_CHARS: i32 = 1000;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Connections {
     pub active: i32,
     pub idle: i32,
@@ -24,6 +24,12 @@ pub struct Connections {
     pub waiting: i32,
     /// Every client backend, of every database: what counts against max_connections.
     pub total: i32,
+    /// Client backends of the database collected.
+    pub database: i32,
+    /// The collected database's name, and the database with the most client backends (ties by
+    /// name): a pooler helps the server only in front of the database that holds them.
+    pub database_name: String,
+    pub busiest_database: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -41,7 +47,12 @@ pub async fn connections(pool: &PgPool) -> Result<Connections, sqlx::Error> {
            count(*) FILTER (WHERE state = 'idle')::int, \
            count(*) FILTER (WHERE state LIKE 'idle in transaction%')::int, \
            count(*) FILTER (WHERE wait_event_type = 'Lock')::int, \
-           count(*)::int \
+           count(*)::int, \
+           count(*) FILTER (WHERE datname = current_database())::int, \
+           current_database()::text, \
+           coalesce((SELECT datname::text FROM pg_stat_activity \
+             WHERE backend_type = 'client backend' AND datname IS NOT NULL \
+             GROUP BY datname ORDER BY count(*) DESC, datname LIMIT 1), '') \
          FROM pg_stat_activity WHERE backend_type = 'client backend'",
     )
     .fetch_one(pool)
@@ -52,6 +63,9 @@ pub async fn connections(pool: &PgPool) -> Result<Connections, sqlx::Error> {
         idle_in_transaction: row.try_get(2)?,
         waiting: row.try_get(3)?,
         total: row.try_get(4)?,
+        database: row.try_get(5)?,
+        database_name: row.try_get(6)?,
+        busiest_database: row.try_get(7)?,
     })
 }
 

@@ -101,7 +101,16 @@ impl Plan {
                 .map(Plan::Terminate)
                 .map_err(invalid),
             "cache_optimization_recommendation" => Ok(Plan::Recommendation(
-                recommendation::Recommendation::from_detection(detection),
+                recommendation::Recommendation::from_detection(
+                    recommendation::Topic::Cache,
+                    detection,
+                ),
+            )),
+            "connection_recommendation" => Ok(Plan::Recommendation(
+                recommendation::Recommendation::from_detection(
+                    recommendation::Topic::Connections,
+                    detection,
+                ),
             )),
             "deploy_connection_pooler" => {
                 pooler::DeployPooler::from_metadata(&detection.database_id, &metadata)
@@ -151,7 +160,7 @@ impl Plan {
             Plan::CreateIndex(_) => "create_index",
             Plan::Vacuum(_) => "vacuum_table",
             Plan::Terminate(_) => "terminate_query",
-            Plan::Recommendation(_) => "cache_optimization_recommendation",
+            Plan::Recommendation(r) => r.topic.action_type(),
             Plan::DeployPooler(_) => "deploy_connection_pooler",
             Plan::DeployRedis(_) => "deploy_redis",
             Plan::TuneConfig(_) => "tune_config_high_latency",
@@ -281,7 +290,7 @@ mod untrusted {
     use super::*;
 
     /// Each action type with the fields its action reads; the last two run nothing.
-    const ACTIONS: [(&str, &[&str]); 10] = [
+    const ACTIONS: [(&str, &[&str]); 11] = [
         (
             "create_index",
             &[
@@ -309,6 +318,10 @@ mod untrusted {
         ),
         (
             "cache_optimization_recommendation",
+            &["safe_option", "advanced_option"],
+        ),
+        (
+            "connection_recommendation",
             &["safe_option", "advanced_option"],
         ),
         ("deploy_connection_pooler", &["pool_size", "pool_mode"]),

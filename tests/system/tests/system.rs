@@ -365,6 +365,71 @@ async fn s6_connection_exhaustion_is_detected_from_all_client_connections() {
 }
 
 #[tokio::test]
+async fn s6_a_server_crowded_by_several_databases_is_reported_once_with_advice_not_a_pooler_each() {
+    let pg = app_database_with(&[("max_connections", "40")]);
+    for name in ["billing", "search"] {
+        pg.create_database(name);
+    }
+    let stack = Stack::start(SystemConfig::default(), ("app", pg.url("app"))).await;
+    for name in ["billing", "search"] {
+        stack
+            .knowledge
+            .clone()
+            .register_database(RegisterDatabaseRequest {
+                database_id: name.into(),
+                connection_string: pg.url(name),
+                enabled: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let (_nats, mut detections) = subscribe(&stack).await;
+    // 10 idle connections to each of the three: with the collectors' own, over 80 % of the 37
+    // usable connections, and no database holds half of them.
+    let mut held = Vec::new();
+    for name in ["app", "billing", "search"] {
+        let pool = PgPoolOptions::new()
+            .min_connections(10)
+            .max_connections(10)
+            .connect(&pg.url(name))
+            .await
+            .unwrap();
+        for _ in 0..10 {
+            held.push(pool.acquire().await.unwrap());
+        }
+    }
+    let first = expect_detection(
+        &mut detections,
+        "connection_pool_exhaustion",
+        Duration::from_secs(40),
+        |_| true,
+    )
+    .await;
+    assert_eq!(
+        first["action_type"], "connection_recommendation",
+        "no pooler for one database among three: {first}"
+    );
+    assert!(
+        first["evidence"]["database_share"].as_f64().unwrap() < 0.5,
+        "{first}"
+    );
+    // Several collection cycles later, no other database has reported the same server.
+    let quiet = tokio::time::timeout(Duration::from_secs(6), async {
+        loop {
+            let message = detections.next().await.unwrap();
+            let d: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
+            if d["detector_name"] == "connection_pool_exhaustion" {
+                return d;
+            }
+        }
+    })
+    .await;
+    assert!(quiet.is_err(), "reported twice: {quiet:?}");
+    drop(held);
+}
+
+#[tokio::test]
 async fn s7_cache_misses_are_detected_from_the_windowed_hit_rate() {
     let pg = app_database_with(&[("shared_buffers", "'128kB'")]);
     pg.psql(
