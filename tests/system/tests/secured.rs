@@ -200,7 +200,6 @@ fn leaks(text: &str, secrets: &[&str]) -> Vec<String> {
 async fn no_service_logs_a_secret_even_at_debug_level() {
     use testkit::{Certificates, NatsServer, RedisServer};
     const KNOWLEDGE_KEY: &str = "5ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7";
-    const TOKEN: &str = "gateway-Token-5f3a9c1e7d";
     const DB_PASSWORD: &str = "db-Secret-77";
     const WRONG_DB_PASSWORD: &str = "wrong-Secret-88";
     const GUESSED_TOKEN: &str = "guess-Secret-99";
@@ -218,95 +217,28 @@ async fn no_service_logs_a_secret_even_at_debug_level() {
         "app",
         &format!("CREATE ROLE watcher LOGIN PASSWORD '{DB_PASSWORD}' IN ROLE pg_monitor"),
     );
-    let logs = tempfile::tempdir().unwrap();
-    let shared = stack::secured_env(&certificates);
-    let port = |_| testkit::free_port().to_string();
-    let (knowledge, analyser, executor, gateway): (String, String, String, String) =
-        (port(1), port(2), port(3), port(4));
-    let local = |p: &str| format!("127.0.0.1:{p}");
-    let common = |name: &'static str| {
-        let mut env: Vec<(&'static str, String)> = shared.clone();
-        env.push(("RUST_LOG", "debug".into()));
-        env.push(("HEALTH_PORT", "0".into()));
-        env.push(("NATS_URL", nats.url()));
-        env.push(("KNOWLEDGE_ADDRESS", local(&knowledge)));
-        env.push(("STATE_DIR", logs.path().join(name).display().to_string()));
-        env
-    };
-    let spawn = |name: &'static str, extra: Vec<(&'static str, String)>| {
-        let log = std::fs::File::create(logs.path().join(format!("{name}.log"))).unwrap();
-        stack::Process(
-            std::process::Command::new(stack::workspace_binary(name))
-                .envs(common(name).into_iter().chain(extra))
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap(),
-        )
-    };
-    let _services = [
-        spawn(
-            "knowledge",
-            vec![
-                ("GRPC_PORT", knowledge.clone()),
-                ("REDIS_ADDR", redis.addr()),
-                ("REDIS_PASSWORD", stack::REDIS_PASSWORD.into()),
-                ("REDIS_TLS_CA", certificates.ca().display().to_string()),
-                ("KNOWLEDGE_SECRET_KEY", KNOWLEDGE_KEY.into()),
-            ],
-        ),
-        spawn("analyser", vec![("GRPC_PORT", analyser.clone())]),
-        spawn(
-            "collector",
-            vec![
-                ("ANALYSER_ADDRESS", local(&analyser)),
-                ("COLLECTION_INTERVAL", "1s".into()),
-                ("SYNC_INTERVAL", "5s".into()),
-            ],
-        ),
-        spawn(
-            "executor",
-            vec![("GRPC_PORT", executor.clone()), ("HTTP_PORT", "0".into())],
-        ),
-        spawn(
-            "gateway",
-            vec![
-                ("PORT", gateway.clone()),
-                ("EXECUTOR_ADDRESS", local(&executor)),
-                ("GATEWAY_TOKEN", TOKEN.into()),
-            ],
-        ),
-    ];
-
+    let services = stack::Services::start(
+        &nats.url(),
+        &redis.addr(),
+        &stack::secured_env(&certificates),
+        &[
+            ("REDIS_PASSWORD", stack::REDIS_PASSWORD.into()),
+            ("REDIS_TLS_CA", certificates.ca().display().to_string()),
+            ("KNOWLEDGE_SECRET_KEY", KNOWLEDGE_KEY.into()),
+        ],
+    );
+    services.wait_until_ready().await;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
-    let base = format!("http://{}", local(&gateway));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ready = http.get(format!("{base}/databases")).send().await;
-        if ready.is_ok_and(|r| r.status() == 200) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the gateway never answered; logs:\n{}",
-            ["knowledge", "executor", "gateway"]
-                .map(
-                    |name| std::fs::read_to_string(logs.path().join(format!("{name}.log")))
-                        .unwrap_or_default()
-                )
-                .join("\n")
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let base = services.gateway.clone();
     // Work that handles every secret: a database with a password, one with a wrong password
     // (its connection fails, over and over), a wrong token, a connection test.
     for (name, password) in [("Shop", DB_PASSWORD), ("Broken", WRONG_DB_PASSWORD)] {
         let created = http
             .post(format!("{base}/databases"))
-            .header("authorization", format!("Bearer {TOKEN}"))
+            .header("authorization", services.bearer())
             .json(&serde_json::json!({
                 "database_name": name,
                 "connection_string": format!("postgres://watcher:{password}@127.0.0.1:{}/app", pg.port()),
@@ -325,7 +257,7 @@ async fn no_service_logs_a_secret_even_at_debug_level() {
     assert_eq!(refused.status(), 401);
     let tested = http
         .post(format!("{base}/databases/test"))
-        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("authorization", services.bearer())
         .json(&serde_json::json!({
             "connection_string": format!("postgres://watcher:{WRONG_DB_PASSWORD}@127.0.0.1:{}/app", pg.port()),
         }))
@@ -335,32 +267,32 @@ async fn no_service_logs_a_secret_even_at_debug_level() {
     assert!(tested.status().is_client_error() || tested.status().is_success());
 
     // Until the collector has collected the good database and failed on the broken one.
-    let collector_log = logs.path().join("collector.log");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = std::fs::read_to_string(&collector_log).unwrap_or_default();
-        if text.contains("broken") && text.contains("shop") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the collector never worked on both databases:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    stack::eventually(
+        "the collector works on both databases",
+        Duration::from_secs(30),
+        || async {
+            let text = services.log("collector");
+            if text.contains("broken") && text.contains("shop") {
+                Ok(())
+            } else {
+                Err(text)
+            }
+        },
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let secrets = [
         stack::NATS_PASSWORD,
         stack::REDIS_PASSWORD,
         KNOWLEDGE_KEY,
-        TOKEN,
+        &services.token,
         DB_PASSWORD,
         WRONG_DB_PASSWORD,
         GUESSED_TOKEN,
     ];
-    for name in ["knowledge", "analyser", "collector", "executor", "gateway"] {
-        let text = std::fs::read_to_string(logs.path().join(format!("{name}.log"))).unwrap();
+    for name in stack::SERVICES {
+        let text = services.log(name);
         assert!(
             text.lines().count() > 3,
             "{name} logged almost nothing at debug level:\n{text}"

@@ -539,3 +539,152 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// The five services as processes of their own (release or debug binaries of this workspace),
+/// on fixed ports so a killed one comes back at the same address; logs kept per service.
+pub struct Services {
+    dir: tempfile::TempDir,
+    env: std::collections::HashMap<&'static str, Vec<(&'static str, String)>>,
+    running: std::collections::HashMap<&'static str, Process>,
+    /// The gateway's base URL and token.
+    pub gateway: String,
+    pub token: String,
+    /// Knowledge's gRPC address.
+    pub knowledge: String,
+}
+
+pub const SERVICES: [&str; 5] = ["knowledge", "analyser", "collector", "executor", "gateway"];
+
+impl Services {
+    /// Starts all five: `shared` goes to every service, `knowledge_env` to knowledge only.
+    pub fn start(
+        nats_url: &str,
+        redis_addr: &str,
+        shared: &[(&'static str, String)],
+        knowledge_env: &[(&'static str, String)],
+    ) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = || testkit::free_port().to_string();
+        let (knowledge, analyser, executor, gateway) = (port(), port(), port(), port());
+        let local = |p: &str| format!("127.0.0.1:{p}");
+        let token = "services-token-0123456789".to_owned();
+        let mut env = std::collections::HashMap::new();
+        for name in SERVICES {
+            let mut vars: Vec<(&'static str, String)> = shared.to_vec();
+            vars.extend([
+                ("RUST_LOG", "debug".to_owned()),
+                ("HEALTH_PORT", "0".to_owned()),
+                ("NATS_URL", nats_url.to_owned()),
+                ("KNOWLEDGE_ADDRESS", local(&knowledge)),
+                ("STATE_DIR", dir.path().join(name).display().to_string()),
+            ]);
+            vars.extend(match name {
+                "knowledge" => {
+                    let mut own = vec![
+                        ("GRPC_PORT", knowledge.clone()),
+                        ("REDIS_ADDR", redis_addr.to_owned()),
+                        (
+                            "KNOWLEDGE_KEY_FILE",
+                            dir.path().join("knowledge.key").display().to_string(),
+                        ),
+                    ];
+                    own.extend(knowledge_env.iter().cloned());
+                    own
+                }
+                "analyser" => vec![("GRPC_PORT", analyser.clone())],
+                "collector" => vec![
+                    ("ANALYSER_ADDRESS", local(&analyser)),
+                    ("COLLECTION_INTERVAL", "1s".to_owned()),
+                    ("SYNC_INTERVAL", "5s".to_owned()),
+                    ("COLLECTOR_ID", "collector-1".to_owned()),
+                ],
+                "executor" => vec![
+                    ("GRPC_PORT", executor.clone()),
+                    ("HTTP_PORT", "0".to_owned()),
+                    ("EXECUTOR_ID", "executor-1".to_owned()),
+                ],
+                _ => vec![
+                    ("PORT", gateway.clone()),
+                    ("EXECUTOR_ADDRESS", local(&executor)),
+                    ("GATEWAY_TOKEN", token.clone()),
+                ],
+            });
+            env.insert(name, vars);
+        }
+        let mut services = Self {
+            dir,
+            env,
+            running: Default::default(),
+            gateway: format!("http://{}", local(&gateway)),
+            token,
+            knowledge: local(&knowledge),
+        };
+        for name in SERVICES {
+            services.start_one(name);
+        }
+        services
+    }
+
+    /// Starts `name` (again), its output appended to its log.
+    pub fn start_one(&mut self, name: &'static str) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(name))
+            .unwrap();
+        let child = std::process::Command::new(workspace_binary(name))
+            .envs(self.env[name].iter().cloned())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.running.insert(name, Process(child));
+    }
+
+    /// SIGKILL: no shutdown code runs, nothing is released.
+    pub fn kill(&mut self, name: &'static str) {
+        if let Some(mut process) = self.running.remove(name) {
+            process.kill();
+        }
+    }
+
+    fn log_path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(format!("{name}.log"))
+    }
+
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.log_path(name)).unwrap_or_default()
+    }
+
+    /// `Authorization: Bearer …` for the gateway.
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+
+    /// Waits until the gateway answers a read that needs knowledge.
+    pub async fn wait_until_ready(&self) {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let url = format!("{}/databases", self.gateway);
+        eventually(
+            format!(
+                "the gateway and knowledge answer; logs:\n{}",
+                self.log("knowledge")
+            ),
+            std::time::Duration::from_secs(30),
+            || {
+                let http = http.clone();
+                let url = url.clone();
+                async move {
+                    match http.get(url).send().await {
+                        Ok(r) if r.status() == 200 => Some(()),
+                        _ => None,
+                    }
+                }
+            },
+        )
+        .await
+    }
+}
