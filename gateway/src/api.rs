@@ -193,6 +193,8 @@ pub struct Filter {
     #[serde(default)]
     database_id: String,
     #[serde(default)]
+    detection_id: String,
+    #[serde(default)]
     status: String,
     #[serde(default)]
     state: String,
@@ -232,11 +234,30 @@ pub fn detection_json(d: Detection) -> Value {
         "action_metadata": parse_json(&d.action_metadata_json), "action_id": d.action_id,
         "timestamp": d.created_at, "created_at": rfc3339(d.created_at), "last_seen": d.last_seen,
         "occurrences": d.occurrences, "resolution": d.resolution,
+        "resolved_at": rfc3339(d.resolved_at),
     })
 }
 
+/// The active detections (of `database_id`, when given), newest first; with `detection_id`,
+/// that one detection whatever its state (a resolved one says why in `resolution`), or none.
 pub async fn detections(State(s): State<AppState>, Query(f): Query<Filter>) -> Reply {
     let mut knowledge = s.knowledge.clone();
+    if !f.detection_id.is_empty() {
+        let reply = rpc(
+            "knowledge",
+            knowledge.get_detection(GetDetectionRequest {
+                detection_id: f.detection_id,
+            }),
+        )
+        .await?;
+        let found: Vec<Value> = reply
+            .detection
+            .into_iter()
+            .filter(|d| f.database_id.is_empty() || d.database_id == f.database_id)
+            .map(detection_json)
+            .collect();
+        return Ok(Json(found).into_response());
+    }
     let list = rpc(
         "knowledge",
         knowledge.get_active_detections(DatabaseFilterRequest {
@@ -259,7 +280,7 @@ pub fn action_json(a: Action) -> Value {
         "completed": rfc3339(a.completed_at), "updated_at": a.updated_at,
         "can_rollback": a.can_rollback, "rolledback": a.status == "rolled_back",
         "description": params["description"], "plan": params["plan"],
-        "changes": parse_json(&a.result_json),
+        "detection_key": params["detection_key"], "changes": parse_json(&a.result_json),
     })
 }
 

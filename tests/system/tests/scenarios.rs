@@ -2,100 +2,20 @@
 //! HTTP API (`/detections`, `/actions`, `/ledger` and the live `/events` stream), with the
 //! whole stack running in autonomous mode against a private PostgreSQL cluster.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use proto::knowledge::{DetectionThresholds, SystemConfig};
 use serde_json::Value;
 use sqlx::{Connection, Executor};
 
-use crate::stack::{self, Stack, eventually};
+use crate::stack::{self, Live, Stack, eventually};
 
 /// The stack's collection interval (`Stack::start`).
 const INTERVAL: Duration = Duration::from_secs(1);
 
 fn autonomous(thresholds: DetectionThresholds) -> SystemConfig {
     crate::execution_mode("autonomous", thresholds)
-}
-
-/// One event of the gateway's live stream, and when this test received it.
-#[derive(Debug, Clone)]
-struct Event {
-    kind: String,
-    data: Value,
-    at: Instant,
-}
-
-/// The gateway's `/events` stream, opened before the scenario starts and read in the background:
-/// every detection and action status the gateway pushed, in order (metrics left out).
-struct Live {
-    seen: Arc<Mutex<Vec<Event>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Live {
-    async fn open(gateway: &stack::Gateway) -> Self {
-        let mut response = reqwest::get(format!("{}/events", gateway.base))
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let into = seen.clone();
-        let task = tokio::spawn(async move {
-            let mut text = String::new();
-            while let Ok(Some(chunk)) = response.chunk().await {
-                let at = Instant::now();
-                text.push_str(&String::from_utf8_lossy(&chunk));
-                while let Some(end) = text.find("\n\n") {
-                    let frame: String = text.drain(..end + 2).collect();
-                    let field = |name: &str| {
-                        frame
-                            .lines()
-                            .find_map(|l| l.strip_prefix(name))
-                            .map(str::to_owned)
-                    };
-                    let (Some(kind), Some(data)) = (field("event: "), field("data: ")) else {
-                        continue; // a keep-alive
-                    };
-                    if kind != "metrics" {
-                        let data = serde_json::from_str(&data).unwrap();
-                        into.lock().unwrap().push(Event { kind, data, at });
-                    }
-                }
-            }
-        });
-        Self { seen, task }
-    }
-
-    fn events(&self, kind: &str) -> Vec<Event> {
-        self.seen
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|e| e.kind == kind)
-            .cloned()
-            .collect()
-    }
-
-    /// Waits (10 s at most) for an action status that `accept` takes: the gateway pushes it
-    /// right after knowledge records it.
-    async fn wait_for(&self, what: &str, accept: impl Fn(&Value) -> bool) -> Event {
-        eventually(what, Duration::from_secs(10), || async {
-            self.find("action", &accept)
-        })
-        .await
-    }
-
-    /// The first event of `kind` that `accept` takes, with its arrival time.
-    fn find(&self, kind: &str, accept: impl Fn(&Value) -> bool) -> Option<Event> {
-        self.events(kind).into_iter().find(|e| accept(&e.data))
-    }
-}
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 /// A GET on the gateway, as the dashboard makes it; panics on anything but 200.
@@ -197,7 +117,7 @@ async fn s3_bloat_behind_an_xmin_holder_the_holder_is_ended_then_vacuum_reclaims
     .await;
     let executor = stack.start_executor(state.path()).await;
     let gateway = stack.start_gateway(&executor.grpc_addr, state.path()).await;
-    let live = Live::open(&gateway).await;
+    let live = Live::open(&gateway.api()).await;
 
     // Bystanders: a session sitting idle (not in a transaction) and one running statements.
     let mut idle_bystander = sqlx::PgConnection::connect(&pg.url_as("shop", "app"))
@@ -489,7 +409,7 @@ async fn s4_runaway_queries_are_cancelled_within_a_cycle_and_their_sessions_stay
     .await;
     let executor = stack.start_executor(state.path()).await;
     let gateway = stack.start_gateway(&executor.grpc_addr, state.path()).await;
-    let live = Live::open(&gateway).await;
+    let live = Live::open(&gateway.api()).await;
 
     let mut load = pgbench_args(&["-n", "-S", "-c", "4", "-j", "2", "-R", "400", "-T", "15"]);
     let load = tokio::task::spawn_blocking(move || load.output().unwrap());

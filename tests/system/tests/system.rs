@@ -16,7 +16,7 @@ mod secured;
 mod stack;
 mod untrusted;
 
-use stack::{Stack, eventually};
+use stack::{Live, Stack, eventually};
 
 fn app_database() -> PgCluster {
     app_database_with(&[])
@@ -34,6 +34,8 @@ fn app_database_with(settings: &[(&str, &str)]) -> PgCluster {
     pg
 }
 
+/// What is published (NATS: nothing on a quiet database, once per problem, kept in JetStream);
+/// what is registered, counted and resolved is asserted through the gateway.
 #[tokio::test]
 async fn an_idle_transaction_is_detected_once_registered_in_knowledge_and_kept_in_jetstream() {
     let pg = app_database();
@@ -45,7 +47,10 @@ async fn an_idle_transaction_is_detected_once_registered_in_knowledge_and_kept_i
         }),
         ..Default::default()
     };
-    let mut stack = Stack::start(settings, ("app", pg.url("app"))).await;
+    let state = tempfile::tempdir().unwrap();
+    let stack = Stack::start(settings, ("app", pg.url("app"))).await;
+    let gateway = stack.start_gateway_alone(state.path()).await;
+    let api = gateway.api();
     let nats = async_nats::connect(stack.nats.url()).await.unwrap();
     let mut detections = nats.subscribe(proto::subjects::DETECTIONS).await.unwrap();
     nats.flush().await.unwrap();
@@ -56,6 +61,7 @@ async fn an_idle_transaction_is_detected_once_registered_in_knowledge_and_kept_i
         quiet.is_err(),
         "a healthy, idle database produced a detection: {quiet:?}"
     );
+    assert_eq!(api.detections().await, Vec::<serde_json::Value>::new());
 
     let session = PgPoolOptions::new()
         .max_connections(1)
@@ -100,20 +106,17 @@ async fn an_idle_transaction_is_detected_once_registered_in_knowledge_and_kept_i
     let id = detection["id"].as_str().unwrap().to_owned();
     assert!(!id.is_empty());
 
-    let active = stack
-        .knowledge
-        .get_active_detections(DatabaseFilterRequest {
-            database_id: "app".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .detections;
-    let registered = active
-        .iter()
-        .find(|d| d.key == key)
-        .expect("registered in knowledge");
-    assert_eq!(registered.id, id);
+    // Registered: the gateway lists it, the only one, under the published id.
+    let active = api.detections().await;
+    assert_eq!(active.len(), 1, "only the idle transaction: {active:#?}");
+    assert_eq!(active[0]["key"], key.as_str(), "{}", active[0]);
+    assert_eq!(active[0]["id"], id.as_str(), "{}", active[0]);
+    assert_eq!(active[0]["state"], "active", "{}", active[0]);
+    assert_eq!(
+        active[0]["severity"], detection["severity"],
+        "{}",
+        active[0]
+    );
 
     // Still idle over the next cycles: the same key is not published again.
     let until = Instant::now() + Duration::from_secs(4);
@@ -126,15 +129,7 @@ async fn an_idle_transaction_is_detected_once_registered_in_knowledge_and_kept_i
         let again: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
         assert_ne!(again["key"], key, "published twice");
     }
-    let occurrences = stack
-        .knowledge
-        .get_detection(GetDetectionRequest { detection_id: id })
-        .await
-        .unwrap()
-        .into_inner()
-        .detection
-        .unwrap()
-        .occurrences;
+    let occurrences = api.detection(&id).await["occurrences"].as_i64().unwrap();
     assert!(
         occurrences >= 2,
         "later cycles counted as occurrences: {occurrences}"
@@ -152,24 +147,16 @@ async fn an_idle_transaction_is_detected_once_registered_in_knowledge_and_kept_i
         "the detection resolved",
         Duration::from_secs(15),
         || async {
-            let detection = stack
-                .knowledge
-                .clone()
-                .get_detection(GetDetectionRequest {
-                    detection_id: registered.id.clone(),
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .detection
-                .unwrap();
-            (detection.state == "resolved")
-                .then_some(detection.resolution)
-                .ok_or(format!("{:?}", detection.state))
+            let detection = api.detection(&id).await;
+            (detection["state"] == "resolved")
+                .then(|| detection["resolution"].clone())
+                .ok_or(detection.to_string())
         },
     )
     .await;
     assert_eq!(resolved, "cleared");
+    assert_eq!(api.detections().await, Vec::<serde_json::Value>::new());
+    assert_eq!(api.actions().await, Vec::<serde_json::Value>::new());
 }
 
 /// Waits for a detection of `detector` that satisfies `accept`; panics after `within`.
@@ -208,9 +195,10 @@ fn thresholds(t: DetectionThresholds) -> SystemConfig {
 }
 
 #[tokio::test]
-async fn s4_a_long_query_is_detected_after_its_threshold_is_lowered_in_knowledge() {
+async fn s4_a_long_query_is_detected_after_its_threshold_is_lowered_in_the_dashboard() {
     let pg = app_database();
-    let mut stack = Stack::start(
+    let state = tempfile::tempdir().unwrap();
+    let stack = Stack::start(
         thresholds(DetectionThresholds {
             long_query_seconds: 600.0,
             ..Default::default()
@@ -218,7 +206,9 @@ async fn s4_a_long_query_is_detected_after_its_threshold_is_lowered_in_knowledge
         ("app", pg.url("app")),
     )
     .await;
-    let (_nats, mut detections) = subscribe(&stack).await;
+    let gateway = stack.start_gateway_alone(state.path()).await;
+    let api = gateway.api();
+    let live = Live::open(&api).await;
     let sleeper = PgPoolOptions::new()
         .max_connections(1)
         .connect(&pg.url("app"))
@@ -234,35 +224,55 @@ async fn s4_a_long_query_is_detected_after_its_threshold_is_lowered_in_knowledge
 
     // Under the 600 s threshold nothing fires, however long we watch a few cycles.
     tokio::time::sleep(Duration::from_secs(8)).await;
-    let early = tokio::time::timeout(Duration::from_millis(200), detections.next()).await;
-    assert!(early.is_err(), "fired under the threshold: {early:?}");
+    assert_eq!(
+        live.detections(),
+        Vec::<serde_json::Value>::new(),
+        "fired under the threshold"
+    );
+    assert_eq!(api.detections().await, Vec::<serde_json::Value>::new());
 
-    // Lowered in knowledge (as the dashboard would): the next cycles use it, no restart.
+    // Lowered in the dashboard's settings (POST /config): the next cycles use it, no restart.
     let pid_text = pid.to_string();
-    stack
-        .knowledge
-        .save_system_config(SaveSystemConfigRequest {
-            config: Some(thresholds(DetectionThresholds {
-                long_query_seconds: 6.0,
-                ..Default::default()
-            })),
-        })
-        .await
-        .unwrap();
-    let detection = expect_detection(
-        &mut detections,
-        "long_running_query",
-        Duration::from_secs(20),
-        |d| d["evidence"]["pid"] == pid_text.as_str(),
-    )
+    api.save_config(&thresholds(DetectionThresholds {
+        long_query_seconds: 6.0,
+        ..Default::default()
+    }))
     .await;
-    assert_eq!(detection["action_metadata"]["graceful"], true);
+    let is_sleeper = |d: &serde_json::Value| {
+        d["detector_name"] == "long_running_query" && d["evidence"]["pid"] == pid_text.as_str()
+    };
+    let detection = api
+        .wait_for_detection(
+            "the long query in /detections",
+            Duration::from_secs(20),
+            is_sleeper,
+        )
+        .await;
+    assert_eq!(detection["database_id"], "app", "{detection}");
+    assert_eq!(detection["action_type"], "terminate_query", "{detection}");
+    assert_eq!(
+        detection["action_metadata"]["graceful"], true,
+        "{detection}"
+    );
     assert!(
         detection["evidence"]["query"]
             .as_str()
             .unwrap()
-            .contains("pg_sleep")
+            .contains("pg_sleep"),
+        "{detection}"
     );
+    assert!(
+        detection["evidence"]["duration_secs"].as_f64().unwrap() >= 6.0,
+        "{detection}"
+    );
+    // Pushed live once, and nothing else detected or done.
+    let pushed = live
+        .wait_for_detection("the long query, live", Duration::from_secs(5), is_sleeper)
+        .await;
+    assert_eq!(pushed.data["id"], detection["id"]);
+    assert_eq!(live.detections().len(), 1, "{:#?}", live.detections());
+    assert_eq!(api.detections().await.len(), 1);
+    assert_eq!(api.actions().await, Vec::<serde_json::Value>::new());
     running.abort();
 }
 
@@ -298,15 +308,15 @@ async fn s2_s3_bloat_is_detected_per_table_and_names_the_xmin_holder() {
     );
     pg.psql("app", "DELETE FROM events WHERE id % 3 = 0");
 
-    let mut stack = Stack::start(SystemConfig::default(), ("app", pg.url("app"))).await;
-    let (_nats, mut detections) = subscribe(&stack).await;
-    let detection = expect_detection(
-        &mut detections,
-        "table_bloat",
-        Duration::from_secs(30),
-        |d| d["evidence"]["table_name"] == "public.events",
-    )
-    .await;
+    let state = tempfile::tempdir().unwrap();
+    let stack = Stack::start(SystemConfig::default(), ("app", pg.url("app"))).await;
+    let gateway = stack.start_gateway_alone(state.path()).await;
+    let api = gateway.api();
+    let detection = api
+        .wait_for_detection("the bloat of public.events", Duration::from_secs(30), |d| {
+            d["detector_name"] == "table_bloat" && d["evidence"]["table_name"] == "public.events"
+        })
+        .await;
     assert_eq!(detection["key"], "app:table_bloat:public.events");
     assert_eq!(
         detection["severity"], "critical",
@@ -323,15 +333,22 @@ async fn s2_s3_bloat_is_detected_per_table_and_names_the_xmin_holder() {
             .unwrap()
             .contains(&format!("session {holder_pid}"))
     );
+    // A few cycles later: that is the only problem, and nothing was done (no executor).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let active = api.detections().await;
+    assert_eq!(active.len(), 1, "only the bloat of events: {active:#?}");
+    assert_eq!(active[0]["id"], detection["id"]);
+    assert_eq!(api.actions().await, Vec::<serde_json::Value>::new());
     holder.execute("ROLLBACK").await.unwrap();
-    let _ = &mut stack;
 }
 
 #[tokio::test]
 async fn s6_connection_exhaustion_is_detected_from_all_client_connections() {
     let pg = app_database_with(&[("max_connections", "30")]);
-    let mut stack = Stack::start(SystemConfig::default(), ("app", pg.url("app"))).await;
-    let (_nats, mut detections) = subscribe(&stack).await;
+    let state = tempfile::tempdir().unwrap();
+    let stack = Stack::start(SystemConfig::default(), ("app", pg.url("app"))).await;
+    let gateway = stack.start_gateway_alone(state.path()).await;
+    let api = gateway.api();
     // 24 idle connections plus the collector's own: over 80 % of the 27 usable ones.
     let hog = PgPoolOptions::new()
         .min_connections(24)
@@ -343,25 +360,29 @@ async fn s6_connection_exhaustion_is_detected_from_all_client_connections() {
     for _ in 0..24 {
         held.push(hog.acquire().await.unwrap());
     }
-    let detection = expect_detection(
-        &mut detections,
-        "connection_pool_exhaustion",
-        Duration::from_secs(30),
-        |_| true,
-    )
-    .await;
+    let detection = api
+        .wait_for_detection("connection exhaustion", Duration::from_secs(30), |d| {
+            d["detector_name"] == "connection_pool_exhaustion"
+        })
+        .await;
     assert_eq!(
         detection["key"],
         "app:connection_pool_exhaustion:connection"
     );
+    assert_eq!(detection["database_id"], "app");
     assert_eq!(detection["evidence"]["max_connections"], 30);
     assert!(detection["evidence"]["total_connections"].as_i64().unwrap() >= 24);
     assert_eq!(
         detection["action_metadata"]["recommended_tool"],
         "pgbouncer"
     );
+    // A few cycles later: that is the only problem, and nothing was done (no executor).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let active = api.detections().await;
+    assert_eq!(active.len(), 1, "only the exhaustion: {active:#?}");
+    assert_eq!(active[0]["id"], detection["id"]);
+    assert_eq!(api.actions().await, Vec::<serde_json::Value>::new());
     drop(held);
-    let _ = &mut stack;
 }
 
 #[tokio::test]
@@ -370,21 +391,23 @@ async fn s6_a_server_crowded_by_several_databases_is_reported_once_with_advice_n
     for name in ["billing", "search"] {
         pg.create_database(name);
     }
+    let state = tempfile::tempdir().unwrap();
     let stack = Stack::start(SystemConfig::default(), ("app", pg.url("app"))).await;
+    let gateway = stack.start_gateway_alone(state.path()).await;
+    let api = gateway.api();
+    // Registered as a user does, through the gateway.
     for name in ["billing", "search"] {
-        stack
-            .knowledge
-            .clone()
-            .register_database(RegisterDatabaseRequest {
-                database_id: name.into(),
-                connection_string: pg.url(name),
-                enabled: true,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let (status, body) = api
+            .post(
+                "/databases",
+                serde_json::json!({
+                    "database_id": name, "database_name": name, "connection_string": pg.url(name),
+                }),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
     }
-    let (_nats, mut detections) = subscribe(&stack).await;
+    let live = Live::open(&api).await;
     // 10 idle connections to each of the three: with the collectors' own, over 80 % of the 37
     // usable connections, and no database holds half of them.
     let mut held = Vec::new();
@@ -399,13 +422,10 @@ async fn s6_a_server_crowded_by_several_databases_is_reported_once_with_advice_n
             held.push(pool.acquire().await.unwrap());
         }
     }
-    let first = expect_detection(
-        &mut detections,
-        "connection_pool_exhaustion",
-        Duration::from_secs(40),
-        |_| true,
-    )
-    .await;
+    let exhaustion = |d: &serde_json::Value| d["detector_name"] == "connection_pool_exhaustion";
+    let first = api
+        .wait_for_detection("connection exhaustion", Duration::from_secs(40), exhaustion)
+        .await;
     assert_eq!(
         first["action_type"], "connection_recommendation",
         "no pooler for one database among three: {first}"
@@ -414,18 +434,19 @@ async fn s6_a_server_crowded_by_several_databases_is_reported_once_with_advice_n
         first["evidence"]["database_share"].as_f64().unwrap() < 0.5,
         "{first}"
     );
-    // Several collection cycles later, no other database has reported the same server.
-    let quiet = tokio::time::timeout(Duration::from_secs(6), async {
-        loop {
-            let message = detections.next().await.unwrap();
-            let d: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
-            if d["detector_name"] == "connection_pool_exhaustion" {
-                return d;
-            }
-        }
-    })
-    .await;
-    assert!(quiet.is_err(), "reported twice: {quiet:?}");
+    // Several collection cycles later, no other database has reported the same server, and
+    // nothing else was found.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let active = api.detections().await;
+    assert_eq!(active.len(), 1, "reported once, nothing else: {active:#?}");
+    assert_eq!(active[0]["id"], first["id"]);
+    let pushed: Vec<serde_json::Value> = live
+        .detections()
+        .into_iter()
+        .filter(|d| exhaustion(d))
+        .collect();
+    assert_eq!(pushed.len(), 1, "published once: {pushed:#?}");
+    assert_eq!(api.actions().await, Vec::<serde_json::Value>::new());
     drop(held);
 }
 
@@ -437,14 +458,19 @@ async fn s7_cache_misses_are_detected_from_the_windowed_hit_rate() {
         "CREATE TABLE big (id int, filler text); \
          INSERT INTO big SELECT g, repeat('y', 200) FROM generate_series(1, 60000) g;",
     );
-    let mut stack = Stack::start(SystemConfig::default(), ("app", pg.url("app"))).await;
-    let (_nats, mut detections) = subscribe(&stack).await;
+    let state = tempfile::tempdir().unwrap();
+    let stack = Stack::start(SystemConfig::default(), ("app", pg.url("app"))).await;
+    let gateway = stack.start_gateway_alone(state.path()).await;
+    let api = gateway.api();
+    let live = Live::open(&api).await;
     // Idle first: no reads, so no cache verdict at all.
-    let quiet = tokio::time::timeout(Duration::from_secs(4), detections.next()).await;
-    assert!(
-        quiet.is_err(),
-        "an idle database got a detection: {quiet:?}"
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        live.detections(),
+        Vec::<serde_json::Value>::new(),
+        "an idle database got a detection"
     );
+    assert_eq!(api.detections().await, Vec::<serde_json::Value>::new());
     let url = pg.url("app");
     let load = tokio::spawn(async move {
         let pool = PgPoolOptions::new()
@@ -458,13 +484,15 @@ async fn s7_cache_misses_are_detected_from_the_windowed_hit_rate() {
                 .await;
         }
     });
-    let detection = expect_detection(
-        &mut detections,
-        "cache_miss_rate_high",
-        Duration::from_secs(30),
-        |_| true,
-    )
-    .await;
+    let detection = api
+        .wait_for_detection("cache misses", Duration::from_secs(30), |d| {
+            d["detector_name"] == "cache_miss_rate_high"
+        })
+        .await;
+    assert_eq!(
+        detection["key"], "app:cache_miss_rate_high:cache",
+        "{detection}"
+    );
     assert!(detection["evidence"]["cache_hit_rate"].as_f64().unwrap() < 0.9);
     assert!(detection["evidence"]["blocks_in_window"].as_i64().unwrap() >= 1000);
     assert!(
@@ -473,8 +501,14 @@ async fn s7_cache_misses_are_detected_from_the_windowed_hit_rate() {
             .unwrap()
             > 0
     );
+    // A few cycles later: that is the only problem, and nothing was done (no executor).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let active = api.detections().await;
+    assert_eq!(active.len(), 1, "only the cache misses: {active:#?}");
+    assert_eq!(active[0]["id"], detection["id"]);
+    assert_eq!(live.detections().len(), 1, "{:#?}", live.detections());
+    assert_eq!(api.actions().await, Vec::<serde_json::Value>::new());
     load.abort();
-    let _ = &mut stack;
 }
 
 #[tokio::test]
@@ -487,8 +521,10 @@ async fn s8_high_latency_is_detected_from_statement_deltas() {
         }),
         ..Default::default()
     };
-    let mut stack = Stack::start(settings, ("app", pg.url("app"))).await;
-    let (_nats, mut detections) = subscribe(&stack).await;
+    let state = tempfile::tempdir().unwrap();
+    let stack = Stack::start(settings, ("app", pg.url("app"))).await;
+    let gateway = stack.start_gateway_alone(state.path()).await;
+    let api = gateway.api();
     let url = pg.url("app");
     let load = tokio::spawn(async move {
         let pool = PgPoolOptions::new()
@@ -504,13 +540,11 @@ async fn s8_high_latency_is_detected_from_statement_deltas() {
             let _ = (a, b);
         }
     });
-    let detection = expect_detection(
-        &mut detections,
-        "high_query_latency",
-        Duration::from_secs(30),
-        |_| true,
-    )
-    .await;
+    let detection = api
+        .wait_for_detection("high latency", Duration::from_secs(30), |d| {
+            d["detector_name"] == "high_query_latency"
+        })
+        .await;
     let p95 = detection["evidence"]["latency_ms"].as_f64().unwrap();
     assert!(p95 >= 100.0, "{detection}");
     assert!(
@@ -521,8 +555,14 @@ async fn s8_high_latency_is_detected_from_statement_deltas() {
         "{detection}"
     );
     assert_eq!(detection["action_type"], "tune_config_high_latency");
+    assert_eq!(detection["database_id"], "app");
+    // A few cycles later: that is the only problem, and nothing was done (no executor).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let active = api.detections().await;
+    assert_eq!(active.len(), 1, "only the latency: {active:#?}");
+    assert_eq!(active[0]["id"], detection["id"]);
+    assert_eq!(api.actions().await, Vec::<serde_json::Value>::new());
     load.abort();
-    let _ = &mut stack;
 }
 
 #[tokio::test]
@@ -550,8 +590,11 @@ async fn s9_a_healthy_pgbench_load_produces_no_detection() {
         "{}",
         String::from_utf8_lossy(&init.stderr)
     );
-    let mut stack = Stack::start(SystemConfig::default(), ("app", pg.url("app"))).await;
-    let (_nats, mut detections) = subscribe(&stack).await;
+    let state = tempfile::tempdir().unwrap();
+    let stack = Stack::start(SystemConfig::default(), ("app", pg.url("app"))).await;
+    let gateway = stack.start_gateway_alone(state.path()).await;
+    let api = gateway.api();
+    let live = Live::open(&api).await;
     let port = pg.port();
     // 30 s in CI; `S9_SECONDS=300` for the several minutes the scenario asks for.
     let seconds: u64 = std::env::var("S9_SECONDS")
@@ -579,12 +622,17 @@ async fn s9_a_healthy_pgbench_load_produces_no_detection() {
             .output()
             .unwrap()
     });
-    let seen = tokio::time::timeout(Duration::from_secs(seconds + 2), detections.next()).await;
-    assert!(
-        seen.is_err(),
-        "healthy load produced a detection: {:?}",
-        seen.map(|m| m.map(|m| String::from_utf8_lossy(&m.payload).into_owned()))
-    );
+    // Watched throughout: a detection fails the test as soon as the gateway has it.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(seconds + 2) {
+        assert_eq!(
+            live.detections(),
+            Vec::<serde_json::Value>::new(),
+            "healthy load produced a detection"
+        );
+        assert_eq!(api.detections().await, Vec::<serde_json::Value>::new());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let output = load.await.unwrap();
     assert!(
         output.status.success(),
@@ -592,7 +640,9 @@ async fn s9_a_healthy_pgbench_load_produces_no_detection() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("tps = "));
-    let _ = &mut stack;
+    assert_eq!(live.detections(), Vec::<serde_json::Value>::new());
+    assert_eq!(api.detections().await, Vec::<serde_json::Value>::new());
+    assert_eq!(api.actions().await, Vec::<serde_json::Value>::new());
 }
 
 /// S1's schema and a few neighbours that must not get an index: a low-cardinality column, a
@@ -670,45 +720,55 @@ fn s1_settings() -> SystemConfig {
     })
 }
 
-/// Collects missing_index detections until both expected tables have one (or `within` passes),
-/// then a few more cycles, so a wrong detection on another table would be seen.
+/// Waits until the gateway lists a missing_index detection for each expected table (or `within`
+/// passes), then a few more cycles, so a wrong detection on another table would be seen; returns
+/// every missing_index detection the gateway pushed live, each of them listed by `/detections`.
 async fn missing_index_detections(
-    detections: &mut async_nats::Subscriber,
+    api: &stack::Api,
+    live: &Live,
     expected: &[&str],
     within: Duration,
 ) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + within;
-    let mut seen: Vec<serde_json::Value> = Vec::new();
-    let mut settle: Option<Instant> = None;
-    loop {
-        let until = settle.unwrap_or(deadline);
-        let Ok(Some(message)) = tokio::time::timeout(
-            until.saturating_duration_since(Instant::now()),
-            detections.next(),
+    let qualified = |d: &serde_json::Value| {
+        format!(
+            "{}.{}",
+            d["evidence"]["schema"].as_str().unwrap(),
+            d["evidence"]["table_name"].as_str().unwrap()
         )
+    };
+    let is_index = |d: &serde_json::Value| d["detector_name"] == "missing_index";
+    let _ = tokio::time::timeout(within, async {
+        loop {
+            let tables: Vec<String> = api
+                .detections()
+                .await
+                .iter()
+                .filter(|d| is_index(d))
+                .map(qualified)
+                .collect();
+            if expected.iter().all(|e| tables.iter().any(|t| t == e)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let seen: Vec<serde_json::Value> = live.detections().into_iter().filter(is_index).collect();
+    let mut pushed: Vec<String> = seen.iter().map(|d| d["id"].to_string()).collect();
+    let mut listed: Vec<String> = api
+        .detections()
         .await
-        else {
-            break;
-        };
-        let detection: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
-        if detection["detector_name"] != "missing_index" {
-            continue;
-        }
-        seen.push(detection);
-        let tables: Vec<String> = seen
-            .iter()
-            .map(|d| {
-                format!(
-                    "{}.{}",
-                    d["evidence"]["schema"].as_str().unwrap(),
-                    d["evidence"]["table_name"].as_str().unwrap()
-                )
-            })
-            .collect();
-        if settle.is_none() && expected.iter().all(|e| tables.iter().any(|t| t == e)) {
-            settle = Some(Instant::now() + Duration::from_secs(5));
-        }
-    }
+        .iter()
+        .filter(|d| is_index(d))
+        .map(|d| d["id"].to_string())
+        .collect();
+    pushed.sort();
+    listed.sort();
+    assert_eq!(
+        pushed, listed,
+        "pushed live and listed by /detections alike"
+    );
     seen
 }
 
@@ -727,16 +787,25 @@ fn for_table<'a>(seen: &'a [serde_json::Value], qualified: &str) -> Vec<&'a serd
 #[tokio::test]
 async fn s1_the_advisor_proposes_user_id_created_at_desc_measured_with_hypopg() {
     let pg = s1_database(true);
-    let mut stack = Stack::start(s1_settings(), ("app", pg.url("app"))).await;
-    let (_nats, mut detections) = subscribe(&stack).await;
+    let state = tempfile::tempdir().unwrap();
+    let stack = Stack::start(s1_settings(), ("app", pg.url("app"))).await;
+    let gateway = stack.start_gateway_alone(state.path()).await;
+    let api = gateway.api();
+    let live = Live::open(&api).await;
     let load = s1_workload(pg.url("app"));
     let seen = missing_index_detections(
-        &mut detections,
+        &api,
+        &live,
         &["public.posts", "Sales Data.Order Items"],
         Duration::from_secs(60),
     )
     .await;
     load.abort();
+    // Those two indexes and nothing else: no other problem, no action (no executor).
+    let active = api.detections().await;
+    assert_eq!(active.len(), 2, "{active:#?}");
+    assert_eq!(live.detections().len(), 2, "{:#?}", live.detections());
+    assert_eq!(api.actions().await, Vec::<serde_json::Value>::new());
 
     let posts = for_table(&seen, "public.posts");
     assert_eq!(posts.len(), 1, "{seen:#?}");
@@ -815,17 +884,19 @@ async fn s1_the_advisor_proposes_user_id_created_at_desc_measured_with_hypopg() 
     .await
     .unwrap();
     assert!(advisor_sessions <= 1, "one advisor session per database");
-    let _ = &mut stack;
 }
 
 #[tokio::test]
 async fn s1_without_hypopg_the_parsed_heuristic_proposes_the_same_index_and_says_so() {
     let pg = s1_database(false);
-    let mut stack = Stack::start(s1_settings(), ("app", pg.url("app"))).await;
-    let (_nats, mut detections) = subscribe(&stack).await;
+    let state = tempfile::tempdir().unwrap();
+    let stack = Stack::start(s1_settings(), ("app", pg.url("app"))).await;
+    let gateway = stack.start_gateway_alone(state.path()).await;
+    let api = gateway.api();
+    let live = Live::open(&api).await;
     let load = s1_workload(pg.url("app"));
     let seen =
-        missing_index_detections(&mut detections, &["public.posts"], Duration::from_secs(60)).await;
+        missing_index_detections(&api, &live, &["public.posts"], Duration::from_secs(60)).await;
     load.abort();
     let posts = for_table(&seen, "public.posts");
     assert_eq!(posts.len(), 1, "{seen:#?}");
@@ -843,7 +914,20 @@ async fn s1_without_hypopg_the_parsed_heuristic_proposes_the_same_index_and_says
     assert!(posts[0]["evidence"]["statements"][0]["cost_before"].is_null());
     assert!(for_table(&seen, "public.events").is_empty(), "{seen:#?}");
     assert!(for_table(&seen, "public.orders").is_empty(), "{seen:#?}");
-    let _ = &mut stack;
+    // Nothing else: only indexes, on the tables that need one; no action (no executor).
+    let active = api.detections().await;
+    assert!(
+        active.iter().all(|d| d["detector_name"] == "missing_index"
+            && ["posts", "Order Items"].contains(&d["evidence"]["table_name"].as_str().unwrap())),
+        "{active:#?}"
+    );
+    assert_eq!(
+        live.detections().len(),
+        active.len(),
+        "{:#?}",
+        live.detections()
+    );
+    assert_eq!(api.actions().await, Vec::<serde_json::Value>::new());
 }
 
 // ------------------------------------------------------------------ the executor in the loop
@@ -888,29 +972,50 @@ fn execution_mode(mode: &str, t: DetectionThresholds) -> SystemConfig {
     }
 }
 
+/// Waits until `/actions` lists a create_index action on `table`; returns it.
+async fn index_action(api: &stack::Api, table: &str, within: Duration) -> serde_json::Value {
+    let actions = api
+        .wait_for_actions(format!("an index on {table}"), within, |actions| {
+            actions
+                .iter()
+                .any(|a| a["action_type"] == "create_index" && a["plan"]["table"] == table)
+        })
+        .await;
+    actions
+        .into_iter()
+        .find(|a| a["action_type"] == "create_index" && a["plan"]["table"] == table)
+        .unwrap()
+}
+
 #[tokio::test]
 async fn s1_autonomous_the_advisors_index_is_built_concurrently_kept_and_can_be_rolled_back() {
     let pg = s1_database(true);
     let state = tempfile::tempdir().unwrap();
     let stack = Stack::start(s1_settings(), ("app", pg.url("app"))).await;
-    let (nats, mut detections) = subscribe(&stack).await;
-    let mut executor = stack.start_executor(state.path()).await;
+    let nats = async_nats::connect(stack.nats.url()).await.unwrap();
+    let executor = stack.start_executor(state.path()).await;
+    let gateway = stack.start_gateway(&executor.grpc_addr, state.path()).await;
+    let api = gateway.api();
+    let live = Live::open(&api).await;
     let load = s1_workload(pg.url("app"));
-    let detection = loop {
-        let d = expect_detection(
-            &mut detections,
-            "missing_index",
-            Duration::from_secs(60),
-            |_| true,
-        )
+    let action = index_action(&api, "posts", Duration::from_secs(60)).await;
+    let id = action["action_id"].as_str().unwrap().to_owned();
+    let detection_id = action["detection_id"].as_str().unwrap().to_owned();
+    let detection = api.detection(&detection_id).await;
+    assert_eq!(detection["detector_name"], "missing_index", "{detection}");
+    assert_eq!(
+        detection["key"], "app:missing_index:public.posts(user_id, created_at DESC)",
+        "{detection}"
+    );
+    assert_eq!(id, format!("act-{detection_id}"));
+    let done = api
+        .wait_for_action(&id, "completed", Duration::from_secs(60))
         .await;
-        if d["evidence"]["table_name"] == "posts" {
-            break d;
-        }
-    };
-    let id = format!("act-{}", detection["id"].as_str().unwrap());
-    let done = wait_for_status(&mut executor, &id, "completed", Duration::from_secs(60)).await;
-    assert!(done.can_rollback);
+    assert_eq!(done["can_rollback"], true, "{done}");
+    assert_eq!(
+        done["plan"]["index_name"], "idx_posts_user_id_created_at",
+        "{done}"
+    );
     let valid = pg.psql(
         "app",
         "SELECT indisvalid FROM pg_index WHERE indexrelid = 'public.idx_posts_user_id_created_at'::regclass",
@@ -922,46 +1027,46 @@ async fn s1_autonomous_the_advisors_index_is_built_concurrently_kept_and_can_be_
     let mut actions = jetstream.get_stream("ACTIONS").await.unwrap();
     assert!(actions.info().await.unwrap().state.messages >= 1);
 
-    let undone = executor
-        .grpc
-        .rollback_action(ActionDecisionRequest {
-            action_id: id.clone(),
-            requested_by: "test".into(),
-            reason: "checking rollback".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(undone.status, "rolled_back", "{undone:?}");
+    // Rolled back from the dashboard.
+    let (status, undone) = api.decide(&id, "rollback", "checking rollback").await;
+    assert_eq!(status, 200, "{undone}");
+    assert_eq!(undone["status"], "rolled_back", "{undone}");
     let gone = pg.psql(
         "app",
         "SELECT count(*) FROM pg_class WHERE relname = 'idx_posts_user_id_created_at'",
     );
     assert_eq!(gone, "0");
+    let listed = api.action(&id).await.unwrap();
+    assert_eq!(listed["status"], "rolled_back", "{listed}");
+    assert_eq!(listed["rolledback"], true, "{listed}");
     // A second rollback is refused: the action is no longer completed.
-    let again = executor
-        .grpc
-        .rollback_action(ActionDecisionRequest {
-            action_id: id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(again.code(), tonic::Code::FailedPrecondition);
+    let (status, again) = api.decide(&id, "rollback", "").await;
+    assert_eq!(status, 409, "{again}");
     // The detection was resolved as rolled back (and cools down).
-    let resolved = stack
-        .knowledge
-        .clone()
-        .get_detection(GetDetectionRequest {
-            detection_id: detection["id"].as_str().unwrap().into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .detection
-        .unwrap();
-    assert_eq!(resolved.resolution, "rolled_back");
+    let resolved = api.detection(&detection_id).await;
+    assert_eq!(resolved["state"], "resolved", "{resolved}");
+    assert_eq!(resolved["resolution"], "rolled_back", "{resolved}");
+
+    // Nothing else: one index per table that needs one, and only those were detected.
+    index_action(&api, "Order Items", Duration::from_secs(30)).await;
     load.abort();
+    let actions = api.actions().await;
+    let mut tables: Vec<&str> = actions
+        .iter()
+        .map(|a| {
+            assert_eq!(a["action_type"], "create_index", "{a}");
+            a["plan"]["table"].as_str().unwrap()
+        })
+        .collect();
+    tables.sort();
+    assert_eq!(tables, ["Order Items", "posts"], "{actions:#?}");
+    for d in live.detections() {
+        assert_eq!(d["detector_name"], "missing_index", "{d}");
+        assert!(
+            actions.iter().any(|a| a["detection_id"] == d["id"]),
+            "a detection without its action: {d}"
+        );
+    }
     executor.stop().await;
 }
 
@@ -984,7 +1089,13 @@ async fn approval_waits_survives_an_executor_restart_and_runs_exactly_once() {
         ("app", pg.url("app")),
     )
     .await;
-    let (nats, mut detections) = subscribe(&stack).await;
+    // The executor's address is fixed, so the gateway finds it again after its restart.
+    let executor_port = testkit::free_port();
+    let gateway = stack
+        .start_gateway(&format!("127.0.0.1:{executor_port}"), state.path())
+        .await;
+    let api = gateway.api();
+    let live = Live::open(&api).await;
 
     // The executor is down when the problem appears.
     let idle = PgPoolOptions::new()
@@ -996,83 +1107,82 @@ async fn approval_waits_survives_an_executor_restart_and_runs_exactly_once() {
     idle.execute("BEGIN; UPDATE accounts SET balance = 0 WHERE id = 1")
         .await
         .unwrap();
-    let detection = expect_detection(
-        &mut detections,
-        "idle_transaction",
-        Duration::from_secs(30),
-        |_| true,
-    )
-    .await;
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *idle)
+        .await
+        .unwrap();
+    let detection = live
+        .wait_for_detection("the idle transaction, live", Duration::from_secs(30), |d| {
+            d["detector_name"] == "idle_transaction"
+        })
+        .await
+        .data;
+    assert_eq!(detection["evidence"]["pid"], pid.to_string(), "{detection}");
     let id = format!("act-{}", detection["id"].as_str().unwrap());
 
     // It starts, finds the detection waiting in JetStream, and asks for approval.
-    let mut executor = stack.start_executor(state.path()).await;
-    let pending = wait_for_status(
-        &mut executor,
-        &id,
-        "pending_approval",
-        Duration::from_secs(30),
-    )
-    .await;
-    assert!(pending.message.contains("terminate session"), "{pending:?}");
+    let executor = stack
+        .start_executor_at(state.path(), "executor-1", executor_port)
+        .await;
+    let pending = api
+        .wait_for_action(&id, "pending_approval", Duration::from_secs(30))
+        .await;
+    assert!(
+        pending["message"]
+            .as_str()
+            .unwrap()
+            .contains("terminate session"),
+        "{pending}"
+    );
+    assert_eq!(pending["action_type"], "terminate_query", "{pending}");
     // Nothing happened to the session while it waits.
     tokio::time::sleep(Duration::from_secs(2)).await;
     sqlx::query("SELECT 1").execute(&mut *idle).await.unwrap();
     idle.execute("ROLLBACK; BEGIN; UPDATE accounts SET balance = 0 WHERE id = 1")
         .await
         .unwrap();
+    assert_eq!(api.action(&id).await.unwrap()["status"], "pending_approval");
 
-    // Restarted: the approval is made on the new executor, and it runs.
+    // Restarted: the approval is made through the gateway on the new executor, and it runs.
     executor.stop().await;
-    let mut executor = stack.start_executor(state.path()).await;
-    let approved = executor
-        .grpc
-        .approve_action(ActionDecisionRequest {
-            action_id: id.clone(),
-            requested_by: "test".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let executor = stack
+        .start_executor_at(state.path(), "executor-1", executor_port)
+        .await;
+    eventually(
+        "the gateway sees the executor again",
+        Duration::from_secs(20),
+        || async {
+            let status = api.get("/status").await;
+            (status["services"]["executor"] == "healthy")
+                .then_some(())
+                .ok_or(status.to_string())
+        },
+    )
+    .await;
+    let (status, approved) = api.decide(&id, "approve", "").await;
+    assert_eq!(status, 200, "{approved}");
     assert!(
-        ["approved", "executing", "completed"].contains(&approved.status.as_str()),
-        "{approved:?}"
+        ["approved", "executing", "completed"].contains(&approved["status"].as_str().unwrap()),
+        "{approved}"
     );
-    let done = wait_for_status(&mut executor, &id, "completed", Duration::from_secs(30)).await;
-    assert!(!done.can_rollback);
+    let done = api
+        .wait_for_action(&id, "completed", Duration::from_secs(30))
+        .await;
+    assert_eq!(done["can_rollback"], false, "{done}");
 
     // The detection was reported when the session was idle the first time; the session then
     // ran another statement, so the re-check finds it has moved on and leaves it alone.
-    let action = stack
-        .knowledge
-        .clone()
-        .get_action(GetActionRequest {
-            action_id: id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .action
-        .unwrap();
-    let result: serde_json::Value = serde_json::from_str(&action.result_json).unwrap();
-    assert_eq!(result["outcome"], "moved_on", "{result}");
+    assert_eq!(done["changes"]["outcome"], "moved_on", "{done}");
     sqlx::query("SELECT 1")
         .execute(&mut *idle)
         .await
         .expect("a session that moved on is not touched");
 
     // A second approval, and the same detection delivered again: nothing runs twice.
-    let twice = executor
-        .grpc
-        .approve_action(ActionDecisionRequest {
-            action_id: id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(twice.code(), tonic::Code::FailedPrecondition);
-    let jetstream = async_nats::jetstream::new(nats.clone());
+    let (status, twice) = api.decide(&id, "approve", "").await;
+    assert_eq!(status, 409, "{twice}");
+    let nats = async_nats::connect(stack.nats.url()).await.unwrap();
+    let jetstream = async_nats::jetstream::new(nats);
     jetstream
         .publish(
             proto::subjects::DETECTIONS,
@@ -1083,17 +1193,26 @@ async fn approval_waits_survives_an_executor_restart_and_runs_exactly_once() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = stack
-        .knowledge
-        .clone()
-        .get_action(GetActionRequest { action_id: id })
+    let after = api.action(&id).await.unwrap();
+    assert_eq!(after["status"], "completed", "{after}");
+    assert_eq!(after["started"], done["started"], "not started again");
+    assert_eq!(after["completed"], done["completed"], "not run again");
+    // Nothing else was done: any other action is a later idle stretch's, still waiting.
+    let others: Vec<serde_json::Value> = api
+        .actions()
         .await
-        .unwrap()
-        .into_inner()
-        .action
-        .unwrap();
-    assert_eq!(after.status, "completed");
-    assert_eq!(after.started_at, action.started_at, "not started again");
+        .into_iter()
+        .filter(|a| a["action_id"] != id.as_str())
+        .collect();
+    for other in &others {
+        assert_eq!(other["status"], "pending_approval", "{other}");
+        assert_eq!(other["action_type"], "terminate_query", "{other}");
+        assert_eq!(other["plan"]["pid"], pid, "{other}");
+    }
+    for d in live.detections() {
+        assert_eq!(d["detector_name"], "idle_transaction", "{d}");
+        assert_eq!(d["evidence"]["pid"], pid.to_string(), "{d}");
+    }
     idle.execute("ROLLBACK").await.unwrap();
     executor.stop().await;
 }
@@ -1117,54 +1236,68 @@ async fn observe_only_suggests_and_a_rejection_resolves_the_detection() {
         ("app", pg.url("app")),
     )
     .await;
-    let (_nats, mut detections) = subscribe(&stack).await;
-    let mut executor = stack.start_executor(state.path()).await;
+    let executor = stack.start_executor(state.path()).await;
+    let gateway = stack.start_gateway(&executor.grpc_addr, state.path()).await;
+    let api = gateway.api();
+    let live = Live::open(&api).await;
     let idle = PgPoolOptions::new()
         .max_connections(1)
         .connect(&pg.url_as("shop", "app"))
         .await
         .unwrap();
     let mut idle = idle.acquire().await.unwrap();
-    idle.execute("BEGIN; SELECT * FROM accounts").await.unwrap();
-    let detection = expect_detection(
-        &mut detections,
-        "idle_transaction",
-        Duration::from_secs(30),
-        |_| true,
-    )
-    .await;
-    let id = format!("act-{}", detection["id"].as_str().unwrap());
-    let suggested = wait_for_status(&mut executor, &id, "suggested", Duration::from_secs(30)).await;
-    assert!(suggested.message.contains("observe"), "{suggested:?}");
-    let refused = executor
-        .grpc
-        .approve_action(ActionDecisionRequest {
-            action_id: id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
-    sqlx::query("SELECT 1")
-        .execute(&mut *idle)
-        .await
-        .expect("observe mode never acts");
-
-    // Approval mode from now on (read per detection): a new idle stretch, and a rejection.
-    stack
-        .knowledge
-        .clone()
-        .save_system_config(SaveSystemConfigRequest {
-            config: Some(execution_mode(
-                "approval",
-                DetectionThresholds {
-                    idle_transaction_seconds: 3.0,
-                    ..Default::default()
-                },
-            )),
-        })
+    let first_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *idle)
         .await
         .unwrap();
+    idle.execute("BEGIN; SELECT * FROM accounts").await.unwrap();
+    let idle_session = |pid: i32| {
+        move |d: &serde_json::Value| {
+            d["detector_name"] == "idle_transaction"
+                && d["evidence"]["pid"].as_str() == Some(pid.to_string().as_str())
+        }
+    };
+    let detection = live
+        .wait_for_detection(
+            "the idle transaction, live",
+            Duration::from_secs(30),
+            idle_session(first_pid),
+        )
+        .await
+        .data;
+    let id = format!("act-{}", detection["id"].as_str().unwrap());
+    let suggested = api
+        .wait_for_action(&id, "suggested", Duration::from_secs(30))
+        .await;
+    assert!(
+        suggested["message"].as_str().unwrap().contains("observe"),
+        "{suggested}"
+    );
+    let (status, refused) = api.decide(&id, "approve", "").await;
+    assert_eq!(status, 409, "{refused}");
+    // Watched from outside, so the session's idle stretch (and its detection) is left as it is.
+    let still_idle = || {
+        pg.psql(
+            "app",
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE pid = {first_pid} AND state = 'idle in transaction'"
+            ),
+        )
+    };
+    assert_eq!(still_idle(), "1", "observe mode never acts");
+    assert_eq!(api.action(&id).await.unwrap()["status"], "suggested");
+
+    // Approval mode from now on (read per detection), set in the dashboard: a new idle
+    // stretch, and a rejection.
+    api.save_config(&execution_mode(
+        "approval",
+        DetectionThresholds {
+            idle_transaction_seconds: 3.0,
+            ..Default::default()
+        },
+    ))
+    .await;
     // Another session (the first one's detection stays active with its suggestion).
     let other = PgPoolOptions::new()
         .max_connections(1)
@@ -1172,54 +1305,60 @@ async fn observe_only_suggests_and_a_rejection_resolves_the_detection() {
         .await
         .unwrap();
     let mut other = other.acquire().await.unwrap();
+    let other_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *other)
+        .await
+        .unwrap();
     other
         .execute("BEGIN; SELECT * FROM accounts")
         .await
         .unwrap();
-    let second = expect_detection(
-        &mut detections,
-        "idle_transaction",
-        Duration::from_secs(30),
-        |d| d["id"] != detection["id"],
-    )
-    .await;
+    let second = live
+        .wait_for_detection(
+            "the other session's idle transaction, live",
+            Duration::from_secs(30),
+            idle_session(other_pid),
+        )
+        .await
+        .data;
     let second_id = format!("act-{}", second["id"].as_str().unwrap());
-    wait_for_status(
-        &mut executor,
-        &second_id,
-        "pending_approval",
-        Duration::from_secs(30),
-    )
-    .await;
-    let response = reqwest::Client::new()
-        .post(format!("{}/api/actions/{second_id}/reject", executor.api))
-        .json(&serde_json::json!({"requested_by": "test", "reason": "not now"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body["status"], "rejected");
-    assert!(body["message"].as_str().unwrap().contains("not now"));
-    let resolved = stack
-        .knowledge
-        .clone()
-        .get_detection(GetDetectionRequest {
-            detection_id: second["id"].as_str().unwrap().into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .detection
-        .unwrap();
-    assert_eq!(resolved.resolution, "action_rejected");
+    api.wait_for_action(&second_id, "pending_approval", Duration::from_secs(30))
+        .await;
+    let (status, body) = api.decide(&second_id, "reject", "not now").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "rejected", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("not now"),
+        "{body}"
+    );
+    let rejected = api.action(&second_id).await.unwrap();
+    assert_eq!(rejected["status"], "rejected", "{rejected}");
+    let resolved = api.detection(second["id"].as_str().unwrap()).await;
+    assert_eq!(resolved["state"], "resolved", "{resolved}");
+    assert_eq!(resolved["resolution"], "action_rejected", "{resolved}");
     // Unknown actions and decisions get a readable 4xx.
-    let missing = reqwest::Client::new()
-        .post(format!("{}/api/actions/nope/approve", executor.api))
-        .send()
+    let (status, missing) = api.decide("act-nope", "approve", "").await;
+    assert_eq!(status, 404, "{missing}");
+    assert!(missing["error"].is_string(), "{missing}");
+
+    // Nothing else: the two proposals, one still suggested, one rejected; the first detection
+    // still active; both sessions untouched.
+    let actions = api.actions().await;
+    assert_eq!(actions.len(), 2, "{actions:#?}");
+    assert_eq!(api.action(&id).await.unwrap()["status"], "suggested");
+    let active = api.detections().await;
+    assert_eq!(active.len(), 1, "{active:#?}");
+    assert_eq!(active[0]["id"], detection["id"]);
+    assert_eq!(live.detections().len(), 2, "{:#?}", live.detections());
+    assert_eq!(still_idle(), "1", "observe mode never acts");
+    sqlx::query("SELECT 1")
+        .execute(&mut *idle)
         .await
-        .unwrap();
-    assert_eq!(missing.status(), 404);
+        .expect("the first session is alive");
+    sqlx::query("SELECT 1")
+        .execute(&mut *other)
+        .await
+        .expect("a rejected action is not run");
     idle.execute("ROLLBACK").await.unwrap();
     other.execute("ROLLBACK").await.unwrap();
     executor.stop().await;
@@ -1260,12 +1399,15 @@ async fn a_role_left_idle_in_transaction_again_and_again_gets_its_own_timeout() 
         ("app", pg.url("app")),
     )
     .await;
-    let mut executor = stack.start_executor(state.path()).await;
+    let executor = stack.start_executor(state.path()).await;
+    let gateway = stack.start_gateway(&executor.grpc_addr, state.path()).await;
+    let api = gateway.api();
     let admin = PgPoolOptions::new()
         .max_connections(1)
         .connect(&pg.url("app"))
         .await
         .unwrap();
+    let mut pids = Vec::new();
     for round in 1..=2 {
         let mut session = sqlx::PgConnection::connect(&pg.url_as("shop", "app"))
             .await
@@ -1280,6 +1422,7 @@ async fn a_role_left_idle_in_transaction_again_and_again_gets_its_own_timeout() 
         .fetch_one(&admin)
         .await
         .unwrap();
+        pids.push(pid);
         // Watched from outside, so the session's idle stretch is left as it is.
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -1297,38 +1440,57 @@ async fn a_role_left_idle_in_transaction_again_and_again_gets_its_own_timeout() 
         }
         drop(session);
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let proposal = loop {
-        if let Some(a) = actions(&stack)
-            .await
-            .into_iter()
-            .find(|a| a.action_type == "set_role_timeout")
-        {
-            break a;
-        }
-        assert!(Instant::now() < deadline, "no role timeout proposed");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
-    assert!(proposal.message.contains("shop"), "{proposal:?}");
-    wait_for_status(
-        &mut executor,
-        &proposal.id,
-        "completed",
-        Duration::from_secs(30),
-    )
-    .await;
+    let proposal = api
+        .wait_for_actions(
+            "a role timeout proposed",
+            Duration::from_secs(30),
+            |actions| {
+                actions
+                    .iter()
+                    .any(|a| a["action_type"] == "set_role_timeout")
+            },
+        )
+        .await
+        .into_iter()
+        .find(|a| a["action_type"] == "set_role_timeout")
+        .unwrap();
+    assert!(
+        proposal["message"].as_str().unwrap().contains("shop"),
+        "{proposal}"
+    );
+    let id = proposal["action_id"].as_str().unwrap();
+    api.wait_for_action(id, "completed", Duration::from_secs(30))
+        .await;
     let setting = pg.psql(
         "app",
         "SELECT array_to_string(setconfig, ',') FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole \
          WHERE r.rolname = 'shop'",
     );
     assert_eq!(setting, "idle_in_transaction_session_timeout=3000ms");
-    let terminations = actions(&stack)
-        .await
-        .into_iter()
-        .filter(|a| a.action_type == "terminate_query" && a.status == "completed")
-        .count();
-    assert!(terminations >= 2, "{terminations}");
+    // Nothing else: one termination per idle session, each of them completed, and the one
+    // timeout.
+    let actions = api.actions().await;
+    let mut terminated: Vec<i64> = actions
+        .iter()
+        .filter(|a| a["action_type"] == "terminate_query")
+        .map(|a| {
+            assert_eq!(a["status"], "completed", "{a}");
+            assert_eq!(a["changes"]["outcome"], "terminated", "{a}");
+            a["plan"]["pid"].as_i64().unwrap()
+        })
+        .collect();
+    terminated.sort();
+    pids.sort();
+    assert_eq!(
+        terminated,
+        pids.iter().map(|p| i64::from(*p)).collect::<Vec<_>>(),
+        "{actions:#?}"
+    );
+    assert_eq!(
+        actions.len(),
+        3,
+        "two terminations and the timeout: {actions:#?}"
+    );
     executor.stop().await;
 }
 
@@ -1337,7 +1499,10 @@ async fn deploy_redis_through_the_executor_api_runs_answers_with_its_password_an
     let pg = app_database();
     let state = tempfile::tempdir().unwrap();
     let stack = Stack::start(SystemConfig::default(), ("app", pg.url("app"))).await;
-    let mut executor = stack.start_executor(state.path()).await;
+    let executor = stack.start_executor(state.path()).await;
+    let gateway = stack.start_gateway(&executor.grpc_addr, state.path()).await;
+    let api = gateway.api();
+    // Asked for on the executor's own API (the gateway has no such route).
     let client = reqwest::Client::new();
     let bad = client
         .post(format!("{}/api/deploy-redis", executor.api))
@@ -1354,6 +1519,11 @@ async fn deploy_redis_through_the_executor_api_runs_answers_with_its_password_an
             .contains("eviction_policy"),
         "{reason}"
     );
+    assert_eq!(
+        api.actions().await,
+        Vec::<serde_json::Value>::new(),
+        "refused, nothing recorded"
+    );
     let accepted = client
         .post(format!("{}/api/deploy-redis", executor.api))
         .json(&serde_json::json!({"database_id": "app", "max_memory": "32mb"}))
@@ -1363,43 +1533,50 @@ async fn deploy_redis_through_the_executor_api_runs_answers_with_its_password_an
     assert_eq!(accepted.status(), 202);
     let body: serde_json::Value = accepted.json().await.unwrap();
     let id = body["action_id"].as_str().unwrap().to_owned();
-    wait_for_status(&mut executor, &id, "completed", Duration::from_secs(30)).await;
-    let action = stack
-        .knowledge
-        .clone()
-        .get_action(GetActionRequest {
-            action_id: id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .action
-        .unwrap();
-    let result: serde_json::Value = serde_json::from_str(&action.result_json).unwrap();
+    let action = api
+        .wait_for_action(&id, "completed", Duration::from_secs(30))
+        .await;
+    assert_eq!(action["action_type"], "deploy_redis", "{action}");
+    assert_eq!(action["can_rollback"], true, "{action}");
+    let result = &action["changes"];
     let password = std::fs::read_to_string(result["password_file"].as_str().unwrap()).unwrap();
+    assert!(
+        !action.to_string().contains(password.trim()),
+        "the password is in its file only"
+    );
     let port = result["port"].as_u64().unwrap().to_string();
-    let ping = std::process::Command::new(testkit::binary("redis-cli", "redis-tools"))
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "--no-auth-warning",
-            "-a",
-            password.trim(),
-            "PING",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&ping.stdout).trim(), "PONG");
-    let undone = client
-        .post(format!("{}/api/actions/{id}/rollback", executor.api))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(undone.status(), 200);
-    let body: serde_json::Value = undone.json().await.unwrap();
-    assert_eq!(body["status"], "rolled_back");
+    let ping = || {
+        std::process::Command::new(testkit::binary("redis-cli", "redis-tools"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "--no-auth-warning",
+                "-a",
+                password.trim(),
+                "PING",
+            ])
+            .output()
+            .unwrap()
+    };
+    assert_eq!(String::from_utf8_lossy(&ping().stdout).trim(), "PONG");
+    // Rolled back from the dashboard: the Redis it started is stopped.
+    let (status, undone) = api.decide(&id, "rollback", "").await;
+    assert_eq!(status, 200, "{undone}");
+    assert_eq!(undone["status"], "rolled_back", "{undone}");
+    assert_eq!(api.action(&id).await.unwrap()["status"], "rolled_back");
+    eventually("the Redis stopped", Duration::from_secs(10), || async {
+        let answer = ping();
+        (String::from_utf8_lossy(&answer.stdout).trim() != "PONG")
+            .then_some(())
+            .ok_or(String::from_utf8_lossy(&answer.stdout).into_owned())
+    })
+    .await;
+    // Nothing else was done.
+    let actions = api.actions().await;
+    assert_eq!(actions.len(), 1, "{actions:#?}");
+    assert_eq!(api.detections().await, Vec::<serde_json::Value>::new());
     executor.stop().await;
 }
 
@@ -1468,42 +1645,78 @@ async fn detection_resolution(stack: &Stack, id: &str) -> String {
         .resolution
 }
 
+/// Asserts that everything done was an index the advisor proposes for S1's workload (posts, and
+/// the quoted "Order Items"), at most one per table, and that every ledger entry is one of them.
+async fn only_index_actions(api: &stack::Api) -> Vec<serde_json::Value> {
+    let actions = api.actions().await;
+    let mut tables: Vec<&str> = actions
+        .iter()
+        .map(|a| {
+            assert_eq!(a["action_type"], "create_index", "{a}");
+            a["plan"]["table"].as_str().unwrap()
+        })
+        .collect();
+    tables.sort();
+    let mut distinct = tables.clone();
+    distinct.dedup();
+    assert_eq!(tables, distinct, "an index proposed twice: {actions:#?}");
+    assert!(
+        tables.iter().all(|t| ["posts", "Order Items"].contains(t)),
+        "{actions:#?}"
+    );
+    for entry in api.ledger().await {
+        assert!(
+            actions.iter().any(|a| a["action_id"] == entry["action_id"]),
+            "a ledger entry for another action: {entry}"
+        );
+    }
+    actions
+}
+
 #[tokio::test]
 async fn s1_the_index_is_kept_and_the_ledger_shows_the_measured_improvement() {
     let pg = s1_database(true);
     let state = tempfile::tempdir().unwrap();
     let stack = Stack::start_with(verifying(3, "autonomous"), ("app", pg.url("app")), "2s").await;
-    let (_nats, mut detections) = subscribe(&stack).await;
-    let mut executor = stack.start_executor(state.path()).await;
+    let executor = stack.start_executor(state.path()).await;
+    let gateway = stack.start_gateway(&executor.grpc_addr, state.path()).await;
+    let api = gateway.api();
     let load = s1_workload(pg.url("app"));
-    let (action_id, detection_id) = posts_index_action(&mut detections).await;
-    wait_for_status(
-        &mut executor,
-        &action_id,
-        "completed",
-        Duration::from_secs(60),
-    )
-    .await;
-    let entry = decided(&stack, &action_id, Duration::from_secs(60)).await;
+    let action = index_action(&api, "posts", Duration::from_secs(60)).await;
+    let action_id = action["action_id"].as_str().unwrap().to_owned();
+    let detection_id = action["detection_id"].as_str().unwrap().to_owned();
+    api.wait_for_action(&action_id, "completed", Duration::from_secs(60))
+        .await;
+    let completed = Instant::now();
+    let entry = api.decided(&action_id, Duration::from_secs(60)).await;
+    let decision_time = completed.elapsed();
     load.abort();
-    assert_eq!(entry.state, "kept", "{}", entry.reason);
-    let before: serde_json::Value = serde_json::from_str(&entry.before_json).unwrap();
-    let after: serde_json::Value = serde_json::from_str(&entry.after_json).unwrap();
-    let was = before["served"]["mean_ms"].as_f64().unwrap();
-    let now = after["served"]["mean_ms"].as_f64().unwrap();
-    assert!(now * 5.0 < was, "served mean {was} ms → {now} ms");
-    assert!(entry.time_saved_ms_per_day > 0.0);
-    assert!(entry.storage_bytes > 0);
-    assert_eq!(entry.cycles, 3);
-    assert!(entry.reason.contains("went from"), "{}", entry.reason);
+    assert_eq!(entry["state"], "kept", "{entry}");
+    assert_eq!(entry["action_type"], "create_index", "{entry}");
+    assert_eq!(entry["detection_id"], detection_id.as_str(), "{entry}");
     assert_eq!(
-        detection_resolution(&stack, &detection_id).await,
-        "verified"
+        entry["detection_key"], "app:missing_index:public.posts(user_id, created_at DESC)",
+        "{entry}"
     );
+    let was = entry["before"]["served"]["mean_ms"].as_f64().unwrap();
+    let now = entry["after"]["served"]["mean_ms"].as_f64().unwrap();
+    assert!(now * 5.0 < was, "served mean {was} ms → {now} ms");
+    assert!(
+        entry["time_saved_ms_per_day"].as_f64().unwrap() > 0.0,
+        "{entry}"
+    );
+    assert!(entry["storage_bytes"].as_i64().unwrap() > 0, "{entry}");
+    assert_eq!(entry["cycles"], 3, "{entry}");
+    let reason = entry["reason"].as_str().unwrap();
+    assert!(reason.contains("went from"), "{reason}");
+    let detection = api.detection(&detection_id).await;
+    assert_eq!(detection["resolution"], "verified", "{detection}");
+    // The index stays: the action is still completed, nothing rolled it back.
+    assert_eq!(api.action(&action_id).await.unwrap()["status"], "completed");
+    only_index_actions(&api).await;
     eprintln!(
-        "decision time at a 2 s interval: {} s (completed → kept); {}",
-        entry.decided_at - entry.started_at,
-        entry.reason
+        "decision time at a 2 s interval: {decision_time:.1?} (completed → kept, as the gateway \
+         showed it); {reason}"
     );
     executor.stop().await;
 }
@@ -1521,8 +1734,10 @@ async fn an_index_that_slows_another_statement_is_rolled_back_and_the_ledger_say
     );
     let state = tempfile::tempdir().unwrap();
     let stack = Stack::start_with(verifying(3, "autonomous"), ("app", pg.url("app")), "2s").await;
-    let (_nats, mut detections) = subscribe(&stack).await;
-    let mut executor = stack.start_executor(state.path()).await;
+    let executor = stack.start_executor(state.path()).await;
+    let gateway = stack.start_gateway(&executor.grpc_addr, state.path()).await;
+    let api = gateway.api();
+    let live = Live::open(&api).await;
     let load = s1_workload(pg.url("app"));
     let writes = {
         let url = pg.url("app");
@@ -1543,61 +1758,48 @@ async fn an_index_that_slows_another_statement_is_rolled_back_and_the_ledger_say
             }
         })
     };
-    let (action_id, detection_id) = posts_index_action(&mut detections).await;
-    wait_for_status(
-        &mut executor,
-        &action_id,
-        "completed",
-        Duration::from_secs(60),
-    )
-    .await;
-    let entry = decided(&stack, &action_id, Duration::from_secs(60)).await;
-    assert_eq!(entry.state, "rolled_back", "{}", entry.reason);
-    assert!(
-        entry.reason.contains("INSERT INTO posts"),
-        "{}",
-        entry.reason
-    );
+    let action = index_action(&api, "posts", Duration::from_secs(60)).await;
+    let action_id = action["action_id"].as_str().unwrap().to_owned();
+    let detection_id = action["detection_id"].as_str().unwrap().to_owned();
+    api.wait_for_action(&action_id, "completed", Duration::from_secs(60))
+        .await;
+    let completed = Instant::now();
+    let entry = api.decided(&action_id, Duration::from_secs(60)).await;
+    let decision_time = completed.elapsed();
+    assert_eq!(entry["state"], "rolled_back", "{entry}");
+    let reason = entry["reason"].as_str().unwrap();
+    assert!(reason.contains("INSERT INTO posts"), "{reason}");
     // The executor carried the rollback out: the index is gone, the detection cools down.
-    wait_for_status(
-        &mut executor,
-        &action_id,
-        "rolled_back",
-        Duration::from_secs(30),
-    )
-    .await;
+    let undone = api
+        .wait_for_action(&action_id, "rolled_back", Duration::from_secs(30))
+        .await;
+    assert_eq!(undone["rolledback"], true, "{undone}");
     let left = pg.psql(
         "app",
         "SELECT count(*) FROM pg_class WHERE relname = 'idx_posts_user_id_created_at'",
     );
     assert_eq!(left, "0");
+    let detection = api.detection(&detection_id).await;
+    assert_eq!(detection["resolution"], "rolled_back", "{detection}");
+    // And the same fix does not come straight back: over the next cycles nothing is proposed
+    // for posts again (pushed live or listed).
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let on_posts = |d: &serde_json::Value| {
+        d["detector_name"] == "missing_index" && d["evidence"]["table_name"] == "posts"
+    };
+    let pushed: Vec<serde_json::Value> = live.detections().into_iter().filter(on_posts).collect();
     assert_eq!(
-        detection_resolution(&stack, &detection_id).await,
-        "rolled_back"
+        pushed.len(),
+        1,
+        "re-proposed during the cool-down: {pushed:#?}"
     );
-    // And the same fix does not come straight back.
-    let again = tokio::time::timeout(Duration::from_secs(8), async {
-        loop {
-            let d = expect_detection(
-                &mut detections,
-                "missing_index",
-                Duration::from_secs(60),
-                |_| true,
-            )
-            .await;
-            if d["evidence"]["table_name"] == "posts" {
-                return d;
-            }
-        }
-    })
-    .await;
-    assert!(
-        again.is_err(),
-        "re-proposed during the cool-down: {again:?}"
-    );
+    assert_eq!(pushed[0]["id"], detection_id.as_str());
+    let active = api.detections().await;
+    assert!(!active.iter().any(on_posts), "{active:#?}");
+    only_index_actions(&api).await;
     eprintln!(
-        "decision time at a 2 s interval: {} s (completed → rolled back)",
-        entry.decided_at - entry.started_at
+        "decision time at a 2 s interval: {decision_time:.1?} (completed → rolled back, as the \
+         gateway showed it)"
     );
     load.abort();
     writes.abort();
@@ -1609,41 +1811,44 @@ async fn restarting_the_analyser_mid_verification_reaches_the_same_decision() {
     let pg = s1_database(true);
     let state = tempfile::tempdir().unwrap();
     let mut stack = Stack::start(verifying(8, "autonomous"), ("app", pg.url("app"))).await;
-    let (_nats, mut detections) = subscribe(&stack).await;
-    let mut executor = stack.start_executor(state.path()).await;
+    let executor = stack.start_executor(state.path()).await;
+    let gateway = stack.start_gateway(&executor.grpc_addr, state.path()).await;
+    let api = gateway.api();
     let load = s1_workload(pg.url("app"));
-    let (action_id, _) = posts_index_action(&mut detections).await;
-    wait_for_status(
-        &mut executor,
-        &action_id,
-        "completed",
+    let action = index_action(&api, "posts", Duration::from_secs(60)).await;
+    let action_id = action["action_id"].as_str().unwrap().to_owned();
+    api.wait_for_action(&action_id, "completed", Duration::from_secs(60))
+        .await;
+    // Part-way through the eight cycles, the analyser restarts with nothing in memory.
+    let before = eventually(
+        "verification progressed",
         Duration::from_secs(60),
+        || async {
+            match api.ledger_entry(&action_id).await {
+                Some(e) if e["state"] == "verifying" && e["cycles"].as_i64().unwrap() >= 2 => Ok(e),
+                other => Err(format!("{other:?}")),
+            }
+        },
     )
     .await;
-    // Part-way through the eight cycles, the analyser restarts with nothing in memory.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let entry = stack
-            .knowledge
-            .clone()
-            .get_ledger_entry(GetLedgerEntryRequest {
-                action_id: action_id.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .entry;
-        if entry.is_some_and(|e| e.state == "verifying" && e.cycles >= 2) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "verification never progressed");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
     stack.restart_analyser().await;
-    let entry = decided(&stack, &action_id, Duration::from_secs(90)).await;
+    let entry = api.decided(&action_id, Duration::from_secs(90)).await;
     load.abort();
-    assert_eq!(entry.state, "kept", "{}", entry.reason);
-    assert_eq!(entry.cycles, 8, "the cycles before the restart counted");
+    assert_eq!(entry["state"], "kept", "{entry}");
+    assert_eq!(
+        entry["cycles"], 8,
+        "the cycles before the restart counted: {entry}"
+    );
+    assert_eq!(
+        entry["before"], before["before"],
+        "the baseline measured before the restart was kept"
+    );
+    let detection = api
+        .detection(action["detection_id"].as_str().unwrap())
+        .await;
+    assert_eq!(detection["resolution"], "verified", "{detection}");
+    // One action per problem: the restart did not run or propose any of them again.
+    only_index_actions(&api).await;
     executor.stop().await;
 }
 
@@ -1658,31 +1863,49 @@ async fn a_vacuum_is_verified_by_the_dead_tuples_it_reclaimed() {
     );
     let state = tempfile::tempdir().unwrap();
     let stack = Stack::start(verifying(3, "autonomous"), ("app", pg.url("app"))).await;
-    let (_nats, mut detections) = subscribe(&stack).await;
-    let mut executor = stack.start_executor(state.path()).await;
-    let detection = expect_detection(
-        &mut detections,
-        "table_bloat",
-        Duration::from_secs(30),
-        |d| d["action_metadata"]["table"] == "events",
-    )
-    .await;
-    let action_id = format!("act-{}", detection["id"].as_str().unwrap());
-    let done = wait_for_status(
-        &mut executor,
-        &action_id,
-        "completed",
-        Duration::from_secs(30),
-    )
-    .await;
-    assert_eq!(done.action_type, "vacuum_table");
-    let entry = decided(&stack, &action_id, Duration::from_secs(30)).await;
-    assert_eq!(entry.state, "kept", "{}", entry.reason);
-    assert!(
-        entry.reason.contains("dead tuples went from 20000 to 0"),
-        "{}",
-        entry.reason
+    let executor = stack.start_executor(state.path()).await;
+    let gateway = stack.start_gateway(&executor.grpc_addr, state.path()).await;
+    let api = gateway.api();
+    let actions = api
+        .wait_for_actions("a vacuum of events", Duration::from_secs(30), |actions| {
+            actions.iter().any(|a| a["plan"]["table"] == "events")
+        })
+        .await;
+    let action = actions
+        .iter()
+        .find(|a| a["plan"]["table"] == "events")
+        .unwrap();
+    assert_eq!(action["action_type"], "vacuum_table", "{action}");
+    let action_id = action["action_id"].as_str().unwrap().to_owned();
+    let detection = api
+        .detection(action["detection_id"].as_str().unwrap())
+        .await;
+    assert_eq!(detection["detector_name"], "table_bloat", "{detection}");
+    assert_eq!(
+        detection["key"], "app:table_bloat:public.events",
+        "{detection}"
     );
+    let done = api
+        .wait_for_action(&action_id, "completed", Duration::from_secs(30))
+        .await;
+    assert_eq!(done["changes"]["dead_tuples_after"], 0, "{done}");
+    let entry = api.decided(&action_id, Duration::from_secs(30)).await;
+    assert_eq!(entry["state"], "kept", "{entry}");
+    assert_eq!(entry["action_type"], "vacuum_table", "{entry}");
+    assert!(
+        entry["reason"]
+            .as_str()
+            .unwrap()
+            .contains("dead tuples went from 20000 to 0"),
+        "{entry}"
+    );
+    // Nothing else: the one vacuum, its one ledger entry, no problem left.
+    let actions = api.actions().await;
+    assert_eq!(actions.len(), 1, "{actions:#?}");
+    let ledger = api.ledger().await;
+    assert_eq!(ledger.len(), 1, "{ledger:#?}");
+    let active = api.detections().await;
+    assert_eq!(active, Vec::<serde_json::Value>::new());
     executor.stop().await;
 }
 

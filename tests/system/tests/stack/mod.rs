@@ -410,7 +410,24 @@ impl Stack {
     }
 
     pub async fn start_executor_as(&self, state_dir: &std::path::Path, id: &str) -> Executor {
-        let env = Env::from_map(self.executor_env(state_dir, id));
+        self.start_executor_at(state_dir, id, 0).await
+    }
+
+    /// An executor whose gRPC API is on `grpc_port` (0: any free port), so one started again on
+    /// the same port is found by a gateway that knew the first.
+    pub async fn start_executor_at(
+        &self,
+        state_dir: &std::path::Path,
+        id: &str,
+        grpc_port: u16,
+    ) -> Executor {
+        let mut env = self.executor_env(state_dir, id);
+        for (name, value) in &mut env {
+            if *name == "GRPC_PORT" {
+                *value = grpc_port.to_string();
+            }
+        }
+        let env = Env::from_map(env);
         let shutdown = Shutdown::new();
         let app = executor::App::build(executor::Config::from_env(&env).unwrap(), shutdown.clone())
             .await
@@ -686,5 +703,318 @@ impl Services {
             },
         )
         .await
+    }
+}
+
+impl Stack {
+    /// A gateway for a test without an executor: its executor address is one where nothing
+    /// listens (the reads — `/detections`, `/actions`, `/ledger`, `/databases`, `/config` — need
+    /// only knowledge; a decision would get a 503 naming the executor).
+    pub async fn start_gateway_alone(&self, state_dir: &std::path::Path) -> Gateway {
+        let nowhere = format!("127.0.0.1:{}", testkit::free_port());
+        self.start_gateway(&nowhere, state_dir).await
+    }
+}
+
+impl Gateway {
+    /// Its HTTP API, with its token.
+    pub fn api(&self) -> Api {
+        Api::new(&self.base, &self.token)
+    }
+}
+
+/// The gateway's HTTP API as the dashboard uses it (every request with the token), for tests
+/// that assert an outcome the way a user sees it: `/detections`, `/actions`, `/ledger`, and the
+/// decisions. Every read panics on anything but a 200, naming the path and the body.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub token: String,
+    http: reqwest::Client,
+}
+
+/// A JSON value's array (empty for anything else).
+pub fn list(value: &serde_json::Value) -> Vec<serde_json::Value> {
+    value.as_array().cloned().unwrap_or_default()
+}
+
+impl Api {
+    pub fn new(base: &str, token: &str) -> Self {
+        Self {
+            base: base.to_owned(),
+            token: token.to_owned(),
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    /// `Authorization: Bearer …`.
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+
+    /// A GET: the JSON of a 200, else what came back instead.
+    pub async fn try_get(&self, path: &str) -> Result<serde_json::Value, String> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("authorization", self.bearer())
+            .send()
+            .await
+            .map_err(|e| format!("GET {path}: {e}"))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        if status != 200 {
+            return Err(format!("GET {path}: {status} {text}"));
+        }
+        serde_json::from_str(&text).map_err(|e| format!("GET {path}: {e}: {text}"))
+    }
+
+    /// A GET that must answer 200.
+    pub async fn get(&self, path: &str) -> serde_json::Value {
+        self.try_get(path).await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A POST with a JSON body (none when `Null`): the status and the JSON that came back.
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("authorization", self.bearer());
+        if !body.is_null() {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+
+    /// The active detections of every database, newest first.
+    pub async fn detections(&self) -> Vec<serde_json::Value> {
+        list(&self.get("/detections").await)
+    }
+
+    /// Detection `id` whatever its state (`state`, `resolution`); panics when there is none.
+    pub async fn detection(&self, id: &str) -> serde_json::Value {
+        let found = self.get(&format!("/detections?detection_id={id}")).await;
+        list(&found)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no detection {id}: {found}"))
+    }
+
+    /// Every action of every database, newest first.
+    pub async fn actions(&self) -> Vec<serde_json::Value> {
+        list(&self.get("/actions").await)
+    }
+
+    /// Action `id`, if it exists.
+    pub async fn action(&self, id: &str) -> Option<serde_json::Value> {
+        self.actions()
+            .await
+            .into_iter()
+            .find(|a| a["action_id"] == id)
+    }
+
+    /// Every ledger entry, newest first.
+    pub async fn ledger(&self) -> Vec<serde_json::Value> {
+        list(&self.get("/ledger").await)
+    }
+
+    /// Action `id`'s ledger entry, if there is one.
+    pub async fn ledger_entry(&self, id: &str) -> Option<serde_json::Value> {
+        self.ledger()
+            .await
+            .into_iter()
+            .find(|e| e["action_id"] == id)
+    }
+
+    /// Saves the configuration as the dashboard's settings page does (`POST /config`).
+    pub async fn save_config(&self, config: &proto::knowledge::SystemConfig) {
+        let (status, body) = self
+            .post("/config", serde_json::to_value(config).unwrap())
+            .await;
+        assert_eq!(status, 200, "POST /config: {body}");
+    }
+
+    /// `POST /actions/{id}/{decision}` (approve, reject, rollback) with a reason: the status and
+    /// the executor's answer.
+    pub async fn decide(&self, id: &str, decision: &str, reason: &str) -> (u16, serde_json::Value) {
+        self.post(
+            &format!("/actions/{id}/{decision}"),
+            serde_json::json!({ "reason": reason }),
+        )
+        .await
+    }
+
+    /// Waits until an active detection satisfies `accept`; returns it.
+    pub async fn wait_for_detection(
+        &self,
+        what: impl std::fmt::Display,
+        within: std::time::Duration,
+        accept: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        eventually(what, within, || async {
+            let active = self.detections().await;
+            active
+                .iter()
+                .find(|d| accept(d))
+                .cloned()
+                .ok_or_else(|| serde_json::Value::from(active).to_string())
+        })
+        .await
+    }
+
+    /// Waits until action `id` has `status`; returns it.
+    pub async fn wait_for_action(
+        &self,
+        id: &str,
+        status: &str,
+        within: std::time::Duration,
+    ) -> serde_json::Value {
+        eventually(format!("action {id} {status}"), within, || async {
+            match self.action(id).await {
+                Some(a) if a["status"] == status => Ok(a),
+                Some(a) => Err(a.to_string()),
+                None => Err("not in /actions".to_owned()),
+            }
+        })
+        .await
+    }
+
+    /// Waits until the list of actions satisfies `accept`; returns it.
+    pub async fn wait_for_actions(
+        &self,
+        what: impl std::fmt::Display,
+        within: std::time::Duration,
+        accept: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        eventually(what, within, || async {
+            let actions = self.actions().await;
+            if accept(&actions) {
+                Ok(actions)
+            } else {
+                Err(serde_json::Value::from(actions).to_string())
+            }
+        })
+        .await
+    }
+
+    /// Waits until action `id`'s ledger entry has left `verifying`; returns it.
+    pub async fn decided(&self, id: &str, within: std::time::Duration) -> serde_json::Value {
+        eventually(format!("a decision for {id}"), within, || async {
+            match self.ledger_entry(id).await {
+                Some(e) if e["state"] != "verifying" => Ok(e),
+                Some(e) => Err(e.to_string()),
+                None => Err("not in /ledger".to_owned()),
+            }
+        })
+        .await
+    }
+}
+
+/// One event of the gateway's live stream, and when this test received it.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub kind: String,
+    pub data: serde_json::Value,
+    pub at: std::time::Instant,
+}
+
+/// The gateway's `/events` stream, opened before a scenario starts and read in the background:
+/// every detection and action status the gateway pushed, in order (metrics left out).
+pub struct Live {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Event>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Live {
+    pub async fn open(api: &Api) -> Self {
+        let mut response = reqwest::get(format!("{}/events", api.base)).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let into = seen.clone();
+        let task = tokio::spawn(async move {
+            let mut text = String::new();
+            while let Ok(Some(chunk)) = response.chunk().await {
+                let at = std::time::Instant::now();
+                text.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = text.find("\n\n") {
+                    let frame: String = text.drain(..end + 2).collect();
+                    let field = |name: &str| {
+                        frame
+                            .lines()
+                            .find_map(|l| l.strip_prefix(name))
+                            .map(str::to_owned)
+                    };
+                    let (Some(kind), Some(data)) = (field("event: "), field("data: ")) else {
+                        continue; // a keep-alive
+                    };
+                    if kind != "metrics" {
+                        let data = serde_json::from_str(&data).unwrap();
+                        into.lock().unwrap().push(Event { kind, data, at });
+                    }
+                }
+            }
+        });
+        Self { seen, task }
+    }
+
+    pub fn events(&self, kind: &str) -> Vec<Event> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.kind == kind)
+            .cloned()
+            .collect()
+    }
+
+    /// Every detection pushed so far, in order.
+    pub fn detections(&self) -> Vec<serde_json::Value> {
+        self.events("detection")
+            .into_iter()
+            .map(|e| e.data)
+            .collect()
+    }
+
+    /// Waits (10 s at most) for an action status that `accept` takes: the gateway pushes it
+    /// right after knowledge records it.
+    pub async fn wait_for(&self, what: &str, accept: impl Fn(&serde_json::Value) -> bool) -> Event {
+        eventually(what, std::time::Duration::from_secs(10), || async {
+            self.find("action", &accept)
+        })
+        .await
+    }
+
+    /// Waits (`within` at most) for a pushed detection that `accept` takes.
+    pub async fn wait_for_detection(
+        &self,
+        what: impl std::fmt::Display,
+        within: std::time::Duration,
+        accept: impl Fn(&serde_json::Value) -> bool,
+    ) -> Event {
+        eventually(what, within, || async {
+            self.find("detection", &accept)
+                .ok_or_else(|| format!("{:?}", self.detections()))
+        })
+        .await
+    }
+
+    /// The first event of `kind` that `accept` takes, with its arrival time.
+    pub fn find(&self, kind: &str, accept: impl Fn(&serde_json::Value) -> bool) -> Option<Event> {
+        self.events(kind).into_iter().find(|e| accept(&e.data))
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
