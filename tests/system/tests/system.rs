@@ -2434,7 +2434,14 @@ async fn s5_an_idle_transaction_holding_a_lock_is_ended_and_the_blocked_client_p
     )
     .await;
     let executor = stack.start_executor(state.path()).await;
+    let gateway = stack.start_gateway(&executor.grpc_addr, state.path()).await;
+    let api = gateway.api();
+    let live = Live::open(&api).await;
     let mut holder = sqlx::PgConnection::connect(&pg.url_as("shop", "app"))
+        .await
+        .unwrap();
+    let holder_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut holder)
         .await
         .unwrap();
     holder
@@ -2463,21 +2470,34 @@ async fn s5_an_idle_transaction_holding_a_lock_is_ended_and_the_blocked_client_p
         sqlx::query("SELECT 1").execute(&mut holder).await.is_err(),
         "the holder was terminated"
     );
-    // Only that session was touched: one terminate action, completed.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let terminations: Vec<Action> = loop {
-        let terminations: Vec<Action> = actions(&stack)
-            .await
-            .into_iter()
-            .filter(|a| a.action_type == "terminate_query")
-            .collect();
-        if terminations.iter().all(|a| a.status == "completed") || Instant::now() > deadline {
-            break terminations;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    assert_eq!(terminations.len(), 1, "{terminations:?}");
-    assert_eq!(terminations[0].status, "completed");
+    // Only that session was touched: one terminate action, completed, for the holder's idle
+    // transaction.
+    let actions = api
+        .wait_for_actions("the termination completed", Duration::from_secs(15), |a| {
+            !a.is_empty() && a.iter().all(|a| a["status"] == "completed")
+        })
+        .await;
+    assert_eq!(actions.len(), 1, "{actions:#?}");
+    let terminate = &actions[0];
+    assert_eq!(terminate["action_type"], "terminate_query", "{terminate}");
+    assert_eq!(terminate["plan"]["pid"], holder_pid, "{terminate}");
+    assert_eq!(terminate["changes"]["outcome"], "terminated", "{terminate}");
+    let detection = api
+        .detection(terminate["detection_id"].as_str().unwrap())
+        .await;
+    assert_eq!(
+        detection["detector_name"], "idle_transaction",
+        "{detection}"
+    );
+    assert_eq!(
+        detection["evidence"]["pid"],
+        holder_pid.to_string(),
+        "{detection}"
+    );
+    // The one problem seen was the holder's; the blocked client was never reported.
+    let seen = live.detections();
+    assert_eq!(seen.len(), 1, "{seen:#?}");
+    assert_eq!(seen[0]["id"], detection["id"]);
     executor.stop().await;
 }
 
@@ -2501,10 +2521,16 @@ async fn s12_nats_and_redis_restart_mid_scenario_and_nothing_is_lost_or_done_twi
     )
     .await;
     let executor = stack.start_executor(state.path()).await;
+    let gateway = stack.start_gateway(&executor.grpc_addr, state.path()).await;
+    let api = gateway.api();
 
     // NATS goes away; the problem appears meanwhile.
     stack.nats.stop();
     let mut idle = sqlx::PgConnection::connect(&pg.url_as("shop", "app"))
+        .await
+        .unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut idle)
         .await
         .unwrap();
     idle.execute("BEGIN; SELECT * FROM accounts").await.unwrap();
@@ -2541,19 +2567,33 @@ async fn s12_nats_and_redis_restart_mid_scenario_and_nothing_is_lost_or_done_twi
     }
     assert!(sqlx::query("SELECT 1").execute(&mut idle).await.is_err());
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let done: Vec<Action> = actions(&stack)
-        .await
-        .into_iter()
-        .filter(|a| a.action_type == "terminate_query")
-        .collect();
+    // Through the gateway (which reconnected too): the session was terminated exactly once, and
+    // nothing else was done.
+    let done = api.actions().await;
+    for action in &done {
+        assert_eq!(action["action_type"], "terminate_query", "{action}");
+        assert_eq!(action["plan"]["pid"], pid, "{action}");
+        assert_eq!(action["status"], "completed", "{action}");
+    }
     let terminated = done
         .iter()
-        .filter(|a| a.result_json.contains("\"terminated\""))
+        .filter(|a| a["changes"]["outcome"] == "terminated")
         .count();
-    assert_eq!(terminated, 1, "exactly one termination: {done:?}");
-    let mut detection_ids: Vec<&str> = done.iter().map(|a| a.detection_id.as_str()).collect();
+    assert_eq!(terminated, 1, "exactly one termination: {done:#?}");
+    let mut detection_ids: Vec<&str> = done
+        .iter()
+        .map(|a| a["detection_id"].as_str().unwrap())
+        .collect();
+    detection_ids.sort();
     detection_ids.dedup();
     assert_eq!(detection_ids.len(), done.len(), "one action per detection");
+    for id in detection_ids {
+        let detection = api.detection(id).await;
+        assert_eq!(
+            detection["detector_name"], "idle_transaction",
+            "{detection}"
+        );
+    }
     executor.stop().await;
 }
 
@@ -2581,52 +2621,67 @@ async fn s13_a_degraded_database_is_watched_says_what_it_lacks_and_nothing_crash
     )
     .await;
     let executor = stack.start_executor(state.path()).await;
+    let gateway = stack.start_gateway(&executor.grpc_addr, state.path()).await;
+    let api = gateway.api();
     let mut idle = sqlx::PgConnection::connect(&pg.url_as("shop", "app"))
+        .await
+        .unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut idle)
         .await
         .unwrap();
     idle.execute("BEGIN; SELECT * FROM t").await.unwrap();
 
     // It detects what it can, and the action fails with the reason and the remedy.
-    let deadline = Instant::now() + Duration::from_secs(40);
-    let failed = loop {
-        if let Some(a) = actions(&stack)
-            .await
-            .into_iter()
-            .find(|a| a.action_type == "terminate_query" && a.status == "failed")
-        {
-            break a;
-        }
-        assert!(Instant::now() < deadline, "no failed termination");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+    let actions = api
+        .wait_for_actions("a failed termination", Duration::from_secs(40), |actions| {
+            actions
+                .iter()
+                .any(|a| a["action_type"] == "terminate_query" && a["status"] == "failed")
+        })
+        .await;
+    assert_eq!(actions.len(), 1, "nothing else was tried: {actions:#?}");
+    let failed = &actions[0];
+    assert_eq!(failed["plan"]["pid"], pid, "{failed}");
     assert!(
-        failed.error.contains("pg_signal_backend"),
-        "{}",
-        failed.error
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("pg_signal_backend"),
+        "{failed}"
+    );
+    let detection = api
+        .detection(failed["detection_id"].as_str().unwrap())
+        .await;
+    assert_eq!(
+        detection["detector_name"], "idle_transaction",
+        "{detection}"
     );
     sqlx::query("SELECT 1")
         .execute(&mut idle)
         .await
         .expect("the session was not touched");
-    // What is missing, with the remedy, is in the database's record.
-    let features = stack
-        .knowledge
-        .clone()
-        .list_databases(ListDatabasesRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .databases[0]
-        .features
-        .clone()
-        .unwrap();
-    let missing: Vec<&str> = features
-        .unavailable
+    // What is missing, with the reason and the remedy, is in the database's record, as the
+    // dashboard shows it.
+    let database = api.get("/databases/app").await;
+    let unavailable = stack::list(&database["features"]["unavailable"]);
+    let missing: Vec<&str> = unavailable
         .iter()
-        .map(|u| u.name.as_str())
+        .map(|u| u["name"].as_str().unwrap())
         .collect();
-    assert!(missing.contains(&"pg_stat_statements"), "{missing:?}");
-    assert!(missing.contains(&"pg_signal_backend"), "{missing:?}");
+    assert!(missing.contains(&"pg_stat_statements"), "{database}");
+    assert!(missing.contains(&"pg_signal_backend"), "{database}");
+    for feature in &unavailable {
+        assert!(
+            !feature["reason"].as_str().unwrap().is_empty()
+                && !feature["remedy"].as_str().unwrap().is_empty(),
+            "{feature}"
+        );
+    }
+    // And it never crashed: the gateway, knowledge and the executor answer.
+    let status = api.get("/status").await;
+    assert_eq!(status["services"]["knowledge"], "healthy", "{status}");
+    assert_eq!(status["services"]["executor"], "healthy", "{status}");
     executor.stop().await;
 }
 
@@ -2656,6 +2711,8 @@ async fn two_executors_share_the_detections_and_never_run_an_action_twice() {
     .await;
     let first = stack.start_executor(one.path()).await;
     let second = stack.start_executor(two.path()).await;
+    let gateway = stack.start_gateway(&first.grpc_addr, one.path()).await;
+    let api = gateway.api();
     // Four sessions left idle in their transactions at once.
     let mut sessions = Vec::new();
     for id in 1001..1005 {
@@ -2688,32 +2745,35 @@ async fn two_executors_share_the_detections_and_never_run_an_action_twice() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let terminations: Vec<Action> = actions(&stack)
+    let terminations: Vec<serde_json::Value> = api
+        .actions()
         .await
         .into_iter()
-        .filter(|a| a.action_type == "terminate_query" && a.status == "completed")
+        .filter(|a| a["action_type"] == "terminate_query" && a["status"] == "completed")
         .collect();
-    let terminated = terminations
+    let mut terminated: Vec<i64> = terminations
         .iter()
-        .filter(|a| a.result_json.contains("\"terminated\""))
-        .count();
-    assert_eq!(terminated, 4, "each session ended once: {terminations:?}");
+        .filter(|a| a["changes"]["outcome"] == "terminated")
+        .map(|a| a["plan"]["pid"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        terminated.len(),
+        4,
+        "each session ended once: {terminations:#?}"
+    );
+    terminated.sort();
+    terminated.dedup();
+    assert_eq!(terminated.len(), 4, "four sessions: {terminations:#?}");
 
     // Two approvals of one pending action, one on each executor, at the same moment: one wins.
-    stack
-        .knowledge
-        .clone()
-        .save_system_config(SaveSystemConfigRequest {
-            config: Some(execution_mode(
-                "approval",
-                DetectionThresholds {
-                    idle_transaction_seconds: 3.0,
-                    ..Default::default()
-                },
-            )),
-        })
-        .await
-        .unwrap();
+    api.save_config(&execution_mode(
+        "approval",
+        DetectionThresholds {
+            idle_transaction_seconds: 3.0,
+            ..Default::default()
+        },
+    ))
+    .await;
     // Another role: after four terminations, shop now has its own idle timeout (proposed and
     // applied in autonomous mode), so PostgreSQL itself would end its next idle transaction.
     let mut last = sqlx::PgConnection::connect(&pg.url_as("till", "app"))
@@ -2722,20 +2782,19 @@ async fn two_executors_share_the_detections_and_never_run_an_action_twice() {
     last.execute("BEGIN; UPDATE accounts SET balance = 0 WHERE id = 1009")
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(40);
-    let pending = loop {
-        if let Some(a) = actions(&stack)
-            .await
-            .into_iter()
-            .find(|a| a.status == "pending_approval")
-        {
-            break a;
-        }
-        assert!(Instant::now() < deadline, "nothing pending approval");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+    let pending = api
+        .wait_for_actions("an action pending approval", Duration::from_secs(40), |a| {
+            a.iter().any(|a| a["status"] == "pending_approval")
+        })
+        .await
+        .into_iter()
+        .find(|a| a["status"] == "pending_approval")
+        .unwrap();
+    let pending_id = pending["action_id"].as_str().unwrap().to_owned();
+    assert_eq!(pending["action_type"], "terminate_query", "{pending}");
+    // Approved on both executors' own gRPC APIs at once (the gateway knows only one of them).
     let request = || ActionDecisionRequest {
-        action_id: pending.id.clone(),
+        action_id: pending_id.clone(),
         requested_by: "test".into(),
         reason: String::new(),
     };
@@ -2748,16 +2807,33 @@ async fn two_executors_share_the_detections_and_never_run_an_action_twice() {
         _ => unreachable!("exactly one approval won"),
     };
     assert_eq!(loser.code(), tonic::Code::FailedPrecondition);
-    // Either executor reports it (the state is in knowledge): it runs once and completes.
-    let mut first = first;
-    let done = wait_for_status(
-        &mut first,
-        &pending.id,
-        "completed",
-        Duration::from_secs(30),
-    )
-    .await;
-    assert!(done.message.contains("Completed"), "{done:?}");
+    // It runs once and completes.
+    let done = api
+        .wait_for_action(&pending_id, "completed", Duration::from_secs(30))
+        .await;
+    assert!(
+        done["message"].as_str().unwrap().contains("Completed"),
+        "{done}"
+    );
+    assert_eq!(done["changes"]["outcome"], "terminated", "{done}");
+    assert_eq!(done["plan"]["username"], "till", "{done}");
+    // Nothing else: five sessions ended once each, and shop's idle timeout.
+    let actions = api.actions().await;
+    let types: Vec<&str> = actions
+        .iter()
+        .map(|a| a["action_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types.iter().filter(|t| **t == "terminate_query").count(),
+        5,
+        "{actions:#?}"
+    );
+    assert_eq!(
+        types.iter().filter(|t| **t == "set_role_timeout").count(),
+        1,
+        "{actions:#?}"
+    );
+    assert_eq!(types.len(), 6, "{actions:#?}");
     drop(sessions);
     first.stop().await;
     second.stop().await;
@@ -2848,6 +2924,9 @@ async fn an_executor_killed_during_create_index_concurrently_leaves_nothing_half
         ("app", pg.url("app")),
     )
     .await;
+    // The gateway, to read the outcome (no decision is made through it).
+    let gateway = stack.start_gateway_alone(state.path()).await;
+    let api = gateway.api();
     let mut process = stack::Process(
         std::process::Command::new(&binary)
             .envs(stack.executor_env(state.path(), "exec-1"))
@@ -2929,45 +3008,30 @@ async fn an_executor_killed_during_create_index_concurrently_leaves_nothing_half
     }
     process.kill();
     let action_id = format!("act-{}", registered.detection_id);
-    let before = knowledge
-        .get_action(GetActionRequest {
-            action_id: action_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .action
-        .unwrap();
-    assert_eq!(before.status, "executing");
+    let before = api.action(&action_id).await.expect("the action is listed");
+    assert_eq!(before["status"], "executing", "{before}");
 
     // Restarted (same executor id): the orphaned build is stopped, nothing INVALID is left, the
     // action is closed, and it is not run a second time.
-    let mut executor = stack.start_executor_as(state.path(), "exec-1").await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let after = loop {
-        let action = knowledge
-            .get_action(GetActionRequest {
-                action_id: action_id.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .action
-            .unwrap();
-        if action.status != "executing" {
-            break action;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the interrupted action was never closed"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let executor = stack.start_executor_as(state.path(), "exec-1").await;
+    let after = eventually(
+        "the interrupted action is closed",
+        Duration::from_secs(60),
+        || async {
+            let action = api.action(&action_id).await.unwrap();
+            (action["status"] != "executing")
+                .then_some(action.clone())
+                .ok_or(action.to_string())
+        },
+    )
+    .await;
     assert!(
-        ["failed", "completed"].contains(&after.status.as_str()),
-        "{after:?}"
+        ["failed", "completed"].contains(&after["status"].as_str().unwrap()),
+        "{after}"
     );
-    assert_eq!(after.started_at, before.started_at, "not started again");
+    assert_eq!(after["started"], before["started"], "not started again");
+    let actions = api.actions().await;
+    assert_eq!(actions.len(), 1, "nothing else: {actions:#?}");
     let invalid: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_index WHERE NOT indisvalid")
         .fetch_one(&admin)
         .await
@@ -2982,8 +3046,7 @@ async fn an_executor_killed_during_create_index_concurrently_leaves_nothing_half
     assert_eq!(builds, 0, "the orphaned build was stopped");
     eprintln!(
         "after the kill: {} ({}; {})",
-        after.status, after.message, after.error
+        after["status"], after["message"], after["error"]
     );
-    let _ = &mut executor;
     executor.stop().await;
 }
