@@ -43,7 +43,7 @@ host_port() { local x=${1#*://}; x=${x##*@}; echo "${x%%/*}"; }
 answers() { local hp=$1; (exec 3<>"/dev/tcp/${hp%:*}/${hp##*:}") 2>/dev/null; }
 wait_for() { # name, check command...
   local name=$1; shift
-  for _ in $(seq 1 100); do "$@" && return 0; sleep 0.1; done
+  for _ in $(seq 1 100); do "$@" 2>/dev/null && return 0; sleep 0.1; done
   echo "$name did not come up; see $LOGS/$name.log" >&2
   tail -n 20 "$LOGS/$name.log" >&2 || true
   exit 1
