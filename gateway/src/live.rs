@@ -21,6 +21,10 @@ pub struct Event {
     pub data: Value,
 }
 
+/// Databases whose history is kept: beyond it, the one heard from least recently is forgotten
+/// (whoever can publish on NATS must not grow the gateway without bound).
+const MAX_DATABASES: usize = 1000;
+
 pub struct Live {
     history: Mutex<HashMap<String, VecDeque<Value>>>,
     points: usize,
@@ -95,6 +99,15 @@ impl Live {
             return;
         };
         let mut history = self.history.lock().expect("history lock");
+        if !history.contains_key(id) && history.len() >= MAX_DATABASES {
+            let stalest = history
+                .iter()
+                .min_by_key(|(_, h)| h.back().and_then(|m| m["timestamp"].as_i64()))
+                .map(|(k, _)| k.clone());
+            if let Some(stalest) = stalest {
+                history.remove(&stalest);
+            }
+        }
         let points = history.entry(id.to_owned()).or_default();
         points.push_back(metrics.clone());
         while points.len() > self.points {
@@ -170,5 +183,19 @@ mod tests {
         assert_eq!(live.latest("a").unwrap()["timestamp"], 5);
         assert_eq!(live.latest("").unwrap()["database_id"], "b");
         assert!(live.latest("nope").is_none());
+    }
+
+    #[test]
+    fn the_number_of_databases_kept_is_bounded_and_the_stalest_goes_first() {
+        let live = Live::new(2);
+        for n in 0..MAX_DATABASES {
+            live.remember(&json!({"database_id": format!("db{n}"), "timestamp": n + 10}));
+        }
+        live.remember(&json!({"database_id": "db0", "timestamp": 99_999}));
+        live.remember(&json!({"database_id": "newcomer", "timestamp": 100_000}));
+        assert_eq!(live.databases_seen(), MAX_DATABASES);
+        assert!(live.latest("newcomer").is_some());
+        assert!(live.latest("db0").is_some(), "heard from recently: kept");
+        assert!(live.latest("db1").is_none(), "the stalest is forgotten");
     }
 }
