@@ -159,34 +159,6 @@ async fn an_idle_transaction_is_detected_once_registered_in_knowledge_and_kept_i
     assert_eq!(api.actions().await, Vec::<serde_json::Value>::new());
 }
 
-/// Waits for a detection of `detector` that satisfies `accept`; panics after `within`.
-async fn expect_detection(
-    detections: &mut async_nats::Subscriber,
-    detector: &str,
-    within: Duration,
-    accept: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = Instant::now() + within;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let message = tokio::time::timeout(left, detections.next())
-            .await
-            .unwrap_or_else(|_| panic!("no {detector} detection within {within:?}"))
-            .unwrap();
-        let detection: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
-        if detection["detector_name"] == detector && accept(&detection) {
-            return detection;
-        }
-    }
-}
-
-async fn subscribe(stack: &Stack) -> (async_nats::Client, async_nats::Subscriber) {
-    let nats = async_nats::connect(stack.nats.url()).await.unwrap();
-    let detections = nats.subscribe(proto::subjects::DETECTIONS).await.unwrap();
-    nats.flush().await.unwrap();
-    (nats, detections)
-}
-
 fn thresholds(t: DetectionThresholds) -> SystemConfig {
     SystemConfig {
         thresholds: Some(t),
@@ -932,37 +904,7 @@ async fn s1_without_hypopg_the_parsed_heuristic_proposes_the_same_index_and_says
 
 // ------------------------------------------------------------------ the executor in the loop
 
-use proto::executor::{ActionDecisionRequest, ActionStatusRequest};
-
-/// Polls the executor until action `id` has `status`; panics after `within`.
-async fn wait_for_status(
-    executor: &mut stack::Executor,
-    id: &str,
-    status: &str,
-    within: Duration,
-) -> proto::executor::ActionStatusResponse {
-    let grpc = &executor.grpc;
-    eventually(format!("action {id} {status}"), within, || async {
-        let request = ActionStatusRequest {
-            action_id: id.into(),
-        };
-        match grpc.clone().get_action_status(request).await {
-            Ok(reply) => {
-                let reply = reply.into_inner();
-                if reply.status == status {
-                    Ok(reply)
-                } else {
-                    Err(format!(
-                        "{} ({}; {})",
-                        reply.status, reply.message, reply.error
-                    ))
-                }
-            }
-            Err(_) => Err("never appeared".to_owned()),
-        }
-    })
-    .await
-}
+use proto::executor::ActionDecisionRequest;
 
 fn execution_mode(mode: &str, t: DetectionThresholds) -> SystemConfig {
     SystemConfig {
@@ -1364,22 +1306,6 @@ async fn observe_only_suggests_and_a_rejection_resolves_the_detection() {
     executor.stop().await;
 }
 
-/// The actions knowledge holds for `app`, newest first.
-async fn actions(stack: &Stack) -> Vec<Action> {
-    stack
-        .knowledge
-        .clone()
-        .list_actions(ListActionsRequest {
-            database_id: "app".into(),
-            status: String::new(),
-            limit: 100,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .actions
-}
-
 #[tokio::test]
 async fn a_role_left_idle_in_transaction_again_and_again_gets_its_own_timeout() {
     let pg = app_database();
@@ -1597,52 +1523,6 @@ fn verifying(cycles: i32, mode: &str) -> SystemConfig {
         }),
         ..Default::default()
     }
-}
-
-/// Waits until action `id`'s ledger entry leaves `verifying`; panics after `within`.
-async fn decided(stack: &Stack, id: &str, within: Duration) -> LedgerEntry {
-    eventually(format!("a decision for {id}"), within, || async {
-        let reply = stack
-            .knowledge
-            .clone()
-            .get_ledger_entry(GetLedgerEntryRequest {
-                action_id: id.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        reply.entry.filter(|e| e.state != "verifying")
-    })
-    .await
-}
-
-/// The action the executor made for the first missing_index detection on public.posts.
-async fn posts_index_action(detections: &mut async_nats::Subscriber) -> (String, String) {
-    loop {
-        let d = expect_detection(detections, "missing_index", Duration::from_secs(60), |_| {
-            true
-        })
-        .await;
-        if d["evidence"]["table_name"] == "posts" {
-            let id = d["id"].as_str().unwrap().to_owned();
-            return (format!("act-{id}"), id);
-        }
-    }
-}
-
-async fn detection_resolution(stack: &Stack, id: &str) -> String {
-    stack
-        .knowledge
-        .clone()
-        .get_detection(GetDetectionRequest {
-            detection_id: id.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .detection
-        .unwrap()
-        .resolution
 }
 
 /// Asserts that everything done was an index the advisor proposes for S1's workload (posts, and
