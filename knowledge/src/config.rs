@@ -212,6 +212,26 @@ mod tests {
     }
 
     #[test]
+    fn a_redis_ca_means_tls_and_a_plain_url_with_it_is_refused() {
+        let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        let env = Env::from_map([("REDIS_ADDR", "cache:6380"), ("REDIS_TLS_CA", ca)]);
+        let config = Config::from_env(&env).unwrap();
+        assert_eq!(config.redis_url, "rediss://cache:6380/0");
+        assert!(config.redis_tls.is_some_and(|t| t.root_cert.is_some()));
+        let error = Config::from_env(&Env::from_map([
+            ("REDIS_ADDR", "redis://cache:6380"),
+            ("REDIS_TLS_CA", ca),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("rediss://"), "{error}");
+        let error = Config::from_env(&Env::from_map([("REDIS_TLS_CERT", ca)]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("REDIS_TLS_KEY"), "{error}");
+    }
+
+    #[test]
     fn bad_values_name_the_variable() {
         let error = Config::from_env(&Env::from_map([("REDIS_ADDR", "nocolon")]))
             .unwrap_err()
