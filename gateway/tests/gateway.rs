@@ -73,3 +73,65 @@ async fn the_binary_refuses_a_bad_setting_naming_the_variable_and_value() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("PORT=\"http\""), "{stderr}");
 }
+
+#[tokio::test]
+async fn with_auth_on_reads_every_read_but_health_and_sign_in_needs_the_token() {
+    let state = std::env::temp_dir().join(format!("sm-gateway-reads-{}", std::process::id()));
+    let token = "reads-token-0123456789abcdef";
+    let env = Env::from_map([
+        ("PORT", "0".to_owned()),
+        ("KNOWLEDGE_ADDRESS", closed_address()),
+        ("EXECUTOR_ADDRESS", closed_address()),
+        ("NATS_URL", format!("nats://{}", closed_address())),
+        ("STATE_DIR", state.display().to_string()),
+        ("GATEWAY_TOKEN", token.to_owned()),
+        ("GATEWAY_AUTH_READS", "true".to_owned()),
+    ]);
+    let shutdown = Shutdown::new();
+    let app = App::build(Config::from_env(&env).unwrap(), shutdown.clone())
+        .await
+        .unwrap();
+    let base = format!("http://{}", app.http_addr());
+    tokio::spawn(app.run());
+
+    for path in [
+        "/databases",
+        "/detections",
+        "/actions",
+        "/ledger",
+        "/config",
+        "/status",
+        "/metrics/latest",
+        "/metrics",
+        "/events",
+    ] {
+        let refused = http().get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(refused.status(), 401, "GET {path} without the token");
+        let body: serde_json::Value = refused.json().await.unwrap();
+        assert!(body["error"].as_str().unwrap().contains("Bearer"), "{body}");
+    }
+    // With it, the read goes through (knowledge is down here: not 401, a JSON error about it).
+    let allowed = http()
+        .get(format!("{base}/databases"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(allowed.status(), 401);
+    for open in ["/health", "/auth/me"] {
+        let reply = http().get(format!("{base}{open}")).send().await.unwrap();
+        assert_eq!(reply.status(), 200, "GET {open} stays open");
+    }
+    let me: serde_json::Value = http()
+        .get(format!("{base}/auth/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["auth_reads"], true, "{me}");
+    assert_eq!(me["authenticated"], false, "{me}");
+    shutdown.trigger();
+    let _ = std::fs::remove_dir_all(state);
+}
