@@ -138,14 +138,6 @@ impl NatsSettings {
         }
     }
 
-    pub fn uses_tls(&self) -> bool {
-        self.tls_required
-    }
-
-    pub fn authenticates(&self) -> bool {
-        self.user.is_some() || self.token.is_some() || self.creds_file.is_some()
-    }
-
     /// Connects as `startupmonkey-<service>`; the first connection is retried, and so is every
     /// reconnection, without limit: a service outlives any NATS outage.
     pub async fn connect(&self, service: &str) -> Result<async_nats::Client, ConnectError> {
@@ -228,8 +220,8 @@ mod tests {
     fn the_default_is_a_local_server_without_credentials_or_tls() {
         let s = settings(&[]).unwrap();
         assert_eq!(s.url, "nats://localhost:4222");
-        assert!(!s.authenticates());
-        assert!(!s.uses_tls());
+        assert!(s.user.is_none() && s.token.is_none() && s.creds_file.is_none());
+        assert!(!s.tls_required);
     }
 
     #[test]
@@ -261,7 +253,7 @@ mod tests {
         assert!(
             settings(&[("NATS_URL", "tls://nats:4222")])
                 .unwrap()
-                .uses_tls()
+                .tls_required
         );
         let error = settings(&[("NATS_URL", "http://u:topsecret@nats:4222")])
             .unwrap_err()
