@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use proto::knowledge::DetectionThresholds;
 use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
-use proto::knowledge::{DetectionThresholds, GetSystemConfigRequest};
 use tokio::sync::Mutex;
 use tonic::transport::Channel;
 use tracing::warn;
@@ -104,12 +104,7 @@ impl ThresholdSource {
         {
             return thresholds.clone();
         }
-        let mut knowledge = self.knowledge.clone();
-        let fetched = tokio::time::timeout(
-            Duration::from_secs(2),
-            knowledge.get_system_config(GetSystemConfigRequest {}),
-        )
-        .await;
+        let fetched = proto::clients::system_config(&self.knowledge, Duration::from_secs(2)).await;
         let last_known = || {
             cached
                 .as_ref()
@@ -118,8 +113,7 @@ impl ThresholdSource {
         // On failure the last known values are kept for another REFRESH, so an unreachable
         // knowledge costs one attempt per REFRESH, not one per snapshot.
         let thresholds = match fetched {
-            Ok(Ok(reply)) => {
-                let config = reply.into_inner();
+            Ok(config) => {
                 let min_calls = config.verification.map(|v| v.min_calls).unwrap_or_default();
                 Thresholds::from_knowledge(
                     &config.thresholds.unwrap_or_default(),
@@ -127,12 +121,8 @@ impl ThresholdSource {
                     &self.fallback,
                 )
             }
-            Ok(Err(status)) => {
-                warn!(error = %status.message(), "cannot read thresholds from knowledge; using the last known");
-                last_known()
-            }
-            Err(_) => {
-                warn!("knowledge did not answer GetSystemConfig; using the last known thresholds");
+            Err(error) => {
+                warn!(%error, "cannot read thresholds from knowledge; using the last known");
                 last_known()
             }
         };

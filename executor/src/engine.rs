@@ -22,8 +22,8 @@ use std::time::Duration;
 use proto::events::{ActionCompletedEvent, ActionResult, Detection, rfc3339};
 use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
 use proto::knowledge::{
-    Action, DatabaseFilterRequest, GetActionRequest, GetDetectionRequest, GetSystemConfigRequest,
-    ListActionsRequest, RegisterActionRequest, UpdateActionRequest,
+    Action, DatabaseFilterRequest, GetActionRequest, GetDetectionRequest, ListActionsRequest,
+    RegisterActionRequest, UpdateActionRequest,
 };
 use proto::status::{ActionStatus, ExecutionMode};
 use serde_json::{Value, json};
@@ -662,15 +662,7 @@ impl Engine {
 
     /// The analyser's idle-transaction threshold in seconds (knowledge's configuration).
     async fn idle_threshold(&self) -> Result<f64, String> {
-        let mut knowledge = self.knowledge.clone();
-        let config = tokio::time::timeout(
-            RPC_DEADLINE,
-            knowledge.get_system_config(GetSystemConfigRequest {}),
-        )
-        .await
-        .map_err(|_| "knowledge did not answer GetSystemConfig".to_owned())?
-        .map_err(|s| s.message().to_owned())?
-        .into_inner();
+        let config = proto::clients::system_config(&self.knowledge, RPC_DEADLINE).await?;
         Ok(config
             .thresholds
             .map(|t| t.idle_transaction_seconds)
@@ -797,15 +789,7 @@ impl Engine {
     }
 
     async fn mode(&self) -> Result<ExecutionMode, String> {
-        let mut knowledge = self.knowledge.clone();
-        let config = tokio::time::timeout(
-            RPC_DEADLINE,
-            knowledge.get_system_config(GetSystemConfigRequest {}),
-        )
-        .await
-        .map_err(|_| "knowledge did not answer GetSystemConfig".to_owned())?
-        .map_err(|s| format!("GetSystemConfig: {}", s.message()))?
-        .into_inner();
+        let config = proto::clients::system_config(&self.knowledge, RPC_DEADLINE).await?;
         if config.execution_mode.is_empty() {
             return Ok(ExecutionMode::Autonomous);
         }

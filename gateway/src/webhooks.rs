@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lifecycle::Shutdown;
+use proto::knowledge::WebhookConfig;
 use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
-use proto::knowledge::{GetSystemConfigRequest, WebhookConfig};
 use serde_json::{Value, json};
 use tokio::sync::RwLock;
 use tonic::transport::Channel;
@@ -54,14 +54,8 @@ impl Webhooks {
 
     /// Reads the configuration again now (after it was saved).
     pub async fn refresh(&self) {
-        let mut knowledge = self.knowledge.clone();
-        if let Ok(Ok(reply)) = tokio::time::timeout(
-            TIMEOUT,
-            knowledge.get_system_config(GetSystemConfigRequest {}),
-        )
-        .await
-        {
-            *self.config.write().await = reply.into_inner().webhook;
+        if let Ok(config) = proto::clients::system_config(&self.knowledge, TIMEOUT).await {
+            *self.config.write().await = config.webhook;
         }
     }
 

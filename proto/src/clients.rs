@@ -6,6 +6,7 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::executor::executor_service_client::ExecutorServiceClient;
 use crate::knowledge::knowledge_service_client::KnowledgeServiceClient;
+use crate::knowledge::{GetSystemConfigRequest, SystemConfig};
 use crate::metrics::metrics_service_client::MetricsServiceClient;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -48,4 +49,20 @@ pub fn executor(address: &str) -> Result<ExecutorServiceClient<Channel>, tonic::
 
 pub fn metrics(address: &str) -> Result<MetricsServiceClient<Channel>, tonic::transport::Error> {
     Ok(MetricsServiceClient::new(channel(address)?))
+}
+
+/// Knowledge's configuration, asked with a deadline; the error says which of the two failed.
+pub async fn system_config(
+    knowledge: &KnowledgeServiceClient<Channel>,
+    deadline: Duration,
+) -> Result<SystemConfig, String> {
+    let mut knowledge = knowledge.clone();
+    tokio::time::timeout(
+        deadline,
+        knowledge.get_system_config(GetSystemConfigRequest {}),
+    )
+    .await
+    .map_err(|_| "knowledge did not answer GetSystemConfig".to_owned())?
+    .map(tonic::Response::into_inner)
+    .map_err(|s| format!("GetSystemConfig: {}", s.message()))
 }

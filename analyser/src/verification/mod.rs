@@ -20,8 +20,8 @@ use lifecycle::Shutdown;
 use proto::events::{ActionCompletedEvent, RollbackRequest};
 use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
 use proto::knowledge::{
-    Action, GetActionRequest, GetDetectionRequest, GetSystemConfigRequest, LedgerEntry,
-    ListLedgerRequest, ResolveDetectionRequest, VerificationSettings,
+    Action, GetActionRequest, GetDetectionRequest, LedgerEntry, ListLedgerRequest,
+    ResolveDetectionRequest, VerificationSettings,
 };
 use proto::metrics::MetricSnapshot;
 use proto::status::Resolution;
@@ -516,15 +516,7 @@ impl Verifier {
     }
 
     async fn settings(&self) -> Result<VerificationSettings, String> {
-        let mut knowledge = self.knowledge.clone();
-        let config = tokio::time::timeout(
-            RPC_DEADLINE,
-            knowledge.get_system_config(GetSystemConfigRequest {}),
-        )
-        .await
-        .map_err(|_| "knowledge did not answer GetSystemConfig".to_owned())?
-        .map_err(|s| s.message().to_owned())?
-        .into_inner();
+        let config = proto::clients::system_config(&self.knowledge, RPC_DEADLINE).await?;
         Ok(config.verification.unwrap_or_default())
     }
 }
