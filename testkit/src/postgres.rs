@@ -194,6 +194,21 @@ impl PgCluster {
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
     }
 
+    /// From now on `role` must give its password over TCP (SCRAM); every other role keeps
+    /// trust authentication. For tests where a wrong password must really be refused.
+    pub fn require_password_for(&self, role: &str) {
+        let path = self.data_dir().join("pg_hba.conf");
+        let existing = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let line = format!(
+            "host all \"{}\" 127.0.0.1/32 scram-sha-256\n",
+            role.replace('"', "\"\"")
+        );
+        std::fs::write(&path, line + &existing)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        self.psql("postgres", "SELECT pg_reload_conf()");
+    }
+
     fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }

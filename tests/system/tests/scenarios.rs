@@ -18,24 +18,6 @@ fn autonomous(thresholds: DetectionThresholds) -> SystemConfig {
     crate::execution_mode("autonomous", thresholds)
 }
 
-/// A GET on the gateway, as the dashboard makes it; panics on anything but 200.
-async fn get(gateway: &stack::Gateway, path: &str) -> Value {
-    let response = reqwest::Client::new()
-        .get(format!("{}{path}", gateway.base))
-        .header("authorization", crate::bearer(gateway))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    assert_eq!(status, 200, "GET {path}: {text}");
-    serde_json::from_str(&text).unwrap()
-}
-
-fn list(value: &Value) -> Vec<Value> {
-    value.as_array().cloned().unwrap_or_default()
-}
-
 /// A client session that runs a short statement every 50 ms until stopped: an innocent
 /// bystander whose every statement must succeed.
 struct Bystander {
@@ -117,7 +99,8 @@ async fn s3_bloat_behind_an_xmin_holder_the_holder_is_ended_then_vacuum_reclaims
     .await;
     let executor = stack.start_executor(state.path()).await;
     let gateway = stack.start_gateway(&executor.grpc_addr, state.path()).await;
-    let live = Live::open(&gateway.api()).await;
+    let api = gateway.api();
+    let live = Live::open(&api).await;
 
     // Bystanders: a session sitting idle (not in a transaction) and one running statements.
     let mut idle_bystander = sqlx::PgConnection::connect(&pg.url_as("shop", "app"))
@@ -155,8 +138,8 @@ async fn s3_bloat_behind_an_xmin_holder_the_holder_is_ended_then_vacuum_reclaims
         "/detections lists the bloat naming the holder",
         Duration::from_secs(30),
         || async {
-            let active = get(&gateway, "/detections?database_id=app").await;
-            list(&active)
+            let active = api.get("/detections?database_id=app").await;
+            stack::list(&active)
                 .into_iter()
                 .find(|d| names_holder(d))
                 .ok_or(active.to_string())
@@ -187,13 +170,13 @@ async fn s3_bloat_behind_an_xmin_holder_the_holder_is_ended_then_vacuum_reclaims
         "the terminate and the vacuum completed",
         Duration::from_secs(40),
         || async {
-            let actions = get(&gateway, "/actions?database_id=app").await;
-            let done = list(&actions)
+            let actions = api.get("/actions?database_id=app").await;
+            let done = stack::list(&actions)
                 .iter()
                 .filter(|a| a["status"] == "completed")
                 .count();
             (done >= 2)
-                .then_some(list(&actions))
+                .then_some(stack::list(&actions))
                 .ok_or(actions.to_string())
         },
     )
@@ -280,8 +263,8 @@ async fn s3_bloat_behind_an_xmin_holder_the_holder_is_ended_then_vacuum_reclaims
         "the vacuum's ledger entry is decided",
         Duration::from_secs(20),
         || async {
-            let ledger = get(&gateway, "/ledger?database_id=app").await;
-            list(&ledger)
+            let ledger = api.get("/ledger?database_id=app").await;
+            stack::list(&ledger)
                 .into_iter()
                 .find(|e| e["action_id"] == vacuum_id.as_str() && e["state"] != "verifying")
                 .ok_or(ledger.to_string())
@@ -322,16 +305,16 @@ async fn s3_bloat_behind_an_xmin_holder_the_holder_is_ended_then_vacuum_reclaims
         "no detection is left active",
         Duration::from_secs(15),
         || async {
-            let active = get(&gateway, "/detections?database_id=app").await;
-            list(&active)
+            let active = api.get("/detections?database_id=app").await;
+            stack::list(&active)
                 .is_empty()
                 .then_some(())
                 .ok_or(active.to_string())
         },
     )
     .await;
-    let after = get(&gateway, "/actions?database_id=app").await;
-    assert_eq!(list(&after).len(), 2, "no later action: {after}");
+    let after = api.get("/actions?database_id=app").await;
+    assert_eq!(stack::list(&after).len(), 2, "no later action: {after}");
     executor.stop().await;
 }
 
@@ -409,7 +392,8 @@ async fn s4_runaway_queries_are_cancelled_within_a_cycle_and_their_sessions_stay
     .await;
     let executor = stack.start_executor(state.path()).await;
     let gateway = stack.start_gateway(&executor.grpc_addr, state.path()).await;
-    let live = Live::open(&gateway.api()).await;
+    let api = gateway.api();
+    let live = Live::open(&api).await;
 
     let mut load = pgbench_args(&["-n", "-S", "-c", "4", "-j", "2", "-R", "400", "-T", "15"]);
     let load = tokio::task::spawn_blocking(move || load.output().unwrap());
@@ -457,13 +441,13 @@ async fn s4_runaway_queries_are_cancelled_within_a_cycle_and_their_sessions_stay
         "both cancellations completed",
         Duration::from_secs(15),
         || async {
-            let actions = get(&gateway, "/actions?database_id=app").await;
-            let done = list(&actions)
+            let actions = api.get("/actions?database_id=app").await;
+            let done = stack::list(&actions)
                 .iter()
                 .filter(|a| a["status"] == "completed")
                 .count();
             (done >= 2)
-                .then_some(list(&actions))
+                .then_some(stack::list(&actions))
                 .ok_or(actions.to_string())
         },
     )
@@ -537,7 +521,7 @@ async fn s4_runaway_queries_are_cancelled_within_a_cycle_and_their_sessions_stay
         report.contains("number of failed transactions: 0"),
         "{report}"
     );
-    let after = get(&gateway, "/actions?database_id=app").await;
-    assert_eq!(list(&after).len(), 2, "no later action: {after}");
+    let after = api.get("/actions?database_id=app").await;
+    assert_eq!(stack::list(&after).len(), 2, "no later action: {after}");
     executor.stop().await;
 }

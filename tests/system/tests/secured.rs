@@ -3,7 +3,7 @@
 //! between the services with mutual TLS — and each server shown to refuse what lacks them.
 
 use std::io::{Read, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
@@ -129,36 +129,20 @@ async fn with_nats_redis_and_grpc_secured_an_idle_transaction_is_ended_and_the_g
     .expect("the idle transaction is published on the secured NATS within 30 s");
     assert_eq!(detection["database_id"], "app");
 
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(45);
-    let action = loop {
-        let actions: serde_json::Value = http
-            .get(format!("{}/actions?database_id=app", gateway.base))
-            .header("authorization", crate::bearer(&gateway))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let done = actions
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["action_type"] == "terminate_query" && a["status"] == "completed")
-            .cloned();
-        if let Some(action) = done {
-            break action;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no completed termination through the secured stack: {actions}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+    let api = gateway.api();
+    let actions = api
+        .wait_for_actions(
+            "a completed termination through the secured stack",
+            Duration::from_secs(45),
+            |actions| {
+                actions
+                    .iter()
+                    .any(|a| a["action_type"] == "terminate_query" && a["status"] == "completed")
+            },
+        )
+        .await;
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    let action = &actions[0];
     assert_eq!(action["database_id"], "app");
     assert!(
         sqlx::query("SELECT 1").execute(&mut holder).await.is_err(),
@@ -166,15 +150,7 @@ async fn with_nats_redis_and_grpc_secured_an_idle_transaction_is_ended_and_the_g
     );
 
     // Every service reports its peers reachable over the secured connections.
-    let status: serde_json::Value = http
-        .get(format!("{}/status", gateway.base))
-        .header("authorization", crate::bearer(&gateway))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = api.get("/status").await;
     assert_eq!(status["services"]["knowledge"], "healthy", "{status}");
     assert_eq!(status["services"]["executor"], "healthy", "{status}");
     assert_eq!(status["services"]["nats"], "connected", "{status}");
@@ -217,6 +193,8 @@ async fn no_service_logs_a_secret_even_at_debug_level() {
         "app",
         &format!("CREATE ROLE watcher LOGIN PASSWORD '{DB_PASSWORD}' IN ROLE pg_monitor"),
     );
+    // So that the wrong password is really refused, again and again.
+    pg.require_password_for("watcher");
     let services = stack::Services::start(
         &nats.url(),
         &redis.addr(),
@@ -228,51 +206,48 @@ async fn no_service_logs_a_secret_even_at_debug_level() {
         ],
     );
     services.wait_until_ready().await;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let base = services.gateway.clone();
+    let api = services.api();
     // Work that handles every secret: a database with a password, one with a wrong password
     // (its connection fails, over and over), a wrong token, a connection test.
     for (name, password) in [("Shop", DB_PASSWORD), ("Broken", WRONG_DB_PASSWORD)] {
-        let created = http
-            .post(format!("{base}/databases"))
-            .header("authorization", services.bearer())
-            .json(&serde_json::json!({
-                "database_name": name,
-                "connection_string": format!("postgres://watcher:{password}@127.0.0.1:{}/app", pg.port()),
-            }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(created.status(), 201, "{}", created.text().await.unwrap());
+        let (status, created) = api
+            .post(
+                "/databases",
+                serde_json::json!({
+                    "database_name": name,
+                    "connection_string": format!("postgres://watcher:{password}@127.0.0.1:{}/app", pg.port()),
+                }),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
     }
-    let refused = http
-        .post(format!("{base}/auth/login"))
+    let refused = reqwest::Client::new()
+        .post(format!("{}/auth/login", services.gateway))
         .json(&serde_json::json!({"token": GUESSED_TOKEN}))
         .send()
         .await
         .unwrap();
     assert_eq!(refused.status(), 401);
-    let tested = http
-        .post(format!("{base}/databases/test"))
-        .header("authorization", services.bearer())
-        .json(&serde_json::json!({
-            "connection_string": format!("postgres://watcher:{WRONG_DB_PASSWORD}@127.0.0.1:{}/app", pg.port()),
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert!(tested.status().is_client_error() || tested.status().is_success());
+    let (status, tested) = api
+        .post(
+            "/databases/test",
+            serde_json::json!({
+                "connection_string": format!("postgres://watcher:{WRONG_DB_PASSWORD}@127.0.0.1:{}/app", pg.port()),
+            }),
+        )
+        .await;
+    assert_eq!(status, 200, "an unreachable database is a report: {tested}");
+    assert_eq!(tested["ok"], false, "{tested}");
+    assert!(!tested.to_string().contains(WRONG_DB_PASSWORD), "{tested}");
 
     // Until the collector has collected the good database and failed on the broken one.
     stack::eventually(
-        "the collector works on both databases",
+        "the collector collects one database and is refused by the other",
         Duration::from_secs(30),
         || async {
             let text = services.log("collector");
-            if text.contains("broken") && text.contains("shop") {
+            // The wrong password really fails (PostgreSQL's own words), the right one works.
+            if text.contains("password authentication failed") && text.contains("shop") {
                 Ok(())
             } else {
                 Err(text)

@@ -1687,52 +1687,6 @@ async fn an_index_that_slows_another_statement_is_rolled_back_and_the_ledger_say
 }
 
 #[tokio::test]
-async fn restarting_the_analyser_mid_verification_reaches_the_same_decision() {
-    let pg = s1_database(true);
-    let state = tempfile::tempdir().unwrap();
-    let mut stack = Stack::start(verifying(8, "autonomous"), ("app", pg.url("app"))).await;
-    let executor = stack.start_executor(state.path()).await;
-    let gateway = stack.start_gateway(&executor.grpc_addr, state.path()).await;
-    let api = gateway.api();
-    let load = s1_workload(pg.url("app"));
-    let action = index_action(&api, "posts", Duration::from_secs(60)).await;
-    let action_id = action["action_id"].as_str().unwrap().to_owned();
-    api.wait_for_action(&action_id, "completed", Duration::from_secs(60))
-        .await;
-    // Part-way through the eight cycles, the analyser restarts with nothing in memory.
-    let before = eventually(
-        "verification progressed",
-        Duration::from_secs(60),
-        || async {
-            match api.ledger_entry(&action_id).await {
-                Some(e) if e["state"] == "verifying" && e["cycles"].as_i64().unwrap() >= 2 => Ok(e),
-                other => Err(format!("{other:?}")),
-            }
-        },
-    )
-    .await;
-    stack.restart_analyser().await;
-    let entry = api.decided(&action_id, Duration::from_secs(90)).await;
-    load.abort();
-    assert_eq!(entry["state"], "kept", "{entry}");
-    assert_eq!(
-        entry["cycles"], 8,
-        "the cycles before the restart counted: {entry}"
-    );
-    assert_eq!(
-        entry["before"], before["before"],
-        "the baseline measured before the restart was kept"
-    );
-    let detection = api
-        .detection(action["detection_id"].as_str().unwrap())
-        .await;
-    assert_eq!(detection["resolution"], "verified", "{detection}");
-    // One action per problem: the restart did not run or propose any of them again.
-    only_index_actions(&api).await;
-    executor.stop().await;
-}
-
-#[tokio::test]
 async fn a_vacuum_is_verified_by_the_dead_tuples_it_reclaimed() {
     let pg = app_database();
     pg.psql(

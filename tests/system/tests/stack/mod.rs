@@ -566,8 +566,6 @@ pub struct Services {
     /// The gateway's base URL and token.
     pub gateway: String,
     pub token: String,
-    /// Knowledge's gRPC address.
-    pub knowledge: String,
 }
 
 pub const SERVICES: [&str; 5] = ["knowledge", "analyser", "collector", "executor", "gateway"];
@@ -634,7 +632,6 @@ impl Services {
             running: Default::default(),
             gateway: format!("http://{}", local(&gateway)),
             token,
-            knowledge: local(&knowledge),
         };
         for name in SERVICES {
             services.start_one(name);
@@ -673,9 +670,9 @@ impl Services {
         std::fs::read_to_string(self.log_path(name)).unwrap_or_default()
     }
 
-    /// `Authorization: Bearer …` for the gateway.
-    pub fn bearer(&self) -> String {
-        format!("Bearer {}", self.token)
+    /// The gateway's API, as the dashboard uses it.
+    pub fn api(&self) -> Api {
+        Api::new(&self.gateway, &self.token)
     }
 
     /// Waits until the gateway answers a read that needs knowledge.
