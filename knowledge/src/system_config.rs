@@ -9,6 +9,9 @@ use crate::error::KnowledgeError;
 /// Seconds a key waits after a failed, rejected or rolled-back fix before it may be proposed again.
 pub const DEFAULT_COOLDOWN_SECONDS: i64 = 1800;
 const MAX_COOLDOWN_SECONDS: i64 = 30 * 24 * 3600;
+/// Database time is seconds per second: a thousand is already far beyond any server's cores.
+const MAX_STATEMENT_SECONDS_PER_SECOND: f64 = 1000.0;
+const MAX_NEW_INDEXES_PER_TABLE_PER_HOUR: i64 = 100;
 const WEBHOOK_EVENTS: &[&str] = &[
     "detection.created",
     "action.queued",
@@ -19,6 +22,8 @@ const WEBHOOK_EVENTS: &[&str] = &[
     "action.verified",
 ];
 
+/// `sequential_scan_delta` and `cache_min_block_reads` are superseded by the per-second fields
+/// and no longer read by the analyser; their defaults are still filled for the original's clients.
 pub fn default_thresholds() -> DetectionThresholds {
     DetectionThresholds {
         connection_pool_critical: 0.8,
@@ -32,6 +37,11 @@ pub fn default_thresholds() -> DetectionThresholds {
         index_min_table_rows: 10_000,
         index_min_cost_reduction: 0.3,
         cache_min_block_reads: 1000,
+        index_min_statement_seconds_per_second: 0.02,
+        index_min_rows_read_per_second: 100_000.0,
+        cache_min_block_reads_per_second: 100.0,
+        latency_min_calls_per_second: 5.0,
+        index_max_new_per_table_per_hour: 2,
     }
 }
 
@@ -88,6 +98,26 @@ pub fn effective(mut config: SystemConfig) -> SystemConfig {
         defaults.index_min_cost_reduction,
     );
     fill(&mut t.cache_min_block_reads, defaults.cache_min_block_reads);
+    fill(
+        &mut t.index_min_statement_seconds_per_second,
+        defaults.index_min_statement_seconds_per_second,
+    );
+    fill(
+        &mut t.index_min_rows_read_per_second,
+        defaults.index_min_rows_read_per_second,
+    );
+    fill(
+        &mut t.cache_min_block_reads_per_second,
+        defaults.cache_min_block_reads_per_second,
+    );
+    fill(
+        &mut t.latency_min_calls_per_second,
+        defaults.latency_min_calls_per_second,
+    );
+    fill(
+        &mut t.index_max_new_per_table_per_hour,
+        defaults.index_max_new_per_table_per_hour,
+    );
 
     let defaults = default_verification();
     let v = config.verification.get_or_insert_with(Default::default);
@@ -143,6 +173,35 @@ pub fn validate(config: &SystemConfig) -> Result<(), KnowledgeError> {
         )?;
         count("thresholds.index_min_table_rows", t.index_min_table_rows)?;
         count("thresholds.cache_min_block_reads", t.cache_min_block_reads)?;
+        let statement_time = t.index_min_statement_seconds_per_second;
+        if !(statement_time.is_finite()
+            && (0.0..=MAX_STATEMENT_SECONDS_PER_SECOND).contains(&statement_time))
+        {
+            return Err(invalid(
+                "thresholds.index_min_statement_seconds_per_second",
+                statement_time,
+                "expected seconds of database time per second, 0-1000; 0 means the default",
+            ));
+        }
+        non_negative(
+            "thresholds.index_min_rows_read_per_second",
+            t.index_min_rows_read_per_second,
+        )?;
+        non_negative(
+            "thresholds.cache_min_block_reads_per_second",
+            t.cache_min_block_reads_per_second,
+        )?;
+        non_negative(
+            "thresholds.latency_min_calls_per_second",
+            t.latency_min_calls_per_second,
+        )?;
+        if !(0..=MAX_NEW_INDEXES_PER_TABLE_PER_HOUR).contains(&t.index_max_new_per_table_per_hour) {
+            return Err(invalid(
+                "thresholds.index_max_new_per_table_per_hour",
+                t.index_max_new_per_table_per_hour,
+                "expected 1-100; 0 means the default",
+            ));
+        }
     }
     if let Some(v) = &config.verification {
         if !(0..=100).contains(&v.cycles) {
@@ -254,6 +313,100 @@ mod tests {
         assert_eq!(t.table_bloat_ratio, 0.1);
         assert_eq!(t.long_query_seconds, 30.0);
         assert_eq!(t.idle_transaction_seconds, 300.0);
+    }
+
+    #[test]
+    fn per_second_thresholds_have_defaults_and_the_superseded_ones_are_still_filled() {
+        let t = effective(SystemConfig::default()).thresholds.unwrap();
+        assert_eq!(t.index_min_statement_seconds_per_second, 0.02);
+        assert_eq!(t.index_min_rows_read_per_second, 100_000.0);
+        assert_eq!(t.cache_min_block_reads_per_second, 100.0);
+        assert_eq!(t.latency_min_calls_per_second, 5.0);
+        assert_eq!(t.index_max_new_per_table_per_hour, 2);
+        // Old readers still see values for the fields the analyser no longer reads.
+        assert_eq!(t.sequential_scan_delta, 100.0);
+        assert_eq!(t.cache_min_block_reads, 1000);
+        assert_eq!(t, default_thresholds());
+    }
+
+    #[test]
+    fn impossible_per_second_thresholds_are_refused_with_the_field_name() {
+        let refused = |thresholds: DetectionThresholds| {
+            validate(&SystemConfig {
+                thresholds: Some(thresholds),
+                ..Default::default()
+            })
+            .unwrap_err()
+            .to_string()
+        };
+        let cases = [
+            (
+                DetectionThresholds {
+                    cache_min_block_reads_per_second: -1.0,
+                    ..Default::default()
+                },
+                "cache_min_block_reads_per_second -1",
+            ),
+            (
+                DetectionThresholds {
+                    latency_min_calls_per_second: -0.5,
+                    ..Default::default()
+                },
+                "latency_min_calls_per_second -0.5",
+            ),
+            (
+                DetectionThresholds {
+                    index_min_rows_read_per_second: f64::INFINITY,
+                    ..Default::default()
+                },
+                "index_min_rows_read_per_second inf",
+            ),
+            (
+                DetectionThresholds {
+                    index_min_statement_seconds_per_second: 1000.5,
+                    ..Default::default()
+                },
+                "index_min_statement_seconds_per_second 1000.5",
+            ),
+            (
+                DetectionThresholds {
+                    index_min_statement_seconds_per_second: f64::NAN,
+                    ..Default::default()
+                },
+                "index_min_statement_seconds_per_second NaN",
+            ),
+            (
+                DetectionThresholds {
+                    index_max_new_per_table_per_hour: 101,
+                    ..Default::default()
+                },
+                "index_max_new_per_table_per_hour 101",
+            ),
+            (
+                DetectionThresholds {
+                    index_max_new_per_table_per_hour: -1,
+                    ..Default::default()
+                },
+                "index_max_new_per_table_per_hour -1",
+            ),
+        ];
+        for (thresholds, expected) in cases {
+            let message = refused(thresholds);
+            assert!(
+                message.contains(expected),
+                "{expected:?} not in {message:?}"
+            );
+        }
+
+        let at_the_limits = SystemConfig {
+            thresholds: Some(DetectionThresholds {
+                index_min_statement_seconds_per_second: 1000.0,
+                index_max_new_per_table_per_hour: 100,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(validate(&at_the_limits).is_ok());
     }
 
     #[test]

@@ -106,6 +106,17 @@ async fn redis_get(redis: &RedisServer, key: &str) -> Option<String> {
         .unwrap()
 }
 
+async fn redis_set(redis: &RedisServer, key: &str, value: &str) {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let () = redis::cmd("SET")
+        .arg(key)
+        .arg(value)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn connection_strings_are_encrypted_at_rest_and_returned_only_when_asked() {
     let redis = RedisServer::start();
@@ -878,12 +889,8 @@ async fn configuration_round_trips_with_defaults_for_unset_values() {
         .unwrap()
         .into_inner();
     assert_eq!(
-        defaults
-            .thresholds
-            .as_ref()
-            .unwrap()
-            .connection_pool_critical,
-        0.8
+        defaults.thresholds,
+        Some(knowledge::system_config::default_thresholds())
     );
     assert!(!defaults.onboarding_complete);
 
@@ -915,6 +922,57 @@ async fn configuration_round_trips_with_defaults_for_unset_values() {
     // Stored as the original stored it: snake_case JSON under config:system.
     let raw = redis_get(&redis, "config:system").await.unwrap();
     assert!(raw.contains("\"p95_latency_ms\":250.0"), "{raw}");
+    k.shutdown.trigger();
+}
+
+#[tokio::test]
+async fn a_configuration_saved_before_the_per_second_thresholds_reads_back_with_their_defaults() {
+    let redis = RedisServer::start();
+    let mut k = start(&redis).await;
+    // As a knowledge without the per-second fields wrote it: counts per collection window only.
+    redis_set(
+        &redis,
+        "config:system",
+        r#"{"thresholds":{"sequential_scan_delta":250.0,"cache_min_block_reads":5000},"onboarding_complete":true}"#,
+    )
+    .await;
+    let t = k
+        .client
+        .get_system_config(GetSystemConfigRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .thresholds
+        .unwrap();
+    assert_eq!(
+        (t.sequential_scan_delta, t.cache_min_block_reads),
+        (250.0, 5000)
+    );
+    assert_eq!(t.index_min_statement_seconds_per_second, 0.02);
+    assert_eq!(t.index_min_rows_read_per_second, 100_000.0);
+    assert_eq!(t.cache_min_block_reads_per_second, 100.0);
+    assert_eq!(t.latency_min_calls_per_second, 5.0);
+    assert_eq!(t.index_max_new_per_table_per_hour, 2);
+
+    let error = k
+        .client
+        .save_system_config(SaveSystemConfigRequest {
+            config: Some(SystemConfig {
+                thresholds: Some(DetectionThresholds {
+                    latency_min_calls_per_second: -5.0,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert!(
+        error.message().contains("latency_min_calls_per_second -5"),
+        "{}",
+        error.message()
+    );
     k.shutdown.trigger();
 }
 
