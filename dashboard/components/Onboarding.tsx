@@ -16,7 +16,8 @@ export function Onboarding({ onDone }: { onDone: () => void }) {
     connection_pool_critical: 80,
     p95_latency_ms: 100,
     cache_hit_rate_threshold: 90,
-    sequential_scan_delta: 100,
+    // Shown as a percentage of one core; saved as seconds of database time per second.
+    index_min_statement_seconds_per_second: 2,
     idle_transaction_seconds: 300,
   });
   const [error, setError] = useState("");
@@ -26,6 +27,7 @@ export function Onboarding({ onDone }: { onDone: () => void }) {
       {label}
       <input
         type="number"
+        step="any"
         aria-label={label}
         value={thresholds[key]}
         onChange={(e) => setThresholds({ ...thresholds, [key]: Number(e.target.value) })}
@@ -51,7 +53,7 @@ export function Onboarding({ onDone }: { onDone: () => void }) {
           {field("connection_pool_critical", "Connection pool alert (%)")}
           {field("p95_latency_ms", "p95 latency alert (ms)")}
           {field("cache_hit_rate_threshold", "Cache hit rate alert (%)")}
-          {field("sequential_scan_delta", "Sequential scans per cycle on a table")}
+          {field("index_min_statement_seconds_per_second", "Index advisor: database time per second of unindexed statements on a table (% of one core)")}
           {field("idle_transaction_seconds", "Idle in transaction after (s)")}
           <label>
             Execution mode
@@ -83,7 +85,7 @@ export function Onboarding({ onDone }: { onDone: () => void }) {
                       connection_pool_critical: thresholds.connection_pool_critical / 100,
                       cache_hit_rate_threshold: thresholds.cache_hit_rate_threshold / 100,
                       p95_latency_ms: thresholds.p95_latency_ms,
-                      sequential_scan_delta: thresholds.sequential_scan_delta,
+                      index_min_statement_seconds_per_second: thresholds.index_min_statement_seconds_per_second / 100,
                       idle_transaction_seconds: thresholds.idle_transaction_seconds,
                     },
                   },

@@ -84,6 +84,7 @@ export interface Metrics {
 
 export interface Thresholds {
   connection_pool_critical?: number;
+  /** Superseded by the per-second index advisor fields; no longer read by the analyser. */
   sequential_scan_delta?: number;
   p95_latency_ms?: number;
   cache_hit_rate_threshold?: number;
@@ -92,6 +93,12 @@ export interface Thresholds {
   idle_transaction_seconds?: number;
   index_min_table_rows?: number;
   index_min_cost_reduction?: number;
+  /** Seconds of database time per second (0.02 = 2 % of one core). */
+  index_min_statement_seconds_per_second?: number;
+  index_min_rows_read_per_second?: number;
+  cache_min_block_reads_per_second?: number;
+  latency_min_calls_per_second?: number;
+  index_max_new_per_table_per_hour?: number;
 }
 
 export interface SystemConfig {
