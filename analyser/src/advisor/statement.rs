@@ -2,9 +2,115 @@
 //! normalised text pg_stat_statements keeps (`$1` for constants). Handles SELECT (with joins),
 //! UPDATE and DELETE, and INSERT as a bare table use; conditions under OR or NOT are left alone
 //! (no single index serves them).
+//!
+//! A column is filtered when it is compared with a *value*: an expression the statement fixes
+//! before the scan, so an index can look it up. A value references no column (every column at a
+//! statement's top level belongs to its FROM, UPDATE or DELETE target), holds no sub-query, no
+//! aggregate or window function and no volatile function; it is built from parameters, constants,
+//! casts, operators, boolean expressions, calls of other functions, `CURRENT_DATE` and its kin,
+//! `CASE`, `COALESCE`, `NULLIF`, `GREATEST`, `LEAST` and arrays. So `created_at > now() -
+//! interval '1 day'` and `email = lower($1)` filter, `x = random()` does not. Volatile functions
+//! are known by name from [`VOLATILE_FUNCTIONS`]; a user-defined volatile function is taken for a
+//! value, and HypoPG's cost check downstream catches it: the planner cannot use an index for a
+//! comparison with a volatile expression, so the candidate saves nothing. An expression of a kind
+//! this module does not know is never a value.
 
 use pg_query::NodeEnum;
-use pg_query::protobuf::{AExprKind, BoolExprType, Node, SortByDir};
+use pg_query::protobuf::{AExprKind, BoolExprType, ColumnRef, FuncCall, Node, SortByDir};
+
+/// PostgreSQL's volatile functions an application is likely to call (`provolatile = 'v'` in
+/// `pg_proc`, and in the uuid-ossp and pgcrypto extensions), matched by the function's last name
+/// part, ignoring case. `txid_current` and `pg_current_xact_id` are stable, not volatile.
+const VOLATILE_FUNCTIONS: &[&str] = &[
+    "random",
+    "random_normal",
+    "setseed",
+    "nextval",
+    "currval",
+    "lastval",
+    "setval",
+    "clock_timestamp",
+    "timeofday",
+    "gen_random_uuid",
+    "uuidv4",
+    "uuidv7",
+    "uuid_generate_v1",
+    "uuid_generate_v1mc",
+    "uuid_generate_v4",
+    "gen_random_bytes",
+    "gen_salt",
+    "pg_sleep",
+    "pg_sleep_for",
+    "pg_sleep_until",
+    "set_config",
+    "pg_notify",
+    "pg_advisory_lock",
+    "pg_advisory_lock_shared",
+    "pg_advisory_xact_lock",
+    "pg_advisory_xact_lock_shared",
+    "pg_try_advisory_lock",
+    "pg_try_advisory_lock_shared",
+    "pg_try_advisory_xact_lock",
+    "pg_try_advisory_xact_lock_shared",
+    "pg_advisory_unlock",
+    "pg_advisory_unlock_shared",
+    "pg_advisory_unlock_all",
+    "pg_current_wal_lsn",
+    "pg_relation_size",
+    "pg_table_size",
+    "pg_indexes_size",
+    "pg_total_relation_size",
+    "pg_database_size",
+    "pg_cancel_backend",
+    "pg_terminate_backend",
+    "txid_status",
+    "pg_xact_status",
+];
+
+/// PostgreSQL's built-in aggregates callable without special syntax, matched like
+/// [`VOLATILE_FUNCTIONS`]. Ordered-set and hypothetical-set aggregates need `WITHIN GROUP` and
+/// window functions need `OVER`, which the parse tree shows.
+const AGGREGATE_FUNCTIONS: &[&str] = &[
+    "any_value",
+    "array_agg",
+    "avg",
+    "bit_and",
+    "bit_or",
+    "bit_xor",
+    "bool_and",
+    "bool_or",
+    "corr",
+    "count",
+    "covar_pop",
+    "covar_samp",
+    "every",
+    "json_agg",
+    "json_object_agg",
+    "jsonb_agg",
+    "jsonb_object_agg",
+    "max",
+    "min",
+    "range_agg",
+    "range_intersect_agg",
+    "regr_avgx",
+    "regr_avgy",
+    "regr_count",
+    "regr_intercept",
+    "regr_r2",
+    "regr_slope",
+    "regr_sxx",
+    "regr_sxy",
+    "regr_syy",
+    "stddev",
+    "stddev_pop",
+    "stddev_samp",
+    "string_agg",
+    "sum",
+    "var_pop",
+    "var_samp",
+    "variance",
+    "xmlagg",
+];
 
 /// How a statement uses one table.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -12,9 +118,9 @@ pub struct TableUse {
     /// Empty when the statement does not name the schema.
     pub schema: String,
     pub table: String,
-    /// Columns compared with `=` or `IN` to a value, in the order they appear.
+    /// Columns compared with `=`, `IN` or `= ANY` to a value, in the order they appear.
     pub equality: Vec<String>,
-    /// Columns compared with `<`, `>`, `<=`, `>=` or `BETWEEN`.
+    /// Columns compared with `<`, `>`, `<=`, `>=` or `BETWEEN` to values.
     pub range: Vec<String>,
     /// Columns compared with another table's column.
     pub join: Vec<String>,
@@ -46,17 +152,18 @@ pub fn analyse(sql: &str) -> Result<Vec<TableUse>, String> {
         match node {
             NodeEnum::SelectStmt(select) => {
                 let mut tables = Vec::new();
+                let mut only_tables = true;
                 for from in &select.from_clause {
-                    collect_tables(from, &mut tables);
+                    only_tables &= collect_tables(from, &mut tables);
                 }
-                let mut scope = Scope::new(tables);
+                let mut scope = Scope::new(tables, only_tables);
                 if let Some(condition) = &select.where_clause {
                     scope.condition(condition);
                 }
                 for from in &select.from_clause {
                     scope.join_conditions(from);
                 }
-                scope.order_by(&select.sort_clause);
+                scope.order_by(&select.sort_clause, &output_names(&select.target_list));
                 if select.limit_count.is_some() {
                     for t in &mut scope.uses {
                         t.limit = true;
@@ -66,7 +173,8 @@ pub fn analyse(sql: &str) -> Result<Vec<TableUse>, String> {
             }
             NodeEnum::UpdateStmt(update) => {
                 if let Some(relation) = &update.relation {
-                    let mut scope = Scope::new(vec![table_of(relation)]);
+                    let only_target = update.from_clause.is_empty();
+                    let mut scope = Scope::new(vec![table_of(relation)], only_target);
                     if let Some(condition) = &update.where_clause {
                         scope.condition(condition);
                     }
@@ -82,7 +190,8 @@ pub fn analyse(sql: &str) -> Result<Vec<TableUse>, String> {
             }
             NodeEnum::DeleteStmt(delete) => {
                 if let Some(relation) = &delete.relation {
-                    let mut scope = Scope::new(vec![table_of(relation)]);
+                    let only_target = delete.using_clause.is_empty();
+                    let mut scope = Scope::new(vec![table_of(relation)], only_target);
                     if let Some(condition) = &delete.where_clause {
                         scope.condition(condition);
                     }
@@ -116,21 +225,43 @@ fn table_of(relation: &pg_query::protobuf::RangeVar) -> Named {
     }
 }
 
-fn collect_tables(node: &Node, out: &mut Vec<Named>) {
+/// Collects the tables of one FROM item; false when it also holds something else (a sub-query,
+/// a function), whose columns an unqualified name could mean.
+fn collect_tables(node: &Node, out: &mut Vec<Named>) -> bool {
     match node.node.as_ref() {
-        Some(NodeEnum::RangeVar(relation)) => out.push(table_of(relation)),
-        Some(NodeEnum::JoinExpr(join)) => {
-            for side in [&join.larg, &join.rarg].into_iter().flatten() {
-                collect_tables(side, out);
-            }
+        Some(NodeEnum::RangeVar(relation)) => {
+            out.push(table_of(relation));
+            true
         }
-        _ => {}
+        Some(NodeEnum::JoinExpr(join)) => {
+            let mut only_tables = true;
+            for side in [&join.larg, &join.rarg].into_iter().flatten() {
+                only_tables &= collect_tables(side, out);
+            }
+            only_tables
+        }
+        _ => false,
     }
+}
+
+/// The names a SELECT gives its output columns (`AS name`), which ORDER BY may refer to.
+fn output_names(target_list: &[Node]) -> Vec<&str> {
+    target_list
+        .iter()
+        .filter_map(|t| match t.node.as_ref() {
+            Some(NodeEnum::ResTarget(target)) if !target.name.is_empty() => {
+                Some(target.name.as_str())
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 struct Scope {
     names: Vec<String>,
     uses: Vec<TableUse>,
+    /// The table an unqualified column belongs to: the only source of the statement's rows.
+    unqualified_owner: Option<usize>,
 }
 
 /// One side of a comparison.
@@ -140,55 +271,67 @@ enum Operand {
     Other,
 }
 
+/// What a column reference names.
+enum Reference<'a> {
+    /// A column of the table at this index of the scope.
+    Column(usize, &'a str),
+    /// A column of a sub-query or function of the FROM clause.
+    Elsewhere,
+    /// `*`, or an unqualified name when several sources could hold it.
+    Unattributable,
+}
+
 impl Scope {
-    fn new(tables: Vec<Named>) -> Self {
-        let (names, uses) = tables.into_iter().map(|n| (n.alias, n.use_)).unzip();
-        Self { names, uses }
+    fn new(tables: Vec<Named>, only_tables: bool) -> Self {
+        let (names, uses): (Vec<String>, Vec<TableUse>) =
+            tables.into_iter().map(|n| (n.alias, n.use_)).unzip();
+        let unqualified_owner = (only_tables && uses.len() == 1).then_some(0);
+        Self {
+            names,
+            uses,
+            unqualified_owner,
+        }
     }
 
     /// The table a column reference belongs to: by its qualifier, or the only table in scope.
-    fn resolve(&self, node: &Node) -> Operand {
+    fn reference<'a>(&self, column: &'a ColumnRef) -> Reference<'a> {
+        let parts: Vec<Option<&str>> = column
+            .fields
+            .iter()
+            .map(|f| match f.node.as_ref() {
+                Some(NodeEnum::String(s)) => Some(s.sval.as_str()),
+                _ => None,
+            })
+            .collect();
+        let table = |qualifier: &str| self.names.iter().position(|n| n == qualifier);
+        match parts.as_slice() {
+            [Some(name)] => self
+                .unqualified_owner
+                .map_or(Reference::Unattributable, |t| Reference::Column(t, name)),
+            [Some(qualifier), Some(name)] => {
+                table(qualifier).map_or(Reference::Elsewhere, |t| Reference::Column(t, name))
+            }
+            _ => Reference::Unattributable,
+        }
+    }
+
+    fn column(&self, node: &Node) -> Option<(usize, String)> {
         match node.node.as_ref() {
-            Some(NodeEnum::ColumnRef(column)) => {
-                let parts: Vec<&str> = column
-                    .fields
-                    .iter()
-                    .filter_map(|f| match f.node.as_ref() {
-                        Some(NodeEnum::String(s)) => Some(s.sval.as_str()),
-                        _ => None,
-                    })
-                    .collect();
-                match parts.as_slice() {
-                    [name] if self.uses.len() == 1 => Operand::Column(0, (*name).to_owned()),
-                    [qualifier, name] => self
-                        .names
-                        .iter()
-                        .position(|n| n == qualifier)
-                        .map_or(Operand::Other, |i| Operand::Column(i, (*name).to_owned())),
-                    _ => Operand::Other,
-                }
-            }
-            Some(NodeEnum::ParamRef(_) | NodeEnum::AConst(_)) => Operand::Value,
-            Some(NodeEnum::TypeCast(cast)) => {
-                cast.arg
-                    .as_ref()
-                    .map_or(Operand::Other, |arg| match self.resolve(arg) {
-                        Operand::Value => Operand::Value,
-                        _ => Operand::Other,
-                    })
-            }
-            Some(NodeEnum::List(list)) if !list.items.is_empty() => {
-                if list
-                    .items
-                    .iter()
-                    .all(|i| matches!(self.resolve(i), Operand::Value))
-                {
-                    Operand::Value
-                } else {
-                    Operand::Other
-                }
-            }
-            _ => Operand::Other,
+            Some(NodeEnum::ColumnRef(column)) => match self.reference(column) {
+                Reference::Column(table, name) => Some((table, name.to_owned())),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn operand(&self, node: &Node) -> Operand {
+        if let Some((table, name)) = self.column(node) {
+            Operand::Column(table, name)
+        } else if is_value(node) {
+            Operand::Value
+        } else {
+            Operand::Other
         }
     }
 
@@ -200,41 +343,38 @@ impl Scope {
                     self.condition(arg);
                 }
             }
-            Some(NodeEnum::AExpr(expr)) => {
-                let operator = expr.name.iter().find_map(|n| match n.node.as_ref() {
-                    Some(NodeEnum::String(s)) => Some(s.sval.as_str()),
-                    _ => None,
-                });
-                let (Some(left), Some(right)) = (&expr.lexpr, &expr.rexpr) else {
-                    return;
-                };
-                let (left, right) = (self.resolve(left), self.resolve(right));
-                let kind = expr.kind;
-                let is = |k: AExprKind| kind == k as i32;
-                match (left, right) {
-                    (Operand::Column(a, ca), Operand::Column(b, cb))
-                        if a != b && operator == Some("=") =>
-                    {
-                        TableUse::add(&mut self.uses[a].join, &ca);
-                        TableUse::add(&mut self.uses[b].join, &cb);
-                    }
-                    (Operand::Column(t, c), Operand::Value)
-                    | (Operand::Value, Operand::Column(t, c)) => {
-                        if is(AExprKind::AexprIn)
-                            || (is(AExprKind::AexprOp) && operator == Some("="))
-                        {
-                            TableUse::add(&mut self.uses[t].equality, &c);
-                        } else if is(AExprKind::AexprBetween)
-                            || (is(AExprKind::AexprOp)
-                                && matches!(operator, Some("<" | ">" | "<=" | ">=")))
-                        {
-                            TableUse::add(&mut self.uses[t].range, &c);
-                        }
-                    }
-                    _ => {}
-                }
+            Some(NodeEnum::AExpr(expr)) => self.comparison(expr),
+            _ => {}
+        }
+    }
+
+    fn comparison(&mut self, expr: &pg_query::protobuf::AExpr) {
+        let (Some(left), Some(right)) = (&expr.lexpr, &expr.rexpr) else {
+            return;
+        };
+        let Some(comparison) = Comparison::of(expr) else {
+            return;
+        };
+        match (self.operand(left), self.operand(right)) {
+            (Operand::Column(a, ca), Operand::Column(b, cb))
+                if a != b && comparison == Comparison::PLAIN_EQUALITY =>
+            {
+                TableUse::add(&mut self.uses[a].join, &ca);
+                TableUse::add(&mut self.uses[b].join, &cb);
+            }
+            (Operand::Column(t, c), Operand::Value) => self.filtered(t, &c, comparison.kind),
+            (Operand::Value, Operand::Column(t, c)) if comparison.mirrors => {
+                self.filtered(t, &c, comparison.kind)
             }
             _ => {}
+        }
+    }
+
+    fn filtered(&mut self, table: usize, column: &str, kind: Filter) {
+        let use_ = &mut self.uses[table];
+        match kind {
+            Filter::Equality => TableUse::add(&mut use_.equality, column),
+            Filter::Range => TableUse::add(&mut use_.range, column),
         }
     }
 
@@ -249,15 +389,21 @@ impl Scope {
         }
     }
 
-    /// Records the sort on a table when every sort key is a plain column of that one table.
-    fn order_by(&mut self, sort_clause: &[Node]) {
+    /// Records the sort on a table when every sort key is a plain column of that one table (not
+    /// an output column's name).
+    fn order_by(&mut self, sort_clause: &[Node], output_names: &[&str]) {
         let mut keys = Vec::new();
         for item in sort_clause {
             let Some(NodeEnum::SortBy(sort)) = item.node.as_ref() else {
                 return;
             };
-            let Some(Operand::Column(table, column)) = sort.node.as_ref().map(|n| self.resolve(n))
-            else {
+            let Some(key) = sort.node.as_deref() else {
+                return;
+            };
+            if bare_name(key).is_some_and(|name| output_names.contains(&name)) {
+                return;
+            }
+            let Some((table, column)) = self.column(key) else {
                 return;
             };
             keys.push((
@@ -273,6 +419,175 @@ impl Scope {
             self.uses[first].order_by = keys.into_iter().map(|(_, c, desc)| (c, desc)).collect();
         }
     }
+}
+
+/// The name of an unqualified column reference.
+fn bare_name(node: &Node) -> Option<&str> {
+    let Some(NodeEnum::ColumnRef(column)) = node.node.as_ref() else {
+        return None;
+    };
+    match column.fields.as_slice() {
+        [field] => match field.node.as_ref() {
+            Some(NodeEnum::String(s)) => Some(s.sval.as_str()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Filter {
+    Equality,
+    Range,
+}
+
+/// A comparison an index can serve, of a column on the left with a value on the right.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Comparison {
+    kind: Filter,
+    /// The value may stand on the left too (`$1 < created_at`); not for `IN`, `= ANY` and
+    /// `BETWEEN`, whose right side is a list or an array.
+    mirrors: bool,
+}
+
+impl Comparison {
+    /// `a = b`, the only comparison that joins two tables' columns.
+    const PLAIN_EQUALITY: Self = Self {
+        kind: Filter::Equality,
+        mirrors: true,
+    };
+
+    fn of(expr: &pg_query::protobuf::AExpr) -> Option<Self> {
+        let operator = match expr.name.as_slice() {
+            [name] => match name.node.as_ref() {
+                Some(NodeEnum::String(s)) => s.sval.as_str(),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        let kind = AExprKind::try_from(expr.kind).ok()?;
+        let (kind, mirrors) = match (kind, operator) {
+            (AExprKind::AexprOp, "=") => (Filter::Equality, true),
+            (AExprKind::AexprOp, "<" | ">" | "<=" | ">=") => (Filter::Range, true),
+            (AExprKind::AexprIn | AExprKind::AexprOpAny, "=") => (Filter::Equality, false),
+            (AExprKind::AexprBetween | AExprKind::AexprBetweenSym, _) => (Filter::Range, false),
+            _ => return None,
+        };
+        Some(Self { kind, mirrors })
+    }
+}
+
+/// Whether an expression is fixed before the scan (see the module documentation).
+fn is_value(node: &Node) -> bool {
+    every_node(node, &mut |n| match n {
+        NodeEnum::ColumnRef(_) => false,
+        NodeEnum::FuncCall(call) => !is_aggregate_or_window(call) && !is_volatile(call),
+        _ => true,
+    })
+}
+
+/// The function's own name, without its schema.
+fn function_name(call: &FuncCall) -> Option<&str> {
+    match call.funcname.last()?.node.as_ref()? {
+        NodeEnum::String(s) => Some(s.sval.as_str()),
+        _ => None,
+    }
+}
+
+fn is_named_in(call: &FuncCall, list: &[&str]) -> bool {
+    function_name(call).is_some_and(|name| list.iter().any(|l| l.eq_ignore_ascii_case(name)))
+}
+
+fn is_volatile(call: &FuncCall) -> bool {
+    function_name(call).is_none() || is_named_in(call, VOLATILE_FUNCTIONS)
+}
+
+fn is_aggregate_or_window(call: &FuncCall) -> bool {
+    call.agg_star
+        || call.agg_distinct
+        || call.agg_within_group
+        || !call.agg_order.is_empty()
+        || call.agg_filter.is_some()
+        || call.over.is_some()
+        || is_named_in(call, AGGREGATE_FUNCTIONS)
+}
+
+/// Visits `node` and everything under it, parents first; false as soon as `visit` refuses a
+/// node or a node is not one [`sub_expressions`] knows.
+fn every_node<F: FnMut(&NodeEnum) -> bool>(node: &Node, visit: &mut F) -> bool {
+    let Some(inner) = node.node.as_ref() else {
+        return false;
+    };
+    visit(inner)
+        && sub_expressions(inner)
+            .is_some_and(|children| children.into_iter().all(|c| every_node(c, visit)))
+}
+
+/// The expressions directly under an expression node; `None` for a node this module does not
+/// know, sub-queries (`SubLink`) among them.
+fn sub_expressions(node: &NodeEnum) -> Option<Vec<&Node>> {
+    let mut children: Vec<&Node> = Vec::new();
+    match node {
+        NodeEnum::ColumnRef(_)
+        | NodeEnum::ParamRef(_)
+        | NodeEnum::AConst(_)
+        | NodeEnum::SqlvalueFunction(_)
+        | NodeEnum::String(_)
+        | NodeEnum::AStar(_) => {}
+        NodeEnum::TypeCast(cast) => children.extend(cast.arg.as_deref()),
+        NodeEnum::CollateClause(collate) => children.extend(collate.arg.as_deref()),
+        NodeEnum::NullTest(test) => children.extend(test.arg.as_deref()),
+        NodeEnum::BooleanTest(test) => children.extend(test.arg.as_deref()),
+        NodeEnum::NamedArgExpr(named) => children.extend(named.arg.as_deref()),
+        NodeEnum::AExpr(expr) => {
+            children.extend(expr.lexpr.as_deref());
+            children.extend(expr.rexpr.as_deref());
+        }
+        NodeEnum::BoolExpr(expr) => children.extend(&expr.args),
+        NodeEnum::FuncCall(call) => {
+            children.extend(&call.args);
+            children.extend(&call.agg_order);
+            children.extend(call.agg_filter.as_deref());
+            if let Some(window) = &call.over {
+                children.extend(&window.partition_clause);
+                children.extend(&window.order_clause);
+                children.extend(window.start_offset.as_deref());
+                children.extend(window.end_offset.as_deref());
+            }
+        }
+        NodeEnum::CaseExpr(case) => {
+            children.extend(case.arg.as_deref());
+            children.extend(&case.args);
+            children.extend(case.defresult.as_deref());
+        }
+        NodeEnum::CaseWhen(when) => {
+            children.extend(when.expr.as_deref());
+            children.extend(when.result.as_deref());
+        }
+        NodeEnum::CoalesceExpr(coalesce) => children.extend(&coalesce.args),
+        NodeEnum::MinMaxExpr(min_max) => children.extend(&min_max.args),
+        NodeEnum::RowExpr(row) => children.extend(&row.args),
+        NodeEnum::AArrayExpr(array) => children.extend(&array.elements),
+        NodeEnum::List(list) => children.extend(&list.items),
+        NodeEnum::AIndirection(indirection) => {
+            children.extend(indirection.arg.as_deref());
+            children.extend(&indirection.indirection);
+        }
+        NodeEnum::AIndices(indices) => {
+            children.extend(indices.lidx.as_deref());
+            children.extend(indices.uidx.as_deref());
+        }
+        NodeEnum::SortBy(sort) => children.extend(sort.node.as_deref()),
+        NodeEnum::WindowDef(window) => {
+            children.extend(&window.partition_clause);
+            children.extend(&window.order_clause);
+            children.extend(window.start_offset.as_deref());
+            children.extend(window.end_offset.as_deref());
+        }
+        NodeEnum::GroupingSet(set) => children.extend(&set.content),
+        _ => return None,
+    }
+    Some(children)
 }
 
 #[cfg(test)]
@@ -364,6 +679,119 @@ mod tests {
                 ..Default::default()
             }]
         );
+    }
+
+    #[test]
+    fn a_range_against_now_minus_an_interval_counts() {
+        let t = only("SELECT * FROM events WHERE created_at > now() - interval '1 day'");
+        assert_eq!(t.range, ["created_at"]);
+        let t =
+            only("SELECT * FROM events WHERE created_at >= $1::timestamptz - interval '7 days'");
+        assert_eq!(t.range, ["created_at"]);
+    }
+
+    #[test]
+    fn equality_with_a_function_of_a_parameter_counts() {
+        assert_eq!(
+            only("SELECT * FROM users WHERE email = lower($1)").equality,
+            ["email"]
+        );
+    }
+
+    #[test]
+    fn equality_with_current_date_counts() {
+        assert_eq!(
+            only("SELECT * FROM visits WHERE day = current_date").equality,
+            ["day"]
+        );
+    }
+
+    #[test]
+    fn equality_with_an_operator_over_values_counts() {
+        assert_eq!(
+            only("SELECT * FROM tokens WHERE token = md5($1) || $2").equality,
+            ["token"]
+        );
+    }
+
+    #[test]
+    fn equals_any_of_an_array_is_an_equality() {
+        assert_eq!(
+            only("SELECT * FROM users WHERE id = ANY($1)").equality,
+            ["id"]
+        );
+        assert_eq!(
+            only("SELECT * FROM users WHERE id = ANY(ARRAY[$1, $2])").equality,
+            ["id"]
+        );
+    }
+
+    #[test]
+    fn a_value_equal_to_any_element_of_an_array_column_is_not_an_equality() {
+        assert!(
+            only("SELECT * FROM posts WHERE $1 = ANY(tags)")
+                .equality
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn between_expressions_of_values_is_a_range() {
+        assert_eq!(
+            only("SELECT * FROM orders WHERE created_at BETWEEN $1::date AND $1::date + 1").range,
+            ["created_at"]
+        );
+    }
+
+    #[test]
+    fn a_value_on_the_left_works_like_the_mirrored_comparison() {
+        assert_eq!(
+            only("SELECT * FROM events WHERE now() - interval '1 day' < created_at").range,
+            ["created_at"]
+        );
+    }
+
+    #[test]
+    fn a_volatile_function_is_not_a_value() {
+        let t = only("SELECT * FROM items WHERE x = random() AND y = pg_catalog.RANDOM()");
+        assert!(t.equality.is_empty(), "{t:?}");
+    }
+
+    #[test]
+    fn a_sub_query_is_not_a_value() {
+        let t = only("SELECT * FROM items WHERE x > (SELECT max(y) FROM t2)");
+        assert!(t.range.is_empty(), "{t:?}");
+    }
+
+    #[test]
+    fn an_expression_over_another_tables_column_is_neither_value_nor_join() {
+        let uses = analyse("SELECT * FROM a JOIN b ON a.x = b.y + 1").unwrap();
+        assert_eq!(uses.len(), 2);
+        for u in &uses {
+            assert!(u.equality.is_empty() && u.join.is_empty(), "{u:?}");
+        }
+    }
+
+    #[test]
+    fn not_in_is_not_an_equality() {
+        assert!(
+            only("SELECT * FROM users WHERE status NOT IN ($1, $2)")
+                .equality
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn an_unqualified_column_beside_a_function_in_from_is_not_attributed() {
+        let uses =
+            analyse("SELECT * FROM posts, generate_series(1, 3) AS g(n) WHERE n = $1").unwrap();
+        assert!(uses[0].equality.is_empty(), "{uses:?}");
+    }
+
+    #[test]
+    fn sorting_by_an_output_name_is_not_a_column_sort() {
+        let t = only("SELECT created_at AS c FROM posts ORDER BY c DESC LIMIT 5");
+        assert!(t.order_by.is_empty(), "{t:?}");
     }
 
     #[test]
