@@ -16,7 +16,10 @@
 //! this module does not know is never a value.
 
 use pg_query::NodeEnum;
-use pg_query::protobuf::{AExprKind, BoolExprType, ColumnRef, FuncCall, Node, SortByDir};
+use pg_query::protobuf::{
+    AExprKind, BoolExprType, ColumnRef, FuncCall, LimitOption, Node, ResTarget, SelectStmt,
+    SetOperation, SortByDir,
+};
 
 /// PostgreSQL's volatile functions an application is likely to call (`provolatile = 'v'` in
 /// `pg_proc`, and in the uuid-ossp and pgcrypto extensions), matched by the function's last name
@@ -65,6 +68,26 @@ const VOLATILE_FUNCTIONS: &[&str] = &[
     "pg_terminate_backend",
     "txid_status",
     "pg_xact_status",
+];
+
+/// Functions immutable for every argument type (`provolatile = 'i'` in `pg_proc`), so an
+/// expression index may use them; matched exactly, unqualified or in `pg_catalog`. Left out:
+/// `date` and `date_trunc` (stable for `timestamptz`), and for the same reason casts and operators
+/// (`timestamptz::date`, `timestamptz + interval`).
+const IMMUTABLE_FUNCTIONS: &[&str] = &[
+    "abs",
+    "btrim",
+    "initcap",
+    "left",
+    "lower",
+    "ltrim",
+    "md5",
+    "reverse",
+    "right",
+    "rtrim",
+    "substr",
+    "substring",
+    "upper",
 ];
 
 /// PostgreSQL's built-in aggregates callable without special syntax, matched like
@@ -120,6 +143,10 @@ pub struct TableUse {
     pub table: String,
     /// Columns compared with `=`, `IN` or `= ANY` to a value, in the order they appear.
     pub equality: Vec<String>,
+    /// Expressions over one column of this table compared with `=`, `IN` or `= ANY` to a value, as
+    /// `CREATE INDEX … ((expression))` needs them: column unqualified, quoted where needed. Only
+    /// [`IMMUTABLE_FUNCTIONS`], `COALESCE` and constants, so the expression can be indexed.
+    pub equality_expressions: Vec<String>,
     /// Columns compared with `<`, `>`, `<=`, `>=` or `BETWEEN` to values.
     pub range: Vec<String>,
     /// Columns compared with another table's column.
@@ -265,9 +292,11 @@ struct Scope {
 }
 
 /// One side of a comparison.
-enum Operand {
+enum Operand<'a> {
     Column(usize, String),
     Value,
+    /// An indexable expression over one column of the table at this index.
+    Expression(usize, &'a Node),
     Other,
 }
 
@@ -325,13 +354,48 @@ impl Scope {
         }
     }
 
-    fn operand(&self, node: &Node) -> Operand {
+    fn operand<'a>(&self, node: &'a Node) -> Operand<'a> {
         if let Some((table, name)) = self.column(node) {
             Operand::Column(table, name)
         } else if is_value(node) {
             Operand::Value
+        } else if let Some(table) = self.indexable_expression_table(node) {
+            Operand::Expression(table, node)
         } else {
             Operand::Other
+        }
+    }
+
+    /// The table of a function call or `COALESCE` over exactly one column of one table in scope,
+    /// built only of [`IMMUTABLE_FUNCTIONS`], `COALESCE` and constants (not parameters: an index
+    /// cannot hold a value that changes with each execution).
+    fn indexable_expression_table(&self, node: &Node) -> Option<usize> {
+        if !matches!(
+            node.node,
+            Some(NodeEnum::FuncCall(_) | NodeEnum::CoalesceExpr(_))
+        ) {
+            return None;
+        }
+        let mut column: Option<(usize, String)> = None;
+        let indexable = every_node(node, &mut |n| match n {
+            NodeEnum::FuncCall(call) => is_immutable(call),
+            NodeEnum::CoalesceExpr(_) | NodeEnum::AConst(_) => true,
+            NodeEnum::ColumnRef(reference) => match self.reference(reference) {
+                Reference::Column(table, name) => match &column {
+                    None => {
+                        column = Some((table, name.to_owned()));
+                        true
+                    }
+                    Some((seen_table, seen_name)) => *seen_table == table && seen_name == name,
+                },
+                _ => false,
+            },
+            _ => false,
+        });
+        if indexable {
+            column.map(|(table, _)| table)
+        } else {
+            None
         }
     }
 
@@ -366,6 +430,16 @@ impl Scope {
             (Operand::Value, Operand::Column(t, c)) if comparison.mirrors => {
                 self.filtered(t, &c, comparison.kind)
             }
+            (Operand::Expression(t, expression), Operand::Value)
+                if comparison.kind == Filter::Equality =>
+            {
+                self.expression_filtered(t, expression)
+            }
+            (Operand::Value, Operand::Expression(t, expression))
+                if comparison == Comparison::PLAIN_EQUALITY =>
+            {
+                self.expression_filtered(t, expression)
+            }
             _ => {}
         }
     }
@@ -375,6 +449,12 @@ impl Scope {
         match kind {
             Filter::Equality => TableUse::add(&mut use_.equality, column),
             Filter::Range => TableUse::add(&mut use_.range, column),
+        }
+    }
+
+    fn expression_filtered(&mut self, table: usize, expression: &Node) {
+        if let Some(text) = index_expression_text(expression) {
+            TableUse::add(&mut self.uses[table].equality_expressions, &text);
         }
     }
 
@@ -500,6 +580,62 @@ fn is_named_in(call: &FuncCall, list: &[&str]) -> bool {
 
 fn is_volatile(call: &FuncCall) -> bool {
     function_name(call).is_none() || is_named_in(call, VOLATILE_FUNCTIONS)
+}
+
+/// A plain call (no aggregate or window syntax) of one of [`IMMUTABLE_FUNCTIONS`], unqualified or
+/// in `pg_catalog`; case matters, as a quoted `"LOWER"` is another function.
+fn is_immutable(call: &FuncCall) -> bool {
+    let names: Vec<Option<&str>> = call
+        .funcname
+        .iter()
+        .map(|n| match n.node.as_ref() {
+            Some(NodeEnum::String(s)) => Some(s.sval.as_str()),
+            _ => None,
+        })
+        .collect();
+    let name = match names.as_slice() {
+        [Some(name)] | [Some("pg_catalog"), Some(name)] => *name,
+        _ => return false,
+    };
+    IMMUTABLE_FUNCTIONS.contains(&name) && !is_aggregate_or_window(call) && !call.func_variadic
+}
+
+/// An indexable expression as `CREATE INDEX … ((expression))` takes it: deparsed by PostgreSQL's
+/// deparser with its column unqualified.
+fn index_expression_text(expression: &Node) -> Option<String> {
+    let mut expression = expression.clone();
+    unqualify_columns(&mut expression);
+    let select = SelectStmt {
+        target_list: vec![Node {
+            node: Some(NodeEnum::ResTarget(Box::new(ResTarget {
+                val: Some(Box::new(expression)),
+                ..Default::default()
+            }))),
+        }],
+        op: SetOperation::SetopNone as i32,
+        limit_option: LimitOption::Default as i32,
+        ..Default::default()
+    };
+    let text = NodeEnum::SelectStmt(Box::new(select))
+        .deparse(Default::default())
+        .ok()?;
+    text.strip_prefix("SELECT ").map(str::to_owned)
+}
+
+/// Drops the table qualifier of every column reference in an indexable expression (function
+/// calls, `COALESCE`, constants and columns: the only kinds one holds).
+fn unqualify_columns(node: &mut Node) {
+    match node.node.as_mut() {
+        Some(NodeEnum::ColumnRef(column)) => {
+            let qualifiers = column.fields.len().saturating_sub(1);
+            column.fields.drain(..qualifiers);
+        }
+        Some(NodeEnum::FuncCall(call)) => call.args.iter_mut().for_each(unqualify_columns),
+        Some(NodeEnum::CoalesceExpr(coalesce)) => {
+            coalesce.args.iter_mut().for_each(unqualify_columns)
+        }
+        _ => {}
+    }
 }
 
 fn is_aggregate_or_window(call: &FuncCall) -> bool {
@@ -792,6 +928,62 @@ mod tests {
     fn sorting_by_an_output_name_is_not_a_column_sort() {
         let t = only("SELECT created_at AS c FROM posts ORDER BY c DESC LIMIT 5");
         assert!(t.order_by.is_empty(), "{t:?}");
+    }
+
+    #[test]
+    fn equality_on_a_function_of_a_column_is_an_expression_not_a_column() {
+        let t = only("SELECT * FROM users WHERE lower(email) = $1");
+        assert_eq!(t.equality_expressions, ["lower(email)"]);
+        assert!(t.equality.is_empty());
+    }
+
+    #[test]
+    fn an_expression_loses_its_table_qualifier() {
+        let t = only("SELECT * FROM users u WHERE lower(u.email) = lower($1)");
+        assert_eq!(t.equality_expressions, ["lower(email)"]);
+    }
+
+    #[test]
+    fn an_expression_compared_with_another_column_is_not_recorded() {
+        let t = only("SELECT * FROM users WHERE lower(email) = lower(name)");
+        assert!(t.equality_expressions.is_empty(), "{t:?}");
+        assert!(t.equality.is_empty(), "{t:?}");
+    }
+
+    #[test]
+    fn expressions_keep_quoting_schema_and_constants_and_make_valid_index_definitions() {
+        let t = only(
+            r#"SELECT * FROM users WHERE $1 = upper("Email") AND pg_catalog.btrim(code) IN ($2, $3)
+               AND coalesce(nick, 'x') = ANY($4) AND trim(users.handle) = $5"#,
+        );
+        assert_eq!(
+            t.equality_expressions,
+            [
+                r#"upper("Email")"#,
+                "pg_catalog.btrim(code)",
+                "COALESCE(nick, 'x')",
+                "TRIM (BOTH  FROM handle)"
+            ]
+        );
+        for expression in &t.equality_expressions {
+            let definition = format!("CREATE INDEX ON users (({expression}))");
+            assert!(pg_query::parse(&definition, 0).is_ok(), "{definition}");
+        }
+    }
+
+    #[test]
+    fn only_known_immutable_functions_without_parameters_make_expressions() {
+        for sql in [
+            "SELECT * FROM events WHERE date(created_at) = $1",
+            "SELECT * FROM events WHERE date_trunc('day', created_at) = $1",
+            "SELECT * FROM events WHERE left(name, $1) = $2",
+            "SELECT * FROM events WHERE created_at::date = $1",
+            "SELECT * FROM events WHERE lower(name || kind) = $1",
+            "SELECT * FROM events WHERE lower(name) > $1",
+        ] {
+            let t = only(sql);
+            assert!(t.equality_expressions.is_empty(), "{sql}: {t:?}");
+        }
     }
 
     #[test]
