@@ -14,6 +14,10 @@
 //! value, and HypoPG's cost check downstream catches it: the planner cannot use an index for a
 //! comparison with a volatile expression, so the candidate saves nothing. An expression of a kind
 //! this module does not know is never a value.
+//!
+//! Besides plain columns it records an equality on an immutable expression of one column (for an
+//! expression index) and, for a SELECT, every column the statement reads of each table (for a
+//! covering index).
 
 use pg_query::NodeEnum;
 use pg_query::protobuf::{
@@ -154,6 +158,13 @@ pub struct TableUse {
     /// `ORDER BY` columns of this table with `true` for DESC, when every sort key is one of them.
     pub order_by: Vec<(String, bool)>,
     pub limit: bool,
+    /// For a SELECT, the columns of this table the statement names anywhere (select list,
+    /// JOIN conditions, WHERE, GROUP BY, HAVING, WINDOW, ORDER BY), each once, in the order they
+    /// first appear: what an index must hold for an index-only scan. `None` when the statement is
+    /// not a SELECT, reads the whole row (`*`, `t.*`, `t` as a value) or names a column this
+    /// module cannot attribute (an unqualified name among several sources, a sub-query, an
+    /// expression it does not know, `JOIN … USING`, `NATURAL JOIN`, an output name in GROUP BY).
+    pub read_columns: Option<Vec<String>>,
 }
 
 impl TableUse {
@@ -191,6 +202,7 @@ pub fn analyse(sql: &str) -> Result<Vec<TableUse>, String> {
                     scope.join_conditions(from);
                 }
                 scope.order_by(&select.sort_clause, &output_names(&select.target_list));
+                scope.read_columns(select);
                 if select.limit_count.is_some() {
                     for t in &mut scope.uses {
                         t.limit = true;
@@ -271,6 +283,23 @@ fn collect_tables(node: &Node, out: &mut Vec<Named>) -> bool {
     }
 }
 
+/// Gathers the ON conditions of a FROM item; false for `USING` or `NATURAL`, whose columns belong
+/// to both sides.
+fn collect_join_conditions<'a>(node: &'a Node, out: &mut Vec<&'a Node>) -> bool {
+    let Some(NodeEnum::JoinExpr(join)) = node.node.as_ref() else {
+        return true;
+    };
+    if join.is_natural || !join.using_clause.is_empty() {
+        return false;
+    }
+    let mut attributable = true;
+    for side in [&join.larg, &join.rarg].into_iter().flatten() {
+        attributable &= collect_join_conditions(side, out);
+    }
+    out.extend(join.quals.as_deref());
+    attributable
+}
+
 /// The names a SELECT gives its output columns (`AS name`), which ORDER BY may refer to.
 fn output_names(target_list: &[Node]) -> Vec<&str> {
     target_list
@@ -304,6 +333,8 @@ enum Operand<'a> {
 enum Reference<'a> {
     /// A column of the table at this index of the scope.
     Column(usize, &'a str),
+    /// `t.*`: every column of the table at this index.
+    WholeRow(usize),
     /// A column of a sub-query or function of the FROM clause.
     Elsewhere,
     /// `*`, or an unqualified name when several sources could hold it.
@@ -339,6 +370,9 @@ impl Scope {
                 .map_or(Reference::Unattributable, |t| Reference::Column(t, name)),
             [Some(qualifier), Some(name)] => {
                 table(qualifier).map_or(Reference::Elsewhere, |t| Reference::Column(t, name))
+            }
+            [Some(qualifier), None] => {
+                table(qualifier).map_or(Reference::Elsewhere, Reference::WholeRow)
             }
             _ => Reference::Unattributable,
         }
@@ -466,6 +500,100 @@ impl Scope {
             for side in [&join.larg, &join.rarg].into_iter().flatten() {
                 self.join_conditions(side);
             }
+        }
+    }
+
+    /// Records [`TableUse::read_columns`] of every table of a SELECT.
+    fn read_columns(&mut self, select: &SelectStmt) {
+        let mut reads = vec![Some(Vec::new()); self.uses.len()];
+        let attributed = self.collect_read_columns(select, &mut reads);
+        for (use_, read) in self.uses.iter_mut().zip(reads) {
+            use_.read_columns = if attributed { read } else { None };
+        }
+    }
+
+    /// Adds the columns each clause of a SELECT names, in the order the clauses are written;
+    /// false when one cannot be attributed.
+    fn collect_read_columns(&self, select: &SelectStmt, reads: &mut [Option<Vec<String>>]) -> bool {
+        let output_names = output_names(&select.target_list);
+        // Plain DISTINCT is a list holding one empty node; DISTINCT ON holds expressions.
+        let distinct_on = select.distinct_clause.iter().filter(|n| n.node.is_some());
+        let targets = select
+            .target_list
+            .iter()
+            .filter_map(|t| match t.node.as_ref() {
+                Some(NodeEnum::ResTarget(target)) => target.val.as_deref(),
+                _ => None,
+            });
+        let mut join_conditions = Vec::new();
+        for from in &select.from_clause {
+            if !collect_join_conditions(from, &mut join_conditions) {
+                return false;
+            }
+        }
+        let groups_by_output_name = select
+            .group_clause
+            .iter()
+            .any(|g| bare_name(g).is_some_and(|name| output_names.contains(&name)));
+        if groups_by_output_name {
+            return false;
+        }
+        // ORDER BY an output name sorts by that output column, whose columns are already read.
+        let sort_keys = select
+            .sort_clause
+            .iter()
+            .filter(|item| match item.node.as_ref() {
+                Some(NodeEnum::SortBy(sort)) => !sort
+                    .node
+                    .as_deref()
+                    .and_then(bare_name)
+                    .is_some_and(|name| output_names.contains(&name)),
+                _ => true,
+            });
+        distinct_on
+            .chain(targets)
+            .chain(join_conditions)
+            .chain(select.where_clause.as_deref())
+            .chain(&select.group_clause)
+            .chain(select.having_clause.as_deref())
+            .chain(&select.window_clause)
+            .chain(sort_keys)
+            .all(|clause| self.collect_columns(clause, reads))
+    }
+
+    /// Adds the columns one expression names to `reads`; false when an expression is unknown.
+    fn collect_columns(&self, expression: &Node, reads: &mut [Option<Vec<String>>]) -> bool {
+        every_node(expression, &mut |n| {
+            let NodeEnum::ColumnRef(column) = n else {
+                return true;
+            };
+            let reference = match self.whole_row_by_name(column) {
+                Some(table) => Reference::WholeRow(table),
+                None => self.reference(column),
+            };
+            match reference {
+                Reference::Column(table, name) => {
+                    if let Some(columns) = &mut reads[table] {
+                        TableUse::add(columns, name);
+                    }
+                }
+                Reference::WholeRow(table) => reads[table] = None,
+                Reference::Elsewhere => {}
+                Reference::Unattributable => reads.iter_mut().for_each(|r| *r = None),
+            }
+            true
+        })
+    }
+
+    /// The table a bare name such as `SELECT t FROM t` may mean as a whole row. PostgreSQL takes
+    /// a column of that name first; not knowing the columns, this takes the whole row.
+    fn whole_row_by_name(&self, column: &ColumnRef) -> Option<usize> {
+        let [field] = column.fields.as_slice() else {
+            return None;
+        };
+        match field.node.as_ref() {
+            Some(NodeEnum::String(s)) => self.names.iter().position(|n| *n == s.sval),
+            _ => None,
         }
     }
 
@@ -984,6 +1112,100 @@ mod tests {
             let t = only(sql);
             assert!(t.equality_expressions.is_empty(), "{sql}: {t:?}");
         }
+    }
+
+    #[test]
+    fn read_columns_are_every_column_named_in_first_seen_order() {
+        let posts = only(
+            "SELECT id, title FROM posts WHERE user_id = $1 ORDER BY created_at DESC LIMIT 10",
+        );
+        assert_eq!(
+            posts.read_columns.as_deref(),
+            Some(&["id", "title", "user_id", "created_at"].map(String::from)[..])
+        );
+        assert_eq!(
+            only("SELECT DISTINCT ON (kind) kind, title FROM posts").read_columns,
+            Some(vec!["kind".to_owned(), "title".to_owned()])
+        );
+        assert_eq!(
+            only("SELECT DISTINCT title FROM posts").read_columns,
+            Some(vec!["title".to_owned()])
+        );
+    }
+
+    #[test]
+    fn a_star_reads_the_whole_row() {
+        assert_eq!(
+            only("SELECT * FROM posts WHERE user_id = $1").read_columns,
+            None
+        );
+        assert_eq!(only("SELECT p.* FROM posts p").read_columns, None);
+        assert_eq!(
+            only("SELECT row_to_json(p) FROM posts p").read_columns,
+            None
+        );
+    }
+
+    #[test]
+    fn count_star_reads_only_the_filtered_columns() {
+        assert_eq!(
+            only("SELECT count(*) FROM posts WHERE user_id = $1").read_columns,
+            Some(vec!["user_id".to_owned()])
+        );
+    }
+
+    #[test]
+    fn read_columns_follow_their_qualifiers_across_joins() {
+        let uses = analyse(
+            "SELECT o.id, c.name FROM orders o JOIN customers c ON c.id = o.customer_id \
+             WHERE o.status = $1 GROUP BY o.id, c.name HAVING sum(o.total) > $2 \
+             ORDER BY max(o.created_at)",
+        )
+        .unwrap();
+        let read = |table: &str| {
+            uses.iter()
+                .find(|u| u.table == table)
+                .and_then(|u| u.read_columns.clone())
+        };
+        assert_eq!(
+            read("orders").unwrap(),
+            ["id", "customer_id", "status", "total", "created_at"]
+        );
+        assert_eq!(read("customers").unwrap(), ["name", "id"]);
+    }
+
+    #[test]
+    fn read_columns_are_unknown_when_a_column_cannot_be_attributed() {
+        for sql in [
+            "SELECT name FROM orders o JOIN customers c ON c.id = o.customer_id",
+            "SELECT o.id FROM orders o JOIN customers c USING (customer_id)",
+            "SELECT id FROM posts WHERE user_id IN (SELECT id FROM users WHERE banned)",
+            "SELECT lower(title) AS t, count(*) FROM posts GROUP BY t",
+        ] {
+            for u in analyse(sql).unwrap() {
+                assert_eq!(u.read_columns, None, "{sql}: {u:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_output_name_in_order_by_is_no_column() {
+        assert_eq!(
+            only("SELECT lower(title) AS t FROM posts ORDER BY t").read_columns,
+            Some(vec!["title".to_owned()])
+        );
+    }
+
+    #[test]
+    fn only_a_select_has_read_columns() {
+        assert_eq!(
+            only("UPDATE accounts SET balance = $1 WHERE id = $2").read_columns,
+            None
+        );
+        assert_eq!(
+            only("DELETE FROM sessions WHERE id = $1").read_columns,
+            None
+        );
     }
 
     #[test]
