@@ -10,7 +10,6 @@ use lifecycle::{Env, EnvError};
 pub struct FallbackThresholds {
     pub connection_pool_critical: f64,
     pub sequential_scan_threshold: i64,
-    pub sequential_scan_delta: f64,
     pub p95_latency_ms: f64,
     pub cache_hit_rate: f64,
     pub table_bloat_ratio: f64,
@@ -46,7 +45,6 @@ impl Config {
                 // The original defaulted to 0.1 "for local testing"; 0.8 is its real default.
                 connection_pool_critical: ratio(env, "THRESHOLD_CONNECTION_POOL_CRITICAL", 0.8)?,
                 sequential_scan_threshold: positive_count(env, "THRESHOLD_SEQ_SCAN", 1000)?,
-                sequential_scan_delta: positive(env, "THRESHOLD_SEQ_SCAN_DELTA", 100.0)?,
                 p95_latency_ms: positive(env, "THRESHOLD_P95_LATENCY_MS", 100.0)?,
                 cache_hit_rate: ratio(env, "THRESHOLD_CACHE_HIT_RATE", 0.9)?,
                 table_bloat_ratio: ratio(env, "THRESHOLD_TABLE_BLOAT", 0.1)?,

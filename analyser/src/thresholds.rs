@@ -21,17 +21,24 @@ pub struct Thresholds {
     pub connection_pool_critical: f64,
     pub p95_latency_ms: f64,
     pub cache_hit_rate: f64,
-    pub cache_min_block_reads: i64,
+    /// Block reads per second below which the hit rate is not judged.
+    pub cache_min_block_reads_per_second: f64,
     pub table_bloat_ratio: f64,
     pub long_query_seconds: f64,
     pub idle_transaction_seconds: f64,
-    pub sequential_scan_delta: f64,
+    /// The index advisor considers a table when the statements that read it without a usable
+    /// index take this much database time per second (seconds per second) …
+    pub index_min_statement_seconds_per_second: f64,
+    /// … or when its sequential scans read this many rows per second.
+    pub index_min_rows_read_per_second: f64,
     pub index_min_table_rows: i64,
+    /// At most this many new indexes proposed per table in any hour.
+    pub index_max_new_per_table_per_hour: i64,
     /// With HypoPG, the fraction (0..1) by which a statement's planner cost must fall for an
     /// index to count as serving it.
     pub index_min_cost_reduction: f64,
-    /// Calls over the interval below which latency is not judged.
-    pub min_calls: i64,
+    /// Statement calls per second below which latency is not judged.
+    pub latency_min_calls_per_second: f64,
 }
 
 impl Thresholds {
@@ -40,19 +47,21 @@ impl Thresholds {
             connection_pool_critical: f.connection_pool_critical,
             p95_latency_ms: f.p95_latency_ms,
             cache_hit_rate: f.cache_hit_rate,
-            cache_min_block_reads: 1000,
+            cache_min_block_reads_per_second: 100.0,
             table_bloat_ratio: f.table_bloat_ratio,
             long_query_seconds: f.long_query_seconds,
             idle_transaction_seconds: f.idle_transaction_seconds,
-            sequential_scan_delta: f.sequential_scan_delta,
+            index_min_statement_seconds_per_second: 0.02,
+            index_min_rows_read_per_second: 100_000.0,
             index_min_table_rows: 10_000,
+            index_max_new_per_table_per_hour: 2,
             index_min_cost_reduction: 0.3,
-            min_calls: 50,
+            latency_min_calls_per_second: 5.0,
         }
     }
 
     /// Knowledge's values (already defaulted by knowledge), the fallback for anything missing.
-    pub fn from_knowledge(t: &DetectionThresholds, min_calls: i64, fallback: &Self) -> Self {
+    pub fn from_knowledge(t: &DetectionThresholds, fallback: &Self) -> Self {
         let pick = |value: f64, default: f64| if value > 0.0 { value } else { default };
         let pick_i = |value: i64, default: i64| if value > 0 { value } else { default };
         Self {
@@ -62,20 +71,37 @@ impl Thresholds {
             ),
             p95_latency_ms: pick(t.p95_latency_ms, fallback.p95_latency_ms),
             cache_hit_rate: pick(t.cache_hit_rate_threshold, fallback.cache_hit_rate),
-            cache_min_block_reads: pick_i(t.cache_min_block_reads, fallback.cache_min_block_reads),
+            cache_min_block_reads_per_second: pick(
+                t.cache_min_block_reads_per_second,
+                fallback.cache_min_block_reads_per_second,
+            ),
             table_bloat_ratio: pick(t.table_bloat_ratio, fallback.table_bloat_ratio),
             long_query_seconds: pick(t.long_query_seconds, fallback.long_query_seconds),
             idle_transaction_seconds: pick(
                 t.idle_transaction_seconds,
                 fallback.idle_transaction_seconds,
             ),
-            sequential_scan_delta: pick(t.sequential_scan_delta, fallback.sequential_scan_delta),
+            index_min_statement_seconds_per_second: pick(
+                t.index_min_statement_seconds_per_second,
+                fallback.index_min_statement_seconds_per_second,
+            ),
+            index_min_rows_read_per_second: pick(
+                t.index_min_rows_read_per_second,
+                fallback.index_min_rows_read_per_second,
+            ),
             index_min_table_rows: pick_i(t.index_min_table_rows, fallback.index_min_table_rows),
+            index_max_new_per_table_per_hour: pick_i(
+                t.index_max_new_per_table_per_hour,
+                fallback.index_max_new_per_table_per_hour,
+            ),
             index_min_cost_reduction: pick(
                 t.index_min_cost_reduction,
                 fallback.index_min_cost_reduction,
             ),
-            min_calls: pick_i(min_calls, fallback.min_calls),
+            latency_min_calls_per_second: pick(
+                t.latency_min_calls_per_second,
+                fallback.latency_min_calls_per_second,
+            ),
         }
     }
 }
@@ -114,12 +140,7 @@ impl ThresholdSource {
         // knowledge costs one attempt per REFRESH, not one per snapshot.
         let thresholds = match fetched {
             Ok(config) => {
-                let min_calls = config.verification.map(|v| v.min_calls).unwrap_or_default();
-                Thresholds::from_knowledge(
-                    &config.thresholds.unwrap_or_default(),
-                    min_calls,
-                    &self.fallback,
-                )
+                Thresholds::from_knowledge(&config.thresholds.unwrap_or_default(), &self.fallback)
             }
             Err(error) => {
                 warn!(%error, "cannot read thresholds from knowledge; using the last known");

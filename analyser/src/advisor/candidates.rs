@@ -2,6 +2,8 @@
 //! scan to one range of the index); then, when the statement sorts by this table's columns, the
 //! sort columns in the sort's direction, so `ORDER BY … LIMIT` reads the first rows and stops;
 //! otherwise one range column. Join columns count as equality for the inner side of a nested loop.
+//! A covering variant carries the other few columns a statement reads in the index's leaf pages
+//! (`INCLUDE`), so the statement is answered by an index-only scan without visiting the table.
 
 use super::statement::TableUse;
 
@@ -10,6 +12,40 @@ use super::statement::TableUse;
 pub struct KeyColumn {
     pub name: String,
     pub descending: bool,
+}
+
+/// At most this many `INCLUDE` columns: beyond that the index approaches a copy of the table.
+pub const MAX_INCLUDE: usize = 3;
+
+/// An index to try: its key columns, and the columns it carries without ordering by them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Candidate {
+    pub keys: Vec<KeyColumn>,
+    pub include: Vec<String>,
+}
+
+impl Candidate {
+    pub fn plain(keys: Vec<KeyColumn>) -> Self {
+        Self {
+            keys,
+            include: Vec::new(),
+        }
+    }
+}
+
+/// The covering variant of `keys` for a statement that reads only a few more columns of the
+/// table than the keys; `None` when it reads the whole row, nothing more, or too much more.
+pub fn covering(keys: &[KeyColumn], table_use: &TableUse) -> Option<Candidate> {
+    let read = table_use.read_columns.as_ref()?;
+    let include: Vec<String> = read
+        .iter()
+        .filter(|c| !keys.iter().any(|k| &k.name == *c))
+        .cloned()
+        .collect();
+    (!include.is_empty() && include.len() <= MAX_INCLUDE).then(|| Candidate {
+        keys: keys.to_vec(),
+        include,
+    })
 }
 
 /// Candidate key column lists for one table use, the most specific first; empty when the
@@ -108,6 +144,22 @@ mod tests {
             best("SELECT * FROM posts ORDER BY created_at DESC LIMIT $1"),
             ["created_at DESC"]
         );
+    }
+
+    #[test]
+    fn a_statement_reading_a_few_more_columns_gets_a_covering_variant() {
+        let uses = analyse(
+            "SELECT id, total FROM orders WHERE customer_id = $1 ORDER BY created_at DESC LIMIT 10",
+        )
+        .unwrap();
+        let keys = &for_use(&uses[0])[0];
+        let variant = covering(keys, &uses[0]).unwrap();
+        assert_eq!(names(&variant.keys), ["customer_id", "created_at DESC"]);
+        assert_eq!(variant.include, ["id", "total"]);
+        let whole_row = analyse("SELECT * FROM orders WHERE customer_id = $1").unwrap();
+        assert!(covering(&for_use(&whole_row[0])[0], &whole_row[0]).is_none());
+        let keys_only = analyse("SELECT count(*) FROM orders WHERE customer_id = $1").unwrap();
+        assert!(covering(&for_use(&keys_only[0])[0], &keys_only[0]).is_none());
     }
 
     #[test]

@@ -1,48 +1,69 @@
-//! The index advisor: which index would serve the statements that scan a table. Statements are
-//! parsed with PostgreSQL's own parser (`pg_query`), never matched with regexes.
+//! The index advisor: which indexes would serve the statements that cost a table the most time.
+//! Statements are parsed with PostgreSQL's own parser (`pg_query`), never matched with regexes.
 //!
-//! For each table the collector saw sequentially scanned at least `sequential_scan_delta` times
-//! in the window, with at least `index_min_table_rows` rows (smaller tables are read faster
-//! without an index): `statement` finds how each of the window's top statements uses the table;
-//! `candidates` turns that into index column lists a DBA would try; `coverage` drops those an
-//! existing valid index already serves. Then one of two judges picks at most one index:
+//! **What is looked at** is decided by cost, as rates over the recent workload (`workload`: sums
+//! that decay with a one-minute time constant, so the same workload gives the same rates at any
+//! collection interval). A table with at least `index_min_table_rows` rows is considered when the
+//! statements that read it without a usable index take at least
+//! `index_min_statement_seconds_per_second` of database time per second, or when its sequential
+//! scans read at least `index_min_rows_read_per_second` rows per second. A big table read by one
+//! slow statement every few seconds qualifies; a tiny table scanned often does not. (A count of
+//! scans per window did the opposite, and PostgreSQL counts each parallel worker's scan.)
 //!
-//! * **HypoPG installed**: the planner's cost of every statement on the table, without and with
-//!   each candidate as a hypothetical index (`planner`). A statement is served when its cost falls
-//!   by at least `index_min_cost_reduction`; the candidate saving the most estimated time per day
-//!   (calls per day × mean time × cost reduction) wins.
+//! For such a table every recent statement on it is parsed (`statement`); `candidates` turns each
+//! use into index key lists a DBA would try (equality, then sort or range), plus a covering
+//! variant (`INCLUDE`) where a statement reads only a few more columns; `coverage` drops those an
+//! existing valid index already serves. Then one of two judges decides:
+//!
+//! * **HypoPG installed** — whole-workload choice: the planner's cost of every statement on the
+//!   table with sets of hypothetical indexes in place at once (`planner`). Greedily, the index
+//!   whose addition to the set chosen so far saves the most time per second, net of the write cost
+//!   it adds to the table's inserts, updates and deletes, joins the set; among savings within 1 %
+//!   the smaller index (HypoPG's size estimate) wins. An index joins only if it cuts some
+//!   statement's cost by at least `index_min_cost_reduction` beyond what the set already does, and
+//!   saves more than it costs. The set's first index is proposed; the rest are listed in its
+//!   evidence and proposed one at a time once it exists (the real index then replaces the
+//!   hypothetical one in the planner's view, and verification measures each alone). At most
+//!   `index_max_new_per_table_per_hour` different indexes are proposed per table per hour.
 //! * **No HypoPG**: the parsed heuristic, said so in the evidence. The leading column must be
 //!   selective by the planner's statistics (one value matches at most 5 % of the rows), or be the
-//!   sort of an `ORDER BY … LIMIT`; a range-led candidate needs HypoPG's cost check.
+//!   sort of an `ORDER BY … LIMIT`; range-led and covering candidates need HypoPG's cost check.
 //!
-//! A write-heavy table (more rows written than scans in the window) raises the bar: the cost must
+//! A write-heavy table (more rows written per second than scans) raises the bar: the cost must
 //! fall by half of what remains above the configured margin (0.3 → 0.65), and without HypoPG one
 //! value must match at most 1 % of the rows. Results are remembered per table for ten minutes
 //! while the statements, indexes and thresholds stay the same, so the planner is not asked every
 //! cycle.
+//!
+//! Partial indexes are not proposed: pg_stat_statements replaces every constant with `$n`, so the
+//! text never shows that statements always filter on the same value.
 
 pub mod candidates;
 pub mod coverage;
 pub mod naming;
 pub mod planner;
 pub mod statement;
+pub mod workload;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use proto::metrics::{IndexStats, MetricSnapshot, StatementStats, TableStats};
+use proto::metrics::{IndexStats, MetricSnapshot, TableStats};
 use tokio::sync::Mutex;
 use tracing::{debug, warn};
 
-use self::candidates::KeyColumn;
-use self::planner::Planner;
+use self::candidates::{Candidate, KeyColumn};
+use self::planner::{Planner, Probe};
 use self::statement::TableUse;
+use self::workload::DatabaseWorkload;
 use crate::thresholds::Thresholds;
 
 /// How long a table's advice is reused while nothing it depends on changed.
 const REMEMBER: Duration = Duration::from_secs(600);
 /// How long to wait before trying a database again after it could not be reached.
 const RETRY_UNREACHABLE: Duration = Duration::from_secs(60);
+/// The window of `index_max_new_per_table_per_hour`.
+const HOUR: Duration = Duration::from_secs(3600);
 /// Without HypoPG: the largest share of the rows one value of the leading column may match.
 const MAX_SELECTIVITY: f64 = 0.05;
 const MAX_SELECTIVITY_WRITE_HEAVY: f64 = 0.01;
@@ -52,6 +73,14 @@ const MAX_SELECTIVITY_WRITE_HEAVY: f64 = 0.01;
 const SORT_LIMIT_REDUCTION: f64 = 0.9;
 const MAX_HEURISTIC_REDUCTION: f64 = 0.99;
 const FILTER_ONLY_REDUCTION: f64 = 0.95;
+/// The database time one more index is assumed to add per row inserted, updated or deleted: a
+/// b-tree insertion that misses the cache, on the high side so the net saving is not overstated
+/// (an update that stays HOT adds nothing). Verification measures the real write cost after.
+const WRITE_MS_PER_ROW_PER_INDEX: f64 = 0.02;
+/// Candidates probed per table (those of the statements taking the most time first), and the
+/// largest set chosen for one table.
+const MAX_CANDIDATES: usize = 12;
+const MAX_SET: usize = 4;
 const SECONDS_PER_DAY: f64 = 86_400.0;
 
 /// How the chosen index was judged.
@@ -70,18 +99,59 @@ impl Method {
     }
 }
 
-/// A statement the proposed index serves.
+/// A statement the proposed index serves, with its recent rate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Served {
     pub queryid: i64,
     pub query: String,
-    pub calls: i64,
+    pub calls_per_second: f64,
     pub mean_time_ms: f64,
-    /// Planner costs (HypoPG only).
+    /// Planner costs (HypoPG only): before (with the indexes that exist, and those chosen before
+    /// this one in the set) and with this index added.
     pub cost_before: Option<f64>,
     pub cost_after: Option<f64>,
     /// The fraction of the statement's time the index is expected to save.
     pub reduction: f64,
+    pub basis: CostBasis,
+}
+
+/// Where a served statement's figures come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CostBasis {
+    /// The planner's generic plan of the statement (parameters unknown).
+    GenericPlan,
+    /// The planner's plan of a range of the size the statement was seen to return (its rows per
+    /// call): a generic plan guesses a third of the table for `col > $1`, whatever `$1` is.
+    ObservedRows,
+    /// The parsed heuristic, without HypoPG.
+    Heuristic,
+}
+
+impl CostBasis {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CostBasis::GenericPlan => "generic_plan",
+            CostBasis::ObservedRows => "observed_rows",
+            CostBasis::Heuristic => "heuristic",
+        }
+    }
+}
+
+impl Served {
+    pub fn saved_ms_per_second(&self) -> f64 {
+        self.calls_per_second * self.mean_time_ms * self.reduction
+    }
+}
+
+/// Why a table was put before the advisor: rates over the recent workload.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Trigger {
+    /// Database time per second of the statements reading the table without a usable index.
+    pub statement_seconds_per_second: f64,
+    /// Rows per second read by sequential scans of the table.
+    pub rows_read_per_second: f64,
+    /// The (decayed) seconds of workload the rates are measured over.
+    pub seconds_observed: f64,
 }
 
 /// One proposed index.
@@ -89,26 +159,43 @@ pub struct Served {
 pub struct Advice {
     pub schema: String,
     pub table: String,
-    pub columns: Vec<KeyColumn>,
+    pub candidate: Candidate,
     pub index_name: String,
     /// The exact `CREATE INDEX CONCURRENTLY` statement.
     pub statement: String,
     pub method: Method,
     pub served: Vec<Served>,
+    /// Statement time saved per day, before the write cost.
     pub saved_ms_per_day: f64,
+    /// The database time per day the index is assumed to add to the table's writes.
+    pub write_cost_ms_per_day: f64,
+    /// HypoPG's estimate of the index's size.
+    pub size_bytes: Option<i64>,
     pub write_heavy: bool,
-    /// Rows inserted, updated and deleted, and scans (sequential + index), over the window.
-    pub writes: i64,
-    pub reads: i64,
+    /// Rows inserted, updated and deleted per second, and scans (sequential + index) per second.
+    pub writes_per_second: f64,
+    pub reads_per_second: f64,
     /// The cost reduction (HypoPG) or selectivity (heuristic) the candidate had to meet.
     pub bar: f64,
+    pub trigger: Trigger,
+    /// The rest of the set chosen for the table's workload (`CREATE INDEX` statements), proposed
+    /// one at a time once this one exists.
+    pub then: Vec<String>,
     pub note: String,
 }
 
 pub struct Advisor {
     planner: Planner,
-    remembered: Mutex<HashMap<(String, String), Remembered>>,
+    workloads: Mutex<HashMap<String, DatabaseWorkload>>,
+    remembered: Mutex<HashMap<TableKey, Remembered>>,
+    /// Per table: the different indexes proposed this hour.
+    proposed: Mutex<HashMap<TableKey, Vec<Proposal>>>,
 }
+
+/// A table of a database: (database id, `schema.table`).
+type TableKey = (String, String);
+/// An index proposed for a table (its `CREATE INDEX` statement), and when it first was.
+type Proposal = (Instant, String);
 
 struct Remembered {
     fingerprint: String,
@@ -117,63 +204,93 @@ struct Remembered {
     advice: Option<Advice>,
 }
 
-/// A statement on the subject table: how it uses the table, and its own uncovered candidates.
-type StatementUse<'a> = (&'a StatementStats, Vec<TableUse>, Vec<Vec<KeyColumn>>);
+/// A statement on the subject table, at its recent rate.
+#[derive(Debug, Clone)]
+struct Demand {
+    queryid: i64,
+    query: String,
+    calls_per_second: f64,
+    mean_time_ms: f64,
+    rows_per_call: f64,
+    /// How it uses the table, and its own candidates no existing index serves.
+    uses: Vec<TableUse>,
+    own: Vec<Candidate>,
+}
+
+impl Demand {
+    fn ms_per_second(&self) -> f64 {
+        self.calls_per_second * self.mean_time_ms
+    }
+}
 
 /// A table worth advising on, with what the judges need.
-struct Subject<'a> {
-    table: &'a TableStats,
-    /// Each statement using the table, how it uses it, and its own uncovered candidates.
-    statements: Vec<StatementUse<'a>>,
-    candidates: Vec<Vec<KeyColumn>>,
+#[derive(Debug, Clone)]
+struct Subject {
+    schema: String,
+    name: String,
+    qualified_name: String,
+    live_tuples: i64,
+    statements: Vec<Demand>,
+    candidates: Vec<Candidate>,
     taken_names: Vec<String>,
-    writes: i64,
-    reads: i64,
+    writes_per_second: f64,
+    reads_per_second: f64,
+    trigger: Trigger,
+}
+
+impl Subject {
+    fn write_heavy(&self) -> bool {
+        self.writes_per_second > self.reads_per_second
+    }
 }
 
 impl Advisor {
     pub fn new(planner: Planner) -> Self {
         Self {
             planner,
+            workloads: Mutex::new(HashMap::new()),
             remembered: Mutex::new(HashMap::new()),
+            proposed: Mutex::new(HashMap::new()),
         }
     }
 
-    /// At most one proposed index per table that needs one.
+    /// At most one proposed index per table that needs one; every snapshot also feeds the
+    /// database's recent workload.
     pub async fn advise(&self, snapshot: &MetricSnapshot, thresholds: &Thresholds) -> Vec<Advice> {
         let Some(detail) = snapshot.postgres.as_ref() else {
             return Vec::new();
         };
-        let window = snapshot.time_delta_seconds.unwrap_or(0.0);
-        if window <= 0.0 {
-            return Vec::new();
-        }
+        let subjects: Vec<Subject> = {
+            let mut workloads = self.workloads.lock().await;
+            let workload = workloads.entry(snapshot.database_id.clone()).or_default();
+            workload.observe(snapshot);
+            if workload.seconds <= 0.0 {
+                return Vec::new();
+            }
+            detail
+                .tables
+                .iter()
+                .filter(|t| t.live_tuples >= thresholds.index_min_table_rows)
+                .filter_map(|t| subject(t, &detail.tables, &detail.indexes, workload))
+                .filter(|s| {
+                    s.trigger.statement_seconds_per_second
+                        >= thresholds.index_min_statement_seconds_per_second
+                        || s.trigger.rows_read_per_second
+                            >= thresholds.index_min_rows_read_per_second
+                })
+                .collect()
+        };
         let hypopg = detail.capabilities.as_ref().is_some_and(|c| c.hypopg);
-        let scanned: Vec<&TableStats> = detail
-            .tables
-            .iter()
-            .filter(|t| {
-                t.seq_scan as f64 >= thresholds.sequential_scan_delta
-                    && t.live_tuples >= thresholds.index_min_table_rows
-            })
-            .collect();
-        if scanned.is_empty() {
-            // The usual cycle: nothing to advise on, so no statement is parsed.
-            return Vec::new();
-        }
-        let parsed: Vec<(&StatementStats, Vec<TableUse>)> = detail
-            .top_statements
-            .iter()
-            .filter_map(|s| statement::analyse(&s.query).ok().map(|uses| (s, uses)))
-            .collect();
         let mut advice = Vec::new();
-        for table in scanned {
-            let Some(subject) = subject(table, &detail.tables, &detail.indexes, &parsed) else {
-                debug!(table = %table.qualified_name, "sequential scans but no statement an index would serve");
+        for subject in subjects {
+            let Some(found) = self
+                .advise_table(&snapshot.database_id, &subject, thresholds, hypopg)
+                .await
+            else {
                 continue;
             };
-            if let Some(found) = self
-                .advise_table(&snapshot.database_id, &subject, thresholds, hypopg, window)
+            if self
+                .within_hourly_limit(&snapshot.database_id, &found, thresholds)
                 .await
             {
                 advice.push(found);
@@ -182,15 +299,44 @@ impl Advisor {
         advice
     }
 
+    /// Whether `found` may be proposed: it already was this hour, or fewer than
+    /// `index_max_new_per_table_per_hour` other indexes were proposed for its table this hour.
+    async fn within_hourly_limit(
+        &self,
+        database_id: &str,
+        found: &Advice,
+        thresholds: &Thresholds,
+    ) -> bool {
+        let key = (
+            database_id.to_owned(),
+            format!("{}.{}", found.schema, found.table),
+        );
+        let mut proposed = self.proposed.lock().await;
+        let recent = proposed.entry(key).or_default();
+        recent.retain(|(at, _)| at.elapsed() < HOUR);
+        if recent.iter().any(|(_, s)| s == &found.statement) {
+            return true;
+        }
+        if recent.len() as i64 >= thresholds.index_max_new_per_table_per_hour {
+            debug!(
+                database_id,
+                statement = %found.statement,
+                "index waits: the table had its new indexes for this hour"
+            );
+            return false;
+        }
+        recent.push((Instant::now(), found.statement.clone()));
+        true
+    }
+
     async fn advise_table(
         &self,
         database_id: &str,
-        subject: &Subject<'_>,
+        subject: &Subject,
         thresholds: &Thresholds,
         hypopg: bool,
-        window: f64,
     ) -> Option<Advice> {
-        let key = (database_id.to_owned(), subject.table.qualified_name.clone());
+        let key = (database_id.to_owned(), subject.qualified_name.clone());
         let fingerprint = format!(
             "{hypopg}|{}|{:?}|{:?}|{:?}",
             thresholds.index_min_cost_reduction,
@@ -198,7 +344,7 @@ impl Advisor {
             subject
                 .statements
                 .iter()
-                .map(|(s, _, _)| s.queryid)
+                .map(|s| s.queryid)
                 .collect::<Vec<_>>(),
             subject.taken_names,
         );
@@ -208,13 +354,10 @@ impl Advisor {
         {
             return known.advice.clone();
         }
-        let (advice, ttl) = match self
-            .judge(database_id, subject, thresholds, hypopg, window)
-            .await
-        {
+        let (advice, ttl) = match self.judge(database_id, subject, thresholds, hypopg).await {
             Ok(advice) => (advice, REMEMBER),
             Err(error) => {
-                warn!(database_id, table = %subject.table.qualified_name, %error, "index advisor could not ask the database");
+                warn!(database_id, table = %subject.qualified_name, %error, "index advisor could not ask the database");
                 (None, RETRY_UNREACHABLE)
             }
         };
@@ -233,47 +376,66 @@ impl Advisor {
     async fn judge(
         &self,
         database_id: &str,
-        subject: &Subject<'_>,
+        subject: &Subject,
         thresholds: &Thresholds,
         hypopg: bool,
-        window: f64,
     ) -> Result<Option<Advice>, String> {
         let mut session = self.planner.session(database_id).await?;
-        let table = subject.table;
-        let write_heavy = subject.writes > subject.reads;
+        let write_heavy = subject.write_heavy();
         let result = if hypopg {
             let bar = cost_bar(thresholds.index_min_cost_reduction, write_heavy);
-            let texts: Vec<&str> = subject
-                .statements
-                .iter()
-                .map(|(s, _, _)| s.query.as_str())
-                .collect();
-            let measured = async {
-                let before = planner::plan_costs(&mut session, &texts, None).await?;
-                let mut after = Vec::with_capacity(subject.candidates.len());
-                for candidate in &subject.candidates {
-                    let hypothetical = format!(
-                        "CREATE INDEX ON {} ({})",
-                        naming::qualified(&table.schema, &table.name),
-                        naming::key_list(candidate)
-                    );
-                    after.push(
-                        planner::plan_costs(&mut session, &texts, Some(&hypothetical)).await?,
-                    );
+            let mut probed = Vec::with_capacity(subject.statements.len());
+            let mut bases = Vec::with_capacity(subject.statements.len());
+            for statement in &subject.statements {
+                match range_proxy(&mut session, subject, statement).await? {
+                    Some(proxy) => {
+                        probed.push(proxy);
+                        bases.push(CostBasis::ObservedRows);
+                    }
+                    None => {
+                        probed.push(statement.query.clone());
+                        bases.push(CostBasis::GenericPlan);
+                    }
                 }
-                Ok::<_, String>((before, after))
             }
-            .await;
-            measured.map(|(before, after)| {
-                choose_by_cost(subject, &before, &after, bar, window).map(|(i, served)| {
+            let texts: Vec<&str> = probed.iter().map(String::as_str).collect();
+            let definitions: Vec<String> = subject
+                .candidates
+                .iter()
+                .map(|c| {
+                    format!(
+                        "CREATE INDEX ON {}",
+                        naming::definition(&subject.schema, &subject.name, c)
+                    )
+                })
+                .collect();
+            let probe = Hypothetical {
+                session: &mut session,
+                statements: &texts,
+                definitions: &definitions,
+            };
+            choose_set(subject, bar, probe).await.map(|mut steps| {
+                for served in steps.iter_mut().flat_map(|step| &mut step.served) {
+                    if let Some(j) = subject
+                        .statements
+                        .iter()
+                        .position(|d| d.queryid == served.queryid)
+                    {
+                        served.basis = bases[j];
+                    }
+                }
+                let then: Vec<String> = steps
+                    .iter()
+                    .skip(1)
+                    .map(|step| statement_for(subject, step.candidate))
+                    .collect();
+                steps.into_iter().next().map(|first| {
                     let judged = Judged {
                         method: Method::HypoPg,
-                        write_heavy,
                         bar,
-                        window,
                         note: String::new(),
                     };
-                    advice(subject, i, served, judged)
+                    advice(subject, first, then, judged)
                 })
             })
         } else {
@@ -285,24 +447,29 @@ impl Advisor {
             let columns: Vec<String> = subject
                 .candidates
                 .iter()
-                .filter_map(|c| c.first().map(|k| k.name.clone()))
+                .filter_map(|c| c.keys.first().map(|k| k.name.clone()))
                 .collect();
             planner::distinct_values(
                 &mut session,
-                &table.schema,
-                &table.name,
+                &subject.schema,
+                &subject.name,
                 &columns,
-                table.live_tuples,
+                subject.live_tuples,
             )
             .await
             .map(|distinct| {
-                choose_by_heuristic(subject, &distinct, bar, window).map(|(i, served)| {
+                choose_by_heuristic(subject, &distinct, bar).map(|step| {
                     let note = "HypoPG is not installed in this database, so no planner cost was \
                                 compared: the index was chosen from the parsed statements and the \
-                                planner's statistics. CREATE EXTENSION hypopg enables the cost check."
+                                planner's statistics. CREATE EXTENSION hypopg enables the cost check \
+                                and the choice of a set of indexes for the whole workload."
                         .to_owned();
-                    let judged = Judged { method: Method::Heuristic, write_heavy, bar, window, note };
-                    advice(subject, i, served, judged)
+                    let judged = Judged {
+                        method: Method::Heuristic,
+                        bar,
+                        note,
+                    };
+                    advice(subject, step, Vec::new(), judged)
                 })
             })
         };
@@ -323,12 +490,14 @@ fn cost_bar(margin: f64, write_heavy: bool) -> f64 {
     }
 }
 
-fn subject<'a>(
-    table: &'a TableStats,
+/// The table as the advisor sees it: its recent statements with their uncovered candidates, and
+/// the rates that decide whether it is worth a look; `None` when no statement leaves a candidate.
+fn subject(
+    table: &TableStats,
     all_tables: &[TableStats],
-    indexes: &'a [IndexStats],
-    parsed: &[(&'a StatementStats, Vec<TableUse>)],
-) -> Option<Subject<'a>> {
+    indexes: &[IndexStats],
+    workload: &DatabaseWorkload,
+) -> Option<Subject> {
     let own_indexes: Vec<&IndexStats> = indexes
         .iter()
         .filter(|i| i.qualified_table == table.qualified_name)
@@ -337,9 +506,10 @@ fn subject<'a>(
         .iter()
         .any(|t| t.name == table.name && t.schema != table.schema);
     let mut statements = Vec::new();
-    let mut all_candidates: Vec<Vec<KeyColumn>> = Vec::new();
-    for (statement, uses) in parsed {
-        let mut own = Vec::new();
+    for load in workload.statements.values() {
+        let Some(uses) = load.uses.as_ref() else {
+            continue;
+        };
         let table_uses: Vec<TableUse> = uses
             .iter()
             .filter(|u| {
@@ -350,26 +520,63 @@ fn subject<'a>(
             })
             .cloned()
             .collect();
+        let mut own: Vec<Candidate> = Vec::new();
         for table_use in &table_uses {
-            for candidate in candidates::for_use(table_use) {
-                if own_indexes.iter().any(|i| coverage::covers(i, &candidate)) {
+            for keys in candidates::for_use(table_use) {
+                if own_indexes.iter().any(|i| coverage::covers(i, &keys)) {
                     continue;
                 }
-                if !all_candidates.contains(&candidate) {
-                    all_candidates.push(candidate.clone());
+                let covering = candidates::covering(&keys, table_use);
+                for candidate in std::iter::once(Candidate::plain(keys)).chain(covering) {
+                    if !own.contains(&candidate) {
+                        own.push(candidate);
+                    }
                 }
-                own.push(candidate);
             }
         }
         if !own.is_empty() {
-            statements.push((*statement, table_uses, own));
+            statements.push(Demand {
+                queryid: load.queryid,
+                query: load.query.clone(),
+                calls_per_second: workload.per_second(load.calls),
+                mean_time_ms: load.mean_time_ms(),
+                rows_per_call: load.rows_per_call(),
+                uses: table_uses,
+                own,
+            });
         }
     }
-    if all_candidates.is_empty() {
+    if statements.is_empty() {
         return None;
     }
+    // The statements taking the most time first, so their candidates are probed first.
+    statements.sort_by(|a, b| {
+        b.ms_per_second()
+            .total_cmp(&a.ms_per_second())
+            .then(a.queryid.cmp(&b.queryid))
+    });
+    let mut all_candidates: Vec<Candidate> = Vec::new();
+    for candidate in statements.iter().flat_map(|s| &s.own) {
+        if !all_candidates.contains(candidate) && all_candidates.len() < MAX_CANDIDATES {
+            all_candidates.push(candidate.clone());
+        }
+    }
+    let load = workload
+        .tables
+        .get(&table.qualified_name)
+        .cloned()
+        .unwrap_or_default();
+    let trigger = Trigger {
+        statement_seconds_per_second: statements.iter().map(Demand::ms_per_second).sum::<f64>()
+            / 1000.0,
+        rows_read_per_second: workload.per_second(load.seq_tup_read),
+        seconds_observed: workload.seconds,
+    };
     Some(Subject {
-        table,
+        schema: table.schema.clone(),
+        name: table.name.clone(),
+        qualified_name: table.qualified_name.clone(),
+        live_tuples: table.live_tuples,
         statements,
         candidates: all_candidates,
         // Index names are unique per schema.
@@ -378,72 +585,233 @@ fn subject<'a>(
             .filter(|i| i.schema == table.schema)
             .map(|i| i.name.clone())
             .collect(),
-        writes: table.n_tup_ins + table.n_tup_upd + table.n_tup_del,
-        reads: table.seq_scan + table.idx_scan.unwrap_or(0),
+        writes_per_second: workload.per_second(load.writes),
+        reads_per_second: workload.per_second(load.scans),
+        trigger,
     })
 }
 
-/// Estimated milliseconds saved per day: calls per day × mean time × reduction, summed.
-fn saved_per_day(served: &[Served], window: f64) -> f64 {
-    served
-        .iter()
-        .map(|s| s.calls as f64 / window * SECONDS_PER_DAY * s.mean_time_ms * s.reduction)
-        .sum()
+/// One index of the chosen set: which candidate, the statements it serves beyond the indexes
+/// chosen before it, its size and what it costs the table's writes.
+#[derive(Debug, Clone, PartialEq)]
+struct Step {
+    candidate: usize,
+    served: Vec<Served>,
+    size_bytes: Option<i64>,
+    write_ms_per_second: f64,
+    /// The statements' costs with this index and those before it in place.
+    costs: Vec<Option<f64>>,
 }
 
-/// The candidate (by index) saving the most time, with the statements whose planner cost it cuts
-/// by at least `bar`; at equal savings (within 1 %) the one with fewer columns.
-fn choose_by_cost(
-    subject: &Subject<'_>,
-    before: &[Option<f64>],
-    after: &[Vec<Option<f64>>],
+impl Step {
+    fn saved_ms_per_second(&self) -> f64 {
+        self.served.iter().map(Served::saved_ms_per_second).sum()
+    }
+
+    fn net_ms_per_second(&self) -> f64 {
+        self.saved_ms_per_second() - self.write_ms_per_second
+    }
+}
+
+/// The planner's costs of the subject's statements with a set of its candidates (by position)
+/// in place.
+trait SetCosts {
+    fn probe(&mut self, set: &[usize]) -> impl Future<Output = Result<Probe, String>> + Send;
+}
+
+/// The real one: HypoPG's hypothetical indexes in the advisor's read-only session.
+struct Hypothetical<'a> {
+    session: &'a mut sqlx::PgConnection,
+    statements: &'a [&'a str],
+    /// Each candidate's `CREATE INDEX` statement.
+    definitions: &'a [String],
+}
+
+impl SetCosts for Hypothetical<'_> {
+    fn probe(&mut self, set: &[usize]) -> impl Future<Output = Result<Probe, String>> + Send {
+        let set: Vec<String> = set.iter().map(|&i| self.definitions[i].clone()).collect();
+        async move { planner::plan_costs(self.session, self.statements, &set).await }
+    }
+}
+
+/// The greedy whole-workload choice (see the module documentation).
+async fn choose_set(
+    subject: &Subject,
     bar: f64,
-    window: f64,
-) -> Option<(usize, Vec<Served>)> {
-    let mut best: Option<(usize, Vec<Served>, f64)> = None;
-    for (i, costs) in after.iter().enumerate() {
-        let mut served = Vec::new();
-        for (j, (statement, _, _)) in subject.statements.iter().enumerate() {
-            let (Some(Some(b)), Some(Some(a))) = (before.get(j), costs.get(j)) else {
-                continue;
-            };
-            if *b <= 0.0 {
+    mut costs: impl SetCosts,
+) -> Result<Vec<Step>, String> {
+    let base = costs.probe(&[]).await?.costs;
+    let write_ms_per_second = subject.writes_per_second * WRITE_MS_PER_ROW_PER_INDEX;
+    let mut chosen: Vec<usize> = Vec::new();
+    let mut steps: Vec<Step> = Vec::new();
+    let mut current = base.clone();
+    while steps.len() < MAX_SET {
+        let mut best: Option<Step> = None;
+        // An index whose keys lead a chosen one's would duplicate it (a covering variant of a
+        // chosen index, or its prefix).
+        let duplicates = |i: usize| {
+            chosen.iter().any(|&c| {
+                subject.candidates[c]
+                    .keys
+                    .starts_with(&subject.candidates[i].keys)
+            })
+        };
+        for i in (0..subject.candidates.len()).filter(|&i| !duplicates(i)) {
+            let mut set = chosen.clone();
+            set.push(i);
+            let with = costs.probe(&set).await?;
+            let served = served_by(subject, &base, &current, &with.costs, bar);
+            if served.is_empty() {
                 continue;
             }
-            let reduction = 1.0 - a / b;
-            if reduction >= bar {
-                served.push(Served {
-                    queryid: statement.queryid,
-                    query: statement.query.clone(),
-                    calls: statement.calls,
-                    mean_time_ms: statement.mean_time_ms,
-                    cost_before: Some(*b),
-                    cost_after: Some(*a),
-                    reduction,
-                });
+            let step = Step {
+                candidate: i,
+                served,
+                size_bytes: with.sizes.last().copied().flatten(),
+                write_ms_per_second,
+                costs: with.costs,
+            };
+            if step.net_ms_per_second() <= 0.0 {
+                continue;
+            }
+            if best.as_ref().is_none_or(|b| better(subject, &step, b)) {
+                best = Some(step);
             }
         }
-        consider(&mut best, subject, i, served, window);
+        let Some(step) = best else {
+            break;
+        };
+        chosen.push(step.candidate);
+        current = step.costs.clone();
+        steps.push(step);
     }
-    best.map(|(i, served, _)| (i, served))
+    Ok(steps)
 }
 
-/// The heuristic judge: see the module documentation.
+/// For a plain range filter on the table (it returns the rows that match, with no equality or
+/// join to narrow it), a statement the planner can judge in its place: the same columns read
+/// through a range of the size the statement was seen to return, its bound taken from the
+/// column's histogram. `None` for every other statement, for a range wider than
+/// `MAX_SELECTIVITY` of the rows (an index would not pay), and without a histogram.
+async fn range_proxy(
+    session: &mut sqlx::PgConnection,
+    subject: &Subject,
+    statement: &Demand,
+) -> Result<Option<String>, String> {
+    let [table_use] = statement.uses.as_slice() else {
+        return Ok(None);
+    };
+    let Some(column) = table_use.range.first() else {
+        return Ok(None);
+    };
+    if !table_use.returns_matching_rows
+        || !table_use.equality.is_empty()
+        || !table_use.join.is_empty()
+    {
+        return Ok(None);
+    }
+    let live = subject.live_tuples.max(1) as f64;
+    let share = (statement.rows_per_call / live).max(1.0 / live);
+    if share > MAX_SELECTIVITY {
+        return Ok(None);
+    }
+    let Some(bound) =
+        planner::upper_quantile(session, &subject.schema, &subject.name, column, share).await?
+    else {
+        return Ok(None);
+    };
+    let read = match &table_use.read_columns {
+        Some(columns) if !columns.is_empty() => columns
+            .iter()
+            .map(|c| naming::quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => "*".to_owned(),
+    };
+    // `bound` was quoted by PostgreSQL's quote_literal; every identifier is quoted here.
+    Ok(Some(format!(
+        "SELECT {read} FROM {} WHERE {} >= {bound}",
+        naming::qualified(&subject.schema, &subject.name),
+        naming::quote_ident(column)
+    )))
+}
+
+/// The statements whose cost `after` cuts by at least `bar` from `current`, each with the share
+/// of its original (`base`) cost saved.
+fn served_by(
+    subject: &Subject,
+    base: &[Option<f64>],
+    current: &[Option<f64>],
+    after: &[Option<f64>],
+    bar: f64,
+) -> Vec<Served> {
+    let mut served = Vec::new();
+    for (j, statement) in subject.statements.iter().enumerate() {
+        let (Some(Some(b)), Some(Some(c)), Some(Some(a))) =
+            (base.get(j), current.get(j), after.get(j))
+        else {
+            continue;
+        };
+        if *b <= 0.0 || *c <= 0.0 {
+            continue;
+        }
+        if 1.0 - a / c >= bar {
+            served.push(Served {
+                queryid: statement.queryid,
+                query: statement.query.clone(),
+                calls_per_second: statement.calls_per_second,
+                mean_time_ms: statement.mean_time_ms,
+                cost_before: Some(*c),
+                cost_after: Some(*a),
+                reduction: ((c - a) / b).clamp(0.0, 1.0),
+                basis: CostBasis::GenericPlan,
+            });
+        }
+    }
+    served
+}
+
+/// Whether `step` beats `best`: more net time saved by over 1 %, or as much (within 1 %) for
+/// less storage (fewer key and included columns when HypoPG gave no size).
+fn better(subject: &Subject, step: &Step, best: &Step) -> bool {
+    let (saved, best_saved) = (step.net_ms_per_second(), best.net_ms_per_second());
+    if saved > best_saved * 1.01 {
+        return true;
+    }
+    if saved < best_saved * 0.99 {
+        return false;
+    }
+    match (step.size_bytes, best.size_bytes) {
+        (Some(a), Some(b)) if a != b => a < b,
+        _ => {
+            let width = |i: usize| {
+                let c = &subject.candidates[i];
+                c.keys.len() + c.include.len()
+            };
+            width(step.candidate) < width(best.candidate)
+        }
+    }
+}
+
+/// The heuristic judge: see the module documentation. Covering candidates are HypoPG's to judge.
 fn choose_by_heuristic(
-    subject: &Subject<'_>,
+    subject: &Subject,
     distinct: &HashMap<String, f64>,
     bar: f64,
-    window: f64,
-) -> Option<(usize, Vec<Served>)> {
-    let live = subject.table.live_tuples.max(1) as f64;
-    let mut best: Option<(usize, Vec<Served>, f64)> = None;
+) -> Option<Step> {
+    let live = subject.live_tuples.max(1) as f64;
+    let mut best: Option<Step> = None;
     for (i, candidate) in subject.candidates.iter().enumerate() {
-        let leading = &candidate[0];
+        if !candidate.include.is_empty() {
+            continue;
+        }
+        let leading = &candidate.keys[0];
         let mut served = Vec::new();
-        for (statement, uses, own) in &subject.statements {
-            if !own.contains(candidate) {
+        for statement in &subject.statements {
+            if !statement.own.contains(candidate) {
                 continue;
             }
+            let uses = &statement.uses;
             let filters_on = uses
                 .iter()
                 .any(|u| u.equality.contains(&leading.name) || u.join.contains(&leading.name));
@@ -463,7 +831,7 @@ fn choose_by_heuristic(
                 let sort_served = uses.iter().any(|u| {
                     u.limit
                         && !u.order_by.is_empty()
-                        && candidate.ends_with(
+                        && candidate.keys.ends_with(
                             &u.order_by
                                 .iter()
                                 .map(|(name, descending)| KeyColumn {
@@ -486,74 +854,75 @@ fn choose_by_heuristic(
             served.push(Served {
                 queryid: statement.queryid,
                 query: statement.query.clone(),
-                calls: statement.calls,
+                calls_per_second: statement.calls_per_second,
                 mean_time_ms: statement.mean_time_ms,
                 cost_before: None,
                 cost_after: None,
                 reduction,
+                basis: CostBasis::Heuristic,
             });
         }
-        consider(&mut best, subject, i, served, window);
-    }
-    best.map(|(i, served, _)| (i, served))
-}
-
-fn consider(
-    best: &mut Option<(usize, Vec<Served>, f64)>,
-    subject: &Subject<'_>,
-    i: usize,
-    served: Vec<Served>,
-    window: f64,
-) {
-    if served.is_empty() {
-        return;
-    }
-    let saved = saved_per_day(&served, window);
-    let better = match best {
-        None => true,
-        Some((j, _, best_saved)) => {
-            let fewer = subject.candidates[i].len() < subject.candidates[*j].len();
-            saved > *best_saved * 1.01 || (fewer && saved >= *best_saved * 0.99)
+        if served.is_empty() {
+            continue;
         }
-    };
-    if better {
-        *best = Some((i, served, saved));
+        let step = Step {
+            candidate: i,
+            served,
+            size_bytes: None,
+            write_ms_per_second: subject.writes_per_second * WRITE_MS_PER_ROW_PER_INDEX,
+            costs: Vec::new(),
+        };
+        if step.net_ms_per_second() > 0.0 && best.as_ref().is_none_or(|b| better(subject, &step, b))
+        {
+            best = Some(step);
+        }
     }
+    best
 }
 
 /// How a candidate was judged, for the advice's evidence.
 struct Judged {
     method: Method,
-    write_heavy: bool,
     bar: f64,
-    window: f64,
     note: String,
 }
 
-fn advice(subject: &Subject<'_>, i: usize, served: Vec<Served>, judged: Judged) -> Advice {
-    let table = subject.table;
-    let columns = subject.candidates[i].clone();
-    let index_name = naming::index_name(&table.name, &columns, &subject.taken_names);
-    let statement = naming::create_statement(&table.schema, &table.name, &index_name, &columns);
+fn statement_for(subject: &Subject, i: usize) -> String {
+    let candidate = &subject.candidates[i];
+    let name = naming::index_name(&subject.name, candidate, &subject.taken_names);
+    naming::create_statement(&subject.schema, &subject.name, &name, candidate)
+}
+
+fn advice(subject: &Subject, step: Step, then: Vec<String>, judged: Judged) -> Advice {
+    let candidate = subject.candidates[step.candidate].clone();
+    let index_name = naming::index_name(&subject.name, &candidate, &subject.taken_names);
+    let statement =
+        naming::create_statement(&subject.schema, &subject.name, &index_name, &candidate);
     Advice {
-        schema: table.schema.clone(),
-        table: table.name.clone(),
-        columns,
+        schema: subject.schema.clone(),
+        table: subject.name.clone(),
+        candidate,
         index_name,
         statement,
         method: judged.method,
-        saved_ms_per_day: saved_per_day(&served, judged.window),
-        served,
-        write_heavy: judged.write_heavy,
-        writes: subject.writes,
-        reads: subject.reads,
+        saved_ms_per_day: step.saved_ms_per_second() * SECONDS_PER_DAY,
+        write_cost_ms_per_day: step.write_ms_per_second * SECONDS_PER_DAY,
+        size_bytes: step.size_bytes,
+        served: step.served,
+        write_heavy: subject.write_heavy(),
+        writes_per_second: subject.writes_per_second,
+        reads_per_second: subject.reads_per_second,
         bar: judged.bar,
+        trigger: subject.trigger,
+        then,
         note: judged.note,
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use proto::metrics::{PostgresDetail, StatementStats};
+
     use super::*;
 
     fn key(name: &str, descending: bool) -> KeyColumn {
@@ -563,87 +932,411 @@ mod tests {
         }
     }
 
-    fn s1_subject<'a>(table: &'a TableStats, statement: &'a StatementStats) -> Subject<'a> {
-        let uses = statement::analyse(&statement.query).unwrap();
-        let candidates = candidates::for_use(&uses[0]);
-        Subject {
-            table,
-            statements: vec![(statement, uses, candidates.clone())],
-            candidates,
-            taken_names: Vec::new(),
-            writes: 0,
-            reads: 100,
+    fn table(name: &str, live_tuples: i64) -> TableStats {
+        TableStats {
+            qualified_name: format!("public.{name}"),
+            schema: "public".into(),
+            name: name.into(),
+            live_tuples,
+            ..Default::default()
         }
     }
 
-    fn posts() -> (TableStats, StatementStats) {
-        (
-            TableStats {
-                qualified_name: "public.posts".into(),
-                schema: "public".into(),
-                name: "posts".into(),
-                live_tuples: 100_000,
-                seq_scan: 100,
+    /// A window of `seconds` in which each statement ran its calls, each with its mean time.
+    fn window(
+        seconds: f64,
+        tables: Vec<TableStats>,
+        statements: &[(i64, &str, i64, f64)],
+    ) -> MetricSnapshot {
+        MetricSnapshot {
+            database_id: "db".into(),
+            time_delta_seconds: Some(seconds),
+            postgres: Some(PostgresDetail {
+                tables,
+                top_statements: statements
+                    .iter()
+                    .filter(|(_, _, calls, _)| *calls > 0)
+                    .map(|(queryid, query, calls, mean)| StatementStats {
+                        queryid: *queryid,
+                        query: (*query).into(),
+                        calls: *calls,
+                        total_time_ms: *calls as f64 * mean,
+                        mean_time_ms: *mean,
+                        ..Default::default()
+                    })
+                    .collect(),
                 ..Default::default()
-            },
-            StatementStats {
-                queryid: 1,
-                query: "SELECT * FROM posts WHERE user_id = $1 ORDER BY created_at DESC LIMIT $2"
-                    .into(),
-                calls: 100,
-                mean_time_ms: 20.0,
-                ..Default::default()
-            },
-        )
+            }),
+            ..Default::default()
+        }
     }
 
-    #[test]
-    fn the_cheapest_plan_wins_and_time_saved_is_per_day() {
-        let (table, statement) = posts();
-        let subject = s1_subject(&table, &statement);
+    fn subject_after(snapshots: &[MetricSnapshot], table: &TableStats) -> Option<Subject> {
+        let mut workload = DatabaseWorkload::default();
+        for s in snapshots {
+            workload.observe(s);
+        }
+        subject(table, std::slice::from_ref(table), &[], &workload)
+    }
+
+    const S1: &str = "SELECT * FROM posts WHERE user_id = $1 ORDER BY created_at DESC LIMIT $2";
+
+    /// Planner costs for the tests: per candidate set (by key text), each statement's cost; an
+    /// index's size grows with its columns.
+    struct Fake<'a, F> {
+        subject: &'a Subject,
+        costs: F,
+    }
+
+    impl<F: Fn(&[String]) -> Vec<f64> + Send> SetCosts for Fake<'_, F> {
+        fn probe(&mut self, set: &[usize]) -> impl Future<Output = Result<Probe, String>> + Send {
+            let names: Vec<String> = set
+                .iter()
+                .map(|&i| {
+                    let c = &self.subject.candidates[i];
+                    let mut text = naming::key_list(&c.keys);
+                    if !c.include.is_empty() {
+                        text.push_str(&format!(" INCLUDE {:?}", c.include));
+                    }
+                    text
+                })
+                .collect();
+            let sizes = set
+                .iter()
+                .map(|&i| {
+                    let c = &self.subject.candidates[i];
+                    Some(1000 * (1 + (c.keys.len() + c.include.len()) as i64))
+                })
+                .collect();
+            std::future::ready(Ok(Probe {
+                costs: (self.costs)(&names).into_iter().map(Some).collect(),
+                sizes,
+            }))
+        }
+    }
+
+    fn fake_probe<F: Fn(&[String]) -> Vec<f64> + Send>(subject: &Subject, costs: F) -> Fake<'_, F> {
+        Fake { subject, costs }
+    }
+
+    #[tokio::test]
+    async fn the_cheapest_plan_wins_and_time_saved_is_per_day() {
+        let posts = table("posts", 100_000);
+        let subject = subject_after(
+            &[window(10.0, vec![posts.clone()], &[(1, S1, 100, 20.0)])],
+            &posts,
+        )
+        .unwrap();
         assert_eq!(
             subject.candidates,
             [
-                vec![key("user_id", false), key("created_at", true)],
-                vec![key("user_id", false)]
+                Candidate::plain(vec![key("user_id", false), key("created_at", true)]),
+                Candidate::plain(vec![key("user_id", false)])
             ]
         );
         // Costs as PostgreSQL 15 gave them for 100k rows: seq scan + sort, then each index.
-        let before = [Some(2077.0)];
-        let after = [vec![Some(38.6)], vec![Some(390.0)]];
-        let (chosen, served) = choose_by_cost(&subject, &before, &after, 0.3, 10.0).unwrap();
-        assert_eq!(chosen, 0);
+        let costs = |set: &[String]| -> Vec<f64> {
+            if set.iter().any(|s| s.contains("created_at")) {
+                vec![38.6]
+            } else if set.is_empty() {
+                vec![2077.0]
+            } else {
+                vec![390.0]
+            }
+        };
+        let steps = choose_set(&subject, 0.3, fake_probe(&subject, costs))
+            .await
+            .unwrap();
+        assert_eq!(
+            steps.len(),
+            1,
+            "the second index serves nothing more: {steps:?}"
+        );
+        assert_eq!(steps[0].candidate, 0);
         let reduction = 1.0 - 38.6 / 2077.0;
-        assert!((served[0].reduction - reduction).abs() < 1e-9);
+        assert!((steps[0].served[0].reduction - reduction).abs() < 1e-9);
         // 100 calls in 10 s = 864,000 calls a day, 20 ms each.
-        let expected = 864_000.0 * 20.0 * reduction;
-        assert!((saved_per_day(&served, 10.0) - expected).abs() < 1e-6);
+        let advice = advice(
+            &subject,
+            steps[0].clone(),
+            Vec::new(),
+            Judged {
+                method: Method::HypoPg,
+                bar: 0.3,
+                note: String::new(),
+            },
+        );
+        assert!((advice.saved_ms_per_day - 864_000.0 * 20.0 * reduction).abs() < 1e-3);
+        assert_eq!(advice.write_cost_ms_per_day, 0.0);
+    }
+
+    #[tokio::test]
+    async fn two_statement_families_get_one_index_each() {
+        let orders = table("orders", 1_000_000);
+        let by_customer = "SELECT * FROM orders WHERE customer_id = $1";
+        let by_status_date =
+            "SELECT * FROM orders WHERE status = $1 AND created_at > now() - interval '1 day'";
+        let subject = subject_after(
+            &[window(
+                10.0,
+                vec![orders.clone()],
+                &[(1, by_customer, 50, 80.0), (2, by_status_date, 20, 120.0)],
+            )],
+            &orders,
+        )
+        .unwrap();
+        let costs = |set: &[String]| -> Vec<f64> {
+            let has = |k: &str| set.iter().any(|s| s.starts_with(k));
+            vec![
+                if has("\"customer_id\"") {
+                    8.0
+                } else {
+                    20_000.0
+                },
+                if has("\"status\", \"created_at\"") {
+                    30.0
+                } else if has("\"status\"") {
+                    9_000.0
+                } else {
+                    20_000.0
+                },
+            ]
+        };
+        let steps = choose_set(&subject, 0.3, fake_probe(&subject, costs))
+            .await
+            .unwrap();
+        let chosen: Vec<String> = steps
+            .iter()
+            .map(|s| naming::key_list(&subject.candidates[s.candidate].keys))
+            .collect();
+        // The bigger saving first (50/s × 80 ms against 20/s × 120 ms), then the other family's.
+        assert_eq!(chosen, [r#""customer_id""#, r#""status", "created_at""#]);
+        assert_eq!(steps[1].served.len(), 1);
+        assert_eq!(steps[1].served[0].queryid, 2);
+    }
+
+    #[tokio::test]
+    async fn one_column_order_serving_two_statements_beats_two_indexes() {
+        let events = table("events", 500_000);
+        let filter = "SELECT * FROM events WHERE account_id = $1 AND kind = $2";
+        let sorted = "SELECT * FROM events WHERE account_id = $1 ORDER BY kind LIMIT 20";
+        let subject = subject_after(
+            &[window(
+                10.0,
+                vec![events.clone()],
+                &[(1, filter, 40, 50.0), (2, sorted, 40, 50.0)],
+            )],
+            &events,
+        )
+        .unwrap();
+        // (account_id, kind) serves both; (account_id) alone serves the filter less well.
+        let costs = |set: &[String]| -> Vec<f64> {
+            if set.iter().any(|s| s.starts_with(r#""account_id", "kind""#)) {
+                vec![5.0, 6.0]
+            } else if set.iter().any(|s| s == r#""account_id""#) {
+                vec![40.0, 300.0]
+            } else {
+                vec![9_000.0, 9_500.0]
+            }
+        };
+        let steps = choose_set(&subject, 0.3, fake_probe(&subject, costs))
+            .await
+            .unwrap();
+        assert_eq!(steps.len(), 1, "{steps:?}");
+        assert_eq!(
+            naming::key_list(&subject.candidates[steps[0].candidate].keys),
+            r#""account_id", "kind""#
+        );
+        assert_eq!(steps[0].served.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_index_that_costs_writes_more_than_it_saves_is_not_chosen() {
+        let log = table("log", 200_000);
+        let mut written = log.clone();
+        written.n_tup_ins = 200_000; // 20,000 rows a second
+        let subject = subject_after(
+            &[window(
+                10.0,
+                vec![written],
+                &[(1, "SELECT * FROM log WHERE request_id = $1", 1, 200.0)],
+            )],
+            &log,
+        )
+        .unwrap();
+        let costs =
+            |set: &[String]| -> Vec<f64> { vec![if set.is_empty() { 5_000.0 } else { 5.0 }] };
+        // 0.1 call/s × 200 ms = 20 ms/s saved; 20,000 rows/s × 0.02 ms = 400 ms/s of writes.
+        let steps = choose_set(&subject, 0.3, fake_probe(&subject, costs))
+            .await
+            .unwrap();
+        assert!(steps.is_empty(), "{steps:?}");
+    }
+
+    #[tokio::test]
+    async fn a_covering_index_is_chosen_only_when_it_saves_more_than_the_plain_one() {
+        let orders = table("orders", 1_000_000);
+        let q = "SELECT id, total FROM orders WHERE customer_id = $1";
+        let subject = subject_after(
+            &[window(10.0, vec![orders.clone()], &[(1, q, 100, 30.0)])],
+            &orders,
+        )
+        .unwrap();
+        assert!(
+            subject
+                .candidates
+                .iter()
+                .any(|c| c.include == ["id", "total"]),
+            "{:?}",
+            subject.candidates
+        );
+        let costs = |set: &[String]| -> Vec<f64> {
+            vec![if set.iter().any(|s| s.contains("INCLUDE")) {
+                4.0
+            } else if set.is_empty() {
+                20_000.0
+            } else {
+                40.0
+            }]
+        };
+        let steps = choose_set(&subject, 0.3, fake_probe(&subject, costs))
+            .await
+            .unwrap();
+        // The covering index saves 0.18 % more of the statement's time than the plain one: within
+        // 1 %, so the smaller plain index is chosen, and the covering variant, which would
+        // duplicate it, is not added after it.
+        assert_eq!(steps.len(), 1, "{steps:?}");
+        assert!(subject.candidates[steps[0].candidate].include.is_empty());
+        // Where the heap visits are most of the remaining cost, the covering index wins.
+        let costs = |set: &[String]| -> Vec<f64> {
+            vec![if set.iter().any(|s| s.contains("INCLUDE")) {
+                4.0
+            } else if set.is_empty() {
+                500.0
+            } else {
+                40.0
+            }]
+        };
+        let steps = choose_set(&subject, 0.3, fake_probe(&subject, costs))
+            .await
+            .unwrap();
+        assert_eq!(steps.len(), 1, "{steps:?}");
+        assert_eq!(
+            subject.candidates[steps[0].candidate].include,
+            ["id", "total"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_small_cost_cut_serves_nothing_and_write_heavy_tables_need_more() {
+        let posts = table("posts", 100_000);
+        let subject = subject_after(
+            &[window(10.0, vec![posts.clone()], &[(1, S1, 100, 20.0)])],
+            &posts,
+        )
+        .unwrap();
+        let modest =
+            |set: &[String]| -> Vec<f64> { vec![if set.is_empty() { 1000.0 } else { 800.0 }] };
+        assert!(
+            choose_set(&subject, 0.3, fake_probe(&subject, modest))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let half =
+            |set: &[String]| -> Vec<f64> { vec![if set.is_empty() { 1000.0 } else { 500.0 }] };
+        assert!(
+            !choose_set(&subject, cost_bar(0.3, false), fake_probe(&subject, half))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!((cost_bar(0.3, true) - 0.65).abs() < 1e-9);
+        assert!(
+            choose_set(&subject, cost_bar(0.3, true), fake_probe(&subject, half))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    /// One slow statement (400 ms) on a 2M-row table every 4 s, seen at `interval`.
+    fn slow_and_infrequent(interval: u32, total: u32) -> Option<Subject> {
+        let big = table("big", 2_000_000);
+        let q = "SELECT * FROM big WHERE created_at > now() - interval '1 day'";
+        let snapshots: Vec<MetricSnapshot> = (0..total / interval)
+            .map(|w| {
+                let start = w * interval;
+                let calls = (start..start + interval).filter(|s| s % 4 == 0).count() as i64;
+                let mut scanned = big.clone();
+                scanned.seq_scan = calls;
+                scanned.seq_tup_read = calls * 2_000_000;
+                window(f64::from(interval), vec![scanned], &[(9, q, calls, 400.0)])
+            })
+            .collect();
+        subject_after(&snapshots, &big)
     }
 
     #[test]
-    fn a_small_cost_cut_serves_nothing_and_write_heavy_tables_need_more() {
-        let (table, statement) = posts();
-        let subject = s1_subject(&table, &statement);
-        let before = [Some(1000.0)];
-        let modest = [vec![Some(800.0)], vec![Some(800.0)]];
-        assert!(choose_by_cost(&subject, &before, &modest, 0.3, 10.0).is_none());
-        let half = [vec![Some(500.0)], vec![Some(500.0)]];
-        assert!(choose_by_cost(&subject, &before, &half, cost_bar(0.3, false), 10.0).is_some());
-        assert!((cost_bar(0.3, true) - 0.65).abs() < 1e-9);
-        assert!(choose_by_cost(&subject, &before, &half, cost_bar(0.3, true), 10.0).is_none());
+    fn a_big_table_read_by_a_slow_infrequent_statement_is_considered_at_any_interval() {
+        let t = crate::detectors::fixtures::thresholds();
+        for interval in [1, 5, 10] {
+            let subject = slow_and_infrequent(interval, 120).expect("a range candidate");
+            let trigger = subject.trigger;
+            // 0.25 calls/s × 400 ms = 0.1 s of database time per second, 500,000 rows/s.
+            assert!(
+                (trigger.statement_seconds_per_second - 0.1).abs() < 0.01,
+                "{interval} s: {trigger:?}"
+            );
+            assert!(
+                trigger.statement_seconds_per_second >= t.index_min_statement_seconds_per_second
+            );
+            assert!(trigger.rows_read_per_second >= t.index_min_rows_read_per_second);
+            assert_eq!(
+                subject.candidates,
+                [Candidate::plain(vec![key("created_at", false)])]
+            );
+        }
+        // Within two 10 s cycles the rates are already there.
+        let early = slow_and_infrequent(10, 20).unwrap().trigger;
+        assert!(early.statement_seconds_per_second >= t.index_min_statement_seconds_per_second);
+    }
+
+    #[test]
+    fn a_statement_an_existing_index_serves_makes_no_subject() {
+        let posts = table("posts", 100_000);
+        let mut workload = DatabaseWorkload::default();
+        workload.observe(&window(10.0, vec![posts.clone()], &[(1, S1, 100, 20.0)]));
+        let existing = IndexStats {
+            qualified_table: "public.posts".into(),
+            schema: "public".into(),
+            name: "posts_user_created".into(),
+            definition: "CREATE INDEX posts_user_created ON public.posts USING btree (user_id, created_at DESC)".into(),
+            columns: vec!["user_id".into(), "created_at DESC".into()],
+            is_valid: true,
+            ..Default::default()
+        };
+        assert!(subject(&posts, std::slice::from_ref(&posts), &[existing], &workload).is_none());
     }
 
     #[test]
     fn heuristic_needs_a_selective_leading_column() {
-        let (table, statement) = posts();
-        let subject = s1_subject(&table, &statement);
+        let posts = table("posts", 100_000);
+        let subject = subject_after(
+            &[window(10.0, vec![posts.clone()], &[(1, S1, 100, 20.0)])],
+            &posts,
+        )
+        .unwrap();
         let selective = HashMap::from([("user_id".to_owned(), 1000.0)]);
-        let (chosen, _) = choose_by_heuristic(&subject, &selective, MAX_SELECTIVITY, 10.0).unwrap();
-        assert_eq!(chosen, 0, "the index that also serves ORDER BY … LIMIT");
+        let step = choose_by_heuristic(&subject, &selective, MAX_SELECTIVITY).unwrap();
+        assert_eq!(
+            step.candidate, 0,
+            "the index that also serves ORDER BY … LIMIT"
+        );
         let four_values = HashMap::from([("user_id".to_owned(), 4.0)]);
-        assert!(choose_by_heuristic(&subject, &four_values, MAX_SELECTIVITY, 10.0).is_none());
+        assert!(choose_by_heuristic(&subject, &four_values, MAX_SELECTIVITY).is_none());
         assert!(
-            choose_by_heuristic(&subject, &HashMap::new(), MAX_SELECTIVITY, 10.0).is_none(),
+            choose_by_heuristic(&subject, &HashMap::new(), MAX_SELECTIVITY).is_none(),
             "no statistics, no evidence"
         );
     }

@@ -4,16 +4,23 @@
 
 pub use proto::sql::{MAX_IDENTIFIER_BYTES, qualified, quote_ident};
 
-use super::candidates::KeyColumn;
+use super::candidates::{Candidate, KeyColumn};
 
-/// `idx_<table>_<columns>`: letters, digits and `_` only (lower-cased), at most 63 bytes (a long
+/// `idx_<table>_<columns>[_incl_<columns>]`: letters, digits and `_` only (lower-cased), at most 63 bytes (a long
 /// name is cut and ends in a hash of the whole so two long names stay distinct), and different
 /// from every name in `taken` (a numeric suffix when needed).
-pub fn index_name(table: &str, columns: &[KeyColumn], taken: &[String]) -> String {
+pub fn index_name(table: &str, candidate: &Candidate, taken: &[String]) -> String {
     let mut base = format!("idx_{}", plain(table));
-    for column in columns {
+    for column in &candidate.keys {
         base.push('_');
         base.push_str(&plain(&column.name));
+    }
+    if !candidate.include.is_empty() {
+        base.push_str("_incl");
+        for column in &candidate.include {
+            base.push('_');
+            base.push_str(&plain(column));
+        }
     }
     for attempt in 1.. {
         let wanted = if attempt == 1 {
@@ -29,14 +36,27 @@ pub fn index_name(table: &str, columns: &[KeyColumn], taken: &[String]) -> Strin
     unreachable!("an unbounded range always yields a free name")
 }
 
-/// `CREATE INDEX CONCURRENTLY "name" ON "schema"."table" ("a", "b" DESC)`.
-pub fn create_statement(schema: &str, table: &str, name: &str, columns: &[KeyColumn]) -> String {
+/// `CREATE INDEX CONCURRENTLY "name" ON "schema"."table" ("a", "b" DESC) INCLUDE ("c")`.
+pub fn create_statement(schema: &str, table: &str, name: &str, candidate: &Candidate) -> String {
     format!(
-        "CREATE INDEX CONCURRENTLY {} ON {} ({})",
+        "CREATE INDEX CONCURRENTLY {} ON {}",
         quote_ident(name),
-        qualified(schema, table),
-        key_list(columns)
+        definition(schema, table, candidate)
     )
+}
+
+/// `"schema"."table" ("a", "b" DESC) INCLUDE ("c")`: what follows `ON` in `CREATE INDEX`.
+pub fn definition(schema: &str, table: &str, candidate: &Candidate) -> String {
+    let mut text = format!(
+        "{} ({})",
+        qualified(schema, table),
+        key_list(&candidate.keys)
+    );
+    if !candidate.include.is_empty() {
+        let include: Vec<String> = candidate.include.iter().map(|c| quote_ident(c)).collect();
+        text.push_str(&format!(" INCLUDE ({})", include.join(", ")));
+    }
+    text
 }
 
 /// `"a", "b" DESC`: the key columns of an index definition.
@@ -88,9 +108,13 @@ mod tests {
         }
     }
 
+    fn keys(columns: &[KeyColumn]) -> Candidate {
+        Candidate::plain(columns.to_vec())
+    }
+
     #[test]
     fn s1_statement_is_quoted_and_ordered() {
-        let columns = [key("user_id", false), key("created_at", true)];
+        let columns = keys(&[key("user_id", false), key("created_at", true)]);
         let name = index_name("posts", &columns, &[]);
         assert_eq!(name, "idx_posts_user_id_created_at");
         assert_eq!(
@@ -101,7 +125,7 @@ mod tests {
 
     #[test]
     fn identifiers_that_need_quoting_are_quoted_exactly() {
-        let columns = [key("User \"Id\"", false)];
+        let columns = keys(&[key("User \"Id\"", false)]);
         let name = index_name("Order Items", &columns, &[]);
         assert_eq!(name, "idx_order_items_user__id_");
         assert_eq!(
@@ -113,8 +137,8 @@ mod tests {
     #[test]
     fn long_names_fit_63_bytes_and_stay_distinct() {
         let long = "a_really_long_table_name_that_goes_on_and_on_and_on";
-        let one = index_name(long, &[key("first_long_column_name", false)], &[]);
-        let two = index_name(long, &[key("second_long_column_name", false)], &[]);
+        let one = index_name(long, &keys(&[key("first_long_column_name", false)]), &[]);
+        let two = index_name(long, &keys(&[key("second_long_column_name", false)]), &[]);
         assert_eq!(one.len(), MAX_IDENTIFIER_BYTES);
         assert_eq!(two.len(), MAX_IDENTIFIER_BYTES);
         assert_ne!(one, two);
@@ -122,8 +146,22 @@ mod tests {
 
     #[test]
     fn a_taken_name_gets_a_suffix() {
-        let columns = [key("user_id", false)];
+        let columns = keys(&[key("user_id", false)]);
         let taken = vec!["idx_posts_user_id".to_owned()];
         assert_eq!(index_name("posts", &columns, &taken), "idx_posts_user_id_2");
+    }
+
+    #[test]
+    fn a_covering_index_names_and_quotes_its_included_columns() {
+        let candidate = Candidate {
+            keys: vec![key("customer_id", false)],
+            include: vec!["Total".into(), "id".into()],
+        };
+        let name = index_name("orders", &candidate, &[]);
+        assert_eq!(name, "idx_orders_customer_id_incl_total_id");
+        assert_eq!(
+            create_statement("public", "orders", &name, &candidate),
+            r#"CREATE INDEX CONCURRENTLY "idx_orders_customer_id_incl_total_id" ON "public"."orders" ("customer_id") INCLUDE ("Total", "id")"#
+        );
     }
 }

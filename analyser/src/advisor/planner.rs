@@ -1,6 +1,7 @@
 //! The advisor's own connection to a monitored database, and the two things it asks there: the
 //! planner's statistics on candidate columns (`pg_stats`) and, with HypoPG installed, the
-//! planner's cost of each statement with and without a hypothetical index.
+//! planner's cost of each statement with and without a set of hypothetical indexes, and their
+//! estimated sizes.
 //!
 //! The connection is read-only by construction (`default_transaction_read_only`), one per
 //! database, named `startupmonkey-analyser`, every statement under a 2 s timeout and a 200 ms
@@ -152,33 +153,78 @@ pub async fn distinct_values(
         .collect())
 }
 
-/// The planner's total cost of each statement, with `hypothetical` (a `CREATE INDEX` statement)
-/// in place when given; `None` for a statement the planner refused. Needs HypoPG installed in
-/// the database when `hypothetical` is given.
+/// A value of `schema.table.column`, quoted as a SQL literal by PostgreSQL, that about `share` of
+/// the column's values are at or above, read from the planner's histogram (`pg_stats`); `None`
+/// when the column has no histogram.
+pub async fn upper_quantile(
+    session: &mut PgConnection,
+    schema: &str,
+    table: &str,
+    column: &str,
+    share: f64,
+) -> Result<Option<String>, String> {
+    sqlx::query_scalar(marked!(
+        "SELECT quote_literal(b[greatest(1, least(n, round((1 - $4) * (n - 1))::int + 1))]) \
+         FROM (SELECT bounds AS b, cardinality(bounds) AS n FROM \
+               (SELECT histogram_bounds::text::text[] AS bounds FROM pg_stats \
+                WHERE schemaname = $1 AND tablename = $2 AND attname = $3 AND NOT inherited) h) x \
+         WHERE n > 0"
+    ))
+    .bind(schema)
+    .bind(table)
+    .bind(column)
+    .bind(share)
+    .fetch_optional(&mut *session)
+    .await
+    .map(Option::flatten)
+    .map_err(|e| describe(&e))
+}
+
+/// What the planner said with a set of hypothetical indexes in place.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Probe {
+    /// The total cost of each statement; `None` for a statement the planner refused.
+    pub costs: Vec<Option<f64>>,
+    /// HypoPG's size estimate of each hypothetical index, in bytes.
+    pub sizes: Vec<Option<i64>>,
+}
+
+/// The planner's total cost of each statement with every index of `hypothetical` (`CREATE
+/// INDEX` statements) in place at once; with none, the costs as the database stands. Needs
+/// HypoPG installed in the database when `hypothetical` is not empty.
 pub async fn plan_costs(
     session: &mut PgConnection,
     statements: &[&str],
-    hypothetical: Option<&str>,
-) -> Result<Vec<Option<f64>>, String> {
+    hypothetical: &[String],
+) -> Result<Probe, String> {
     let probe = async {
         reset(session).await?;
         sqlx::query(marked!("SET plan_cache_mode = force_generic_plan"))
             .execute(&mut *session)
             .await
             .map_err(|e| describe(&e))?;
-        if let Some(definition) = hypothetical {
-            sqlx::query(marked!("SELECT indexrelid FROM hypopg_create_index($1)"))
-                .bind(definition)
-                .fetch_one(&mut *session)
-                .await
-                .map_err(|e| format!("hypothetical index refused: {}", describe(&e)))?;
+        let mut sizes = Vec::with_capacity(hypothetical.len());
+        for definition in hypothetical {
+            let oid: sqlx::postgres::types::Oid =
+                sqlx::query_scalar(marked!("SELECT indexrelid FROM hypopg_create_index($1)"))
+                    .bind(definition)
+                    .fetch_one(&mut *session)
+                    .await
+                    .map_err(|e| format!("hypothetical index refused: {}", describe(&e)))?;
+            let size: Option<i64> =
+                sqlx::query_scalar(marked!("SELECT hypopg_relation_size($1)::bigint"))
+                    .bind(oid)
+                    .fetch_one(&mut *session)
+                    .await
+                    .ok();
+            sizes.push(size);
         }
         let mut costs = Vec::with_capacity(statements.len());
         for (i, statement) in statements.iter().enumerate() {
             costs.push(statement_cost(session, &format!("sm_probe_{i}"), statement).await);
         }
         reset(session).await?;
-        Ok(costs)
+        Ok(Probe { costs, sizes })
     };
     match tokio::time::timeout(PROBE_DEADLINE, probe).await {
         Ok(result) => result,

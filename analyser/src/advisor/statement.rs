@@ -165,6 +165,10 @@ pub struct TableUse {
     /// module cannot attribute (an unqualified name among several sources, a sub-query, an
     /// expression it does not know, `JOIN … USING`, `NATURAL JOIN`, an output name in GROUP BY).
     pub read_columns: Option<Vec<String>>,
+    /// A SELECT of this one table whose every returned row is a row that matched its filter: no
+    /// join, grouping, aggregate, window function, DISTINCT, set operation or LIMIT. Its rows per
+    /// call then measure how selective its filter is.
+    pub returns_matching_rows: bool,
 }
 
 impl TableUse {
@@ -208,6 +212,9 @@ pub fn analyse(sql: &str) -> Result<Vec<TableUse>, String> {
                         t.limit = true;
                     }
                 }
+                if only_tables && scope.uses.len() == 1 && returns_matching_rows(select) {
+                    scope.uses[0].returns_matching_rows = true;
+                }
                 uses.extend(scope.uses);
             }
             NodeEnum::UpdateStmt(update) => {
@@ -241,6 +248,93 @@ pub fn analyse(sql: &str) -> Result<Vec<TableUse>, String> {
         }
     }
     Ok(uses)
+}
+
+/// Whether every row a single-table SELECT returns is one row that matched its filter.
+fn returns_matching_rows(select: &SelectStmt) -> bool {
+    select.group_clause.is_empty()
+        && select.distinct_clause.is_empty()
+        && select.having_clause.is_none()
+        && select.window_clause.is_empty()
+        && select.limit_count.is_none()
+        && select.limit_offset.is_none()
+        && select.op == SetOperation::SetopNone as i32
+        && select.target_list.iter().all(|target| {
+            let Some(NodeEnum::ResTarget(target)) = target.node.as_ref() else {
+                return false;
+            };
+            let Some(value) = target.val.as_ref() else {
+                return false;
+            };
+            // `*`, columns and expressions of them, but no aggregate or window function.
+            matches!(value.node.as_ref(), Some(NodeEnum::ColumnRef(_)))
+                || every_node(value, &mut |n| match n {
+                    NodeEnum::FuncCall(call) => !is_aggregate_or_window(call),
+                    _ => true,
+                })
+        })
+}
+
+/// pg_stat_statements writes a typed literal such as `interval '1 day'` as `interval $1`, which
+/// no parser accepts; this rewrites it as the equivalent `$1::interval` (also `date`, `time`,
+/// `timestamp`, `timestamptz`, with or without time zone), leaving quoted text and comments as
+/// they are.
+pub fn parseable(sql: &str) -> String {
+    const TYPES: &[&str] = &[
+        "timestamp with time zone",
+        "timestamp without time zone",
+        "time with time zone",
+        "time without time zone",
+        "timestamptz",
+        "timestamp",
+        "interval",
+        "date",
+        "time",
+    ];
+    let bytes = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut i = 0;
+    while i < bytes.len() {
+        let rest = &sql[i..];
+        // Quoted text, quoted identifiers and comments are copied whole.
+        let skip = match bytes[i] {
+            b'\'' => rest[1..].find('\'').map(|e| e + 2),
+            b'"' => rest[1..].find('"').map(|e| e + 2),
+            b'-' if rest.starts_with("--") => Some(rest.find('\n').unwrap_or(rest.len())),
+            b'/' if rest.starts_with("/*") => rest.find("*/").map(|e| e + 2),
+            _ => None,
+        };
+        if let Some(length) = skip {
+            out.push_str(&rest[..length]);
+            i += length;
+            continue;
+        }
+        let at_word_start =
+            i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+        if at_word_start && bytes[i].is_ascii_alphabetic() {
+            let typed = TYPES.iter().find_map(|t| {
+                let head = rest.get(..t.len())?;
+                if !head.eq_ignore_ascii_case(t) {
+                    return None;
+                }
+                let after = &rest[t.len()..];
+                let spaces = after.len() - after.trim_start().len();
+                let parameter = after[spaces..].strip_prefix('$')?;
+                let digits = parameter.bytes().take_while(u8::is_ascii_digit).count();
+                (spaces > 0 && digits > 0)
+                    .then(|| (t.len() + spaces + 1 + digits, &parameter[..digits], *t))
+            });
+            if let Some((length, number, type_name)) = typed {
+                out.push_str(&format!("${number}::{type_name}"));
+                i += length;
+                continue;
+            }
+        }
+        let width = rest.chars().next().map_or(1, char::len_utf8);
+        out.push_str(&rest[..width]);
+        i += width;
+    }
+    out
 }
 
 /// A table of the FROM clause with the name the statement refers to it by.
@@ -1206,6 +1300,42 @@ mod tests {
             only("DELETE FROM sessions WHERE id = $1").read_columns,
             None
         );
+    }
+
+    #[test]
+    fn typed_literal_placeholders_become_casts_that_parse() {
+        let normalised = "SELECT * FROM readings WHERE created_at > now() - interval $1 AND day >= DATE $2 \
+             AND note = 'interval $3' /* interval $4 */";
+        let fixed = parseable(normalised);
+        assert_eq!(
+            fixed,
+            "SELECT * FROM readings WHERE created_at > now() - $1::interval AND day >= $2::date \
+             AND note = 'interval $3' /* interval $4 */"
+        );
+        assert_eq!(only(&fixed).range, ["created_at", "day"]);
+        assert_eq!(
+            parseable("SELECT $1 FROM t WHERE at < timestamp with time zone $2"),
+            "SELECT $1 FROM t WHERE at < $2::timestamp with time zone"
+        );
+        assert_eq!(parseable("SELECT my_interval $1"), "SELECT my_interval $1");
+    }
+
+    #[test]
+    fn a_plain_filter_returns_its_matching_rows_and_aggregates_or_limits_do_not() {
+        assert!(
+            only("SELECT id, lower(title) FROM posts WHERE created_at > $1").returns_matching_rows
+        );
+        assert!(only("SELECT * FROM posts WHERE user_id = $1").returns_matching_rows);
+        for sql in [
+            "SELECT count(*) FROM posts WHERE created_at > $1",
+            "SELECT user_id, max(id) FROM posts WHERE created_at > $1 GROUP BY user_id",
+            "SELECT * FROM posts WHERE created_at > $1 LIMIT 10",
+            "SELECT DISTINCT user_id FROM posts WHERE created_at > $1",
+        ] {
+            assert!(!only(sql).returns_matching_rows, "{sql}");
+        }
+        let joined = analyse("SELECT * FROM a JOIN b ON a.id = b.a_id WHERE a.x > $1").unwrap();
+        assert!(joined.iter().all(|u| !u.returns_matching_rows));
     }
 
     #[test]

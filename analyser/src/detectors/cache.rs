@@ -1,6 +1,7 @@
-//! `cache_miss_rate_high`: the windowed buffer hit rate, judged only with enough block reads in
-//! the window (an idle or new database has no hit rate, not a bad one: the original fired a
-//! critical detection on it). A database that fits in shared buffers never fires: its misses are
+//! `cache_miss_rate_high`: the windowed buffer hit rate, judged only with enough block reads per
+//! second (`cache_min_block_reads_per_second`, a rate, so the same workload is judged the same at
+//! any collection interval; an idle or new database has no hit rate, not a bad one: the original
+//! fired a critical detection on it). A database that fits in shared buffers never fires: its misses are
 //! blocks read for the first time since a start or a bulk load, and a bigger cache would not
 //! have held them (the recommendation would be wrong).
 
@@ -15,7 +16,9 @@ pub fn cache_miss_rate_high(s: &MetricSnapshot, t: &Thresholds) -> Option<Detect
     let m = s.measurements?;
     let rate = m.cache_hit_rate?;
     let blocks = m.cache_hit_count? + m.cache_miss_count?;
-    if blocks < t.cache_min_block_reads || rate >= t.cache_hit_rate {
+    let window = s.time_delta_seconds.filter(|w| *w > 0.0)?;
+    let blocks_per_second = blocks as f64 / window;
+    if blocks_per_second < t.cache_min_block_reads_per_second || rate >= t.cache_hit_rate {
         return None;
     }
     let severity = match rate {
@@ -73,6 +76,7 @@ pub fn cache_miss_rate_high(s: &MetricSnapshot, t: &Thresholds) -> Option<Detect
                 "cache_hit_percent": hit,
                 "cache_miss_percent": 100 - hit,
                 "blocks_in_window": blocks,
+                "blocks_per_second": blocks_per_second,
                 "shared_buffers_bytes": shared_buffers,
                 "host_memory_bytes": memory,
                 "cache_health": s.cache_health,
@@ -142,6 +146,20 @@ mod tests {
         m.used_storage_bytes = Some(129 << 20);
         s.measurements = Some(m);
         assert!(cache_miss_rate_high(&s, &thresholds()).is_some());
+    }
+
+    #[test]
+    fn the_read_rate_not_the_window_count_decides() {
+        // 500 block reads per second, seen through a 1 s and a 10 s window: judged both times.
+        let mut short = with_cache(300, 200);
+        short.time_delta_seconds = Some(1.0);
+        assert!(cache_miss_rate_high(&short, &thresholds()).is_some());
+        assert!(cache_miss_rate_high(&with_cache(3_000, 2_000), &thresholds()).is_some());
+        // 50 per second is too few to judge at either interval.
+        let mut sparse = with_cache(30, 20);
+        sparse.time_delta_seconds = Some(1.0);
+        assert!(cache_miss_rate_high(&sparse, &thresholds()).is_none());
+        assert!(cache_miss_rate_high(&with_cache(300, 200), &thresholds()).is_none());
     }
 
     #[test]

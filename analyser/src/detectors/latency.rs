@@ -1,5 +1,6 @@
 //! `high_query_latency`: the p95 over the interval from pg_stat_statements deltas (the original's
-//! detector never fired: nothing measured latency). Not judged on fewer calls than `min_calls`.
+//! detector never fired: nothing measured latency). Not judged below `latency_min_calls_per_second`
+//! (a rate, so the same workload is judged the same at any collection interval).
 
 use proto::events::Detection;
 use proto::metrics::MetricSnapshot;
@@ -15,7 +16,9 @@ pub fn high_query_latency(s: &MetricSnapshot, t: &Thresholds) -> Option<Detectio
     let detail = s.postgres.as_ref()?;
     let m = s.measurements?;
     let p95 = m.p95_query_latency_ms?;
-    if detail.statements_calls < t.min_calls || p95 < t.p95_latency_ms {
+    let window = s.time_delta_seconds.filter(|w| *w > 0.0)?;
+    let calls_per_second = detail.statements_calls as f64 / window;
+    if calls_per_second < t.latency_min_calls_per_second || p95 < t.p95_latency_ms {
         return None;
     }
     let severity = match p95 / t.p95_latency_ms {
@@ -61,6 +64,7 @@ pub fn high_query_latency(s: &MetricSnapshot, t: &Thresholds) -> Option<Detectio
                 "p50_latency_ms": m.p50_query_latency_ms,
                 "p99_latency_ms": m.p99_query_latency_ms,
                 "calls": detail.statements_calls,
+                "calls_per_second": calls_per_second,
                 "slowest_statements": slowest,
                 "query_health": s.query_health,
             }),
@@ -120,8 +124,23 @@ mod tests {
 
     #[test]
     fn too_few_calls_or_no_latency_is_not_judged() {
+        // 10 calls in 10 s is 1 call per second: below the 5 per second needed.
         assert!(high_query_latency(&with_latency(900.0, 10), &thresholds()).is_none());
         assert!(high_query_latency(&snapshot(), &thresholds()).is_none());
         assert!(high_query_latency(&with_latency(90.0, 500), &thresholds()).is_none());
+    }
+
+    #[test]
+    fn the_call_rate_not_the_window_count_decides() {
+        // 8 calls per second, seen through a 1 s and a 10 s window: judged both times.
+        let mut short = with_latency(250.0, 8);
+        short.time_delta_seconds = Some(1.0);
+        assert!(high_query_latency(&short, &thresholds()).is_some());
+        assert!(high_query_latency(&with_latency(250.0, 80), &thresholds()).is_some());
+        // 3 calls per second is below the bar at either interval.
+        let mut sparse = with_latency(250.0, 3);
+        sparse.time_delta_seconds = Some(1.0);
+        assert!(high_query_latency(&sparse, &thresholds()).is_none());
+        assert!(high_query_latency(&with_latency(250.0, 30), &thresholds()).is_none());
     }
 }

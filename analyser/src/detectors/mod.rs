@@ -33,7 +33,7 @@ pub fn detect_all(snapshot: &MetricSnapshot, thresholds: &Thresholds) -> Vec<Det
 }
 
 /// Root cause first: while the advisor proposes an index for statements that account for at
-/// least half of the window's statement time, high latency is that missing index (tuning memory
+/// least half of the statement time per second, high latency is that missing index (tuning memory
 /// settings would treat the symptom), and cache misses are its sequential scans reading the
 /// table. Those detections wait until the index exists; if the problem remains, they come back.
 pub fn explained_by_indexes(
@@ -44,14 +44,16 @@ pub fn explained_by_indexes(
     if advice.is_empty() {
         return;
     }
+    let window = snapshot.time_delta_seconds.unwrap_or(0.0);
     let total = snapshot
         .postgres
         .as_ref()
-        .map_or(0.0, |p| p.statements_total_time_ms);
+        .filter(|_| window > 0.0)
+        .map_or(0.0, |p| p.statements_total_time_ms / window);
     let served: f64 = advice
         .iter()
         .flat_map(|a| &a.served)
-        .map(|s| s.calls as f64 * s.mean_time_ms)
+        .map(|s| s.calls_per_second * s.mean_time_ms)
         .sum();
     let latency_explained = total > 0.0 && served >= total / 2.0;
     found.retain(|d| match d.detector_name.as_str() {
@@ -110,14 +112,16 @@ pub(crate) mod fixtures {
             connection_pool_critical: 0.8,
             p95_latency_ms: 100.0,
             cache_hit_rate: 0.9,
-            cache_min_block_reads: 1000,
+            cache_min_block_reads_per_second: 100.0,
             table_bloat_ratio: 0.1,
             long_query_seconds: 30.0,
             idle_transaction_seconds: 300.0,
-            sequential_scan_delta: 100.0,
+            index_min_statement_seconds_per_second: 0.02,
+            index_min_rows_read_per_second: 100_000.0,
             index_min_table_rows: 10_000,
+            index_max_new_per_table_per_hour: 2,
             index_min_cost_reduction: 0.3,
-            min_calls: 50,
+            latency_min_calls_per_second: 5.0,
         }
     }
 
@@ -152,7 +156,8 @@ mod tests {
     use proto::events::Detection;
 
     use super::*;
-    use crate::advisor::{Advice, Method, Served};
+    use crate::advisor::candidates::Candidate;
+    use crate::advisor::{Advice, Method, Served, Trigger};
 
     fn detection(detector: &str) -> Detection {
         Detection {
@@ -161,28 +166,34 @@ mod tests {
         }
     }
 
+    /// An index serving `calls` in the fixture's 10 s window.
     fn advice(calls: i64, mean_time_ms: f64) -> Advice {
         Advice {
             schema: "public".into(),
             table: "posts".into(),
-            columns: Vec::new(),
+            candidate: Candidate::plain(Vec::new()),
             index_name: "i".into(),
             statement: String::new(),
             method: Method::HypoPg,
             served: vec![Served {
                 queryid: 1,
                 query: "q".into(),
-                calls,
+                calls_per_second: calls as f64 / 10.0,
                 mean_time_ms,
                 cost_before: None,
                 cost_after: None,
                 reduction: 0.9,
+                basis: crate::advisor::CostBasis::GenericPlan,
             }],
             saved_ms_per_day: 0.0,
+            write_cost_ms_per_day: 0.0,
+            size_bytes: None,
             write_heavy: false,
-            writes: 0,
-            reads: 0,
+            writes_per_second: 0.0,
+            reads_per_second: 0.0,
             bar: 0.3,
+            trigger: Trigger::default(),
+            then: Vec::new(),
             note: String::new(),
         }
     }

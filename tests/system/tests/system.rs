@@ -9,6 +9,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, Executor};
 use testkit::PgCluster;
 
+mod advisor;
 mod doctor;
 mod faults;
 mod scenarios;
@@ -18,7 +19,7 @@ mod untrusted;
 
 use stack::{Live, Stack, eventually};
 
-fn app_database() -> PgCluster {
+pub(crate) fn app_database() -> PgCluster {
     app_database_with(&[])
 }
 
@@ -684,18 +685,15 @@ fn s1_workload(url: String) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// The default thresholds: per second, so a 1 s collection interval needs nothing lowered.
 fn s1_settings() -> SystemConfig {
-    // A 1 s collection interval sees fewer scans per window than the 10 s default is tuned for.
-    thresholds(DetectionThresholds {
-        sequential_scan_delta: 5.0,
-        ..Default::default()
-    })
+    thresholds(DetectionThresholds::default())
 }
 
 /// Waits until the gateway lists a missing_index detection for each expected table (or `within`
 /// passes), then a few more cycles, so a wrong detection on another table would be seen; returns
 /// every missing_index detection the gateway pushed live, each of them listed by `/detections`.
-async fn missing_index_detections(
+pub(crate) async fn missing_index_detections(
     api: &stack::Api,
     live: &Live,
     expected: &[&str],
@@ -1510,10 +1508,7 @@ async fn deploy_redis_through_the_executor_api_runs_answers_with_its_password_an
 
 fn verifying(cycles: i32, mode: &str) -> SystemConfig {
     SystemConfig {
-        thresholds: Some(DetectionThresholds {
-            sequential_scan_delta: 5.0,
-            ..Default::default()
-        }),
+        thresholds: Some(DetectionThresholds::default()),
         execution_mode: mode.into(),
         verification: Some(VerificationSettings {
             cycles,

@@ -1,0 +1,249 @@
+//! A database's recent workload as rates per second that do not depend on the collection
+//! interval: each table's sequential-scan reads and writes, each statement's calls and time.
+//!
+//! Every window's counts are added to sums that decay exponentially with the time constant
+//! [`HORIZON`], and so do the seconds covered; a rate is a decayed sum over the decayed seconds.
+//! For a steady workload that is its true rate whatever the interval (1 s windows or 10 s windows
+//! give the same figure); a statement seen in one window of several — slow and infrequent —
+//! keeps its share of the last minute or so instead of vanishing from the next window. On a
+//! database's first windows the rate is simply what those windows saw.
+//!
+//! Each statement is parsed once, when first seen (`statement::analyse`), and forgotten when its
+//! rate falls below [`FORGET_BELOW`] calls per second; a table when its scans and writes do and
+//! its sequential scans read less than a row per second. Memory is bounded by what ran in the last
+//! few horizons.
+
+use std::collections::HashMap;
+
+use proto::metrics::MetricSnapshot;
+
+use super::statement::{self, TableUse};
+
+/// The time constant of the decay, in seconds: a window `HORIZON` old weighs 1/e of a new one.
+pub const HORIZON: f64 = 60.0;
+/// A statement or table whose events fall below this rate per second is forgotten (once in
+/// almost three hours).
+const FORGET_BELOW: f64 = 1e-4;
+
+/// One statement's recent load.
+#[derive(Debug, Clone)]
+pub struct StatementLoad {
+    pub queryid: i64,
+    pub query: String,
+    /// Decayed sums (divide by [`DatabaseWorkload::seconds`] for rates).
+    pub calls: f64,
+    pub time_ms: f64,
+    pub rows: f64,
+    /// How the statement uses each table; `None` when its text does not parse.
+    pub uses: Option<Vec<TableUse>>,
+}
+
+impl StatementLoad {
+    pub fn mean_time_ms(&self) -> f64 {
+        if self.calls > 0.0 {
+            self.time_ms / self.calls
+        } else {
+            0.0
+        }
+    }
+
+    pub fn rows_per_call(&self) -> f64 {
+        if self.calls > 0.0 {
+            self.rows / self.calls
+        } else {
+            0.0
+        }
+    }
+}
+
+/// One table's recent load.
+#[derive(Debug, Clone, Default)]
+pub struct TableLoad {
+    /// Decayed sums.
+    pub seq_tup_read: f64,
+    pub seq_scan: f64,
+    pub scans: f64,
+    pub writes: f64,
+    /// The last live-row estimate seen.
+    pub live_tuples: i64,
+}
+
+/// The decayed workload of one database.
+#[derive(Debug, Clone, Default)]
+pub struct DatabaseWorkload {
+    /// Decayed seconds covered.
+    pub seconds: f64,
+    pub statements: HashMap<i64, StatementLoad>,
+    /// By qualified name (`schema.table`).
+    pub tables: HashMap<String, TableLoad>,
+}
+
+impl DatabaseWorkload {
+    /// Adds one snapshot's window; a snapshot without a window (a database's first) adds nothing.
+    pub fn observe(&mut self, snapshot: &MetricSnapshot) {
+        let window = snapshot.time_delta_seconds.unwrap_or(0.0);
+        let Some(detail) = snapshot.postgres.as_ref() else {
+            return;
+        };
+        if window <= 0.0 || !window.is_finite() {
+            return;
+        }
+        let keep = (-window / HORIZON).exp();
+        self.seconds = self.seconds * keep + window;
+        for load in self.statements.values_mut() {
+            load.calls *= keep;
+            load.time_ms *= keep;
+            load.rows *= keep;
+        }
+        for load in self.tables.values_mut() {
+            load.seq_tup_read *= keep;
+            load.seq_scan *= keep;
+            load.scans *= keep;
+            load.writes *= keep;
+        }
+        for s in &detail.top_statements {
+            let load = self.statements.entry(s.queryid).or_insert_with(|| {
+                // The text as PostgreSQL accepts it (`interval $1` → `$1::interval`).
+                let query = statement::parseable(&s.query);
+                StatementLoad {
+                    queryid: s.queryid,
+                    uses: statement::analyse(&query).ok(),
+                    query,
+                    calls: 0.0,
+                    time_ms: 0.0,
+                    rows: 0.0,
+                }
+            });
+            load.calls += s.calls as f64;
+            load.time_ms += s.total_time_ms;
+            load.rows += s.rows as f64;
+        }
+        for t in &detail.tables {
+            let load = self.tables.entry(t.qualified_name.clone()).or_default();
+            load.seq_tup_read += t.seq_tup_read as f64;
+            load.seq_scan += t.seq_scan as f64;
+            load.scans += (t.seq_scan + t.idx_scan.unwrap_or(0)) as f64;
+            load.writes += (t.n_tup_ins + t.n_tup_upd + t.n_tup_del) as f64;
+            load.live_tuples = t.live_tuples;
+        }
+        let floor = FORGET_BELOW * self.seconds;
+        self.statements.retain(|_, l| l.calls >= floor);
+        self.tables
+            .retain(|_, l| l.scans + l.writes >= floor || l.seq_tup_read >= self.seconds);
+    }
+
+    /// A decayed sum as a rate per second.
+    pub fn per_second(&self, sum: f64) -> f64 {
+        if self.seconds > 0.0 {
+            sum / self.seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proto::metrics::{PostgresDetail, StatementStats, TableStats};
+
+    use super::*;
+
+    /// A window of `seconds` in which a slow statement ran `calls` times on a big table.
+    fn window(seconds: f64, calls: i64) -> MetricSnapshot {
+        MetricSnapshot {
+            database_id: "db".into(),
+            time_delta_seconds: Some(seconds),
+            postgres: Some(PostgresDetail {
+                top_statements: if calls > 0 {
+                    vec![StatementStats {
+                        queryid: 7,
+                        query: "SELECT * FROM big WHERE k = $1".into(),
+                        calls,
+                        total_time_ms: calls as f64 * 400.0,
+                        mean_time_ms: 400.0,
+                        ..Default::default()
+                    }]
+                } else {
+                    Vec::new()
+                },
+                tables: if calls > 0 {
+                    vec![TableStats {
+                        qualified_name: "public.big".into(),
+                        schema: "public".into(),
+                        name: "big".into(),
+                        live_tuples: 2_000_000,
+                        seq_scan: calls,
+                        seq_tup_read: calls * 2_000_000,
+                        ..Default::default()
+                    }]
+                } else {
+                    Vec::new()
+                },
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// The statement runs once every 4 s for `total` seconds, seen through windows of `interval`.
+    fn replay(interval: u32, total: u32) -> DatabaseWorkload {
+        let mut workload = DatabaseWorkload::default();
+        let mut t = 0;
+        while t < total {
+            let calls = (t..t + interval).filter(|s| s % 4 == 0).count() as i64;
+            workload.observe(&window(f64::from(interval), calls));
+            t += interval;
+        }
+        workload
+    }
+
+    #[test]
+    fn the_same_workload_has_the_same_rates_at_any_interval() {
+        for interval in [1, 2, 5, 10] {
+            let w = replay(interval, 600);
+            let statement = &w.statements[&7];
+            let calls = w.per_second(statement.calls);
+            let time = w.per_second(statement.time_ms) / 1000.0;
+            let rows = w.per_second(w.tables["public.big"].seq_tup_read);
+            assert!((calls - 0.25).abs() < 0.02, "{interval} s: {calls} calls/s");
+            assert!((time - 0.1).abs() < 0.008, "{interval} s: {time} s/s");
+            assert!(
+                (rows - 500_000.0).abs() < 40_000.0,
+                "{interval} s: {rows} rows/s"
+            );
+            assert!((statement.mean_time_ms() - 400.0).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn a_slow_statement_between_windows_keeps_its_share() {
+        // 1 s windows: the statement ran in the first, not in the next three.
+        let w = replay(1, 4);
+        let time = w.per_second(w.statements[&7].time_ms) / 1000.0;
+        assert!(time > 0.08, "{time} s/s");
+        // The first window is what it saw.
+        let mut first = DatabaseWorkload::default();
+        first.observe(&window(10.0, 3));
+        assert!((first.per_second(first.statements[&7].calls) - 0.3).abs() < 1e-9);
+    }
+
+    #[test]
+    fn what_stopped_running_is_forgotten() {
+        let mut w = replay(10, 60);
+        // Twenty minutes without it.
+        for _ in 0..120 {
+            w.observe(&window(10.0, 0));
+        }
+        assert!(w.statements.is_empty() && w.tables.is_empty());
+        assert!(w.seconds > 0.0);
+    }
+
+    #[test]
+    fn a_snapshot_without_a_window_adds_nothing() {
+        let mut w = DatabaseWorkload::default();
+        let mut first = window(10.0, 3);
+        first.time_delta_seconds = None;
+        w.observe(&first);
+        assert!(w.statements.is_empty() && w.seconds == 0.0);
+    }
+}
