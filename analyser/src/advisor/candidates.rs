@@ -7,11 +7,81 @@
 
 use super::statement::TableUse;
 
-/// An index key column and its direction.
+/// An index key: a column (or a function of it, for an expression index) and its direction.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KeyColumn {
     pub name: String,
     pub descending: bool,
+    pub function: Option<KeyFunction>,
+}
+
+impl KeyColumn {
+    pub fn column(name: &str, descending: bool) -> Self {
+        Self {
+            name: name.to_owned(),
+            descending,
+            function: None,
+        }
+    }
+
+    /// How the key reads in an index definition's key list, unquoted: `email`, `lower(email)`.
+    pub fn text(&self) -> String {
+        match self.function {
+            Some(f) => format!("{}({})", f.as_str(), self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
+/// A function an expression index applies to its column: the case-insensitive lookups web
+/// applications make (`lower(email) = lower($1)`). Nothing else is proposed, so the executor
+/// writes an expression from this closed list, never SQL text carried by a detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyFunction {
+    Lower,
+    Upper,
+}
+
+impl KeyFunction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyFunction::Lower => "lower",
+            KeyFunction::Upper => "upper",
+        }
+    }
+
+    /// `lower(email)` or `upper("Email")` (as `statement` writes an expression) → the function
+    /// and the column; `None` for any other expression.
+    pub fn parse(expression: &str) -> Option<(KeyFunction, String)> {
+        let (function, rest) = expression.split_once('(')?;
+        let function = match function.trim() {
+            "lower" => KeyFunction::Lower,
+            "upper" => KeyFunction::Upper,
+            _ => return None,
+        };
+        let argument = rest.strip_suffix(')')?.trim();
+        let column = match argument.strip_prefix('"') {
+            Some(quoted) => {
+                let inner = quoted.strip_suffix('"')?;
+                // A lone quote inside means the argument is more than one quoted identifier.
+                if inner.replace("\"\"", "").contains('"') {
+                    return None;
+                }
+                inner.replace("\"\"", "\"")
+            }
+            None => {
+                let plain = argument.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+                    && argument.chars().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$'
+                    });
+                if !plain {
+                    return None;
+                }
+                argument.to_owned()
+            }
+        };
+        Some((function, column))
+    }
 }
 
 /// At most this many `INCLUDE` columns: beyond that the index approaches a copy of the table.
@@ -39,7 +109,7 @@ pub fn covering(keys: &[KeyColumn], table_use: &TableUse) -> Option<Candidate> {
     let read = table_use.read_columns.as_ref()?;
     let include: Vec<String> = read
         .iter()
-        .filter(|c| !keys.iter().any(|k| &k.name == *c))
+        .filter(|c| !keys.iter().any(|k| &k.name == *c && k.function.is_none()))
         .cloned()
         .collect();
     (!include.is_empty() && include.len() <= MAX_INCLUDE).then(|| Candidate {
@@ -51,11 +121,20 @@ pub fn covering(keys: &[KeyColumn], table_use: &TableUse) -> Option<Candidate> {
 /// Candidate key column lists for one table use, the most specific first; empty when the
 /// statement filters on nothing an index can serve.
 pub fn for_use(table_use: &TableUse) -> Vec<Vec<KeyColumn>> {
-    let ascending = |name: &String| KeyColumn {
-        name: name.clone(),
-        descending: false,
-    };
+    let ascending = |name: &String| KeyColumn::column(name, false);
     let mut leading: Vec<KeyColumn> = table_use.equality.iter().map(ascending).collect();
+    for expression in &table_use.equality_expressions {
+        if let Some((function, column)) = KeyFunction::parse(expression) {
+            let key = KeyColumn {
+                name: column,
+                descending: false,
+                function: Some(function),
+            };
+            if !leading.contains(&key) {
+                leading.push(key);
+            }
+        }
+    }
     for column in &table_use.join {
         if !leading.iter().any(|k| &k.name == column) {
             leading.push(ascending(column));
@@ -73,10 +152,7 @@ pub fn for_use(table_use: &TableUse) -> Vec<Vec<KeyColumn>> {
             table_use
                 .order_by
                 .iter()
-                .map(|(name, descending)| KeyColumn {
-                    name: name.clone(),
-                    descending: *descending,
-                }),
+                .map(|(name, descending)| KeyColumn::column(name, *descending)),
         );
         candidates.push(full);
     } else if let Some(range) = table_use
@@ -102,7 +178,7 @@ mod tests {
     fn names(candidate: &[KeyColumn]) -> Vec<String> {
         candidate
             .iter()
-            .map(|k| format!("{}{}", k.name, if k.descending { " DESC" } else { "" }))
+            .map(|k| format!("{}{}", k.text(), if k.descending { " DESC" } else { "" }))
             .collect()
     }
 
@@ -160,6 +236,31 @@ mod tests {
         assert!(covering(&for_use(&whole_row[0])[0], &whole_row[0]).is_none());
         let keys_only = analyse("SELECT count(*) FROM orders WHERE customer_id = $1").unwrap();
         assert!(covering(&for_use(&keys_only[0])[0], &keys_only[0]).is_none());
+    }
+
+    #[test]
+    fn a_case_insensitive_lookup_gets_an_expression_key() {
+        assert_eq!(
+            best("SELECT * FROM users WHERE lower(email) = lower($1)"),
+            ["lower(email)"]
+        );
+        assert_eq!(
+            best(r#"SELECT * FROM users WHERE account_id = $1 AND upper("Code") = $2"#),
+            ["account_id", "upper(Code)"]
+        );
+        assert_eq!(
+            KeyFunction::parse(r#"lower("Odd ""Name""")"#),
+            Some((KeyFunction::Lower, r#"Odd "Name""#.to_owned()))
+        );
+        for other in [
+            "md5(token)",
+            "lower(a, b)",
+            r#"lower("a" || "b")"#,
+            "lower(Email)",
+            "lower(x)::text",
+        ] {
+            assert_eq!(KeyFunction::parse(other), None, "{other}");
+        }
     }
 
     #[test]

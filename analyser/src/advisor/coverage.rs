@@ -20,18 +20,51 @@ pub fn covers(index: &IndexStats, candidate: &[KeyColumn]) -> bool {
     let same = candidate
         .iter()
         .zip(&keys)
-        .all(|(want, (name, desc))| &want.name == name && want.descending == *desc);
+        .all(|(want, (name, desc))| is_key(want, name) && want.descending == *desc);
     let reversed = candidate
         .iter()
         .zip(&keys)
-        .all(|(want, (name, desc))| &want.name == name && want.descending != *desc);
+        .all(|(want, (name, desc))| is_key(want, name) && want.descending != *desc);
     same || reversed
 }
 
+/// Whether an index's key, as `parse_key` read it, is `want`: the same column, or the same
+/// function of it (`lower(email)`, or `lower((email)::text)` for a varchar column).
+fn is_key(want: &KeyColumn, key: &str) -> bool {
+    match want.function {
+        None => want.name == key,
+        Some(function) => {
+            let quoted = super::naming::quote_ident(&want.name);
+            let argument = key
+                .strip_prefix(function.as_str())
+                .and_then(|rest| rest.strip_prefix('('))
+                .and_then(|rest| rest.strip_suffix(')'));
+            argument.is_some_and(|a| {
+                let a = a.strip_suffix("::text").unwrap_or(a);
+                let a = a
+                    .strip_prefix('(')
+                    .and_then(|a| a.strip_suffix(')'))
+                    .unwrap_or(a);
+                a == want.name || a == quoted
+            })
+        }
+    }
+}
+
 /// `pg_get_indexdef(oid, k, true)` gives a column as `name`, `"Quoted Name"` or `name DESC`
-/// (plus `NULLS …`); an expression stays as it is and matches no column.
+/// (plus `NULLS …`); an expression stays as it is (`lower(email)`), its direction after it.
 fn parse_key(text: &str) -> (String, bool) {
     let text = text.trim();
+    if let Some(open) = text.find('(')
+        && !text[..open].contains(['"', ' '])
+        && let Some(close) = text.rfind(')')
+    {
+        let rest = &text[close + 1..];
+        return (
+            text[..=close].to_owned(),
+            rest.split_whitespace().next() == Some("DESC"),
+        );
+    }
     let (name, rest) = if let Some(quoted) = text.strip_prefix('"') {
         match quoted.find('"') {
             Some(end) => (quoted[..end].replace("\"\"", "\""), &quoted[end + 1..]),
@@ -62,10 +95,7 @@ mod tests {
     }
 
     fn key(name: &str, descending: bool) -> KeyColumn {
-        KeyColumn {
-            name: name.into(),
-            descending,
-        }
+        KeyColumn::column(name, descending)
     }
 
     #[test]
@@ -96,6 +126,30 @@ mod tests {
         let mut hash = index(&["user_id"], true);
         hash.definition = "CREATE INDEX i ON public.posts USING hash (user_id)".into();
         assert!(!covers(&hash, &[key("user_id", false)]));
+    }
+
+    #[test]
+    fn an_expression_index_covers_the_same_function_of_its_column() {
+        let lower = |name: &str| KeyColumn {
+            name: name.into(),
+            descending: false,
+            function: Some(crate::advisor::candidates::KeyFunction::Lower),
+        };
+        assert!(covers(&index(&["lower(email)"], true), &[lower("email")]));
+        assert!(covers(
+            &index(&["lower((email)::text)"], true),
+            &[lower("email")]
+        ));
+        assert!(covers(
+            &index(&[r#"lower("Email")"#], true),
+            &[lower("Email")]
+        ));
+        assert!(!covers(&index(&["upper(email)"], true), &[lower("email")]));
+        assert!(!covers(&index(&["email"], true), &[lower("email")]));
+        assert!(!covers(
+            &index(&["lower(email)"], true),
+            &[key("email", false)]
+        ));
     }
 
     #[test]

@@ -812,9 +812,12 @@ fn choose_by_heuristic(
                 continue;
             }
             let uses = &statement.uses;
-            let filters_on = uses
-                .iter()
-                .any(|u| u.equality.contains(&leading.name) || u.join.contains(&leading.name));
+            let filters_on = uses.iter().any(|u| match leading.function {
+                None => u.equality.contains(&leading.name) || u.join.contains(&leading.name),
+                Some(_) => candidates::for_use(u)
+                    .iter()
+                    .any(|c| c.first() == Some(leading)),
+            });
             let sorts_on = uses
                 .iter()
                 .any(|u| u.limit && u.order_by.first().is_some_and(|(c, _)| c == &leading.name));
@@ -834,10 +837,7 @@ fn choose_by_heuristic(
                         && candidate.keys.ends_with(
                             &u.order_by
                                 .iter()
-                                .map(|(name, descending)| KeyColumn {
-                                    name: name.clone(),
-                                    descending: *descending,
-                                })
+                                .map(|(name, descending)| KeyColumn::column(name, *descending))
                                 .collect::<Vec<_>>(),
                         )
                 });
@@ -926,10 +926,7 @@ mod tests {
     use super::*;
 
     fn key(name: &str, descending: bool) -> KeyColumn {
-        KeyColumn {
-            name: name.into(),
-            descending,
-        }
+        KeyColumn::column(name, descending)
     }
 
     fn table(name: &str, live_tuples: i64) -> TableStats {

@@ -13,6 +13,10 @@ pub fn index_name(table: &str, candidate: &Candidate, taken: &[String]) -> Strin
     let mut base = format!("idx_{}", plain(table));
     for column in &candidate.keys {
         base.push('_');
+        if let Some(f) = column.function {
+            base.push_str(f.as_str());
+            base.push('_');
+        }
         base.push_str(&plain(&column.name));
     }
     if !candidate.include.is_empty() {
@@ -64,10 +68,14 @@ pub fn key_list(columns: &[KeyColumn]) -> String {
     columns
         .iter()
         .map(|k| {
+            let key = match k.function {
+                Some(f) => format!("{}({})", f.as_str(), quote_ident(&k.name)),
+                None => quote_ident(&k.name),
+            };
             if k.descending {
-                format!("{} DESC", quote_ident(&k.name))
+                format!("{key} DESC")
             } else {
-                quote_ident(&k.name)
+                key
             }
         })
         .collect::<Vec<_>>()
@@ -100,12 +108,10 @@ fn fit(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::advisor::candidates::KeyFunction;
 
     fn key(name: &str, descending: bool) -> KeyColumn {
-        KeyColumn {
-            name: name.into(),
-            descending,
-        }
+        KeyColumn::column(name, descending)
     }
 
     fn keys(columns: &[KeyColumn]) -> Candidate {
@@ -149,6 +155,21 @@ mod tests {
         let columns = keys(&[key("user_id", false)]);
         let taken = vec!["idx_posts_user_id".to_owned()];
         assert_eq!(index_name("posts", &columns, &taken), "idx_posts_user_id_2");
+    }
+
+    #[test]
+    fn an_expression_key_is_written_with_its_quoted_column() {
+        let candidate = keys(&[KeyColumn {
+            name: "Email".into(),
+            descending: false,
+            function: Some(KeyFunction::Lower),
+        }]);
+        let name = index_name("users", &candidate, &[]);
+        assert_eq!(name, "idx_users_lower_email");
+        assert_eq!(
+            create_statement("public", "users", &name, &candidate),
+            r#"CREATE INDEX CONCURRENTLY "idx_users_lower_email" ON "public"."users" (lower("Email"))"#
+        );
     }
 
     #[test]

@@ -30,9 +30,9 @@ pub fn missing_index(snapshot: &MetricSnapshot, advice: &[Advice]) -> Vec<Detect
                 .iter()
                 .map(|k| {
                     if k.descending {
-                        format!("{} DESC", k.name)
+                        format!("{} DESC", k.text())
                     } else {
-                        k.name.clone()
+                        k.text()
                     }
                 })
                 .collect();
@@ -121,7 +121,11 @@ pub fn missing_index(snapshot: &MetricSnapshot, advice: &[Advice]) -> Vec<Detect
                     "schema": a.schema,
                     "table_name": a.table,
                     "column_name": a.candidate.keys.first().map(|k| k.name.clone()),
-                    "columns": a.candidate.keys.iter().map(|k| json!({"name": k.name, "descending": k.descending})).collect::<Vec<_>>(),
+                    "columns": a.candidate.keys.iter().map(|k| json!({
+                        "name": k.name,
+                        "descending": k.descending,
+                        "function": k.function.map(|f| f.as_str()),
+                    })).collect::<Vec<_>>(),
                     "include": a.candidate.include,
                     "index_name": a.index_name,
                     "statement": a.statement,

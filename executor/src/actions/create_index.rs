@@ -23,6 +23,27 @@ pub struct KeyColumn {
     pub name: String,
     #[serde(default)]
     pub descending: bool,
+    /// For an expression index: the function applied to the column, from a closed list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<KeyFunction>,
+}
+
+/// The functions an expression index may apply to its column (the case-insensitive lookups the
+/// advisor proposes); anything else in a detection is refused, never written into SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyFunction {
+    Lower,
+    Upper,
+}
+
+impl KeyFunction {
+    fn as_str(self) -> &'static str {
+        match self {
+            KeyFunction::Lower => "lower",
+            KeyFunction::Upper => "upper",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +78,7 @@ impl CreateIndex {
             None | Some(Value::Null) => vec![KeyColumn {
                 name: identifier(metadata, "column_name")?,
                 descending: false,
+                function: None,
             }],
             Some(other) => {
                 return Err(format!(
@@ -130,10 +152,14 @@ impl CreateIndex {
             .columns
             .iter()
             .map(|k| {
+                let key = match k.function {
+                    Some(f) => format!("{}({})", f.as_str(), quote_ident(&k.name)),
+                    None => quote_ident(&k.name),
+                };
                 if k.descending {
-                    format!("{} DESC", quote_ident(&k.name))
+                    format!("{key} DESC")
                 } else {
-                    quote_ident(&k.name)
+                    key
                 }
             })
             .collect();
@@ -411,6 +437,19 @@ mod tests {
     }
 
     #[test]
+    fn an_expression_key_applies_its_function_to_the_quoted_column() {
+        let plan = CreateIndex::from_metadata(&json!({
+            "table_name": "users", "index_name": "idx_users_lower_email",
+            "columns": [{"name": "Email", "function": "lower"}],
+        }))
+        .unwrap();
+        assert_eq!(
+            plan.statement(),
+            r#"CREATE INDEX CONCURRENTLY "idx_users_lower_email" ON "public"."users" (lower("Email"))"#
+        );
+    }
+
+    #[test]
     fn a_plan_stored_before_included_columns_reads_back_the_same() {
         let stored = json!({"schema": "public", "table": "posts", "index_name": "i", "columns": [{"name": "user_id", "descending": false}]});
         let plan: CreateIndex = serde_json::from_value(stored.clone()).unwrap();
@@ -462,6 +501,10 @@ mod tests {
             (
                 json!({"table_name": "t", "column_name": "a", "include": ["b\u{0}"]}),
                 "not a valid identifier",
+            ),
+            (
+                json!({"table_name": "t", "columns": [{"name": "a", "function": "md5); DROP TABLE t; --"}]}),
+                "unknown variant",
             ),
         ] {
             let error = CreateIndex::from_metadata(&metadata).unwrap_err();

@@ -170,7 +170,8 @@ async fn a_big_table_read_by_a_slow_infrequent_statement_is_indexed_alike_at_1_5
     }
 }
 
-/// `orders` read by two families of statements: by customer, and the last two hours' orders.
+/// `orders` read by two families of statements: by customer, and the last two hours' orders;
+/// `customers` looked up by e-mail whatever its case.
 fn orders_database() -> PgCluster {
     let pg = app_database();
     pg.psql(
@@ -181,6 +182,9 @@ fn orders_database() -> PgCluster {
            SELECT g % 20000, (ARRAY['new', 'paid', 'shipped', 'done'])[1 + g % 4], \
                   now() - g * interval '1 minute', g \
            FROM generate_series(1, 300000) g; \
+         CREATE TABLE customers (id serial PRIMARY KEY, email text NOT NULL); \
+         INSERT INTO customers (email) SELECT 'User' || g || '@Example.com' \
+           FROM generate_series(1, 200000) g; \
          CREATE EXTENSION hypopg; \
          ANALYZE;",
     );
@@ -188,7 +192,8 @@ fn orders_database() -> PgCluster {
 }
 
 #[tokio::test]
-async fn a_table_read_by_two_statement_families_gets_one_index_for_each() {
+async fn two_statement_families_get_an_index_each_and_a_lookup_by_lower_email_an_expression_index()
+{
     let pg = orders_database();
     let url = pg.url("app");
     let load = [
@@ -202,6 +207,11 @@ async fn a_table_read_by_two_statement_families_gets_one_index_for_each() {
             Duration::from_millis(300),
             "SELECT * FROM orders WHERE created_at > now() - interval '2 hours'",
         ),
+        every(
+            url.clone(),
+            Duration::from_millis(100),
+            "SELECT * FROM customers WHERE lower(email) = lower('user4242@example.com')",
+        ),
     ];
     let state = tempfile::tempdir().unwrap();
     let mut settings = defaults();
@@ -210,19 +220,15 @@ async fn a_table_read_by_two_statement_families_gets_one_index_for_each() {
     let executor = stack.start_executor(state.path()).await;
     let gateway = stack.start_gateway(&executor.grpc_addr, state.path()).await;
     let api = gateway.api();
-    let wanted = [r#""created_at""#, r#""customer_id""#];
+    let wanted = [r#""created_at""#, r#""customer_id""#, r#"lower("email")"#];
     let built = api
-        .wait_for_actions(
-            "two indexes on orders",
-            Duration::from_secs(90),
-            |actions| {
-                actions
-                    .iter()
-                    .filter(|a| a["action_type"] == "create_index" && a["status"] == "completed")
-                    .count()
-                    >= 2
-            },
-        )
+        .wait_for_actions("three indexes", Duration::from_secs(90), |actions| {
+            actions
+                .iter()
+                .filter(|a| a["action_type"] == "create_index" && a["status"] == "completed")
+                .count()
+                >= 3
+        })
         .await;
     for task in load {
         task.abort();
@@ -236,14 +242,20 @@ async fn a_table_read_by_two_statement_families_gets_one_index_for_each() {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|c| format!("\"{}\"", c["name"].as_str().unwrap()))
+                .map(|c| {
+                    let column = format!("\"{}\"", c["name"].as_str().unwrap());
+                    match c["function"].as_str() {
+                        Some(function) => format!("{function}({column})"),
+                        None => column,
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         })
         .collect();
     statements.sort();
     assert_eq!(statements, wanted, "{built:#?}");
-    // Both are valid indexes in the database, and nothing else was built.
+    // They are valid indexes in the database, and nothing else was built.
     let indexes = pg.psql(
         "app",
         "SELECT string_agg(indexrelid::regclass::text, ',' ORDER BY indexrelid::regclass::text) FROM pg_index i \
@@ -252,6 +264,15 @@ async fn a_table_read_by_two_statement_families_gets_one_index_for_each() {
     assert_eq!(
         indexes, "idx_orders_created_at,idx_orders_customer_id,orders_pkey",
         "{built:#?}"
+    );
+    let expression = pg.psql(
+        "app",
+        "SELECT pg_get_indexdef('public.idx_customers_lower_email'::regclass) || ' ' || \
+                indisvalid FROM pg_index WHERE indexrelid = 'public.idx_customers_lower_email'::regclass",
+    );
+    assert_eq!(
+        expression,
+        "CREATE INDEX idx_customers_lower_email ON public.customers USING btree (lower(email)) true"
     );
     executor.stop().await;
 }
