@@ -189,13 +189,37 @@ pub struct Advisor {
     workloads: Mutex<HashMap<String, DatabaseWorkload>>,
     remembered: Mutex<HashMap<TableKey, Remembered>>,
     /// Per table: the different indexes proposed this hour.
-    proposed: Mutex<HashMap<TableKey, Vec<Proposal>>>,
+    proposed: Mutex<HourlyLimit>,
 }
 
 /// A table of a database: (database id, `schema.table`).
 type TableKey = (String, String);
-/// An index proposed for a table (its `CREATE INDEX` statement), and when it first was.
-type Proposal = (Instant, String);
+
+/// `index_max_new_per_table_per_hour`: the different indexes proposed per table in the last
+/// hour, counted by this analyser since it started (a proposal that keeps being made counts
+/// once; one rejected or rolled back still counts for its hour).
+#[derive(Default)]
+struct HourlyLimit {
+    /// Per table: each index proposed (its `CREATE INDEX` statement) and when it first was.
+    proposed: HashMap<TableKey, Vec<(Instant, String)>>,
+}
+
+impl HourlyLimit {
+    /// Whether `statement` may be proposed for `table` at `now`: it already was within the hour,
+    /// or fewer than `limit` other indexes were.
+    fn admit(&mut self, table: TableKey, statement: &str, limit: i64, now: Instant) -> bool {
+        let recent = self.proposed.entry(table).or_default();
+        recent.retain(|(at, _)| now.duration_since(*at) < HOUR);
+        if recent.iter().any(|(_, s)| s == statement) {
+            return true;
+        }
+        if recent.len() as i64 >= limit {
+            return false;
+        }
+        recent.push((now, statement.to_owned()));
+        true
+    }
+}
 
 struct Remembered {
     fingerprint: String,
@@ -250,7 +274,7 @@ impl Advisor {
             planner,
             workloads: Mutex::new(HashMap::new()),
             remembered: Mutex::new(HashMap::new()),
-            proposed: Mutex::new(HashMap::new()),
+            proposed: Mutex::new(HourlyLimit::default()),
         }
     }
 
@@ -289,44 +313,24 @@ impl Advisor {
             else {
                 continue;
             };
-            if self
-                .within_hourly_limit(&snapshot.database_id, &found, thresholds)
-                .await
-            {
+            let table = (snapshot.database_id.clone(), subject.qualified_name.clone());
+            let admitted = self.proposed.lock().await.admit(
+                table,
+                &found.statement,
+                thresholds.index_max_new_per_table_per_hour,
+                Instant::now(),
+            );
+            if admitted {
                 advice.push(found);
+            } else {
+                debug!(
+                    database_id = %snapshot.database_id,
+                    statement = %found.statement,
+                    "index waits: its table had its new indexes for this hour"
+                );
             }
         }
         advice
-    }
-
-    /// Whether `found` may be proposed: it already was this hour, or fewer than
-    /// `index_max_new_per_table_per_hour` other indexes were proposed for its table this hour.
-    async fn within_hourly_limit(
-        &self,
-        database_id: &str,
-        found: &Advice,
-        thresholds: &Thresholds,
-    ) -> bool {
-        let key = (
-            database_id.to_owned(),
-            format!("{}.{}", found.schema, found.table),
-        );
-        let mut proposed = self.proposed.lock().await;
-        let recent = proposed.entry(key).or_default();
-        recent.retain(|(at, _)| at.elapsed() < HOUR);
-        if recent.iter().any(|(_, s)| s == &found.statement) {
-            return true;
-        }
-        if recent.len() as i64 >= thresholds.index_max_new_per_table_per_hour {
-            debug!(
-                database_id,
-                statement = %found.statement,
-                "index waits: the table had its new indexes for this hour"
-            );
-            return false;
-        }
-        recent.push((Instant::now(), found.statement.clone()));
-        true
     }
 
     async fn advise_table(
@@ -1314,6 +1318,37 @@ mod tests {
             ..Default::default()
         };
         assert!(subject(&posts, std::slice::from_ref(&posts), &[existing], &workload).is_none());
+    }
+
+    #[test]
+    fn at_most_the_configured_number_of_new_indexes_per_table_per_hour() {
+        let mut limit = HourlyLimit::default();
+        let table = || ("db".to_owned(), "public.orders".to_owned());
+        let start = Instant::now();
+        assert!(limit.admit(table(), "CREATE INDEX a", 2, start));
+        assert!(limit.admit(table(), "CREATE INDEX b", 2, start));
+        // The same proposal again is no new index; a third one waits.
+        assert!(limit.admit(
+            table(),
+            "CREATE INDEX a",
+            2,
+            start + Duration::from_secs(60)
+        ));
+        assert!(!limit.admit(
+            table(),
+            "CREATE INDEX c",
+            2,
+            start + Duration::from_secs(60)
+        ));
+        // Another table has its own hour.
+        assert!(limit.admit(
+            ("db".into(), "public.users".into()),
+            "CREATE INDEX c",
+            2,
+            start
+        ));
+        // An hour after the first two, the third may come.
+        assert!(limit.admit(table(), "CREATE INDEX c", 2, start + HOUR));
     }
 
     #[test]
