@@ -689,6 +689,47 @@ async fn choose_set(
         current = step.costs.clone();
         steps.push(step);
     }
+    // A b-tree serves any left prefix of its keys: an index whose keys lead a longer one in the
+    // set is what the longer gives already. Only the longer is kept, in the shorter's place, so
+    // it is built first and the shorter never stands beside it; the set is measured again.
+    let longer_of = |i: usize| {
+        chosen
+            .iter()
+            .copied()
+            .filter(|&j| {
+                let (short, long) = (&subject.candidates[i].keys, &subject.candidates[j].keys);
+                long.len() > short.len() && long.starts_with(short)
+            })
+            .max_by_key(|&j| subject.candidates[j].keys.len())
+            .unwrap_or(i)
+    };
+    let mut merged: Vec<usize> = Vec::new();
+    for &i in &chosen {
+        let kept = longer_of(i);
+        if !merged.contains(&kept) {
+            merged.push(kept);
+        }
+    }
+    if merged == chosen {
+        return Ok(steps);
+    }
+    let mut steps = Vec::new();
+    let mut current = base.clone();
+    for k in 0..merged.len() {
+        let with = costs.probe(&merged[..=k]).await?;
+        let served = served_by(subject, &base, &current, &with.costs, bar);
+        let step = Step {
+            candidate: merged[k],
+            served,
+            size_bytes: with.sizes.last().copied().flatten(),
+            write_ms_per_second,
+            costs: with.costs,
+        };
+        current = step.costs.clone();
+        if !step.served.is_empty() && step.net_ms_per_second() > 0.0 {
+            steps.push(step);
+        }
+    }
     Ok(steps)
 }
 
@@ -1149,6 +1190,48 @@ mod tests {
             r#""account_id", "kind""#
         );
         assert_eq!(steps[0].served.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_index_leading_a_longer_one_of_the_set_is_not_built_beside_it() {
+        let events = table("events", 1_000_000);
+        let by_customer = "SELECT * FROM events WHERE customer_id = $1";
+        let latest =
+            "SELECT * FROM events WHERE customer_id = $1 ORDER BY created_at DESC LIMIT 10";
+        let subject = subject_after(
+            &[window(
+                10.0,
+                vec![events.clone()],
+                &[(1, by_customer, 100, 40.0), (2, latest, 50, 40.0)],
+            )],
+            &events,
+        )
+        .unwrap();
+        // (customer_id) serves the filter as well as the longer index does, and is smaller, so
+        // the greedy choice takes it first and the longer one for the sort after it.
+        let costs = |set: &[String]| -> Vec<f64> {
+            let long = set.iter().any(|s| s.contains("created_at"));
+            let short = set.iter().any(|s| s == r#""customer_id""#);
+            vec![
+                if long || short { 12.0 } else { 20_000.0 },
+                if long {
+                    9.0
+                } else if short {
+                    60.0
+                } else {
+                    21_000.0
+                },
+            ]
+        };
+        let steps = choose_set(&subject, 0.3, fake_probe(&subject, costs))
+            .await
+            .unwrap();
+        let chosen: Vec<String> = steps
+            .iter()
+            .map(|s| naming::key_list(&subject.candidates[s.candidate].keys))
+            .collect();
+        assert_eq!(chosen, [r#""customer_id", "created_at" DESC"#], "{steps:?}");
+        assert_eq!(steps[0].served.len(), 2, "it serves both: {steps:?}");
     }
 
     #[tokio::test]
