@@ -341,16 +341,30 @@ impl Advisor {
         hypopg: bool,
     ) -> Option<Advice> {
         let key = (database_id.to_owned(), subject.qualified_name.clone());
+        // What the answer depends on, in an order that does not change with the statements'
+        // rates from one cycle to the next.
+        let sorted = |mut items: Vec<String>| {
+            items.sort();
+            items
+        };
         let fingerprint = format!(
             "{hypopg}|{}|{:?}|{:?}|{:?}",
             thresholds.index_min_cost_reduction,
-            subject.candidates,
-            subject
-                .statements
-                .iter()
-                .map(|s| s.queryid)
-                .collect::<Vec<_>>(),
-            subject.taken_names,
+            sorted(
+                subject
+                    .candidates
+                    .iter()
+                    .map(|c| format!("{c:?}"))
+                    .collect()
+            ),
+            sorted(
+                subject
+                    .statements
+                    .iter()
+                    .map(|s| s.queryid.to_string())
+                    .collect()
+            ),
+            sorted(subject.taken_names.clone()),
         );
         if let Some(known) = self.remembered.lock().await.get(&key)
             && known.fingerprint == fingerprint
@@ -358,8 +372,20 @@ impl Advisor {
         {
             return known.advice.clone();
         }
+        let started = Instant::now();
         let (advice, ttl) = match self.judge(database_id, subject, thresholds, hypopg).await {
-            Ok(advice) => (advice, REMEMBER),
+            Ok(advice) => {
+                debug!(
+                    database_id,
+                    table = %subject.qualified_name,
+                    statements = subject.statements.len(),
+                    candidates = subject.candidates.len(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    proposed = advice.as_ref().map_or("nothing", |a| a.statement.as_str()),
+                    "index advisor judged a table"
+                );
+                (advice, REMEMBER)
+            }
             Err(error) => {
                 warn!(database_id, table = %subject.qualified_name, %error, "index advisor could not ask the database");
                 (None, RETRY_UNREACHABLE)
@@ -645,6 +671,11 @@ async fn choose_set(
     mut costs: impl SetCosts,
 ) -> Result<Vec<Step>, String> {
     let base = costs.probe(&[]).await?.costs;
+    if base.iter().all(Option::is_none) {
+        // Not an answer to remember: the planner could not be asked (a timeout on a busy
+        // server, say), so the table is tried again shortly.
+        return Err("the planner gave a cost for none of the table's statements".to_owned());
+    }
     let write_ms_per_second = subject.writes_per_second * WRITE_MS_PER_ROW_PER_INDEX;
     let mut chosen: Vec<usize> = Vec::new();
     let mut steps: Vec<Step> = Vec::new();
