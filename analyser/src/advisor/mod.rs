@@ -188,35 +188,51 @@ pub struct Advisor {
     planner: Planner,
     workloads: Mutex<HashMap<String, DatabaseWorkload>>,
     remembered: Mutex<HashMap<TableKey, Remembered>>,
-    /// Per table: the different indexes proposed this hour.
     proposed: Mutex<HourlyLimit>,
 }
 
 /// A table of a database: (database id, `schema.table`).
 type TableKey = (String, String);
 
-/// `index_max_new_per_table_per_hour`: the different indexes proposed per table in the last
-/// hour, counted by this analyser since it started (a proposal that keeps being made counts
-/// once; one rejected or rolled back still counts for its hour).
+/// `index_max_new_per_table_per_hour`: per table, the indexes this analyser proposed in the last
+/// hour, and which of them were built. Built ones count against the limit; a proposal that was
+/// never built (superseded as more of the workload was seen, rejected) does not, but while one is
+/// waiting (at most [`REMEMBER`]) no other index is proposed for its table, so two builds never
+/// queue on one table.
 #[derive(Default)]
 struct HourlyLimit {
-    /// Per table: each index proposed (its `CREATE INDEX` statement) and when it first was.
+    /// Per table: each index proposed (its name) and when it first was.
     proposed: HashMap<TableKey, Vec<(Instant, String)>>,
 }
 
 impl HourlyLimit {
-    /// Whether `statement` may be proposed for `table` at `now`: it already was within the hour,
-    /// or fewer than `limit` other indexes were.
-    fn admit(&mut self, table: TableKey, statement: &str, limit: i64, now: Instant) -> bool {
+    /// Whether index `name` may be proposed for `table` at `now`, given the table's `existing`
+    /// index names: it already was within the hour, or none is waiting and fewer than `limit`
+    /// were built.
+    fn admit(
+        &mut self,
+        table: TableKey,
+        name: &str,
+        existing: &[&str],
+        limit: i64,
+        now: Instant,
+    ) -> bool {
         let recent = self.proposed.entry(table).or_default();
         recent.retain(|(at, _)| now.duration_since(*at) < HOUR);
-        if recent.iter().any(|(_, s)| s == statement) {
+        if recent.iter().any(|(_, n)| n == name) {
             return true;
         }
-        if recent.len() as i64 >= limit {
+        let built = recent
+            .iter()
+            .filter(|(_, n)| existing.contains(&n.as_str()))
+            .count();
+        let waiting = recent
+            .iter()
+            .any(|(at, n)| !existing.contains(&n.as_str()) && now.duration_since(*at) < REMEMBER);
+        if waiting || built as i64 >= limit {
             return false;
         }
-        recent.push((now, statement.to_owned()));
+        recent.push((now, name.to_owned()));
         true
     }
 }
@@ -314,9 +330,16 @@ impl Advisor {
                 continue;
             };
             let table = (snapshot.database_id.clone(), subject.qualified_name.clone());
+            let existing: Vec<&str> = detail
+                .indexes
+                .iter()
+                .filter(|i| i.qualified_table == subject.qualified_name)
+                .map(|i| i.name.as_str())
+                .collect();
             let admitted = self.proposed.lock().await.admit(
                 table,
-                &found.statement,
+                &found.index_name,
+                &existing,
                 thresholds.index_max_new_per_table_per_hour,
                 Instant::now(),
             );
@@ -1438,31 +1461,20 @@ mod tests {
     fn at_most_the_configured_number_of_new_indexes_per_table_per_hour() {
         let mut limit = HourlyLimit::default();
         let table = || ("db".to_owned(), "public.orders".to_owned());
-        let start = Instant::now();
-        assert!(limit.admit(table(), "CREATE INDEX a", 2, start));
-        assert!(limit.admit(table(), "CREATE INDEX b", 2, start));
-        // The same proposal again is no new index; a third one waits.
-        assert!(limit.admit(
-            table(),
-            "CREATE INDEX a",
-            2,
-            start + Duration::from_secs(60)
-        ));
-        assert!(!limit.admit(
-            table(),
-            "CREATE INDEX c",
-            2,
-            start + Duration::from_secs(60)
-        ));
+        let at = |minutes: u64| Instant::now() + Duration::from_secs(60 * minutes);
+        assert!(limit.admit(table(), "a", &[], 2, at(0)));
+        // The same proposal again is admitted; another waits while "a" is not built.
+        assert!(limit.admit(table(), "a", &[], 2, at(1)));
+        assert!(!limit.admit(table(), "b", &[], 2, at(1)));
+        // A proposal never built (superseded) stops holding the table after ten minutes, and
+        // does not count.
+        assert!(limit.admit(table(), "b", &[], 2, at(11)));
+        assert!(limit.admit(table(), "c", &["b"], 2, at(12)));
+        // Two built this hour: a third waits for the hour.
+        assert!(!limit.admit(table(), "d", &["b", "c"], 2, at(13)));
+        assert!(limit.admit(table(), "d", &["b", "c"], 2, at(73)));
         // Another table has its own hour.
-        assert!(limit.admit(
-            ("db".into(), "public.users".into()),
-            "CREATE INDEX c",
-            2,
-            start
-        ));
-        // An hour after the first two, the third may come.
-        assert!(limit.admit(table(), "CREATE INDEX c", 2, start + HOUR));
+        assert!(limit.admit(("db".into(), "public.users".into()), "d", &[], 2, at(13)));
     }
 
     #[test]
