@@ -1067,6 +1067,11 @@ mod tests {
         }
     }
 
+    /// The subject `table` makes after one 10 s window of `statements`.
+    fn subject_of(table: &TableStats, statements: &[(i64, &str, i64, f64)]) -> Subject {
+        subject_after(&[window(10.0, vec![table.clone()], statements)], table).unwrap()
+    }
+
     fn subject_after(snapshots: &[MetricSnapshot], table: &TableStats) -> Option<Subject> {
         let mut workload = DatabaseWorkload::default();
         for s in snapshots {
@@ -1118,11 +1123,7 @@ mod tests {
     #[tokio::test]
     async fn the_cheapest_plan_wins_and_time_saved_is_per_day() {
         let posts = table("posts", 100_000);
-        let subject = subject_after(
-            &[window(10.0, vec![posts.clone()], &[(1, S1, 100, 20.0)])],
-            &posts,
-        )
-        .unwrap();
+        let subject = subject_of(&posts, &[(1, S1, 100, 20.0)]);
         assert_eq!(
             subject.candidates,
             [
@@ -1172,15 +1173,10 @@ mod tests {
         let by_customer = "SELECT * FROM orders WHERE customer_id = $1";
         let by_status_date =
             "SELECT * FROM orders WHERE status = $1 AND created_at > now() - interval '1 day'";
-        let subject = subject_after(
-            &[window(
-                10.0,
-                vec![orders.clone()],
-                &[(1, by_customer, 50, 80.0), (2, by_status_date, 20, 120.0)],
-            )],
+        let subject = subject_of(
             &orders,
-        )
-        .unwrap();
+            &[(1, by_customer, 50, 80.0), (2, by_status_date, 20, 120.0)],
+        );
         let costs = |set: &[String]| -> Vec<f64> {
             let has = |k: &str| set.iter().any(|s| s.starts_with(k));
             vec![
@@ -1216,15 +1212,7 @@ mod tests {
         let events = table("events", 500_000);
         let filter = "SELECT * FROM events WHERE account_id = $1 AND kind = $2";
         let sorted = "SELECT * FROM events WHERE account_id = $1 ORDER BY kind LIMIT 20";
-        let subject = subject_after(
-            &[window(
-                10.0,
-                vec![events.clone()],
-                &[(1, filter, 40, 50.0), (2, sorted, 40, 50.0)],
-            )],
-            &events,
-        )
-        .unwrap();
+        let subject = subject_of(&events, &[(1, filter, 40, 50.0), (2, sorted, 40, 50.0)]);
         // (account_id, kind) serves both; (account_id) alone serves the filter less well.
         let costs = |set: &[String]| -> Vec<f64> {
             if set.iter().any(|s| s.starts_with(r#""account_id", "kind""#)) {
@@ -1252,15 +1240,10 @@ mod tests {
         let by_customer = "SELECT * FROM events WHERE customer_id = $1";
         let latest =
             "SELECT * FROM events WHERE customer_id = $1 ORDER BY created_at DESC LIMIT 10";
-        let subject = subject_after(
-            &[window(
-                10.0,
-                vec![events.clone()],
-                &[(1, by_customer, 100, 40.0), (2, latest, 50, 40.0)],
-            )],
+        let subject = subject_of(
             &events,
-        )
-        .unwrap();
+            &[(1, by_customer, 100, 40.0), (2, latest, 50, 40.0)],
+        );
         // (customer_id) serves the filter as well as the longer index does, and is smaller, so
         // the greedy choice takes it first and the longer one for the sort after it.
         let costs = |set: &[String]| -> Vec<f64> {
@@ -1315,11 +1298,7 @@ mod tests {
     async fn a_covering_index_is_chosen_only_when_it_saves_more_than_the_plain_one() {
         let orders = table("orders", 1_000_000);
         let q = "SELECT id, total FROM orders WHERE customer_id = $1";
-        let subject = subject_after(
-            &[window(10.0, vec![orders.clone()], &[(1, q, 100, 30.0)])],
-            &orders,
-        )
-        .unwrap();
+        let subject = subject_of(&orders, &[(1, q, 100, 30.0)]);
         assert!(
             subject
                 .candidates
@@ -1368,11 +1347,7 @@ mod tests {
     #[tokio::test]
     async fn a_small_cost_cut_serves_nothing_and_write_heavy_tables_need_more() {
         let posts = table("posts", 100_000);
-        let subject = subject_after(
-            &[window(10.0, vec![posts.clone()], &[(1, S1, 100, 20.0)])],
-            &posts,
-        )
-        .unwrap();
+        let subject = subject_of(&posts, &[(1, S1, 100, 20.0)]);
         let modest =
             |set: &[String]| -> Vec<f64> { vec![if set.is_empty() { 1000.0 } else { 800.0 }] };
         assert!(
@@ -1480,11 +1455,7 @@ mod tests {
     #[test]
     fn heuristic_needs_a_selective_leading_column() {
         let posts = table("posts", 100_000);
-        let subject = subject_after(
-            &[window(10.0, vec![posts.clone()], &[(1, S1, 100, 20.0)])],
-            &posts,
-        )
-        .unwrap();
+        let subject = subject_of(&posts, &[(1, S1, 100, 20.0)]);
         let selective = HashMap::from([("user_id".to_owned(), 1000.0)]);
         let step = choose_by_heuristic(&subject, &selective, MAX_SELECTIVITY).unwrap();
         assert_eq!(
