@@ -172,6 +172,15 @@ pub struct TableUse {
 }
 
 impl TableUse {
+    /// Whether an index could serve this use: it filters, joins or sorts on something.
+    pub fn may_use_an_index(&self) -> bool {
+        !self.equality.is_empty()
+            || !self.equality_expressions.is_empty()
+            || !self.range.is_empty()
+            || !self.join.is_empty()
+            || !self.order_by.is_empty()
+    }
+
     fn add(list: &mut Vec<String>, column: &str) {
         if !list.iter().any(|c| c == column) {
             list.push(column.to_owned());

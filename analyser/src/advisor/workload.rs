@@ -34,7 +34,8 @@ pub struct StatementLoad {
     pub calls: f64,
     pub time_ms: f64,
     pub rows: f64,
-    /// How the statement uses each table; `None` when its text does not parse.
+    /// How the statement uses each table; `None` when its text does not parse or no use could be
+    /// served by an index (its `query` is then empty).
     pub uses: Option<Vec<TableUse>>,
 }
 
@@ -103,12 +104,17 @@ impl DatabaseWorkload {
         }
         for s in &detail.top_statements {
             let load = self.statements.entry(s.queryid).or_insert_with(|| {
-                // The text as PostgreSQL accepts it (`interval $1` → `$1::interval`).
+                // The text as PostgreSQL accepts it (`interval $1` → `$1::interval`), kept only
+                // when an index could serve some use of a table (the advisor probes it then);
+                // an INSERT or a bare scan keeps its rates alone.
                 let query = statement::parseable(&s.query);
+                let uses = statement::analyse(&query)
+                    .ok()
+                    .filter(|uses| uses.iter().any(TableUse::may_use_an_index));
                 StatementLoad {
                     queryid: s.queryid,
-                    uses: statement::analyse(&query).ok(),
-                    query,
+                    query: if uses.is_some() { query } else { String::new() },
+                    uses,
                     calls: 0.0,
                     time_ms: 0.0,
                     rows: 0.0,
