@@ -198,41 +198,50 @@ type TableKey = (String, String);
 /// hour, and which of them were built. Built ones count against the limit; a proposal that was
 /// never built (superseded as more of the workload was seen, rejected) does not, but while one is
 /// waiting (at most [`REMEMBER`]) no other index is proposed for its table, so two builds never
-/// queue on one table.
+/// queue on one table. An index is known by its candidate (keys and included columns), not its
+/// name: while it is being built its name is taken, and the same index would be named anew.
 #[derive(Default)]
 struct HourlyLimit {
-    /// Per table: each index proposed (its name) and when it first was.
-    proposed: HashMap<TableKey, Vec<(Instant, String)>>,
+    proposed: HashMap<TableKey, Vec<Proposed>>,
+}
+
+struct Proposed {
+    at: Instant,
+    candidate: Candidate,
+    /// The name it was first proposed under: built when an index of that name exists.
+    name: String,
 }
 
 impl HourlyLimit {
-    /// Whether index `name` may be proposed for `table` at `now`, given the table's `existing`
-    /// index names: it already was within the hour, or none is waiting and fewer than `limit`
-    /// were built.
+    /// Whether `candidate` (named `name`) may be proposed for `table` at `now`, given the
+    /// table's `existing` index names: it already was within the hour, or none is waiting and
+    /// fewer than `limit` were built.
     fn admit(
         &mut self,
         table: TableKey,
+        candidate: &Candidate,
         name: &str,
         existing: &[&str],
         limit: i64,
         now: Instant,
     ) -> bool {
         let recent = self.proposed.entry(table).or_default();
-        recent.retain(|(at, _)| now.duration_since(*at) < HOUR);
-        if recent.iter().any(|(_, n)| n == name) {
+        recent.retain(|p| now.duration_since(p.at) < HOUR);
+        if recent.iter().any(|p| &p.candidate == candidate) {
             return true;
         }
-        let built = recent
-            .iter()
-            .filter(|(_, n)| existing.contains(&n.as_str()))
-            .count();
+        let built = |p: &Proposed| existing.contains(&p.name.as_str());
         let waiting = recent
             .iter()
-            .any(|(at, n)| !existing.contains(&n.as_str()) && now.duration_since(*at) < REMEMBER);
-        if waiting || built as i64 >= limit {
+            .any(|p| !built(p) && now.duration_since(p.at) < REMEMBER);
+        if waiting || recent.iter().filter(|p| built(p)).count() as i64 >= limit {
             return false;
         }
-        recent.push((now, name.to_owned()));
+        recent.push(Proposed {
+            at: now,
+            candidate: candidate.clone(),
+            name: name.to_owned(),
+        });
         true
     }
 }
@@ -338,6 +347,7 @@ impl Advisor {
                 .collect();
             let admitted = self.proposed.lock().await.admit(
                 table,
+                &found.candidate,
                 &found.index_name,
                 &existing,
                 thresholds.index_max_new_per_table_per_hour,
@@ -1436,20 +1446,24 @@ mod tests {
     fn at_most_the_configured_number_of_new_indexes_per_table_per_hour() {
         let mut limit = HourlyLimit::default();
         let table = || ("db".to_owned(), "public.orders".to_owned());
+        let index = |column: &str| Candidate::plain(vec![key(column, false)]);
         let at = |minutes: u64| Instant::now() + Duration::from_secs(60 * minutes);
-        assert!(limit.admit(table(), "a", &[], 2, at(0)));
-        // The same proposal again is admitted; another waits while "a" is not built.
-        assert!(limit.admit(table(), "a", &[], 2, at(1)));
-        assert!(!limit.admit(table(), "b", &[], 2, at(1)));
+        assert!(limit.admit(table(), &index("a"), "idx_a", &[], 2, at(0)));
+        // The same index again is admitted, under another name too (its own is taken while it
+        // is being built); another waits while "a" is not built.
+        assert!(limit.admit(table(), &index("a"), "idx_a_2", &["idx_a"], 2, at(1)));
+        assert!(!limit.admit(table(), &index("b"), "idx_b", &[], 2, at(1)));
         // A proposal never built (superseded) stops holding the table after ten minutes, and
         // does not count.
-        assert!(limit.admit(table(), "b", &[], 2, at(11)));
-        assert!(limit.admit(table(), "c", &["b"], 2, at(12)));
+        assert!(limit.admit(table(), &index("b"), "idx_b", &[], 2, at(11)));
+        assert!(limit.admit(table(), &index("c"), "idx_c", &["idx_b"], 2, at(12)));
         // Two built this hour: a third waits for the hour.
-        assert!(!limit.admit(table(), "d", &["b", "c"], 2, at(13)));
-        assert!(limit.admit(table(), "d", &["b", "c"], 2, at(73)));
+        let built = ["idx_b", "idx_c"];
+        assert!(!limit.admit(table(), &index("d"), "idx_d", &built, 2, at(13)));
+        assert!(limit.admit(table(), &index("d"), "idx_d", &built, 2, at(73)));
         // Another table has its own hour.
-        assert!(limit.admit(("db".into(), "public.users".into()), "d", &[], 2, at(13)));
+        let users = ("db".to_owned(), "public.users".to_owned());
+        assert!(limit.admit(users, &index("d"), "idx_d", &[], 2, at(13)));
     }
 
     #[test]

@@ -289,6 +289,15 @@ fn returns_matching_rows(select: &SelectStmt) -> bool {
 /// `timestamp`, `timestamptz`, with or without time zone), leaving quoted text and comments as
 /// they are.
 pub fn parseable(sql: &str) -> String {
+    // With `pg_stat_statements.track = all`, a statement first seen while the advisor probed it
+    // keeps the probe's text: `PREPARE sm_probe_<n> AS <statement>`. The statement is what counts.
+    let sql = match sql.strip_prefix("PREPARE sm_probe_") {
+        Some(rest) => rest
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .strip_prefix(" AS ")
+            .unwrap_or(sql),
+        None => sql,
+    };
     const TYPES: &[&str] = &[
         "timestamp with time zone",
         "timestamp without time zone",
@@ -1327,6 +1336,15 @@ mod tests {
             "SELECT $1 FROM t WHERE at < $2::timestamp with time zone"
         );
         assert_eq!(parseable("SELECT my_interval $1"), "SELECT my_interval $1");
+        // The advisor's own probe, remembered as the statement's text.
+        assert_eq!(
+            parseable("PREPARE sm_probe_3 AS SELECT * FROM t WHERE at > now() - interval $1"),
+            "SELECT * FROM t WHERE at > now() - $1::interval"
+        );
+        assert_eq!(
+            parseable("PREPARE mine AS SELECT 1"),
+            "PREPARE mine AS SELECT 1"
+        );
     }
 
     #[test]

@@ -67,6 +67,8 @@ pub struct TableLoad {
     pub writes: f64,
     /// The last live-row estimate seen.
     pub live_tuples: i64,
+    /// The names of its valid indexes when it was last seen.
+    pub indexes: Option<Vec<String>>,
 }
 
 /// The decayed workload of one database.
@@ -131,6 +133,26 @@ impl DatabaseWorkload {
             load.scans += (t.seq_scan + t.idx_scan.unwrap_or(0)) as f64;
             load.writes += (t.n_tup_ins + t.n_tup_upd + t.n_tup_del) as f64;
             load.live_tuples = t.live_tuples;
+            let mut indexes: Vec<String> = detail
+                .indexes
+                .iter()
+                .filter(|i| i.qualified_table == t.qualified_name && i.is_valid)
+                .map(|i| i.name.clone())
+                .collect();
+            indexes.sort();
+            // The statements on a table whose indexes changed ran, until now, with the old ones:
+            // their times say nothing of the new plans. They are measured again from the next
+            // window (an index judged on times from before the last one would look too useful).
+            if load.indexes.as_ref().is_some_and(|known| known != &indexes) {
+                self.statements.retain(|_, statement| {
+                    !statement.uses.as_ref().is_some_and(|uses| {
+                        uses.iter().any(|u| {
+                            u.table == t.name && (u.schema.is_empty() || u.schema == t.schema)
+                        })
+                    })
+                });
+            }
+            load.indexes = Some(indexes);
         }
         let floor = FORGET_BELOW * self.seconds;
         self.statements.retain(|_, l| l.calls >= floor);
@@ -242,6 +264,38 @@ mod tests {
         }
         assert!(w.statements.is_empty() && w.tables.is_empty());
         assert!(w.seconds > 0.0);
+    }
+
+    #[test]
+    fn a_new_index_on_a_table_forgets_the_times_its_statements_had_before() {
+        let mut w = replay(10, 60);
+        assert!(w.statements.contains_key(&7));
+        let mut indexed = window(10.0, 3);
+        let detail = indexed.postgres.as_mut().unwrap();
+        detail.indexes = vec![proto::metrics::IndexStats {
+            qualified_table: "public.big".into(),
+            name: "idx_big_k".into(),
+            is_valid: true,
+            ..Default::default()
+        }];
+        w.observe(&indexed);
+        assert!(
+            !w.statements.contains_key(&7),
+            "measured again from the next window"
+        );
+        w.observe(&indexed);
+        assert_eq!(w.statements[&7].calls, 3.0);
+        // An index being built (INVALID) changes nothing yet.
+        let mut building = window(10.0, 3);
+        building.postgres.as_mut().unwrap().indexes = vec![proto::metrics::IndexStats {
+            qualified_table: "public.big".into(),
+            name: "idx_big_k2".into(),
+            is_valid: false,
+            ..Default::default()
+        }];
+        let mut w = replay(10, 60);
+        w.observe(&building);
+        assert!(w.statements.contains_key(&7));
     }
 
     #[test]

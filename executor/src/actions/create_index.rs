@@ -121,10 +121,12 @@ impl CreateIndex {
                 shown(format!("{bad:?}"))
             ));
         }
-        if let Some(twice) = include
-            .iter()
-            .find(|name| columns.iter().any(|c| &c.name == *name))
-        {
+        // A column may be included beside a function of it (`lower(email)` INCLUDE `email`).
+        if let Some(twice) = include.iter().find(|name| {
+            columns
+                .iter()
+                .any(|c| &c.name == *name && c.function.is_none())
+        }) {
             return Err(format!(
                 "column {} is both a key and an included column",
                 shown(format!("{twice:?}"))
@@ -446,6 +448,19 @@ mod tests {
         assert_eq!(
             plan.statement(),
             r#"CREATE INDEX CONCURRENTLY "idx_users_lower_email" ON "public"."users" (lower("Email"))"#
+        );
+    }
+
+    #[test]
+    fn a_column_may_be_included_beside_a_function_of_it() {
+        let plan = CreateIndex::from_metadata(&json!({
+            "table_name": "customers", "index_name": "i",
+            "columns": [{"name": "email", "function": "lower"}], "include": ["id", "email"],
+        }))
+        .unwrap();
+        assert_eq!(
+            plan.statement(),
+            r#"CREATE INDEX CONCURRENTLY "i" ON "public"."customers" (lower("email")) INCLUDE ("id", "email")"#
         );
     }
 
