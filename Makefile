@@ -52,6 +52,7 @@ bench: deps
 	$(CARGO) bench --locked -p executor --bench safety
 	$(CARGO) build --release --locked --bins
 	$(CARGO) bench --locked -p system-tests --bench load
+	$(CARGO) bench --locked -p system-tests --bench advisor
 	bench/summarise.py
 
 up: deps release dashboard-build

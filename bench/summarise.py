@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Merges the newest result of each benchmark (bench/results/*-collector.json, *-s1.json,
-*-safety.json, *-load.json) into one document in the shape SCENARIOS.md asks for, written as
-bench/results/<UTC timestamp>.json with a markdown table beside it (<timestamp>.md).
+*-safety.json, *-load.json, *-advisor.json) into one document in the shape SCENARIOS.md asks
+for, written as bench/results/<UTC timestamp>.json with a markdown table beside it
+(<timestamp>.md).
 A figure no benchmark measures yet is null, with the reason in "missing"."""
 import datetime
 import json
@@ -22,6 +23,7 @@ collector, collector_file = newest("collector")
 s1, s1_file = newest("s1")
 safety, safety_file = newest("safety")
 load, load_file = newest("load")
+advisor, advisor_file = newest("advisor")
 if not (collector and s1 and safety):
     sys.exit("run `make bench` first: a collector, s1 and safety result are needed")
 # The load benchmark (tests/system/benches/load.rs): without one, its figures are null.
@@ -33,10 +35,34 @@ if not load:
         for key in ["databases_per_collector_10s", "rss_mb", "analyser_snapshots_per_s",
                     "collector_cycle_ms_p95_100db"]
     }
+# The advisor benchmark (tests/system/benches/advisor.rs): without one, its figures are null.
+if advisor:
+    configurations = advisor["configurations"]
+    best = configurations[advisor["best"]]
+    advisor_figures = {
+        # Agent ÷ best offline set, database time per second of the same workload (goal ≤ 1.05).
+        "advisor_workload_ratio": advisor["advisor_workload_ratio"],
+        "advisor_storage_ratio": advisor["storage_ratio"],
+        "advisor_storage_bytes": {"agent": advisor["agent_storage_bytes"],
+                                  "best": advisor["best_storage_bytes"]},
+        "advisor_db_ms_per_s": {"none": configurations["none"]["db_ms_per_s"],
+                                "agent": configurations["agent"]["db_ms_per_s"],
+                                "best": best["db_ms_per_s"]},
+        "advisor_indexes": {"agent": len(configurations["agent"]["indexes"]),
+                            "best": len(best["indexes"])},
+        "advisor_best_judge": advisor["best"],
+        "advisor_convergence_s": advisor["agent"]["convergence_s"],
+    }
+else:
+    advisor_figures = {key: None for key in [
+        "advisor_workload_ratio", "advisor_storage_ratio", "advisor_storage_bytes",
+        "advisor_db_ms_per_s", "advisor_indexes", "advisor_best_judge", "advisor_convergence_s"]}
+    missing["advisor_workload_ratio"] = (
+        "no bench/results/*-advisor.json yet: run `cargo bench -p system-tests --bench advisor`")
 
 document = {
     "generated_at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    "sources": [f for f in [collector_file, s1_file, safety_file, load_file] if f],
+    "sources": [f for f in [collector_file, s1_file, safety_file, load_file, advisor_file] if f],
     "scenarios": {
         "S1": {
             "rows": s1["rows"],
@@ -67,6 +93,7 @@ document = {
     "analyser_cpu_ms_per_snapshot": from_load("analyser_cpu_ms_per_snapshot"),
     # VmRSS of each service process while one collector watched 100 databases.
     "rss_mb": from_load("rss_mb"),
+    **advisor_figures,
     "missing": missing,
 }
 stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -95,6 +122,16 @@ if load:
 | analyser snapshots/s, {load['analyser_streams']} streams / one stream | {d['analyser_snapshots_per_s']:,.0f} / {d['analyser_snapshots_per_s_one_stream']:,.0f} |
 | analyser latency per snapshot p50 / p99 (ms); its processor time per snapshot (ms) | {d['analyser_latency_ms_p50']:.2f} / {d['analyser_latency_ms_p99']:.2f}; {d['analyser_cpu_ms_per_snapshot']:.2f} |
 | RSS at 100 databases (MB) | {', '.join(f'{k} {v:.0f}' for k, v in d['rss_mb'].items())} |
+"""
+if advisor:
+    d = document
+    storage = d["advisor_storage_bytes"]
+    times = d["advisor_db_ms_per_s"]
+    storage_ratio = fmt(d["advisor_storage_ratio"], ".2f")
+    table += f"""| B-advisor: database ms per s of workload, none / agent / best offline | {times['none']:,.1f} / {times['agent']:,.1f} / {times['best']:,.1f} |
+| B-advisor: advisor_workload_ratio, agent / best (goal ≤ 1.05) | {d['advisor_workload_ratio']:.3f} |
+| B-advisor: index storage agent / best (MB); ratio | {storage['agent'] / 1e6:.1f} / {storage['best'] / 1e6:.1f}; {storage_ratio} |
+| B-advisor: agent's index set settled after (s) | {d['advisor_convergence_s']:.0f} |
 """
 (results / f"{stamp}.md").write_text(table)
 print(table)
