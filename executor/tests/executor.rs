@@ -242,6 +242,56 @@ async fn create_index_quotes_every_identifier_and_rollback_drops_only_the_index_
 }
 
 #[tokio::test]
+async fn a_covering_and_an_expression_index_are_built_as_planned_and_rolled_back() {
+    let pg = PgCluster::start();
+    pg.create_database("app");
+    pg.psql(
+        "app",
+        "CREATE TABLE customers (id serial PRIMARY KEY, \"E-mail\" text NOT NULL, name text); \
+         INSERT INTO customers (\"E-mail\", name) SELECT 'User' || g || '@Example.com', 'n' || g \
+           FROM generate_series(1, 5000) g;",
+    );
+    let ctx = context(&pg, Duration::from_secs(60));
+    let covering = plan(
+        "create_index",
+        json!({
+            "schema": "public", "table_name": "customers", "index_name": "by_email_lower",
+            "columns": [{"name": "E-mail", "function": "lower"}],
+            // The column itself too: PostgreSQL answers from an expression index alone only
+            // when the expression's column is in it.
+            "include": ["id", "name", "E-mail"],
+        }),
+    );
+    let result = covering.execute(&ctx).await.unwrap();
+    assert_eq!(
+        index_state(&pg, "public", "by_email_lower").map(|s| s.1),
+        Some(true)
+    );
+    let definition = pg.psql(
+        "app",
+        "SELECT pg_get_indexdef('public.by_email_lower'::regclass)",
+    );
+    assert!(
+        definition.ends_with(r#"USING btree (lower("E-mail")) INCLUDE (id, name, "E-mail")"#),
+        "{definition}"
+    );
+    // The planner answers a case-insensitive lookup from the index alone.
+    pg.psql("app", "VACUUM ANALYZE customers");
+    let plan_text = pg.psql(
+        "app",
+        "SET enable_seqscan = off; SET enable_bitmapscan = off; \
+         EXPLAIN SELECT id, name FROM customers WHERE lower(\"E-mail\") = 'user42@example.com'",
+    );
+    assert!(
+        plan_text.contains("Index Only Scan using by_email_lower"),
+        "{plan_text}"
+    );
+    let undone = covering.rollback(&ctx, &result).await.unwrap();
+    assert_eq!(undone["dropped"], true);
+    assert_eq!(index_state(&pg, "public", "by_email_lower"), None);
+}
+
+#[tokio::test]
 async fn a_build_stopped_midway_leaves_no_invalid_index_behind() {
     let pg = PgCluster::start();
     pg.create_database("app");

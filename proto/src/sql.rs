@@ -20,6 +20,47 @@ pub fn valid_identifier(identifier: &str) -> bool {
     !identifier.is_empty() && identifier.len() <= MAX_IDENTIFIER_BYTES && !identifier.contains('\0')
 }
 
+/// A function an expression index applies to its column: the case-insensitive lookups the
+/// advisor proposes (`lower(email) = lower($1)`). A closed list, so the executor writes an
+/// expression it knows, never SQL text carried by a detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IndexFunction {
+    Lower,
+    Upper,
+}
+
+impl IndexFunction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IndexFunction::Lower => "lower",
+            IndexFunction::Upper => "upper",
+        }
+    }
+}
+
+/// One key of an index definition: `"col"`, `lower("col")`, each with ` DESC` when descending.
+pub fn index_key(column: &str, function: Option<IndexFunction>, descending: bool) -> String {
+    let key = match function {
+        Some(f) => format!("{}({})", f.as_str(), quote_ident(column)),
+        None => quote_ident(column),
+    };
+    if descending {
+        format!("{key} DESC")
+    } else {
+        key
+    }
+}
+
+/// ` INCLUDE ("a", "b")` after an index's keys, or nothing when it includes no column.
+pub fn include_clause(columns: &[String]) -> String {
+    if columns.is_empty() {
+        return String::new();
+    }
+    let quoted: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+    format!(" INCLUDE ({})", quoted.join(", "))
+}
+
 /// FNV-1a of `text`: a stable short fingerprint (the same on every run and platform) for names
 /// and ids derived from identifiers.
 pub fn fnv1a(text: &str) -> u64 {
@@ -31,6 +72,20 @@ pub fn fnv1a(text: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn index_keys_and_included_columns_are_quoted() {
+        assert_eq!(
+            index_key("Email", Some(IndexFunction::Lower), false),
+            r#"lower("Email")"#
+        );
+        assert_eq!(index_key("at", None, true), r#""at" DESC"#);
+        assert_eq!(include_clause(&[]), "");
+        assert_eq!(
+            include_clause(&["a\"b".into(), "c".into()]),
+            r#" INCLUDE ("a""b", "c")"#
+        );
+    }
 
     #[test]
     fn quotes_are_doubled_and_everything_is_wrapped() {

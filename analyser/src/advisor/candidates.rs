@@ -5,6 +5,8 @@
 //! A covering variant carries the other few columns a statement reads in the index's leaf pages
 //! (`INCLUDE`), so the statement is answered by an index-only scan without visiting the table.
 
+pub use proto::sql::IndexFunction as KeyFunction;
+
 use super::statement::TableUse;
 
 /// An index key: a column (or a function of it, for an expression index) and its direction.
@@ -33,55 +35,37 @@ impl KeyColumn {
     }
 }
 
-/// A function an expression index applies to its column: the case-insensitive lookups web
-/// applications make (`lower(email) = lower($1)`). Nothing else is proposed, so the executor
-/// writes an expression from this closed list, never SQL text carried by a detection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum KeyFunction {
-    Lower,
-    Upper,
-}
-
-impl KeyFunction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyFunction::Lower => "lower",
-            KeyFunction::Upper => "upper",
+/// `lower(email)` or `upper("Email")` (as `statement` writes an expression) → the function and
+/// the column; `None` for any other expression.
+pub fn function_key(expression: &str) -> Option<(KeyFunction, String)> {
+    let (function, rest) = expression.split_once('(')?;
+    let function = match function.trim() {
+        "lower" => KeyFunction::Lower,
+        "upper" => KeyFunction::Upper,
+        _ => return None,
+    };
+    let argument = rest.strip_suffix(')')?.trim();
+    let column = match argument.strip_prefix('"') {
+        Some(quoted) => {
+            let inner = quoted.strip_suffix('"')?;
+            // A lone quote inside means the argument is more than one quoted identifier.
+            if inner.replace("\"\"", "").contains('"') {
+                return None;
+            }
+            inner.replace("\"\"", "\"")
         }
-    }
-
-    /// `lower(email)` or `upper("Email")` (as `statement` writes an expression) → the function
-    /// and the column; `None` for any other expression.
-    pub fn parse(expression: &str) -> Option<(KeyFunction, String)> {
-        let (function, rest) = expression.split_once('(')?;
-        let function = match function.trim() {
-            "lower" => KeyFunction::Lower,
-            "upper" => KeyFunction::Upper,
-            _ => return None,
-        };
-        let argument = rest.strip_suffix(')')?.trim();
-        let column = match argument.strip_prefix('"') {
-            Some(quoted) => {
-                let inner = quoted.strip_suffix('"')?;
-                // A lone quote inside means the argument is more than one quoted identifier.
-                if inner.replace("\"\"", "").contains('"') {
-                    return None;
-                }
-                inner.replace("\"\"", "\"")
+        None => {
+            let plain = argument.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+                && argument
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+            if !plain {
+                return None;
             }
-            None => {
-                let plain = argument.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-                    && argument.chars().all(|c| {
-                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$'
-                    });
-                if !plain {
-                    return None;
-                }
-                argument.to_owned()
-            }
-        };
-        Some((function, column))
-    }
+            argument.to_owned()
+        }
+    };
+    Some((function, column))
 }
 
 /// At most this many `INCLUDE` columns: beyond that the index approaches a copy of the table.
@@ -124,7 +108,7 @@ pub fn for_use(table_use: &TableUse) -> Vec<Vec<KeyColumn>> {
     let ascending = |name: &String| KeyColumn::column(name, false);
     let mut leading: Vec<KeyColumn> = table_use.equality.iter().map(ascending).collect();
     for expression in &table_use.equality_expressions {
-        if let Some((function, column)) = KeyFunction::parse(expression) {
+        if let Some((function, column)) = function_key(expression) {
             let key = KeyColumn {
                 name: column,
                 descending: false,
@@ -249,7 +233,7 @@ mod tests {
             ["account_id", "upper(Code)"]
         );
         assert_eq!(
-            KeyFunction::parse(r#"lower("Odd ""Name""")"#),
+            function_key(r#"lower("Odd ""Name""")"#),
             Some((KeyFunction::Lower, r#"Odd "Name""#.to_owned()))
         );
         for other in [
@@ -259,7 +243,7 @@ mod tests {
             "lower(Email)",
             "lower(x)::text",
         ] {
-            assert_eq!(KeyFunction::parse(other), None, "{other}");
+            assert_eq!(function_key(other), None, "{other}");
         }
     }
 

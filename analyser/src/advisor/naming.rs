@@ -51,33 +51,19 @@ pub fn create_statement(schema: &str, table: &str, name: &str, candidate: &Candi
 
 /// `"schema"."table" ("a", "b" DESC) INCLUDE ("c")`: what follows `ON` in `CREATE INDEX`.
 pub fn definition(schema: &str, table: &str, candidate: &Candidate) -> String {
-    let mut text = format!(
-        "{} ({})",
+    format!(
+        "{} ({}){}",
         qualified(schema, table),
-        key_list(&candidate.keys)
-    );
-    if !candidate.include.is_empty() {
-        let include: Vec<String> = candidate.include.iter().map(|c| quote_ident(c)).collect();
-        text.push_str(&format!(" INCLUDE ({})", include.join(", ")));
-    }
-    text
+        key_list(&candidate.keys),
+        proto::sql::include_clause(&candidate.include)
+    )
 }
 
 /// `"a", "b" DESC`: the key columns of an index definition.
 pub fn key_list(columns: &[KeyColumn]) -> String {
     columns
         .iter()
-        .map(|k| {
-            let key = match k.function {
-                Some(f) => format!("{}({})", f.as_str(), quote_ident(&k.name)),
-                None => quote_ident(&k.name),
-            };
-            if k.descending {
-                format!("{key} DESC")
-            } else {
-                key
-            }
-        })
+        .map(|k| proto::sql::index_key(&k.name, k.function, k.descending))
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -7,7 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use proto::sql::{qualified, quote_ident, valid_identifier};
+use proto::sql::{
+    IndexFunction, include_clause, index_key, qualified, quote_ident, valid_identifier,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::PgConnection;
@@ -25,25 +27,7 @@ pub struct KeyColumn {
     pub descending: bool,
     /// For an expression index: the function applied to the column, from a closed list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub function: Option<KeyFunction>,
-}
-
-/// The functions an expression index may apply to its column (the case-insensitive lookups the
-/// advisor proposes); anything else in a detection is refused, never written into SQL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KeyFunction {
-    Lower,
-    Upper,
-}
-
-impl KeyFunction {
-    fn as_str(self) -> &'static str {
-        match self {
-            KeyFunction::Lower => "lower",
-            KeyFunction::Upper => "upper",
-        }
-    }
+    pub function: Option<IndexFunction>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,29 +137,15 @@ impl CreateIndex {
         let keys: Vec<String> = self
             .columns
             .iter()
-            .map(|k| {
-                let key = match k.function {
-                    Some(f) => format!("{}({})", f.as_str(), quote_ident(&k.name)),
-                    None => quote_ident(&k.name),
-                };
-                if k.descending {
-                    format!("{key} DESC")
-                } else {
-                    key
-                }
-            })
+            .map(|k| index_key(&k.name, k.function, k.descending))
             .collect();
-        let mut statement = format!(
-            "CREATE INDEX CONCURRENTLY {} ON {} ({})",
+        format!(
+            "CREATE INDEX CONCURRENTLY {} ON {} ({}){}",
             quote_ident(&self.index_name),
             qualified(&self.schema, &self.table),
-            keys.join(", ")
-        );
-        if !self.include.is_empty() {
-            let include: Vec<String> = self.include.iter().map(|c| quote_ident(c)).collect();
-            statement.push_str(&format!(" INCLUDE ({})", include.join(", ")));
-        }
-        statement
+            keys.join(", "),
+            include_clause(&self.include)
+        )
     }
 
     pub async fn execute(&self, context: &Context) -> Result<Value, String> {
