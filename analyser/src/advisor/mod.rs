@@ -261,6 +261,8 @@ struct Demand {
     calls_per_second: f64,
     mean_time_ms: f64,
     rows_per_call: f64,
+    /// Where its planner costs come from (set by the judge before it asks the planner).
+    basis: CostBasis,
     /// How it uses the table, and its own candidates no existing index serves.
     uses: Vec<TableUse>,
     own: Vec<Candidate>,
@@ -447,19 +449,14 @@ impl Advisor {
         let write_heavy = subject.write_heavy();
         let result = if hypopg {
             let bar = cost_bar(thresholds.index_min_cost_reduction, write_heavy);
+            let mut subject = subject.clone();
             let mut probed = Vec::with_capacity(subject.statements.len());
-            let mut bases = Vec::with_capacity(subject.statements.len());
-            for statement in &subject.statements {
-                match range_proxy(&mut session, subject, statement).await? {
-                    Some(proxy) => {
-                        probed.push(proxy);
-                        bases.push(CostBasis::ObservedRows);
-                    }
-                    None => {
-                        probed.push(statement.query.clone());
-                        bases.push(CostBasis::GenericPlan);
-                    }
+            for j in 0..subject.statements.len() {
+                let proxy = range_proxy(&mut session, &subject, &subject.statements[j]).await?;
+                if proxy.is_some() {
+                    subject.statements[j].basis = CostBasis::ObservedRows;
                 }
+                probed.push(proxy.unwrap_or_else(|| subject.statements[j].query.clone()));
             }
             let texts: Vec<&str> = probed.iter().map(String::as_str).collect();
             let definitions: Vec<String> = subject
@@ -477,20 +474,11 @@ impl Advisor {
                 statements: &texts,
                 definitions: &definitions,
             };
-            choose_set(subject, bar, probe).await.map(|mut steps| {
-                for served in steps.iter_mut().flat_map(|step| &mut step.served) {
-                    if let Some(j) = subject
-                        .statements
-                        .iter()
-                        .position(|d| d.queryid == served.queryid)
-                    {
-                        served.basis = bases[j];
-                    }
-                }
+            choose_set(&subject, bar, probe).await.map(|steps| {
                 let then: Vec<String> = steps
                     .iter()
                     .skip(1)
-                    .map(|step| statement_for(subject, step.candidate))
+                    .map(|step| statement_for(&subject, step.candidate))
                     .collect();
                 steps.into_iter().next().map(|first| {
                     let judged = Judged {
@@ -498,7 +486,7 @@ impl Advisor {
                         bar,
                         note: String::new(),
                     };
-                    advice(subject, first, then, judged)
+                    advice(&subject, first, then, judged)
                 })
             })
         } else {
@@ -604,6 +592,7 @@ fn subject(
                 calls_per_second: workload.per_second(load.calls),
                 mean_time_ms: load.mean_time_ms(),
                 rows_per_call: load.rows_per_call(),
+                basis: CostBasis::GenericPlan,
                 uses: table_uses,
                 own,
             });
@@ -873,7 +862,7 @@ fn served_by(
                 cost_before: Some(*c),
                 cost_after: Some(*a),
                 reduction: ((c - a) / b).clamp(0.0, 1.0),
-                basis: CostBasis::GenericPlan,
+                basis: statement.basis,
             });
         }
     }
@@ -1317,16 +1306,17 @@ mod tests {
             "{:?}",
             subject.candidates
         );
-        let costs = |set: &[String]| -> Vec<f64> {
-            vec![if set.iter().any(|s| s.contains("INCLUDE")) {
-                4.0
-            } else if set.is_empty() {
-                20_000.0
-            } else {
-                40.0
-            }]
+        // Without an index the statement costs `none`; the plain index 40, the covering one 4.
+        let costs_from = |none: f64| {
+            move |set: &[String]| -> Vec<f64> {
+                vec![match () {
+                    _ if set.iter().any(|s| s.contains("INCLUDE")) => 4.0,
+                    _ if set.is_empty() => none,
+                    _ => 40.0,
+                }]
+            }
         };
-        let steps = choose_set(&subject, 0.3, fake_probe(&subject, costs))
+        let steps = choose_set(&subject, 0.3, fake_probe(&subject, costs_from(20_000.0)))
             .await
             .unwrap();
         // The covering index saves 0.18 % more of the statement's time than the plain one: within
@@ -1335,16 +1325,7 @@ mod tests {
         assert_eq!(steps.len(), 1, "{steps:?}");
         assert!(subject.candidates[steps[0].candidate].include.is_empty());
         // Where the heap visits are most of the remaining cost, the covering index wins.
-        let costs = |set: &[String]| -> Vec<f64> {
-            vec![if set.iter().any(|s| s.contains("INCLUDE")) {
-                4.0
-            } else if set.is_empty() {
-                500.0
-            } else {
-                40.0
-            }]
-        };
-        let steps = choose_set(&subject, 0.3, fake_probe(&subject, costs))
+        let steps = choose_set(&subject, 0.3, fake_probe(&subject, costs_from(500.0)))
             .await
             .unwrap();
         assert_eq!(steps.len(), 1, "{steps:?}");
