@@ -230,9 +230,22 @@ async fn two_statement_families_get_an_index_each_and_a_lookup_by_lower_email_an
                 >= 3
         })
         .await;
+    // Verification follows each index for several cycles while the workload runs on: the
+    // pipeline kept analysing the database after the third build, and nothing else was done.
+    for action in built.iter().filter(|a| a["action_type"] == "create_index") {
+        let id = action["action_id"].as_str().unwrap();
+        let entry = api.decided(id, Duration::from_secs(120)).await;
+        assert_eq!(entry["state"], "kept", "{entry}");
+    }
     for task in load {
         task.abort();
     }
+    let after = api.actions().await;
+    assert_eq!(after.len(), built.len(), "{after:#?}");
+    assert!(
+        after.iter().all(|a| a["action_type"] == "create_index"),
+        "only indexes: {after:#?}"
+    );
     let mut statements: Vec<String> = built
         .iter()
         .filter(|a| a["action_type"] == "create_index")
