@@ -73,8 +73,9 @@ pub fn missing_index(snapshot: &MetricSnapshot, advice: &[Advice]) -> Vec<Detect
                     "Statements reading {qualified} ({} rows) without a usable index took {:.3} s \
                      of database time per second and its sequential scans read {:.0} rows per \
                      second (recent rates: about the last {:.0} s, the newest weighted most); an \
-                     index on ({column_list}) serves {} statement(s) and would save an estimated {:.0} s of query time per day for \
-                     an estimated {:.0} s of extra write time ({}).",
+                     index on ({column_list}) serves {} statement(s) and would save an \
+                     estimated {:.0} s of query time per day for an estimated {:.0} s of extra \
+                     write time ({}).",
                     table.map_or(0, |t| t.live_tuples),
                     a.trigger.statement_seconds_per_second,
                     a.trigger.rows_read_per_second,
