@@ -662,7 +662,9 @@ impl Engine {
 
     /// The analyser's idle-transaction threshold in seconds (knowledge's configuration).
     async fn idle_threshold(&self) -> Result<f64, String> {
-        let config = proto::clients::system_config(&self.knowledge, RPC_DEADLINE).await?;
+        let config = proto::clients::system_config(&self.knowledge, RPC_DEADLINE)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(config
             .thresholds
             .map(|t| t.idle_transaction_seconds)
@@ -789,7 +791,9 @@ impl Engine {
     }
 
     async fn mode(&self) -> Result<ExecutionMode, String> {
-        let config = proto::clients::system_config(&self.knowledge, RPC_DEADLINE).await?;
+        let config = proto::clients::system_config(&self.knowledge, RPC_DEADLINE)
+            .await
+            .map_err(|e| e.to_string())?;
         if config.execution_mode.is_empty() {
             return Ok(ExecutionMode::Autonomous);
         }

@@ -1,9 +1,11 @@
 //! Lazily connected gRPC clients: a service starts before its peers and reconnects by itself.
 
+use std::future::Future;
 use std::time::Duration;
 
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
+use crate::error::Error;
 use crate::executor::executor_service_client::ExecutorServiceClient;
 use crate::knowledge::knowledge_service_client::KnowledgeServiceClient;
 use crate::knowledge::{GetSystemConfigRequest, SystemConfig};
@@ -51,18 +53,72 @@ pub fn metrics(address: &str) -> Result<MetricsServiceClient<Channel>, tonic::tr
     Ok(MetricsServiceClient::new(channel(address)?))
 }
 
+/// How long a call to knowledge may take before it counts as unavailable.
+pub const KNOWLEDGE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Knowledge's client with the deadline and the error classification built in: every call
+/// answers within its deadline, and a failure is a [`crate::error::Error`] of the peer's kind
+/// (knowledge down stays `Unavailable`, a refusal stays `InvalidInput` or `Conflict`).
+#[derive(Clone)]
+pub struct Knowledge {
+    client: KnowledgeServiceClient<Channel>,
+    deadline: Duration,
+}
+
+impl Knowledge {
+    /// A lazily connecting client to `address` (`host:port` or a URL).
+    pub fn connect(address: &str) -> Result<Self, tonic::transport::Error> {
+        Ok(Self::new(knowledge(address)?))
+    }
+
+    pub fn new(client: KnowledgeServiceClient<Channel>) -> Self {
+        Self {
+            client,
+            deadline: KNOWLEDGE_DEADLINE,
+        }
+    }
+
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// The generated client, for callers that manage deadlines themselves (streams).
+    pub fn raw(&self) -> KnowledgeServiceClient<Channel> {
+        self.client.clone()
+    }
+
+    /// Calls `rpc` (its name, for the error) within the deadline.
+    ///
+    /// For example `knowledge.call("GetAction", |mut k| async move { k.get_action(request).await })`.
+    pub async fn call<T, F, Fut>(&self, rpc: &'static str, call: F) -> Result<T, Error>
+    where
+        F: FnOnce(KnowledgeServiceClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        match tokio::time::timeout(self.deadline, call(self.client.clone())).await {
+            Err(_) => Err(Error::timed_out(rpc, self.deadline)),
+            Ok(Err(status)) => Err(Error::from_status(rpc, status)),
+            Ok(Ok(response)) => Ok(response.into_inner()),
+        }
+    }
+
+    /// Knowledge's configuration.
+    pub async fn system_config(&self) -> Result<SystemConfig, Error> {
+        self.call("GetSystemConfig", |mut k| async move {
+            k.get_system_config(GetSystemConfigRequest {}).await
+        })
+        .await
+    }
+}
+
 /// Knowledge's configuration, asked with a deadline; the error says which of the two failed.
 pub async fn system_config(
     knowledge: &KnowledgeServiceClient<Channel>,
     deadline: Duration,
-) -> Result<SystemConfig, String> {
-    let mut knowledge = knowledge.clone();
-    tokio::time::timeout(
-        deadline,
-        knowledge.get_system_config(GetSystemConfigRequest {}),
-    )
-    .await
-    .map_err(|_| "knowledge did not answer GetSystemConfig".to_owned())?
-    .map(tonic::Response::into_inner)
-    .map_err(|s| format!("GetSystemConfig: {}", s.message()))
+) -> Result<SystemConfig, Error> {
+    Knowledge::new(knowledge.clone())
+        .with_deadline(deadline)
+        .system_config()
+        .await
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::status::ActionStatus;
+use crate::status::{ActionStatus, ActionType, Category, Detector, Severity, UnknownWord};
 
 /// Subject `metrics`: one database's snapshot, normalised.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -98,6 +98,28 @@ pub struct Detection {
     pub action_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action_metadata: Option<Value>,
+}
+
+impl Detection {
+    /// The action it asks for; `None` when it asks for none (an empty `action_type`).
+    pub fn parsed_action_type(&self) -> Result<Option<ActionType>, UnknownWord> {
+        if self.action_type.is_empty() {
+            return Ok(None);
+        }
+        self.action_type.parse().map(Some)
+    }
+
+    pub fn parsed_detector(&self) -> Result<Detector, UnknownWord> {
+        self.detector_name.parse()
+    }
+
+    pub fn parsed_severity(&self) -> Result<Severity, UnknownWord> {
+        self.severity.parse()
+    }
+
+    pub fn parsed_category(&self) -> Result<Category, UnknownWord> {
+        self.category.parse()
+    }
 }
 
 /// Subject `actions.status`: an action's state after a transition.

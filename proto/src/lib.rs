@@ -4,6 +4,7 @@
 //! Services depend on this crate and never on each other.
 
 pub mod clients;
+pub mod error;
 pub mod events;
 pub mod sql;
 pub mod status;

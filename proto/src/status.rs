@@ -1,5 +1,7 @@
-//! The closed vocabularies carried as strings on the wire: action statuses, execution modes and
-//! detection resolutions. Parsing rejects anything else, with the bad value in the error.
+//! The closed vocabularies carried as strings on the wire: action types and statuses, execution
+//! modes, detection resolutions, detectors, severities and categories, and verification's ledger
+//! states. Parsing rejects anything else, with the bad value in the error; no service matches on
+//! these words as strings.
 
 use std::fmt;
 use std::str::FromStr;
@@ -136,6 +138,107 @@ impl Resolution {
     }
 }
 
+vocabulary!(
+    /// What an action does. Adding one: a word here, a plan in the executor's `Plan`, a result in
+    /// `proto::actions` — the compiler then points at every `match` that must learn it.
+    ActionType, "action type", {
+        CreateIndex => "create_index",
+        VacuumTable => "vacuum_table",
+        TerminateQuery => "terminate_query",
+        CacheRecommendation => "cache_optimization_recommendation",
+        ConnectionRecommendation => "connection_recommendation",
+        DeployConnectionPooler => "deploy_connection_pooler",
+        TuneConfigHighLatency => "tune_config_high_latency",
+        SetRoleTimeout => "set_role_timeout",
+        DeployRedis => "deploy_redis",
+    }
+);
+
+vocabulary!(
+    /// The detectors, with the original's names.
+    Detector, "detector", {
+        MissingIndex => "missing_index",
+        TableBloat => "table_bloat",
+        CacheMissRateHigh => "cache_miss_rate_high",
+        ConnectionPoolExhaustion => "connection_pool_exhaustion",
+        HighQueryLatency => "high_query_latency",
+        LongRunningQuery => "long_running_query",
+        IdleTransaction => "idle_transaction",
+    }
+);
+
+vocabulary!(
+    /// How bad a detection is.
+    Severity, "severity", {
+        Info => "info",
+        Warning => "warning",
+        Critical => "critical",
+    }
+);
+
+vocabulary!(
+    /// What part of the database a detection is about.
+    Category, "category", {
+        Query => "query",
+        Connection => "connection",
+        Cache => "cache",
+        Storage => "storage",
+    }
+);
+
+vocabulary!(
+    /// Where verification stands on a completed action (`LedgerEntry.state`).
+    LedgerState, "ledger state", {
+        /// Still measuring.
+        Verifying => "verifying",
+        /// Measured faster: the change stays.
+        Kept => "kept",
+        /// Measured worse: undone.
+        RolledBack => "rolled_back",
+        /// Measured no meaningful change.
+        NoEffect => "no_effect",
+        /// Too few calls to judge by the time limit: the change stays.
+        NotJudged => "not_judged",
+    }
+);
+
+impl LedgerState {
+    /// Verification has decided.
+    pub fn is_final(self) -> bool {
+        self != Self::Verifying
+    }
+
+    /// How the detection is resolved once this is decided (`None` while verifying).
+    pub fn resolution(self) -> Option<Resolution> {
+        match self {
+            Self::Verifying => None,
+            Self::Kept => Some(Resolution::Verified),
+            // Not measured either way: the change stays, the problem counts as fixed.
+            Self::NotJudged => Some(Resolution::Fixed),
+            Self::RolledBack => Some(Resolution::RolledBack),
+            Self::NoEffect => Some(Resolution::NoEffect),
+        }
+    }
+}
+
+/// The typed view of the vocabulary fields of the generated knowledge messages; a stored word
+/// that is not in the vocabulary is an error naming it, never a silent default.
+impl crate::knowledge::Action {
+    pub fn parsed_status(&self) -> Result<ActionStatus, UnknownWord> {
+        self.status.parse()
+    }
+
+    pub fn parsed_action_type(&self) -> Result<ActionType, UnknownWord> {
+        self.action_type.parse()
+    }
+}
+
+impl crate::knowledge::LedgerEntry {
+    pub fn parsed_state(&self) -> Result<LedgerState, UnknownWord> {
+        self.state.parse()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +255,18 @@ mod tests {
         for mode in ExecutionMode::ALL {
             assert_eq!(mode.to_string().parse::<ExecutionMode>(), Ok(*mode));
         }
+        for kind in ActionType::ALL {
+            assert_eq!(kind.as_str().parse::<ActionType>(), Ok(*kind));
+            assert_eq!(serde_json::to_string(kind).unwrap(), format!("\"{kind}\""));
+        }
+        for detector in Detector::ALL {
+            assert_eq!(detector.as_str().parse::<Detector>(), Ok(*detector));
+        }
+        for state in LedgerState::ALL {
+            assert_eq!(state.as_str().parse::<LedgerState>(), Ok(*state));
+        }
+        assert_eq!("critical".parse::<Severity>(), Ok(Severity::Critical));
+        assert_eq!("storage".parse::<Category>(), Ok(Category::Storage));
     }
 
     #[test]

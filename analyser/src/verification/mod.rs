@@ -516,7 +516,9 @@ impl Verifier {
     }
 
     async fn settings(&self) -> Result<VerificationSettings, String> {
-        let config = proto::clients::system_config(&self.knowledge, RPC_DEADLINE).await?;
+        let config = proto::clients::system_config(&self.knowledge, RPC_DEADLINE)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(config.verification.unwrap_or_default())
     }
 }
