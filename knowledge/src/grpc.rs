@@ -4,7 +4,7 @@
 
 use proto::knowledge::knowledge_service_server::KnowledgeService;
 use proto::knowledge::*;
-use proto::status::{ActionStatus, Resolution};
+use proto::status::{ActionStatus, DatabaseStatus, LedgerState, Resolution};
 use tonic::{Request, Response as GrpcResponse, Status};
 use tracing::warn;
 
@@ -454,11 +454,13 @@ impl KnowledgeService for KnowledgeGrpc {
         let r = request.into_inner();
         let validate = || -> Result<(), KnowledgeError> {
             records::database_id(&r.database_id)?;
-            records::one_of(
-                "status",
-                &r.status,
-                &["healthy", "degraded", "offline", "unreachable"],
-            )?;
+            let status: DatabaseStatus = records::word("status", &r.status)?;
+            if status == DatabaseStatus::Unknown {
+                return Err(invalid(
+                    "invalid status \"unknown\": report healthy, degraded, offline or unreachable"
+                        .to_owned(),
+                ));
+            }
             if !(0.0..=1.0).contains(&r.health_score) {
                 return Err(invalid(format!(
                     "invalid health_score {}: expected 0-1",
@@ -671,13 +673,7 @@ impl KnowledgeService for KnowledgeGrpc {
         let check = || -> Result<(), KnowledgeError> {
             records::record_id("action_id", &entry.action_id)?;
             records::database_id(&entry.database_id)?;
-            if !ledger::STATES.contains(&entry.state.as_str()) {
-                return Err(invalid(format!(
-                    "invalid state {:?}: expected one of {}",
-                    entry.state,
-                    ledger::STATES.join(", ")
-                )));
-            }
+            records::word::<LedgerState>("state", &entry.state)?;
             for (field, json) in [
                 ("before_json", &entry.before_json),
                 ("after_json", &entry.after_json),
@@ -717,12 +713,8 @@ impl KnowledgeService for KnowledgeGrpc {
         let r = request.into_inner();
         let parse = || -> Result<usize, KnowledgeError> {
             database_filter(&r.database_id)?;
-            if !r.state.is_empty() && !ledger::STATES.contains(&r.state.as_str()) {
-                return Err(invalid(format!(
-                    "invalid state {:?}: expected one of {}",
-                    r.state,
-                    ledger::STATES.join(", ")
-                )));
+            if !r.state.is_empty() {
+                records::word::<LedgerState>("state", &r.state)?;
             }
             match r.limit {
                 0 => Ok(100),

@@ -6,8 +6,6 @@ use crate::error::KnowledgeError;
 /// Largest JSON document accepted in one field (evidence, params, result).
 pub const MAX_JSON_BYTES: usize = 64 * 1024;
 const MAX_KEY_BYTES: usize = 512;
-const SEVERITIES: &[&str] = &["info", "warning", "critical"];
-const CATEGORIES: &[&str] = &["query", "connection", "cache", "storage", "configuration"];
 
 /// Database ids: 1-64 of `A-Z a-z 0-9 _ - .` (they appear in keys, index names and URLs).
 pub fn database_id(id: &str) -> Result<(), KnowledgeError> {
@@ -56,12 +54,26 @@ pub fn one_of(field: &str, value: &str, allowed: &[&str]) -> Result<(), Knowledg
     }
 }
 
+/// `field` as a word of one of `proto::status`'s vocabularies; the error names the field, the
+/// value and the choices.
+pub fn word<T>(field: &str, value: &str) -> Result<T, KnowledgeError>
+where
+    T: std::str::FromStr<Err = proto::status::UnknownWord>,
+{
+    value.parse().map_err(|e: proto::status::UnknownWord| {
+        KnowledgeError::invalid(format!(
+            "invalid {field} {value:?}: expected one of {}",
+            e.expected.join(", ")
+        ))
+    })
+}
+
 pub fn severity(value: &str) -> Result<(), KnowledgeError> {
-    one_of("severity", value, SEVERITIES)
+    word::<proto::status::Severity>("severity", value).map(drop)
 }
 
 pub fn category(value: &str) -> Result<(), KnowledgeError> {
-    one_of("category", value, CATEGORIES)
+    word::<proto::status::Category>("category", value).map(drop)
 }
 
 /// Empty, or a JSON object of at most [`MAX_JSON_BYTES`].

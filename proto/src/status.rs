@@ -183,6 +183,27 @@ vocabulary!(
         Connection => "connection",
         Cache => "cache",
         Storage => "storage",
+        Configuration => "configuration",
+    }
+);
+
+vocabulary!(
+    /// Whether a detection is still a problem (`knowledge.Detection.state`).
+    DetectionState, "detection state", {
+        Active => "active",
+        Resolved => "resolved",
+    }
+);
+
+vocabulary!(
+    /// A monitored database's health as the collector last reported it.
+    DatabaseStatus, "database status", {
+        /// Nothing reported yet.
+        Unknown => "unknown",
+        Healthy => "healthy",
+        Degraded => "degraded",
+        Offline => "offline",
+        Unreachable => "unreachable",
     }
 );
 

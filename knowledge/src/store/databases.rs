@@ -50,7 +50,7 @@ pub struct HealthRecord {
 impl HealthRecord {
     fn unknown() -> Self {
         Self {
-            status: "unknown".into(),
+            status: proto::status::DatabaseStatus::Unknown.to_string(),
             ..Default::default()
         }
     }

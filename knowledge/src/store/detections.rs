@@ -6,7 +6,7 @@
 use std::sync::LazyLock;
 
 use proto::knowledge::Detection;
-use proto::status::Resolution;
+use proto::status::{DetectionState, Resolution};
 use redis::AsyncCommands;
 
 use super::{Store, keys, now};
@@ -112,7 +112,7 @@ impl Store {
         if detection.created_at == 0 {
             detection.created_at = now;
         }
-        detection.state = "active".into();
+        detection.state = DetectionState::Active.to_string();
         detection.last_seen = now;
         detection.occurrences = 1;
         detection.action_id.clear();
@@ -155,7 +155,7 @@ impl Store {
             Some(id) => self
                 .get_detection(&id)
                 .await?
-                .filter(|d| d.state == "active")
+                .filter(|d| d.state == DetectionState::Active.as_str())
                 .map(|d| d.id),
             None => None,
         };
@@ -179,7 +179,7 @@ impl Store {
         let ids: Vec<String> = self.conn().smembers(&set).await?;
         let record_keys: Vec<String> = ids.iter().map(|id| keys::detection(id)).collect();
         let mut detections: Vec<Detection> = self.get_many(&record_keys).await?;
-        detections.retain(|d| d.state == "active");
+        detections.retain(|d| d.state == DetectionState::Active.as_str());
         detections.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(detections)
     }

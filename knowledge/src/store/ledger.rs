@@ -10,14 +10,6 @@ use redis::AsyncCommands;
 use super::{Store, now};
 use crate::error::KnowledgeError;
 
-/// The states a ledger entry may be in.
-pub const STATES: [&str; 5] = [
-    "verifying",
-    "kept",
-    "rolled_back",
-    "no_effect",
-    "not_judged",
-];
 pub const MAX_LIST: usize = 1000;
 
 /// KEYS: ledger:<id>. ARGV: id, record JSON, state, started_at.

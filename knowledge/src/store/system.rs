@@ -1,7 +1,7 @@
 //! System configuration, status, statistics and the flush of history.
 
 use proto::knowledge::{GetSystemStatsResponse, SystemConfig, SystemStatus};
-use proto::status::ActionStatus;
+use proto::status::{ActionStatus, DatabaseStatus};
 use redis::AsyncCommands;
 
 use super::{Store, keys};
@@ -43,8 +43,12 @@ impl Store {
 
     pub async fn system_stats(&self) -> Result<GetSystemStatsResponse, KnowledgeError> {
         let databases = self.list_databases().await?;
-        let count_status =
-            |status: &str| databases.iter().filter(|(_, h)| h.status == status).count() as i32;
+        let count_status = |status: DatabaseStatus| {
+            databases
+                .iter()
+                .filter(|(_, h)| h.status == status.as_str())
+                .count() as i32
+        };
         let mut conn = self.conn();
         let (detections_total, detections_resolved, active, actions_total): (
             Option<i64>,
@@ -71,9 +75,10 @@ impl Store {
         let of = |s: ActionStatus| by_status.get(&s).copied().unwrap_or_default();
         Ok(GetSystemStatsResponse {
             total_databases: databases.len() as i32,
-            healthy_databases: count_status("healthy"),
-            degraded_databases: count_status("degraded"),
-            offline_databases: count_status("offline") + count_status("unreachable"),
+            healthy_databases: count_status(DatabaseStatus::Healthy),
+            degraded_databases: count_status(DatabaseStatus::Degraded),
+            offline_databases: count_status(DatabaseStatus::Offline)
+                + count_status(DatabaseStatus::Unreachable),
             total_detections: detections_total.unwrap_or_default() as i32,
             active_detections: active as i32,
             resolved_detections: detections_resolved.unwrap_or_default() as i32,
