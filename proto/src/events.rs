@@ -188,25 +188,16 @@ pub struct ActionDecision {
 }
 
 /// Unix seconds as RFC 3339 in UTC (`2026-11-25T00:47:32Z`), the form timestamps take in the
-/// JSON events; no date library needed (Howard Hinnant's civil-from-days).
+/// JSON events. Instants outside years 0000–9999, which RFC 3339 cannot write, are clamped to
+/// that range.
 pub fn rfc3339(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    use time::format_description::well_known::Rfc3339;
+    /// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z.
+    const RANGE: (i64, i64) = (-62_167_219_200, 253_402_300_799);
+    time::OffsetDateTime::from_unix_timestamp(unix.clamp(RANGE.0, RANGE.1))
+        .ok()
+        .and_then(|instant| instant.format(&Rfc3339).ok())
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
 }
 
 #[cfg(test)]
@@ -216,6 +207,8 @@ mod tests {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(super::rfc3339(1_795_567_652), "2026-11-25T00:47:32Z");
         assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(super::rfc3339(i64::MAX), "9999-12-31T23:59:59Z");
+        assert_eq!(super::rfc3339(i64::MIN), "0000-01-01T00:00:00Z");
     }
 
     use serde_json::json;
