@@ -158,8 +158,25 @@ impl Env {
     }
 }
 
+/// Why a duration could not be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DurationError {
+    #[error("empty duration")]
+    Empty,
+    #[error("missing unit after {0:?} (use ms, s, m or h)")]
+    MissingUnit(String),
+    #[error("expected a number at {0:?}")]
+    ExpectedNumber(String),
+    #[error("bad number {0:?}")]
+    BadNumber(String),
+    #[error("unknown unit {0:?} (use ms, s, m or h)")]
+    UnknownUnit(String),
+    #[error("must be a non-negative duration")]
+    Negative,
+}
+
 /// Parses `1h2m3s`, `500ms`, `1.5s` or a bare number of seconds.
-pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+pub fn parse_duration(raw: &str) -> Result<Duration, DurationError> {
     let raw = raw.trim();
     if let Ok(seconds) = raw.parse::<f64>() {
         return seconds_to_duration(seconds);
@@ -167,18 +184,18 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     let mut total = 0.0_f64;
     let mut rest = raw;
     if rest.is_empty() {
-        return Err("empty duration".into());
+        return Err(DurationError::Empty);
     }
     while !rest.is_empty() {
         let number_len = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("missing unit after {rest:?} (use ms, s, m or h)"))?;
+            .ok_or_else(|| DurationError::MissingUnit(rest.to_owned()))?;
         if number_len == 0 {
-            return Err(format!("expected a number at {rest:?}"));
+            return Err(DurationError::ExpectedNumber(rest.to_owned()));
         }
         let number: f64 = rest[..number_len]
             .parse()
-            .map_err(|_| format!("bad number {:?}", &rest[..number_len]))?;
+            .map_err(|_| DurationError::BadNumber(rest[..number_len].to_owned()))?;
         rest = &rest[number_len..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
@@ -188,7 +205,7 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
             "s" => 1.0,
             "m" => 60.0,
             "h" => 3600.0,
-            unit => return Err(format!("unknown unit {unit:?} (use ms, s, m or h)")),
+            unit => return Err(DurationError::UnknownUnit(unit.to_owned())),
         };
         total += number * factor;
         rest = &rest[unit_len..];
@@ -196,9 +213,9 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     seconds_to_duration(total)
 }
 
-fn seconds_to_duration(seconds: f64) -> Result<Duration, String> {
+fn seconds_to_duration(seconds: f64) -> Result<Duration, DurationError> {
     if !seconds.is_finite() || seconds < 0.0 {
-        return Err("must be a non-negative duration".into());
+        return Err(DurationError::Negative);
     }
     Ok(Duration::from_secs_f64(seconds))
 }
