@@ -1,6 +1,7 @@
 //! What can go wrong in the knowledge service, and how each failure reaches a gRPC client.
 
-use tonic::{Code, Status};
+use proto::error::ErrorKind;
+use tonic::Status;
 
 use crate::crypto::CryptoError;
 
@@ -23,14 +24,21 @@ impl KnowledgeError {
     }
 }
 
+impl KnowledgeError {
+    /// What the caller needs to know: bad input, try again later, or our fault.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            KnowledgeError::Invalid(_) => ErrorKind::InvalidInput,
+            KnowledgeError::Redis(_) => ErrorKind::Unavailable,
+            KnowledgeError::Corrupt { .. } => ErrorKind::Internal,
+            // A record sealed with another key: the deployment must be given the right key.
+            KnowledgeError::Crypto(_) => ErrorKind::Conflict,
+        }
+    }
+}
+
 impl From<KnowledgeError> for Status {
     fn from(error: KnowledgeError) -> Self {
-        let code = match &error {
-            KnowledgeError::Invalid(_) => Code::InvalidArgument,
-            KnowledgeError::Redis(_) => Code::Unavailable,
-            KnowledgeError::Corrupt { .. } => Code::DataLoss,
-            KnowledgeError::Crypto(_) => Code::FailedPrecondition,
-        };
-        Status::new(code, error.to_string())
+        Status::new(error.kind().grpc_code(), error.to_string())
     }
 }

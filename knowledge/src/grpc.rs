@@ -331,11 +331,12 @@ impl KnowledgeService for KnowledgeGrpc {
         match outcome {
             UpdateOutcome::Updated => done(true, format!("action is now {status}")),
             UpdateOutcome::NotFound => done(false, format!("action {} not found", r.action_id)),
-            UpdateOutcome::Conflict(current) => Err(Status::failed_precondition(format!(
+            UpdateOutcome::Conflict(current) => Err(proto::error::Error::conflict(format!(
                 "action {} is {current}, not {}",
                 r.action_id,
                 r.expected_status.join(" or ")
-            ))),
+            ))
+            .into()),
         }
     }
 
