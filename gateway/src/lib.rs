@@ -13,5 +13,6 @@ pub mod doctor;
 pub mod live;
 pub mod webhooks;
 
+pub use api::router;
 pub use app::App;
 pub use config::Config;

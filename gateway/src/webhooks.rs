@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lifecycle::Shutdown;
+use proto::clients::Knowledge;
 use proto::knowledge::WebhookConfig;
-use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
+use proto::status::ActionStatus;
 use serde_json::{Value, json};
 use tokio::sync::RwLock;
-use tonic::transport::Channel;
 use tracing::{info, warn};
 
 use crate::auth::Auth;
@@ -27,21 +27,17 @@ const ATTEMPTS: u32 = 4;
 
 pub struct Webhooks {
     config: RwLock<Option<WebhookConfig>>,
-    knowledge: KnowledgeServiceClient<Channel>,
+    knowledge: Knowledge,
     client: reqwest::Client,
     auth: Arc<Auth>,
     allow_private: bool,
 }
 
 impl Webhooks {
-    pub fn new(
-        knowledge: KnowledgeServiceClient<Channel>,
-        auth: Arc<Auth>,
-        allow_private: bool,
-    ) -> Self {
+    pub fn new(knowledge: Knowledge, auth: Arc<Auth>, allow_private: bool) -> Self {
         Self {
             config: RwLock::new(None),
-            knowledge,
+            knowledge: knowledge.with_deadline(TIMEOUT),
             client: reqwest::Client::builder()
                 .timeout(TIMEOUT)
                 .redirect(reqwest::redirect::Policy::none())
@@ -54,8 +50,9 @@ impl Webhooks {
 
     /// Reads the configuration again now (after it was saved).
     pub async fn refresh(&self) {
-        if let Ok(config) = proto::clients::system_config(&self.knowledge, TIMEOUT).await {
-            *self.config.write().await = config.webhook;
+        match self.knowledge.system_config().await {
+            Ok(config) => *self.config.write().await = config.webhook,
+            Err(error) => warn!(%error, "webhook configuration not read; the last one stays"),
         }
     }
 
@@ -132,11 +129,15 @@ impl Webhooks {
 fn event_name(event: &Event) -> Option<&'static str> {
     match event.kind {
         "detection" => Some("detection.created"),
-        "action" => match event.data["status"].as_str()? {
-            "queued" => Some("action.queued"),
-            "completed" => Some("action.completed"),
-            "failed" => Some("action.failed"),
-            "rolled_back" => Some("action.rolledback"),
+        "action" => match event.data["status"]
+            .as_str()?
+            .parse::<ActionStatus>()
+            .ok()?
+        {
+            ActionStatus::Queued => Some("action.queued"),
+            ActionStatus::Completed => Some("action.completed"),
+            ActionStatus::Failed => Some("action.failed"),
+            ActionStatus::RolledBack => Some("action.rolledback"),
             _ => None,
         },
         _ => None,
@@ -171,30 +172,60 @@ pub fn format_body(url: &str, name: &str, data: &Value) -> Value {
             ],
         }]})
     } else {
-        json!({"event": name, "timestamp": crate::api::rfc3339_now(), "data": data})
+        json!({"event": name, "timestamp": proto::events::rfc3339(unix_now()), "data": data})
     }
 }
 
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// Why a webhook URL is not used.
+#[derive(Debug, thiserror::Error)]
+pub enum UrlRefused {
+    #[error("invalid URL: {0}")]
+    Invalid(#[from] url::ParseError),
+    #[error("scheme {0} is not http or https")]
+    Scheme(String),
+    #[error("the URL has no host")]
+    NoHost,
+    #[error("cannot resolve {host}: {source}")]
+    Resolve {
+        host: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "{host} resolves to {address} (loopback/private); set WEBHOOK_ALLOW_PRIVATE=true to allow it"
+    )]
+    Private { host: String, address: IpAddr },
+}
+
 /// A webhook URL must be http(s) and, unless allowed, resolve only to public addresses.
-pub async fn check_url(url: &str, allow_private: bool) -> Result<(), String> {
-    let parsed = url::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
+pub async fn check_url(url: &str, allow_private: bool) -> Result<(), UrlRefused> {
+    let parsed = url::Url::parse(url)?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!("scheme {} is not http or https", parsed.scheme()));
+        return Err(UrlRefused::Scheme(parsed.scheme().to_owned()));
     }
-    let host = parsed.host_str().ok_or("the URL has no host")?.to_owned();
+    let host = parsed.host_str().ok_or(UrlRefused::NoHost)?.to_owned();
     if allow_private {
         return Ok(());
     }
     let port = parsed.port_or_known_default().unwrap_or(443);
     let addresses = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
         .await
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
+        .map_err(|source| UrlRefused::Resolve {
+            host: host.clone(),
+            source,
+        })?;
     for address in addresses {
         if is_private(address.ip()) {
-            return Err(format!(
-                "{host} resolves to {} (loopback/private); set WEBHOOK_ALLOW_PRIVATE=true to allow it",
-                address.ip()
-            ));
+            return Err(UrlRefused::Private {
+                host: host.clone(),
+                address: address.ip(),
+            });
         }
     }
     Ok(())
@@ -240,6 +271,21 @@ mod tests {
         }
         assert!(check_url("ftp://example.com/x", true).await.is_err());
         assert!(check_url("not a url", true).await.is_err());
+    }
+
+    #[test]
+    fn action_events_are_named_by_their_status() {
+        let action = |status: &str| Event {
+            kind: "action",
+            data: json!({"status": status}),
+        };
+        assert_eq!(event_name(&action("completed")), Some("action.completed"));
+        assert_eq!(
+            event_name(&action("rolled_back")),
+            Some("action.rolledback")
+        );
+        assert_eq!(event_name(&action("executing")), None);
+        assert_eq!(event_name(&action("finished")), None, "not a status");
     }
 
     #[test]
