@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, PgConnection, Row};
+use utoipa::ToSchema;
 
 /// Where a connection string points.
 #[derive(Debug)]
@@ -94,7 +95,7 @@ pub async fn connect(
 
 /// What the connection test found: `ok` with the server's version, the extensions and the
 /// role's privileges, or not `ok` with why (the other fields then absent).
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, ToSchema)]
 pub struct ConnectionReport {
     pub ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -116,13 +117,13 @@ pub struct ConnectionReport {
 }
 
 /// The extensions StartupMonkey uses, created in the database.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Extensions {
     pub pg_stat_statements: bool,
     pub hypopg: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Privileges {
     pub superuser: bool,
     pub pg_monitor: bool,
@@ -130,7 +131,7 @@ pub struct Privileges {
 }
 
 /// Something missing, why it is needed and what to run.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Missing {
     pub name: String,
     pub why: String,

@@ -10,6 +10,7 @@ use std::time::Duration;
 use proto::sql::quote_ident;
 use serde::Serialize;
 use sqlx::{Connection, PgConnection, Row};
+use utoipa::ToSchema;
 
 use crate::dbtest::{self, ConnectError, describe};
 
@@ -26,17 +27,21 @@ const READ_LIMIT: Duration = Duration::from_secs(15);
 const APPLICATION_NAME: &str = "startupmonkey-doctor";
 
 /// One thing the role has or lacks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = DoctorCheck)]
 pub struct Check {
+    #[schema(value_type = String)]
     pub check: &'static str,
     pub ok: bool,
     pub detail: String,
+    #[schema(value_type = String)]
     pub needed_for: &'static str,
     /// SQL to run as a superuser (or the owner) to fix it; `None` when there is nothing to grant.
     pub grant: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = DoctorReport)]
 pub struct Report {
     pub database: String,
     pub role: String,

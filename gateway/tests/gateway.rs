@@ -474,3 +474,63 @@ async fn signing_in_sets_a_session_cookie_that_authenticates() {
     );
     let _ = std::fs::remove_dir_all(state_dir);
 }
+
+// ------------------------------------------------------------------ the OpenAPI document
+
+/// The dashboard generates its TypeScript types from its copy of the document: a response
+/// struct changed without `make openapi` fails here, before the dashboard drifts.
+#[test]
+fn the_dashboards_openapi_document_is_the_one_the_code_makes() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../dashboard/lib/openapi.json");
+    let committed = std::fs::read_to_string(path).unwrap();
+    let made = gateway::api::openapi::document_json();
+    assert!(
+        committed == made,
+        "dashboard/lib/openapi.json is not what the gateway's types make: run `make openapi`"
+    );
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_served_without_the_token_even_when_reads_need_it() {
+    let state_dir = std::env::temp_dir().join(format!("sm-gateway-openapi-{}", std::process::id()));
+    let env = Env::from_map([
+        ("KNOWLEDGE_ADDRESS", closed_address()),
+        ("NATS_URL", format!("nats://{}", closed_address())),
+        ("STATE_DIR", state_dir.display().to_string()),
+        ("GATEWAY_TOKEN", TOKEN.to_owned()),
+        ("GATEWAY_AUTH_READS", "true".to_owned()),
+    ]);
+    let state = gateway::app::state(&Config::from_env(&env).unwrap())
+        .await
+        .unwrap();
+    use tower::ServiceExt;
+    let response = gateway::router(state)
+        .oneshot(
+            axum::http::Request::get("/openapi.json")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let served: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert!(
+        served["openapi"].as_str().unwrap().starts_with("3."),
+        "{served}"
+    );
+    for path in [
+        "/databases",
+        "/actions/{id}/{decision}",
+        "/config",
+        "/status",
+    ] {
+        assert!(served["paths"][path].is_object(), "{path} is described");
+    }
+    let made: serde_json::Value =
+        serde_json::from_str(&gateway::api::openapi::document_json()).unwrap();
+    assert_eq!(served, made);
+    let _ = std::fs::remove_dir_all(state_dir);
+}

@@ -11,17 +11,22 @@ use proto::knowledge::{Action, ListActionsRequest};
 use proto::status::ActionStatus;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::detections::parse_json;
+use super::error::ErrorBody;
 use super::{AppState, Body, Filter, Reply, instant};
 
 /// An action as the dashboard reads it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Action)]
 pub struct ActionView {
     pub action_id: String,
     pub detection_id: String,
+    #[schema(schema_with = super::openapi::action_type)]
     pub action_type: String,
     pub database_id: String,
+    #[schema(schema_with = super::openapi::action_status)]
     pub status: String,
     pub message: String,
     pub error: Option<String>,
@@ -37,13 +42,15 @@ pub struct ActionView {
 }
 
 /// What an action plans and what it did, from the executor's stored plan and result.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Changes {
     pub description: Option<String>,
     /// The steps, as the executor planned them.
+    #[schema(value_type = Object)]
     pub plan: Value,
     pub detection_key: Option<String>,
     /// What the executor changed (its result), `null` before it ran.
+    #[schema(value_type = Object)]
     pub changes: Value,
 }
 
@@ -84,6 +91,21 @@ impl From<Action> for ActionView {
 }
 
 /// Actions (of `database_id`, in `status`, when given), at most `limit` (default 100).
+#[utoipa::path(
+    get,
+    operation_id = "list_actions",
+    path = "/actions",
+    tag = "actions",
+    params(
+        ("database_id" = Option<String>, Query, description = "Only this database's"),
+        ("status" = Option<String>, Query, description = "Only in this status"),
+        ("limit" = Option<i32>, Query, description = "At most this many (default 100)"),
+    ),
+    responses(
+        (status = 200, body = Vec<ActionView>),
+        (status = 503, description = "knowledge cannot be reached", body = ErrorBody),
+    )
+)]
 pub async fn list(
     State(s): State<AppState>,
     Query(f): Query<Filter>,
@@ -101,7 +123,7 @@ pub async fn list(
     Ok(Json(list.actions.into_iter().map(Into::into).collect()))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionBody {
     /// Why, for the record (at most 1000 characters).
@@ -110,7 +132,7 @@ pub struct DecisionBody {
 }
 
 /// The executor's answer to a decision.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Decided {
     pub success: bool,
     pub action_id: String,
@@ -142,6 +164,25 @@ impl std::str::FromStr for Decision {
     }
 }
 
+/// Approves, rejects or rolls back an action: the executor's answer.
+#[utoipa::path(
+    post,
+    operation_id = "decide",
+    path = "/actions/{id}/{decision}",
+    tag = "actions",
+    params(
+        ("id" = String, Path, description = "The action's id"),
+        ("decision" = String, Path, description = "approve, reject or rollback"),
+    ),
+    request_body(content = Option<DecisionBody>, description = "Optional: why", content_type = "application/json"),
+    responses(
+        (status = 200, body = Decided),
+        (status = 400, description = "The reason is too long", body = ErrorBody),
+        (status = 404, description = "No such action or decision", body = ErrorBody),
+        (status = 409, description = "The action's status does not allow it", body = ErrorBody),
+        (status = 503, description = "The executor cannot be reached", body = ErrorBody),
+    )
+)]
 pub async fn decide(
     State(s): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,

@@ -8,8 +8,20 @@ use proto::knowledge::{SaveSystemConfigRequest, SystemConfig};
 use serde_json::Value;
 
 use super::databases::Changed;
+use super::error::ErrorBody;
+use super::openapi::SystemConfigSchema;
 use super::{ApiError, AppState, Body, Reply};
 
+#[utoipa::path(
+    get,
+    operation_id = "get_config",
+    path = "/config",
+    tag = "config",
+    responses(
+        (status = 200, body = SystemConfigSchema),
+        (status = 503, description = "knowledge cannot be reached", body = ErrorBody),
+    )
+)]
 pub async fn get(State(s): State<AppState>) -> Reply<Json<SystemConfig>> {
     Ok(Json(
         s.knowledge
@@ -47,6 +59,20 @@ fn check_fields(sent: &Value, known: &Value, path: &str) -> Result<(), ApiError>
     Ok(())
 }
 
+/// Saves the configuration; a field left out takes its default.
+#[utoipa::path(
+    post,
+    operation_id = "save_config",
+    path = "/config",
+    tag = "config",
+    request_body = SystemConfigSchema,
+    responses(
+        (status = 200, body = Changed),
+        (status = 400, description = "A bad webhook URL", body = ErrorBody),
+        (status = 422, description = "A field the configuration does not have", body = ErrorBody),
+        (status = 503, description = "knowledge cannot be reached", body = ErrorBody),
+    )
+)]
 pub async fn save(State(s): State<AppState>, Body(sent): Body<Value>) -> Reply<Json<Changed>> {
     let known = serde_json::to_value(SystemConfig {
         thresholds: Some(Default::default()),

@@ -14,13 +14,16 @@ use proto::knowledge::{
     RegisteredDatabase, UnavailableFeature, UnregisterDatabaseRequest, UpdateDatabaseRequest,
 };
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
+use super::error::ErrorBody;
 use super::{ApiError, AppState, Body, Filter, Reply};
 use crate::dbtest::{self, ConnectError, ConnectionReport};
 use crate::doctor::{self, DoctorError, Report};
 
 /// A registered database as the browser sees it: never its connection string.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Database)]
 pub struct DatabaseView {
     pub database_id: String,
     pub database_type: String,
@@ -41,7 +44,7 @@ pub struct DatabaseView {
     pub metadata: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Features {
     pub pg_stat_statements: bool,
     pub pg_stat_statements_creatable: bool,
@@ -54,7 +57,7 @@ pub struct Features {
     pub checked_at: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Unavailable {
     pub name: String,
     pub reason: String,
@@ -121,6 +124,17 @@ async fn registered(s: &AppState, enabled_only: bool) -> Result<Vec<RegisteredDa
 }
 
 /// Every registered database (only the enabled ones with `enabled_only=true`).
+#[utoipa::path(
+    get,
+    operation_id = "list_databases",
+    path = "/databases",
+    tag = "databases",
+    params(("enabled_only" = Option<bool>, Query, description = "Only the enabled ones")),
+    responses(
+        (status = 200, body = Vec<DatabaseView>),
+        (status = 503, description = "knowledge cannot be reached", body = ErrorBody),
+    )
+)]
 pub async fn list(
     State(s): State<AppState>,
     Query(f): Query<Filter>,
@@ -129,6 +143,18 @@ pub async fn list(
     Ok(Json(databases.into_iter().map(Into::into).collect()))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "get_database",
+    path = "/databases/{id}",
+    tag = "databases",
+    params(("id" = String, Path, description = "The database's id")),
+    responses(
+        (status = 200, body = DatabaseView),
+        (status = 404, description = "No such database", body = ErrorBody),
+        (status = 503, description = "knowledge cannot be reached", body = ErrorBody),
+    )
+)]
 pub async fn get(
     State(s): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -142,7 +168,7 @@ pub async fn get(
     Ok(Json(found.into()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDatabase {
     /// Made from the name when empty (`id_from_name`).
@@ -186,7 +212,7 @@ fn check_connection_string(connection_string: &str) -> Result<dbtest::Target, Er
     dbtest::parse(connection_string).map_err(|e| Error::invalid(e.to_string()))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Created {
     pub success: bool,
     pub database_id: String,
@@ -194,12 +220,27 @@ pub struct Created {
 }
 
 /// Knowledge's answer to a change.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Changed {
     pub success: bool,
     pub message: String,
 }
 
+/// Registers a database (its id made from the name unless given).
+#[utoipa::path(
+    post,
+    operation_id = "create_database",
+    path = "/databases",
+    tag = "databases",
+    request_body = NewDatabase,
+    responses(
+        (status = 201, body = Created),
+        (status = 400, description = "A bad name, type or connection string", body = ErrorBody),
+        (status = 409, description = "Knowledge refused it", body = ErrorBody),
+        (status = 422, description = "Not the object it takes", body = ErrorBody),
+        (status = 503, description = "knowledge cannot be reached", body = ErrorBody),
+    )
+)]
 pub async fn create(
     State(s): State<AppState>,
     Body(new): Body<NewDatabase>,
@@ -252,7 +293,7 @@ pub async fn create(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseChange {
     /// Empty: unchanged.
@@ -276,6 +317,21 @@ fn found_or_not(reply: proto::knowledge::Response) -> Reply<Json<Changed>> {
     }))
 }
 
+/// Changes a database's name, connection string or whether it is watched.
+#[utoipa::path(
+    put,
+    operation_id = "update_database",
+    path = "/databases/{id}",
+    tag = "databases",
+    params(("id" = String, Path, description = "The database's id")),
+    request_body = DatabaseChange,
+    responses(
+        (status = 200, body = Changed),
+        (status = 400, description = "A bad name or connection string", body = ErrorBody),
+        (status = 404, description = "No such database", body = ErrorBody),
+        (status = 503, description = "knowledge cannot be reached", body = ErrorBody),
+    )
+)]
 pub async fn update(
     State(s): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -303,6 +359,19 @@ pub async fn update(
     found_or_not(reply)
 }
 
+/// Stops watching a database and forgets it.
+#[utoipa::path(
+    delete,
+    operation_id = "delete_database",
+    path = "/databases/{id}",
+    tag = "databases",
+    params(("id" = String, Path, description = "The database's id")),
+    responses(
+        (status = 200, body = Changed),
+        (status = 404, description = "No such database", body = ErrorBody),
+        (status = 503, description = "knowledge cannot be reached", body = ErrorBody),
+    )
+)]
 pub async fn delete(
     State(s): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -317,13 +386,24 @@ pub async fn delete(
     found_or_not(reply)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionTest {
     pub connection_string: String,
 }
 
 /// Not a PostgreSQL URL is bad input; a server that cannot be reached is the report's news.
+#[utoipa::path(
+    post,
+    operation_id = "test_connection",
+    path = "/databases/test",
+    tag = "databases",
+    request_body = ConnectionTest,
+    responses(
+        (status = 200, body = ConnectionReport),
+        (status = 400, description = "Not a PostgreSQL URL", body = ErrorBody),
+    )
+)]
 pub async fn test(Body(test): Body<ConnectionTest>) -> Reply<Json<ConnectionReport>> {
     check_connection_string(&test.connection_string)?;
     Ok(Json(dbtest::test(&test.connection_string).await))
@@ -348,6 +428,20 @@ impl From<DoctorError> for ApiError {
 
 /// `GET /databases/{id}/doctor`: the doctor on a registered database, with its stored
 /// connection string.
+#[utoipa::path(
+    get,
+    operation_id = "doctor_registered",
+    path = "/databases/{id}/doctor",
+    tag = "databases",
+    params(("id" = String, Path, description = "The database's id")),
+    responses(
+        (status = 200, body = Report),
+        (status = 404, description = "No such database", body = ErrorBody),
+        (status = 422, description = "The server refused the connection", body = ErrorBody),
+        (status = 502, description = "The server did not answer", body = ErrorBody),
+        (status = 503, description = "knowledge cannot be reached", body = ErrorBody),
+    )
+)]
 pub async fn doctor_registered(
     State(s): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -370,6 +464,19 @@ pub async fn doctor_registered(
 }
 
 /// `POST /databases/doctor` with `{"connection_string": …}`, as `/databases/test` takes it.
+#[utoipa::path(
+    post,
+    operation_id = "doctor_unregistered",
+    path = "/databases/doctor",
+    tag = "databases",
+    request_body = ConnectionTest,
+    responses(
+        (status = 200, body = Report),
+        (status = 400, description = "Not a PostgreSQL URL", body = ErrorBody),
+        (status = 422, description = "The server refused the connection", body = ErrorBody),
+        (status = 502, description = "The server did not answer", body = ErrorBody),
+    )
+)]
 pub async fn doctor_unregistered(Body(test): Body<ConnectionTest>) -> Reply<Json<Report>> {
     Ok(Json(doctor::examine(&test.connection_string).await?))
 }

@@ -5,26 +5,34 @@ use axum::extract::{Query, State};
 use proto::knowledge::{DatabaseFilterRequest, Detection, GetDetectionRequest};
 use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
+use super::error::ErrorBody;
 use super::{AppState, Filter, Reply, instant};
 
 /// A detection as the dashboard reads it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Detection)]
 pub struct DetectionView {
     pub id: String,
     pub key: String,
     pub state: String,
+    #[schema(schema_with = super::openapi::severity)]
     pub severity: String,
+    #[schema(schema_with = super::openapi::category)]
     pub category: String,
     pub database_id: String,
+    #[schema(schema_with = super::openapi::detector)]
     pub detector_name: String,
     pub title: String,
     pub description: String,
     /// What the detector measured (its own JSON object).
+    #[schema(value_type = Object)]
     pub evidence: Value,
     pub recommendation: String,
     pub action_type: String,
     /// What the executor needs to act (its own JSON object).
+    #[schema(value_type = Object)]
     pub action_metadata: Value,
     pub action_id: String,
     /// Unix seconds when it was first detected.
@@ -73,6 +81,20 @@ pub fn parse_json(text: &str) -> Value {
 
 /// The active detections (of `database_id`, when given), newest first; with `detection_id`,
 /// that one detection whatever its state (a resolved one says why in `resolution`), or none.
+#[utoipa::path(
+    get,
+    operation_id = "list_detections",
+    path = "/detections",
+    tag = "detections",
+    params(
+        ("database_id" = Option<String>, Query, description = "Only this database's"),
+        ("detection_id" = Option<String>, Query, description = "That one detection, whatever its state"),
+    ),
+    responses(
+        (status = 200, body = Vec<DetectionView>),
+        (status = 503, description = "knowledge cannot be reached", body = ErrorBody),
+    )
+)]
 pub async fn list(
     State(s): State<AppState>,
     Query(f): Query<Filter>,

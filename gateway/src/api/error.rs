@@ -9,9 +9,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use proto::error::Error;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// The body of every error answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// What went wrong, for people: which value, which service.
     pub error: String,

@@ -5,26 +5,33 @@ use axum::extract::{Query, State};
 use proto::knowledge::{LedgerEntry, ListLedgerRequest};
 use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::detections::parse_json;
+use super::error::ErrorBody;
 use super::{AppState, Filter, Reply, instant};
 
 /// A ledger entry as the dashboard reads it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = LedgerEntry)]
 pub struct LedgerView {
     pub action_id: String,
     pub database_id: String,
     pub detection_id: String,
     pub detection_key: String,
+    #[schema(schema_with = super::openapi::action_type)]
     pub action_type: String,
+    #[schema(schema_with = super::openapi::ledger_state)]
     pub state: String,
     pub reason: String,
     pub started_at: String,
     pub decided_at: String,
     pub cycles: i32,
     /// The measurements before the action (the analyser's JSON object).
+    #[schema(value_type = Object)]
     pub before: Value,
     /// The measurements after it.
+    #[schema(value_type = Object)]
     pub after: Value,
     pub time_saved_ms_per_day: f64,
     pub write_cost_ms_per_day: f64,
@@ -54,6 +61,21 @@ impl From<LedgerEntry> for LedgerView {
 }
 
 /// Entries (of `database_id`, in `state`, when given), at most `limit` (default 100).
+#[utoipa::path(
+    get,
+    operation_id = "list_ledger",
+    path = "/ledger",
+    tag = "actions",
+    params(
+        ("database_id" = Option<String>, Query, description = "Only this database's"),
+        ("state" = Option<String>, Query, description = "Only in this state"),
+        ("limit" = Option<i32>, Query, description = "At most this many (default 100)"),
+    ),
+    responses(
+        (status = 200, body = Vec<LedgerView>),
+        (status = 503, description = "knowledge cannot be reached", body = ErrorBody),
+    )
+)]
 pub async fn list(
     State(s): State<AppState>,
     Query(f): Query<Filter>,

@@ -9,14 +9,37 @@ use proto::error::Error;
 use proto::knowledge::GetSystemStatsRequest;
 use serde_json::{Value, json};
 
+use super::error::ErrorBody;
 use super::{AppState, Filter, Reply};
 
 /// The newest snapshot of `database_id` (of any database when empty); `{}` before the first.
+#[utoipa::path(
+    get,
+    operation_id = "latest_metrics",
+    path = "/metrics/latest",
+    tag = "metrics",
+    params(("database_id" = Option<String>, Query, description = "This database's")),
+    responses((status = 200, description = "The collector's `metrics` event", body = Object))
+)]
 pub async fn latest(State(s): State<AppState>, Query(f): Query<Filter>) -> Json<Value> {
     Json(s.live.latest(&f.database_id).unwrap_or_else(|| json!({})))
 }
 
 /// Up to `limit` (1–10000, default 20) snapshots of `database_id`, oldest first.
+#[utoipa::path(
+    get,
+    operation_id = "metrics_history",
+    path = "/metrics/history",
+    tag = "metrics",
+    params(
+        ("database_id" = String, Query, description = "The database"),
+        ("limit" = Option<i32>, Query, description = "At most this many, 1-10000 (default 20)"),
+    ),
+    responses(
+        (status = 200, description = "The collector's `metrics` events", body = Vec<Object>),
+        (status = 400, description = "No database_id, or a bad limit", body = ErrorBody),
+    )
+)]
 pub async fn history(
     State(s): State<AppState>,
     Query(f): Query<Filter>,
@@ -31,6 +54,14 @@ pub async fn history(
     Ok(Json(s.live.history(&f.database_id, limit as usize)))
 }
 
+/// The Prometheus exposition.
+#[utoipa::path(
+    get,
+    operation_id = "prometheus",
+    path = "/metrics",
+    tag = "metrics",
+    responses((status = 200, description = "Prometheus text", content_type = "text/plain", body = String))
+)]
 pub async fn prometheus(State(s): State<AppState>) -> Response {
     let mut out = String::new();
     let mut line = |name: &str, help: &str, kind: &str, value: String| {

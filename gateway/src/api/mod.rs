@@ -13,6 +13,7 @@ pub mod detections;
 pub mod error;
 pub mod ledger;
 pub mod metrics;
+pub mod openapi;
 pub mod session;
 pub mod system;
 
@@ -166,6 +167,7 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/login", post(session::login))
         .route("/auth/logout", post(session::logout))
         .route("/auth/me", get(session::me))
+        .route("/openapi.json", get(openapi::serve))
         .with_state(state)
         .merge(health.router())
         .layer(axum::middleware::from_fn_with_state(auth, session::require))

@@ -12,22 +12,24 @@ use axum::response::{IntoResponse, Response};
 use proto::error::{Error, ErrorKind};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
+use utoipa::ToSchema;
 
+use super::error::ErrorBody;
 use super::{ApiError, AppState, Body, Reply};
 use crate::auth::{Auth, COOKIE};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     pub token: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Session {
     pub authenticated: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Me {
     pub authenticated: bool,
     /// Reads need the token too (`GATEWAY_AUTH_READS`).
@@ -36,6 +38,18 @@ pub struct Me {
 
 type WithCookie = ([(header::HeaderName, String); 1], Json<Session>);
 
+/// Signs in with the token: the session cookie is set.
+#[utoipa::path(
+    post,
+    operation_id = "login",
+    path = "/auth/login",
+    tag = "session",
+    request_body = Login,
+    responses(
+        (status = 200, body = Session),
+        (status = 401, description = "Not the gateway's token", body = ErrorBody),
+    )
+)]
 pub async fn login(State(s): State<AppState>, Body(login): Body<Login>) -> Reply<WithCookie> {
     if !s.auth.token_matches(login.token.trim()) {
         return Err(Error::new(
@@ -56,6 +70,7 @@ pub async fn login(State(s): State<AppState>, Body(login): Body<Login>) -> Reply
     ))
 }
 
+#[utoipa::path(post, operation_id = "logout", path = "/auth/logout", tag = "session", responses((status = 200, body = Session)))]
 pub async fn logout() -> WithCookie {
     let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
     (
@@ -66,6 +81,7 @@ pub async fn logout() -> WithCookie {
     )
 }
 
+#[utoipa::path(get, operation_id = "me", path = "/auth/me", tag = "session", responses((status = 200, body = Me)))]
 pub async fn me(State(s): State<AppState>, headers: HeaderMap) -> Json<Me> {
     Json(Me {
         authenticated: s.auth.is_authenticated(&headers),

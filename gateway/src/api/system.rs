@@ -10,11 +10,13 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use proto::executor::HealthRequest;
 use proto::knowledge::{FlushAllDataRequest, GetSystemStatusRequest};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::databases::Changed;
+use super::error::ErrorBody;
 use super::{AppState, Body, Reply};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Status {
     pub configured: bool,
     pub onboarding_complete: bool,
@@ -25,6 +27,7 @@ pub struct Status {
 }
 
 /// Knowledge's status plus each service's own health, asked now (never inferred).
+#[utoipa::path(get, operation_id = "status", path = "/status", tag = "system", responses((status = 200, body = Status)))]
 pub async fn status(State(s): State<AppState>) -> Json<Status> {
     let system = s
         .knowledge("GetSystemStatus", |mut k| async move {
@@ -70,7 +73,7 @@ pub async fn status(State(s): State<AppState>) -> Json<Status> {
     })
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FlushBody {
     /// Also the database registry and the configuration (onboarding starts again).
@@ -78,6 +81,18 @@ pub struct FlushBody {
     pub include_registry: bool,
 }
 
+/// Removes knowledge's detections, actions and ledger (and the registry, when asked).
+#[utoipa::path(
+    post,
+    operation_id = "flush",
+    path = "/flush",
+    tag = "system",
+    request_body(content = Option<FlushBody>, content_type = "application/json"),
+    responses(
+        (status = 200, body = Changed),
+        (status = 503, description = "knowledge cannot be reached", body = ErrorBody),
+    )
+)]
 pub async fn flush(
     State(s): State<AppState>,
     body: Option<Body<FlushBody>>,
@@ -96,6 +111,13 @@ pub async fn flush(
 }
 
 /// Every event the gateway hears (`metrics`, `detection`, `action`), as server-sent events.
+#[utoipa::path(
+    get,
+    operation_id = "events",
+    path = "/events",
+    tag = "system",
+    responses((status = 200, description = "Server-sent events", content_type = "text/event-stream", body = String))
+)]
 pub async fn events(
     State(s): State<AppState>,
 ) -> Sse<impl futures::Stream<Item = Result<SseEvent, std::convert::Infallible>>> {
