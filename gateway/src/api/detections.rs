@@ -27,12 +27,12 @@ pub struct DetectionView {
     pub title: String,
     pub description: String,
     /// What the detector measured (its own JSON object).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<super::openapi::JsonObject>)]
     pub evidence: Value,
     pub recommendation: String,
     pub action_type: String,
     /// What the executor needs to act (its own JSON object).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<super::openapi::JsonObject>)]
     pub action_metadata: Value,
     pub action_id: String,
     /// Unix seconds when it was first detected.

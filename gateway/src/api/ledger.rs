@@ -28,10 +28,10 @@ pub struct LedgerView {
     pub decided_at: String,
     pub cycles: i32,
     /// The measurements before the action (the analyser's JSON object).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<super::openapi::JsonObject>)]
     pub before: Value,
     /// The measurements after it.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<super::openapi::JsonObject>)]
     pub after: Value,
     pub time_saved_ms_per_day: f64,
     pub write_cost_ms_per_day: f64,

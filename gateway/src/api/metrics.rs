@@ -10,6 +10,7 @@ use proto::knowledge::GetSystemStatsRequest;
 use serde_json::{Value, json};
 
 use super::error::ErrorBody;
+use super::openapi::JsonObject;
 use super::{AppState, Filter, Reply};
 
 /// The newest snapshot of `database_id` (of any database when empty); `{}` before the first.
@@ -19,7 +20,7 @@ use super::{AppState, Filter, Reply};
     path = "/metrics/latest",
     tag = "metrics",
     params(("database_id" = Option<String>, Query, description = "This database's")),
-    responses((status = 200, description = "The collector's `metrics` event", body = Object))
+    responses((status = 200, description = "The collector's `metrics` event", body = JsonObject))
 )]
 pub async fn latest(State(s): State<AppState>, Query(f): Query<Filter>) -> Json<Value> {
     Json(s.live.latest(&f.database_id).unwrap_or_else(|| json!({})))
@@ -36,7 +37,7 @@ pub async fn latest(State(s): State<AppState>, Query(f): Query<Filter>) -> Json<
         ("limit" = Option<i32>, Query, description = "At most this many, 1-10000 (default 20)"),
     ),
     responses(
-        (status = 200, description = "The collector's `metrics` events", body = Vec<Object>),
+        (status = 200, description = "The collector's `metrics` events", body = Vec<JsonObject>),
         (status = 400, description = "No database_id, or a bad limit", body = ErrorBody),
     )
 )]

@@ -11,7 +11,9 @@ use proto::status::{ActionStatus, ActionType, Category, Detector, LedgerState, S
 use serde_json::Value;
 use utoipa::OpenApi;
 use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{
+    AdditionalProperties, ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type,
+};
 
 use super::{actions, config, databases, detections, error, ledger, metrics, session, system};
 use crate::{dbtest, doctor};
@@ -52,6 +54,8 @@ use crate::{dbtest, doctor};
     components(schemas(
         error::ErrorBody,
         SystemConfigSchema,
+        JsonObject,
+        JsonValue,
         dbtest::ConnectionReport,
         doctor::Report,
     ))
@@ -107,6 +111,46 @@ pub fn action_status() -> Schema {
 
 pub fn ledger_state() -> Schema {
     one_of(LedgerState::WORDS)
+}
+
+/// Any JSON object, its shape another service's (a detector's evidence, the ledger's
+/// measurements, the collector's metric snapshot).
+pub struct JsonObject;
+
+impl utoipa::PartialSchema for JsonObject {
+    fn schema() -> RefOr<Schema> {
+        RefOr::T(
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+                .into(),
+        )
+    }
+}
+
+impl utoipa::ToSchema for JsonObject {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("JsonObject")
+    }
+}
+
+/// Any JSON value, its shape another service's (the executor's plan and result).
+pub struct JsonValue;
+
+impl utoipa::PartialSchema for JsonValue {
+    fn schema() -> RefOr<Schema> {
+        RefOr::T(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::AnyValue)
+                .into(),
+        )
+    }
+}
+
+impl utoipa::ToSchema for JsonValue {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("JsonValue")
+    }
 }
 
 /// Knowledge's `SystemConfig` (a generated message, with no schema of its own): its schema is read
