@@ -534,3 +534,105 @@ async fn the_openapi_document_is_served_without_the_token_even_when_reads_need_i
     assert_eq!(served, made);
     let _ = std::fs::remove_dir_all(state_dir);
 }
+
+// ------------------------------------------------------------------ live metrics, Prometheus
+
+#[tokio::test]
+async fn metrics_heard_on_nats_reach_the_history_the_latest_and_the_exposition() {
+    let nats = testkit::NatsServer::start();
+    let state_dir = std::env::temp_dir().join(format!("sm-gateway-metrics-{}", std::process::id()));
+    let env = Env::from_map([
+        ("KNOWLEDGE_ADDRESS", closed_address()),
+        ("NATS_URL", nats.url()),
+        ("STATE_DIR", state_dir.display().to_string()),
+        ("GATEWAY_TOKEN", TOKEN.to_owned()),
+    ]);
+    let state = gateway::app::state(&Config::from_env(&env).unwrap())
+        .await
+        .unwrap();
+    let shutdown = Shutdown::new();
+    let follower = {
+        let (live, client, shutdown) = (state.live.clone(), state.nats.clone(), shutdown.clone());
+        tokio::spawn(async move { live.follow(client, shutdown).await })
+    };
+    let router = gateway::router(state);
+    let publisher = async_nats::connect(nats.url()).await.unwrap();
+    let snapshot = serde_json::json!({
+        "database_id": "shop", "timestamp": 1_700_000_000, "health_score": 0.75,
+        "measurements": {"active_connections": 7},
+    });
+    // The follower subscribes in the background: publish until the history has it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let history = loop {
+        publisher
+            .publish(proto::subjects::METRICS, snapshot.to_string().into())
+            .await
+            .unwrap();
+        publisher.flush().await.unwrap();
+        let (status, history, _) = call(
+            &router,
+            "GET",
+            "/metrics/history?database_id=shop&limit=1",
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{history}");
+        if !history.as_array().unwrap().is_empty() {
+            break history;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no metrics heard");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(history.as_array().unwrap().len(), 1, "limit 1: {history}");
+    assert_eq!(history[0]["measurements"]["active_connections"], 7);
+    let (_, latest, _) = call(&router, "GET", "/metrics/latest?database_id=shop", None).await;
+    assert_eq!(latest["health_score"], 0.75, "{latest}");
+    let (_, nothing, _) = call(&router, "GET", "/metrics/latest?database_id=other", None).await;
+    assert_eq!(nothing, serde_json::json!({}));
+
+    use tower::ServiceExt;
+    let response = router
+        .oneshot(
+            axum::http::Request::get("/metrics")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text"),
+    );
+    let text = String::from_utf8(
+        axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    for line in [
+        "# TYPE startupmonkey_gateway_uptime_seconds gauge",
+        "# TYPE startupmonkey_gateway_events_received counter",
+        "startupmonkey_gateway_databases_with_metrics 1",
+        "startupmonkey_database_health_score{database_id=\"shop\"} 0.75",
+        "# EOF",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line:?} in:\n{text}");
+    }
+    let received = text
+        .lines()
+        .find_map(|l| l.strip_prefix("startupmonkey_gateway_events_received_total "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no events counter in:\n{text}"));
+    assert!(received >= 1, "{text}");
+    assert!(
+        !text.contains("startupmonkey_databases "),
+        "knowledge's counts are left out while it is down:\n{text}"
+    );
+    shutdown.trigger();
+    follower.await.unwrap();
+    let _ = std::fs::remove_dir_all(state_dir);
+}

@@ -1,17 +1,25 @@
 //! `/metrics/latest` and `/metrics/history`: the collector's snapshots as the gateway heard them
-//! on NATS (`live`), and `/metrics`: the Prometheus exposition.
+//! on NATS (`live`), and `/metrics`: the Prometheus exposition (OpenMetrics text, by
+//! `prometheus-client`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::{Registry, Unit};
 use proto::error::Error;
-use proto::knowledge::GetSystemStatsRequest;
+use proto::knowledge::{GetSystemStatsRequest, GetSystemStatsResponse};
 use serde_json::{Value, json};
 
 use super::error::ErrorBody;
 use super::openapi::JsonObject;
-use super::{AppState, Filter, Reply};
+use super::{ApiError, AppState, Filter, Reply, Shared};
 
 /// The newest snapshot of `database_id` (of any database when empty); `{}` before the first.
 #[utoipa::path(
@@ -58,90 +66,95 @@ pub async fn history(
 /// The Prometheus exposition.
 #[utoipa::path(
     get,
-    operation_id = "prometheus",
     path = "/metrics",
     tag = "metrics",
-    responses((status = 200, description = "Prometheus text", content_type = "text/plain", body = String))
+    operation_id = "prometheus",
+    responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String))
 )]
 pub async fn prometheus(State(s): State<AppState>) -> Response {
-    let mut out = String::new();
-    let mut line = |name: &str, help: &str, kind: &str, value: String| {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-        ));
-    };
-    line(
-        "startupmonkey_gateway_uptime_seconds",
-        "Seconds since the gateway started.",
-        "gauge",
-        s.started.elapsed().as_secs().to_string(),
-    );
-    line(
-        "startupmonkey_gateway_events_received_total",
-        "NATS events the gateway received.",
-        "counter",
-        s.live
-            .received
-            .load(std::sync::atomic::Ordering::Relaxed)
-            .to_string(),
-    );
-    line(
-        "startupmonkey_gateway_databases_with_metrics",
-        "Databases the gateway holds a metric history for.",
-        "gauge",
-        s.live.databases_seen().to_string(),
-    );
-    if let Ok(stats) = s
+    let stats = s
         .knowledge("GetSystemStats", |mut k| async move {
             k.get_system_stats(GetSystemStatsRequest {}).await
         })
         .await
-    {
+        .ok();
+    let registry = exposition(&s, stats.as_ref());
+    let mut out = String::new();
+    if let Err(error) = encode(&mut out, &registry) {
+        return ApiError::from(Error::internal(format!("metrics not encoded: {error}")))
+            .into_response();
+    }
+    ([(header::CONTENT_TYPE, OPENMETRICS)], out).into_response()
+}
+
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The gateway's own numbers, knowledge's counts (left out while knowledge cannot be asked) and
+/// each database's newest health score, read now.
+fn exposition(s: &Shared, stats: Option<&GetSystemStatsResponse>) -> Registry {
+    let mut registry = Registry::with_prefix("startupmonkey");
+    let gauge = |value: i64| {
+        let gauge: Gauge = Gauge::default();
+        gauge.set(value);
+        gauge
+    };
+    registry.register_with_unit(
+        "gateway_uptime",
+        "Seconds since the gateway started",
+        Unit::Seconds,
+        gauge(s.started.elapsed().as_secs() as i64),
+    );
+    let received: Counter = Counter::default();
+    received.inc_by(s.live.received.load(Ordering::Relaxed));
+    registry.register(
+        "gateway_events_received",
+        "NATS events the gateway received",
+        received,
+    );
+    registry.register(
+        "gateway_databases_with_metrics",
+        "Databases the gateway holds a metric history for",
+        gauge(s.live.databases_seen() as i64),
+    );
+    if let Some(stats) = stats {
         for (name, help, value) in [
+            ("databases", "Registered databases", stats.total_databases),
             (
-                "startupmonkey_databases",
-                "Registered databases.",
-                stats.total_databases,
-            ),
-            (
-                "startupmonkey_databases_healthy",
-                "Databases reported healthy.",
+                "databases_healthy",
+                "Databases reported healthy",
                 stats.healthy_databases,
             ),
             (
-                "startupmonkey_detections_active",
-                "Problems currently detected.",
+                "detections_active",
+                "Problems currently detected",
                 stats.active_detections,
             ),
             (
-                "startupmonkey_detections_total",
-                "Problems detected since the start.",
+                "detections_total",
+                "Problems detected since the start",
                 stats.total_detections,
             ),
+            ("actions_total", "Actions recorded", stats.total_actions),
             (
-                "startupmonkey_actions_total",
-                "Actions recorded.",
-                stats.total_actions,
-            ),
-            (
-                "startupmonkey_actions_completed",
-                "Actions completed.",
+                "actions_completed",
+                "Actions completed",
                 stats.actions_completed,
             ),
-            (
-                "startupmonkey_actions_failed",
-                "Actions failed.",
-                stats.actions_failed,
-            ),
+            ("actions_failed", "Actions failed", stats.actions_failed),
         ] {
-            line(name, help, "gauge", value.to_string());
+            registry.register(name, help, gauge(i64::from(value)));
         }
     }
-    for (id, value) in s.live.latest_health() {
-        out.push_str(&format!(
-            "startupmonkey_database_health_score{{database_id=\"{}\"}} {value}\n",
-            id.replace('\\', "\\\\").replace('"', "\\\"")
-        ));
+    let health = Family::<Vec<(String, String)>, Gauge<f64, AtomicU64>>::default();
+    for (database_id, score) in s.live.latest_health() {
+        health
+            .get_or_create(&vec![("database_id".to_owned(), database_id)])
+            .set(score);
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    registry.register(
+        "database_health_score",
+        "Each database's newest health score",
+        health,
+    );
+    registry
 }
