@@ -80,7 +80,8 @@ impl Webhooks {
         }
     }
 
-    async fn deliver(&self, name: &'static str, data: Value) {
+    async fn deliver(&self, event: WebhookEvent, data: Value) {
+        let name = event.as_str();
         let Some(config) = self.config.read().await.clone() else {
             return;
         };
@@ -91,7 +92,7 @@ impl Webhooks {
             warn!(event = name, %why, "webhook not sent");
             return;
         }
-        let body = format_body(&config.url, name, &data).to_string();
+        let body = format_body(&config.url, event, &data).to_string();
         let signature = format!("sha256={}", self.auth.sign(body.as_bytes()));
         let mut wait = Duration::from_secs(1);
         for attempt in 1..=ATTEMPTS {
@@ -125,19 +126,38 @@ impl Webhooks {
     }
 }
 
+/// The events a webhook may be configured for (spec 8.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookEvent {
+    DetectionCreated,
+    ActionQueued,
+    ActionCompleted,
+    ActionFailed,
+    ActionRolledBack,
+}
+
+impl WebhookEvent {
+    /// The name in the configuration's `events` and the `X-StartupMonkey-Event` header.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DetectionCreated => "detection.created",
+            Self::ActionQueued => "action.queued",
+            Self::ActionCompleted => "action.completed",
+            Self::ActionFailed => "action.failed",
+            Self::ActionRolledBack => "action.rolledback",
+        }
+    }
+}
+
 /// The webhook event an SSE event is, if any.
-fn event_name(event: &Event) -> Option<&'static str> {
+fn event_name(event: &Event) -> Option<WebhookEvent> {
     match event.kind {
-        "detection" => Some("detection.created"),
-        "action" => match event.data["status"]
-            .as_str()?
-            .parse::<ActionStatus>()
-            .ok()?
-        {
-            ActionStatus::Queued => Some("action.queued"),
-            ActionStatus::Completed => Some("action.completed"),
-            ActionStatus::Failed => Some("action.failed"),
-            ActionStatus::RolledBack => Some("action.rolledback"),
+        "detection" => Some(WebhookEvent::DetectionCreated),
+        "action" => match event.data["status"].as_str()?.parse().ok()? {
+            ActionStatus::Queued => Some(WebhookEvent::ActionQueued),
+            ActionStatus::Completed => Some(WebhookEvent::ActionCompleted),
+            ActionStatus::Failed => Some(WebhookEvent::ActionFailed),
+            ActionStatus::RolledBack => Some(WebhookEvent::ActionRolledBack),
             _ => None,
         },
         _ => None,
@@ -145,7 +165,8 @@ fn event_name(event: &Event) -> Option<&'static str> {
 }
 
 /// Slack, Discord or plain JSON, by the URL.
-pub fn format_body(url: &str, name: &str, data: &Value) -> Value {
+pub fn format_body(url: &str, event: WebhookEvent, data: &Value) -> Value {
+    let name = event.as_str();
     let title = data["title"]
         .as_str()
         .or(data["message"].as_str())
@@ -154,12 +175,10 @@ pub fn format_body(url: &str, name: &str, data: &Value) -> Value {
     if url.contains("hooks.slack.com") {
         json!({"text": format!("*StartupMonkey: {name}*\n{title} (database {database})")})
     } else if url.contains("discord.com/api/webhooks") {
-        let colour = if name.ends_with("failed") {
-            0xE5_484D
-        } else if name.ends_with("completed") {
-            0x30_A46C
-        } else {
-            0x00_90FF
+        let colour = match event {
+            WebhookEvent::ActionFailed => 0xE5_484D,
+            WebhookEvent::ActionCompleted => 0x30_A46C,
+            _ => 0x00_90FF,
         };
         json!({"embeds": [{
             "title": format!("StartupMonkey: {name}"),
@@ -279,9 +298,12 @@ mod tests {
             kind: "action",
             data: json!({"status": status}),
         };
-        assert_eq!(event_name(&action("completed")), Some("action.completed"));
         assert_eq!(
-            event_name(&action("rolled_back")),
+            event_name(&action("completed")),
+            Some(WebhookEvent::ActionCompleted)
+        );
+        assert_eq!(
+            event_name(&action("rolled_back")).map(WebhookEvent::as_str),
             Some("action.rolledback")
         );
         assert_eq!(event_name(&action("executing")), None);
@@ -293,17 +315,21 @@ mod tests {
         let data = json!({"title": "Missing index", "database_id": "db1", "severity": "warning"});
         let slack = format_body(
             "https://hooks.slack.com/services/x",
-            "detection.created",
+            WebhookEvent::DetectionCreated,
             &data,
         );
         assert!(slack["text"].as_str().unwrap().contains("Missing index"));
         let discord = format_body(
             "https://discord.com/api/webhooks/1/x",
-            "action.failed",
+            WebhookEvent::ActionFailed,
             &data,
         );
         assert_eq!(discord["embeds"][0]["color"], 0xE5_484D);
-        let plain = format_body("https://example.com/hook", "detection.created", &data);
+        let plain = format_body(
+            "https://example.com/hook",
+            WebhookEvent::DetectionCreated,
+            &data,
+        );
         assert_eq!(plain["event"], "detection.created");
         assert_eq!(plain["data"]["database_id"], "db1");
     }
