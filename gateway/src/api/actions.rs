@@ -23,10 +23,10 @@ use super::{AppState, Body, Filter, Reply, instant};
 pub struct ActionView {
     pub action_id: String,
     pub detection_id: String,
-    #[schema(schema_with = super::openapi::action_type)]
+    #[schema(schema_with = super::schema::action_type)]
     pub action_type: String,
     pub database_id: String,
-    #[schema(schema_with = super::openapi::action_status)]
+    #[schema(schema_with = super::schema::action_status)]
     pub status: String,
     pub message: String,
     pub error: Option<String>,

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::databases::Changed;
 use super::error::ErrorBody;
-use super::openapi::SystemConfigSchema;
+use super::schema::SystemConfigSchema;
 use super::{ApiError, AppState, Body, Reply};
 
 #[utoipa::path(

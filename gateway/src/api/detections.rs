@@ -17,22 +17,22 @@ pub struct DetectionView {
     pub id: String,
     pub key: String,
     pub state: String,
-    #[schema(schema_with = super::openapi::severity)]
+    #[schema(schema_with = super::schema::severity)]
     pub severity: String,
-    #[schema(schema_with = super::openapi::category)]
+    #[schema(schema_with = super::schema::category)]
     pub category: String,
     pub database_id: String,
-    #[schema(schema_with = super::openapi::detector)]
+    #[schema(schema_with = super::schema::detector)]
     pub detector_name: String,
     pub title: String,
     pub description: String,
     /// What the detector measured (its own JSON object).
-    #[schema(value_type = Option<super::openapi::JsonObject>)]
+    #[schema(value_type = Option<super::schema::JsonObject>)]
     pub evidence: Value,
     pub recommendation: String,
     pub action_type: String,
     /// What the executor needs to act (its own JSON object).
-    #[schema(value_type = Option<super::openapi::JsonObject>)]
+    #[schema(value_type = Option<super::schema::JsonObject>)]
     pub action_metadata: Value,
     pub action_id: String,
     /// Unix seconds when it was first detected.

@@ -19,19 +19,19 @@ pub struct LedgerView {
     pub database_id: String,
     pub detection_id: String,
     pub detection_key: String,
-    #[schema(schema_with = super::openapi::action_type)]
+    #[schema(schema_with = super::schema::action_type)]
     pub action_type: String,
-    #[schema(schema_with = super::openapi::ledger_state)]
+    #[schema(schema_with = super::schema::ledger_state)]
     pub state: String,
     pub reason: String,
     pub started_at: String,
     pub decided_at: String,
     pub cycles: i32,
     /// The measurements before the action (the analyser's JSON object).
-    #[schema(value_type = Option<super::openapi::JsonObject>)]
+    #[schema(value_type = Option<super::schema::JsonObject>)]
     pub before: Value,
     /// The measurements after it.
-    #[schema(value_type = Option<super::openapi::JsonObject>)]
+    #[schema(value_type = Option<super::schema::JsonObject>)]
     pub after: Value,
     pub time_saved_ms_per_day: f64,
     pub write_cost_ms_per_day: f64,

@@ -18,7 +18,7 @@ use proto::knowledge::{GetSystemStatsRequest, GetSystemStatsResponse};
 use serde_json::{Value, json};
 
 use super::error::ErrorBody;
-use super::openapi::JsonObject;
+use super::schema::JsonObject;
 use super::{ApiError, AppState, Filter, Reply, Shared};
 
 /// The newest snapshot of `database_id` (of any database when empty); `{}` before the first.

@@ -14,6 +14,7 @@ pub mod error;
 pub mod ledger;
 pub mod metrics;
 pub mod openapi;
+pub mod schema;
 pub mod session;
 pub mod system;
 
