@@ -5,7 +5,7 @@ import typescript from "eslint-config-next/typescript";
 const config = [
   ...next,
   ...typescript,
-  { ignores: [".next/**", "node_modules/**", "e2e/screenshots/**", "next-env.d.ts"] },
+  { ignores: [".next/**", "node_modules/**", "e2e/screenshots/**", "next-env.d.ts", "lib/openapi.d.ts"] },
 ];
 
 export default config;

@@ -4,15 +4,14 @@
 import Link from "next/link";
 
 import { countBy, tone } from "@/lib/format";
-import type { Action, Database, Detection, Status, SystemConfig } from "@/lib/types";
 import { useData } from "@/lib/useData";
 
 export default function Overview() {
-  const config = useData<SystemConfig>("/config", []);
-  const databases = useData<Database[]>("/databases", ["metrics"]);
-  const detections = useData<Detection[]>("/detections", ["detection", "action"]);
-  const actions = useData<Action[]>("/actions", ["action"]);
-  const status = useData<Status>("/status", []);
+  const config = useData("/config", {}, []);
+  const databases = useData("/databases", {}, ["metrics"]);
+  const detections = useData("/detections", {}, ["detection", "action"]);
+  const actions = useData("/actions", {}, ["action"]);
+  const status = useData("/status", {}, []);
   const severities = countBy(detections.data ?? [], (d) => d.severity);
   const statuses = countBy(actions.data ?? [], (a) => a.status);
   return (

@@ -5,15 +5,9 @@ import { useState } from "react";
 
 import { api } from "@/lib/api";
 import { idFromName } from "@/lib/format";
+import type { ConnectionReport } from "@/lib/types";
 
-export interface ConnectionReport {
-  ok: boolean;
-  error?: string;
-  version?: string;
-  role?: string;
-  features?: { pg_stat_statements: boolean; hypopg: boolean };
-  missing?: { name: string; why: string; remedy: string }[];
-}
+export type { ConnectionReport };
 
 export function DatabaseForm({ onTested }: { onTested: (name: string, connection: string, report: ConnectionReport) => void }) {
   const [name, setName] = useState("");
@@ -44,7 +38,7 @@ export function DatabaseForm({ onTested }: { onTested: (name: string, connection
         onClick={async () => {
           setTesting(true);
           try {
-            const result = await api<ConnectionReport>("/databases/test", { method: "POST", body: { connection_string: connection } });
+            const result = await api("post", "/databases/test", { body: { connection_string: connection } });
             setReport(result);
             onTested(name, connection, result);
           } catch (e) {

@@ -18,7 +18,7 @@ export function DoctorPanel({ databaseId }: { databaseId: string }) {
     setError("");
     setCopied(false);
     try {
-      setReport(parseDoctorReport(await api<unknown>(`/databases/${encodeURIComponent(databaseId)}/doctor`)));
+      setReport(parseDoctorReport(await api("get", "/databases/{id}/doctor", { params: { id: databaseId } })));
     } catch (e) {
       setReport(null);
       setError((e as Error).message);

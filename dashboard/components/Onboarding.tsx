@@ -6,7 +6,6 @@ import { useState } from "react";
 import { DatabaseForm, type ConnectionReport } from "@/components/DatabaseForm";
 import { api } from "@/lib/api";
 import { idFromName } from "@/lib/format";
-import type { SystemConfig } from "@/lib/types";
 
 export function Onboarding({ onDone }: { onDone: () => void }) {
   const [step, setStep] = useState(1);
@@ -69,13 +68,11 @@ export function Onboarding({ onDone }: { onDone: () => void }) {
             onClick={async () => {
               if (!database) return;
               try {
-                await api("/databases", {
-                  method: "POST",
+                await api("post", "/databases", {
                   body: { database_id: idFromName(database.name), database_name: database.name, connection_string: database.connection },
                 });
-                const config = await api<SystemConfig>("/config");
-                await api("/config", {
-                  method: "POST",
+                const config = await api("get", "/config");
+                await api("post", "/config", {
                   body: {
                     ...config,
                     onboarding_complete: true,

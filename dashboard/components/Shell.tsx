@@ -8,7 +8,7 @@ import { createContext, useCallback, useContext, useEffect, useState, type React
 import { Onboarding } from "@/components/Onboarding";
 import { SignIn } from "@/components/SignIn";
 import { api } from "@/lib/api";
-import type { Database, Status } from "@/lib/types";
+import type { Database } from "@/lib/types";
 
 interface ShellContext {
   databases: Database[];
@@ -42,7 +42,7 @@ export function Shell({ children }: { children: ReactNode }) {
   const [problem, setProblem] = useState("");
 
   const refreshDatabases = useCallback(async () => {
-    const list = await api<Database[]>("/databases");
+    const list = await api("get", "/databases");
     setDatabases(list);
     setSelected((current) => current || list[0]?.database_id || "");
   }, []);
@@ -53,11 +53,11 @@ export function Shell({ children }: { children: ReactNode }) {
   useEffect(() => {
     let current = true;
     (async () => {
-      const me = await api<{ authenticated: boolean }>("/auth/me");
+      const me = await api("get", "/auth/me");
       if (!current) return;
       setSignedIn(me.authenticated);
       if (!me.authenticated) return;
-      const status = await api<Status>("/status");
+      const status = await api("get", "/status");
       if (!current) return;
       setOnboarded(status.onboarding_complete);
       await refreshDatabases();
@@ -112,7 +112,7 @@ export function Shell({ children }: { children: ReactNode }) {
               </button>
               <button
                 onClick={async () => {
-                  await api("/auth/logout", { method: "POST" });
+                  await api("post", "/auth/logout");
                   setSignedIn(false);
                 }}
               >

@@ -13,7 +13,7 @@ export function SignIn({ onSignedIn }: { onSignedIn: () => void }) {
       onSubmit={async (event) => {
         event.preventDefault();
         try {
-          await api("/auth/login", { method: "POST", body: { token } });
+          await api("post", "/auth/login", { body: { token } });
           onSignedIn();
         } catch (e) {
           setError((e as Error).message);

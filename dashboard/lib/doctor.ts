@@ -1,23 +1,9 @@
 // The gateway's doctor report (GET /databases/{id}/doctor), checked field by field: a reply of
 // another shape is an error with the field's name, never a half-drawn panel.
 
-export interface DoctorCheck {
-  check: string;
-  ok: boolean;
-  detail: string;
-  needed_for: string;
-  grant: string | null;
-}
+import type { DoctorCheck, DoctorReport } from "./types";
 
-export interface DoctorReport {
-  database: string;
-  role: string;
-  server_version: string;
-  superuser: boolean;
-  checks: DoctorCheck[];
-  missing: number;
-  grants: string;
-}
+export type { DoctorCheck, DoctorReport };
 
 function field<T>(object: Record<string, unknown>, name: string, kind: "string" | "boolean" | "number"): T {
   const value = object[name];

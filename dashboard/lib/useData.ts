@@ -1,21 +1,27 @@
 "use client";
 // Data from the gateway that stays current: fetched once, then again whenever a live event of
-// one of `kinds` arrives (at most every 500 ms), and every 15 s as a safety net.
+// one of `kinds` arrives (at most every 500 ms), and every 15 s as a safety net. Its type is what
+// the gateway's document says `path` answers.
 import { useEffect, useRef, useState } from "react";
 
-import { api } from "@/lib/api";
+import { api, type CallOptions, type PathWith, type Reply } from "@/lib/api";
 import { useLive, type LiveKind } from "@/lib/live";
 
-export function useData<T>(path: string | null, kinds: LiveKind[]): { data: T | null; error: string; reload: () => void } {
-  const [data, setData] = useState<T | null>(null);
+export function useData<P extends PathWith<"get">>(
+  path: P | null,
+  query: CallOptions<P, "get">["query"],
+  kinds: LiveKind[],
+): { data: Reply<P> | null; error: string; reload: () => void } {
+  const [data, setData] = useState<Reply<P> | null>(null);
   const [error, setError] = useState("");
   const [tick, setTick] = useState(0);
   const pending = useRef(false);
+  const search = JSON.stringify(query ?? {});
 
   useEffect(() => {
     if (!path) return;
     let current = true;
-    api<T>(path).then(
+    api("get", path, { query: JSON.parse(search) }).then(
       (value) => {
         if (!current) return;
         setData(value);
@@ -28,7 +34,7 @@ export function useData<T>(path: string | null, kinds: LiveKind[]): { data: T | 
     return () => {
       current = false;
     };
-  }, [path, tick]);
+  }, [path, search, tick]);
 
   useEffect(() => {
     const timer = setInterval(() => setTick((t) => t + 1), 15_000);

@@ -6,25 +6,19 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
-use lifecycle::health::Health;
+use lifecycle::Shutdown;
 use lifecycle::net::{self, BindError};
-use lifecycle::{Shutdown, readiness};
+use proto::clients::Knowledge;
 use proto::executor::executor_service_client::ExecutorServiceClient;
 use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
 use tokio::net::TcpListener;
 use tracing::info;
 
-use crate::api::{self, AppState, State_};
-use crate::auth::{self, Auth};
+use crate::api::{self, AppState, Executor, Shared};
+use crate::auth::{Auth, AuthError};
 use crate::config::Config;
-use crate::doctor;
 use crate::live::Live;
 use crate::webhooks::Webhooks;
-
-/// Largest request body accepted.
-pub const BODY_LIMIT: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -36,8 +30,8 @@ pub enum AppError {
     ExecutorAddress(tonic::transport::Error),
     #[error("invalid NATS_URL: {0}")]
     Nats(async_nats::ConnectError),
-    #[error("{0}")]
-    Token(String),
+    #[error(transparent)]
+    Token(#[from] AuthError),
     #[error("http server failed: {0}")]
     Http(std::io::Error),
 }
@@ -51,89 +45,10 @@ pub struct App {
 
 impl App {
     pub async fn build(config: Config, shutdown: Shutdown) -> Result<Self, AppError> {
-        let knowledge = KnowledgeServiceClient::new(
-            config
-                .grpc_tls
-                .channel(&config.knowledge_address)
-                .map_err(AppError::KnowledgeAddress)?,
-        );
-        let executor = ExecutorServiceClient::new(
-            config
-                .grpc_tls
-                .channel(&config.executor_address)
-                .map_err(AppError::ExecutorAddress)?,
-        );
-        let (auth, generated) =
-            Auth::load(config.token.clone(), &config.state_dir, config.auth_reads)
-                .map_err(AppError::Token)?;
-        if let Some(token) = generated {
-            // Printed once, on the terminal of whoever started it; kept in STATE_DIR (0600).
-            println!(
-                "StartupMonkey gateway token (sign in with it; kept in {}/gateway.token): {token}",
-                config.state_dir.display()
-            );
-        }
-        let auth = Arc::new(auth);
-        let nats = config
-            .nats
-            .connect("gateway")
-            .await
-            .map_err(AppError::Nats)?;
-        let live = Arc::new(Live::new(config.history_points));
-        let webhooks = Arc::new(Webhooks::new(
-            knowledge.clone(),
-            auth.clone(),
-            config.webhook_allow_private,
-        ));
-        let state: AppState = Arc::new(State_ {
-            knowledge: knowledge.clone(),
-            executor,
-            nats,
-            live,
-            auth: auth.clone(),
-            webhooks,
-            http: reqwest::Client::new(),
-            service_health: vec![
-                ("collector", config.collector_health_url.clone()),
-                ("analyser", config.analyser_health_url.clone()),
-            ],
-            started: Instant::now(),
-        });
-        let ready_knowledge = knowledge.clone();
-        let health = Health::new("gateway")
-            .with_readiness_check(move || Box::pin(readiness::knowledge(ready_knowledge.clone())));
-        let router = Router::new()
-            .route("/metrics/latest", get(api::metrics_latest))
-            .route("/metrics/history", get(api::metrics_history))
-            .route("/metrics", get(api::prometheus))
-            .route("/detections", get(api::detections))
-            .route("/actions", get(api::actions))
-            .route("/actions/{id}/{decision}", post(api::decide))
-            .route("/ledger", get(api::ledger))
-            .route("/databases", get(api::databases).post(api::create_database))
-            .route("/databases/test", post(api::test_database))
-            .route("/databases/doctor", post(doctor::unregistered))
-            .route("/databases/{id}/doctor", get(doctor::registered))
-            .route(
-                "/databases/{id}",
-                get(api::database)
-                    .put(api::update_database)
-                    .delete(api::delete_database),
-            )
-            .route("/config", get(api::get_config).post(api::save_config))
-            .route("/status", get(api::status))
-            .route("/flush", post(api::flush))
-            .route("/events", get(api::events))
-            .route("/auth/login", post(api::login))
-            .route("/auth/logout", post(api::logout))
-            .route("/auth/me", get(api::me))
-            .with_state(state.clone())
-            .merge(health.router())
-            .layer(axum::middleware::from_fn_with_state(auth, auth::require))
-            .layer(DefaultBodyLimit::max(BODY_LIMIT));
+        let state = state(&config).await?;
         Ok(Self {
             listener: net::bind(config.http_addr).await?,
-            router,
+            router: api::router(state.clone()),
             state,
             shutdown,
         })
@@ -164,4 +79,55 @@ impl App {
         info!("gateway stopped");
         Ok(())
     }
+}
+
+/// What the handlers share, made from the settings: lazily connecting clients of knowledge and
+/// the executor, the NATS client (reconnecting by itself), the token (generated and printed once
+/// when none is set). Nothing is bound: `api::router(state)` serves it in process.
+pub async fn state(config: &Config) -> Result<AppState, AppError> {
+    let knowledge = Knowledge::new(KnowledgeServiceClient::new(
+        config
+            .grpc_tls
+            .channel(&config.knowledge_address)
+            .map_err(AppError::KnowledgeAddress)?,
+    ));
+    let executor = Executor::new(ExecutorServiceClient::new(
+        config
+            .grpc_tls
+            .channel(&config.executor_address)
+            .map_err(AppError::ExecutorAddress)?,
+    ));
+    let (auth, generated) = Auth::load(config.token.clone(), &config.state_dir, config.auth_reads)?;
+    if let Some(token) = generated {
+        // Printed once, on the terminal of whoever started it; kept in STATE_DIR (0600).
+        println!(
+            "StartupMonkey gateway token (sign in with it; kept in {}/gateway.token): {token}",
+            config.state_dir.display()
+        );
+    }
+    let auth = Arc::new(auth);
+    let nats = config
+        .nats
+        .connect("gateway")
+        .await
+        .map_err(AppError::Nats)?;
+    let webhooks = Arc::new(Webhooks::new(
+        knowledge.clone(),
+        auth.clone(),
+        config.webhook_allow_private,
+    ));
+    Ok(Arc::new(Shared {
+        knowledge,
+        executor,
+        nats,
+        live: Arc::new(Live::new(config.history_points)),
+        auth,
+        webhooks,
+        http: reqwest::Client::new(),
+        service_health: vec![
+            ("collector", config.collector_health_url.clone()),
+            ("analyser", config.analyser_health_url.clone()),
+        ],
+        started: Instant::now(),
+    }))
 }

@@ -5,18 +5,27 @@
 //! Every request that changes anything needs one of the two, and so does the doctor (it connects
 //! to a monitored database with the stored credentials); reads too with `GATEWAY_AUTH_READS=true`.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, header};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use tracing::warn;
 
 pub const COOKIE: &str = "sm_session";
+
+/// Why there is no token to guard with.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("GATEWAY_TOKEN must be at least 16 characters")]
+    TooShort,
+    #[error("cannot keep the gateway token in {path}: {source}")]
+    Keep {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot make a gateway token: /dev/urandom: {0}")]
+    Random(std::io::Error),
+}
 
 pub struct Auth {
     token: String,
@@ -31,7 +40,7 @@ impl Auth {
         configured: Option<String>,
         state_dir: &Path,
         reads: bool,
-    ) -> Result<(Self, Option<String>), String> {
+    ) -> Result<(Self, Option<String>), AuthError> {
         let (token, generated) = match configured {
             Some(token) => (token, None),
             None => {
@@ -40,8 +49,10 @@ impl Auth {
                     Ok(token) if !token.trim().is_empty() => (token.trim().to_owned(), None),
                     _ => {
                         let token = random_hex(24)?;
-                        std::fs::create_dir_all(state_dir)
-                            .map_err(|e| format!("{}: {e}", state_dir.display()))?;
+                        std::fs::create_dir_all(state_dir).map_err(|source| AuthError::Keep {
+                            path: state_dir.to_owned(),
+                            source,
+                        })?;
                         write_private(&file, &token)?;
                         (token.clone(), Some(token))
                     }
@@ -49,7 +60,7 @@ impl Auth {
             }
         };
         if token.len() < 16 {
-            return Err("GATEWAY_TOKEN must be at least 16 characters".into());
+            return Err(AuthError::TooShort);
         }
         let session = derive(&token, "dashboard session");
         Ok((
@@ -90,31 +101,6 @@ impl Auth {
     }
 }
 
-/// Middleware: a 401 with a readable message for a request that needs the token and lacks it.
-pub async fn require(State(auth): State<Arc<Auth>>, request: Request, next: Next) -> Response {
-    let mutating = !matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    );
-    let open = matches!(
-        request.uri().path(),
-        "/health" | "/ready" | "/auth/login" | "/auth/logout" | "/auth/me"
-    );
-    // The doctor reads, but connects to a monitored database with its stored credentials.
-    let connects = request.uri().path().ends_with("/doctor");
-    if !open && (mutating || connects || auth.reads) && !auth.is_authenticated(request.headers()) {
-        warn!(method = %request.method(), path = %request.uri().path(), "unauthenticated request refused");
-        return (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(serde_json::json!({
-                "error": "authentication required: sign in, or send Authorization: Bearer <GATEWAY_TOKEN>"
-            })),
-        )
-            .into_response();
-    }
-    next.run(request).await
-}
-
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
@@ -145,16 +131,16 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn random_hex(bytes: usize) -> Result<String, String> {
+fn random_hex(bytes: usize) -> Result<String, AuthError> {
     use std::io::Read;
     let mut buffer = vec![0u8; bytes];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut buffer))
-        .map_err(|e| format!("/dev/urandom: {e}"))?;
+        .map_err(AuthError::Random)?;
     Ok(hex(&buffer))
 }
 
-fn write_private(path: &Path, contents: &str) -> Result<(), String> {
+fn write_private(path: &Path, contents: &str) -> Result<(), AuthError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
@@ -164,7 +150,10 @@ fn write_private(path: &Path, contents: &str) -> Result<(), String> {
         .mode(0o600)
         .open(path)
         .and_then(|mut f| f.write_all(contents.as_bytes()))
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(|source| AuthError::Keep {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 #[cfg(test)]
@@ -188,7 +177,10 @@ mod tests {
         assert_eq!(mode & 0o077, 0);
         assert_ne!(second.session_value(), shown, "the cookie is not the token");
         std::fs::remove_dir_all(dir).unwrap();
-        assert!(Auth::load(Some("short".into()), Path::new("/nonexistent"), false).is_err());
+        assert!(matches!(
+            Auth::load(Some("short".into()), Path::new("/nonexistent"), false),
+            Err(AuthError::TooShort)
+        ));
     }
 
     #[test]

@@ -7,9 +7,10 @@
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde::Serialize;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, PgConnection, Row};
+use utoipa::ToSchema;
 
 /// Where a connection string points.
 #[derive(Debug)]
@@ -18,18 +19,24 @@ pub struct Target {
     pub port: u16,
 }
 
+/// A connection string that is not a PostgreSQL URL. The text never holds the string itself.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidConnectionString {
+    #[error("connection_string must start with postgres:// or postgresql://")]
+    Scheme,
+    #[error("connection_string is not valid: {0}")]
+    Malformed(String),
+}
+
 /// Checks that `connection_string` is a PostgreSQL URL, without connecting.
-pub fn parse(connection_string: &str) -> Result<Target, String> {
+pub fn parse(connection_string: &str) -> Result<Target, InvalidConnectionString> {
     if !(connection_string.starts_with("postgres://")
         || connection_string.starts_with("postgresql://"))
     {
-        return Err("connection_string must start with postgres:// or postgresql://".into());
+        return Err(InvalidConnectionString::Scheme);
     }
     let options = PgConnectOptions::from_str(connection_string).map_err(|e| {
-        format!(
-            "connection_string is not valid: {}",
-            scrub(&e.to_string(), connection_string)
-        )
+        InvalidConnectionString::Malformed(scrub(&e.to_string(), connection_string))
     })?;
     Ok(Target {
         host: options.get_host().to_owned(),
@@ -49,8 +56,8 @@ const LIMIT: Duration = Duration::from_secs(5);
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     /// The connection string is not a PostgreSQL URL.
-    #[error("{0}")]
-    Invalid(String),
+    #[error(transparent)]
+    Invalid(#[from] InvalidConnectionString),
     /// A server answered and refused: authentication, no such database or role.
     #[error("cannot connect: {0}")]
     Refused(String),
@@ -64,9 +71,9 @@ pub async fn connect(
     connection_string: &str,
     application_name: &str,
 ) -> Result<PgConnection, ConnectError> {
-    parse(connection_string).map_err(ConnectError::Invalid)?;
+    parse(connection_string)?;
     let options = PgConnectOptions::from_str(connection_string)
-        .map_err(|e| ConnectError::Invalid(scrub(&e.to_string(), connection_string)))?
+        .map_err(|e| InvalidConnectionString::Malformed(scrub(&e.to_string(), connection_string)))?
         .application_name(application_name)
         .options([
             ("default_transaction_read_only", "on"),
@@ -86,11 +93,74 @@ pub async fn connect(
     }
 }
 
-pub async fn test(connection_string: &str) -> Value {
+/// What the connection test found: `ok` with the server's version, the extensions and the
+/// role's privileges, or not `ok` with why (the other fields then absent).
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct ConnectionReport {
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_version_num: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub features: Option<Extensions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub privileges: Option<Privileges>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing: Option<Vec<Missing>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elapsed_ms: Option<i64>,
+}
+
+/// The extensions StartupMonkey uses, created in the database.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Extensions {
+    pub pg_stat_statements: bool,
+    pub hypopg: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Privileges {
+    pub superuser: bool,
+    pub pg_monitor: bool,
+    pub pg_signal_backend: bool,
+}
+
+/// Something missing, why it is needed and what to run.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Missing {
+    pub name: String,
+    pub why: String,
+    pub remedy: String,
+}
+
+impl ConnectionReport {
+    fn failed(error: String) -> Self {
+        Self {
+            ok: false,
+            error: Some(error),
+            ..Self::default()
+        }
+    }
+}
+
+fn missing(name: &str, why: &str, remedy: &str) -> Missing {
+    Missing {
+        name: name.into(),
+        why: why.into(),
+        remedy: remedy.into(),
+    }
+}
+
+pub async fn test(connection_string: &str) -> ConnectionReport {
     let started = Instant::now();
     let mut conn = match connect(connection_string, "startupmonkey-gateway").await {
         Ok(conn) => conn,
-        Err(error) => return json!({"ok": false, "error": error.to_string()}),
+        Err(error) => return ConnectionReport::failed(error.to_string()),
     };
     // Preloaded pg_stat_statements is recognised by its settings (they exist only then): reading
     // shared_preload_libraries needs pg_read_all_settings, which a new role lacks.
@@ -109,49 +179,65 @@ pub async fn test(connection_string: &str) -> Value {
     .await;
     let row = match row {
         Ok(row) => row,
-        Err(e) => return json!({"ok": false, "error": format!("connected, but: {}", describe(&e))}),
+        Err(e) => return ConnectionReport::failed(format!("connected, but: {}", describe(&e))),
     };
     let get_b = |i: usize| row.try_get::<bool, _>(i).unwrap_or(false);
     let (superuser, monitor, signal) = (get_b(7), get_b(8), get_b(9));
-    let mut missing = Vec::new();
+    let mut absent = Vec::new();
     if !get_b(3) {
-        missing.push(json!({
-            "name": "pg_stat_statements",
-            "why": "statement latency, the index advisor and verification need it",
-            "remedy": if get_b(10) { "CREATE EXTENSION pg_stat_statements;" } else {
-                "add pg_stat_statements to shared_preload_libraries, restart, then CREATE EXTENSION pg_stat_statements;" },
-        }));
+        absent.push(missing(
+            "pg_stat_statements",
+            "statement latency, the index advisor and verification need it",
+            if get_b(10) {
+                "CREATE EXTENSION pg_stat_statements;"
+            } else {
+                "add pg_stat_statements to shared_preload_libraries, restart, then CREATE EXTENSION pg_stat_statements;"
+            },
+        ));
     }
     if !get_b(5) {
-        missing.push(json!({
-            "name": "hypopg",
-            "why": "the index advisor checks each index with the planner's cost before proposing it",
-            "remedy": if get_b(6) { "CREATE EXTENSION hypopg;" } else { "install HypoPG (Debian: postgresql-15-hypopg), then CREATE EXTENSION hypopg;" },
-        }));
+        absent.push(missing(
+            "hypopg",
+            "the index advisor checks each index with the planner's cost before proposing it",
+            if get_b(6) {
+                "CREATE EXTENSION hypopg;"
+            } else {
+                "install HypoPG (Debian: postgresql-15-hypopg), then CREATE EXTENSION hypopg;"
+            },
+        ));
     }
     if !superuser && !monitor {
-        missing.push(
-            json!({"name": "pg_monitor", "why": "reading other sessions' statements and statistics",
-            "remedy": "GRANT pg_monitor TO <role>;"}),
-        );
+        absent.push(missing(
+            "pg_monitor",
+            "reading other sessions' statements and statistics",
+            "GRANT pg_monitor TO <role>;",
+        ));
     }
     if !superuser && !signal {
-        missing.push(json!({"name": "pg_signal_backend", "why": "ending runaway and idle-in-transaction sessions",
-            "remedy": "GRANT pg_signal_backend TO <role>;"}));
+        absent.push(missing(
+            "pg_signal_backend",
+            "ending runaway and idle-in-transaction sessions",
+            "GRANT pg_signal_backend TO <role>;",
+        ));
     }
-    json!({
-        "ok": true,
-        "version": row.try_get::<String, _>(0).unwrap_or_default(),
-        "server_version_num": row.try_get::<i32, _>(1).unwrap_or_default(),
-        "role": row.try_get::<String, _>(2).unwrap_or_default(),
-        "features": {
-            "pg_stat_statements": get_b(3),
-            "hypopg": get_b(5),
-        },
-        "privileges": {"superuser": superuser, "pg_monitor": monitor || superuser, "pg_signal_backend": signal || superuser},
-        "missing": missing,
-        "elapsed_ms": started.elapsed().as_millis() as i64,
-    })
+    ConnectionReport {
+        ok: true,
+        error: None,
+        version: Some(row.try_get::<String, _>(0).unwrap_or_default()),
+        server_version_num: Some(row.try_get::<i32, _>(1).unwrap_or_default()),
+        role: Some(row.try_get::<String, _>(2).unwrap_or_default()),
+        features: Some(Extensions {
+            pg_stat_statements: get_b(3),
+            hypopg: get_b(5),
+        }),
+        privileges: Some(Privileges {
+            superuser,
+            pg_monitor: monitor || superuser,
+            pg_signal_backend: signal || superuser,
+        }),
+        missing: Some(absent),
+        elapsed_ms: Some(started.elapsed().as_millis() as i64),
+    }
 }
 
 /// PostgreSQL's own message for a database error, sqlx's text otherwise.
@@ -169,10 +255,9 @@ mod tests {
     #[test]
     fn only_postgres_urls_are_accepted_and_secrets_are_not_echoed() {
         assert!(parse("postgres://u:p@db.example.com:6543/app").is_ok_and(|t| t.port == 6543));
-        assert!(
-            parse("mysql://u:p@h/db")
-                .unwrap_err()
-                .contains("postgres://")
+        assert_eq!(
+            parse("mysql://u:p@h/db").unwrap_err(),
+            InvalidConnectionString::Scheme
         );
         assert_eq!(
             scrub("bad postgres://u:secret@h/db", "postgres://u:secret@h/db"),

@@ -1,26 +1,21 @@
 //! The doctor: which privileges the monitoring role has and lacks on one database, what each is
 //! needed for, and the least-privilege statements that grant the rest — for a registered database
 //! (`GET /databases/{id}/doctor`, its connection string from knowledge) or one not registered yet
-//! (`POST /databases/doctor`). One read-only session (`startupmonkey-doctor`, 5 s to connect and
-//! per statement) that changes nothing; the connection string is never returned or logged.
+//! (`POST /databases/doctor`; the handlers are in `api::databases`). One read-only session
+//! (`startupmonkey-doctor`, 5 s to connect and per statement) that changes nothing; the
+//! connection string is never returned or logged.
 
 use std::time::Duration;
 
-use axum::Json;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use proto::knowledge::GetDatabaseRequest;
 use proto::sql::quote_ident;
 use serde::Serialize;
 use sqlx::{Connection, PgConnection, Row};
+use utoipa::ToSchema;
 
-use crate::api::{ApiError, AppState, Body, ConnectionTest, Reply, rpc};
 use crate::dbtest::{self, ConnectError, describe};
 
 /// The settings the executor's `tune_config_high_latency` changes with `ALTER SYSTEM` (and puts
-/// back on rollback): executor/src/actions/tune_config.rs.
+/// back on rollback): a copy of executor/src/actions/tune_config.rs's list, to move to `proto`.
 const TUNED_PARAMETERS: [&str; 3] = ["effective_cache_size", "work_mem", "random_page_cost"];
 
 /// Tables named in the table-ownership check; the rest are counted.
@@ -32,17 +27,21 @@ const READ_LIMIT: Duration = Duration::from_secs(15);
 const APPLICATION_NAME: &str = "startupmonkey-doctor";
 
 /// One thing the role has or lacks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = DoctorCheck)]
 pub struct Check {
+    #[schema(value_type = String)]
     pub check: &'static str,
     pub ok: bool,
     pub detail: String,
+    #[schema(value_type = String)]
     pub needed_for: &'static str,
     /// SQL to run as a superuser (or the owner) to fix it; `None` when there is nothing to grant.
     pub grant: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = DoctorReport)]
 pub struct Report {
     pub database: String,
     pub role: String,
@@ -101,48 +100,6 @@ pub enum DoctorError {
     Connect(#[from] ConnectError),
     #[error("connected, but: {0}")]
     Read(String),
-}
-
-impl From<DoctorError> for ApiError {
-    fn from(error: DoctorError) -> Self {
-        let status = match &error {
-            DoctorError::Connect(ConnectError::Invalid(_)) => StatusCode::BAD_REQUEST,
-            DoctorError::Connect(ConnectError::Refused(_)) => StatusCode::UNPROCESSABLE_ENTITY,
-            DoctorError::Connect(ConnectError::Unreachable(_)) | DoctorError::Read(_) => {
-                StatusCode::BAD_GATEWAY
-            }
-        };
-        ApiError(status, error.to_string())
-    }
-}
-
-/// `GET /databases/{id}/doctor`.
-pub async fn registered(
-    State(s): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-) -> Reply {
-    let Path(id) = path?;
-    let mut knowledge = s.knowledge.clone();
-    let database = rpc(
-        "knowledge",
-        knowledge.get_database(GetDatabaseRequest {
-            database_id: id.clone(),
-            include_connection_string: true,
-        }),
-    )
-    .await?;
-    if !database.found || database.connection_string.is_empty() {
-        return Err(ApiError(
-            StatusCode::NOT_FOUND,
-            format!("database {id} not found"),
-        ));
-    }
-    Ok(Json(examine(&database.connection_string).await?).into_response())
-}
-
-/// `POST /databases/doctor` with `{"connection_string": …}`, as `/databases/test` takes it.
-pub async fn unregistered(Body(test): Body<ConnectionTest>) -> Reply {
-    Ok(Json(examine(&test.connection_string).await?).into_response())
 }
 
 /// Connects as the connection string says and reports what that role has and lacks.

@@ -1,8 +1,9 @@
 //! The gateway: the dashboard's backend over knowledge and the executor. `api` is the REST API
-//! at the original BFF's paths; `auth` the token, the sign-in cookie and the guard on every
-//! change; `live` the NATS follower (metric history, server-sent events); `webhooks` the outgoing
-//! notifications; `dbtest` the real connection test of onboarding; `doctor` what the monitoring
-//! role may and may not do, with the grants for the rest.
+//! at the original BFF's paths (`api::router`, one module per resource, one error answer, the
+//! OpenAPI document); `auth` the token and the sign-in cookie; `live` the NATS follower (metric
+//! history, server-sent events); `webhooks` the outgoing notifications; `dbtest` the real
+//! connection test of onboarding; `doctor` what the monitoring role may and may not do, with the
+//! grants for the rest.
 
 pub mod api;
 pub mod app;
@@ -13,5 +14,6 @@ pub mod doctor;
 pub mod live;
 pub mod webhooks;
 
+pub use api::router;
 pub use app::App;
 pub use config::Config;

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lifecycle::Shutdown;
+use proto::clients::Knowledge;
 use proto::knowledge::WebhookConfig;
-use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
+use proto::status::ActionStatus;
 use serde_json::{Value, json};
 use tokio::sync::RwLock;
-use tonic::transport::Channel;
 use tracing::{info, warn};
 
 use crate::auth::Auth;
@@ -27,21 +27,17 @@ const ATTEMPTS: u32 = 4;
 
 pub struct Webhooks {
     config: RwLock<Option<WebhookConfig>>,
-    knowledge: KnowledgeServiceClient<Channel>,
+    knowledge: Knowledge,
     client: reqwest::Client,
     auth: Arc<Auth>,
     allow_private: bool,
 }
 
 impl Webhooks {
-    pub fn new(
-        knowledge: KnowledgeServiceClient<Channel>,
-        auth: Arc<Auth>,
-        allow_private: bool,
-    ) -> Self {
+    pub fn new(knowledge: Knowledge, auth: Arc<Auth>, allow_private: bool) -> Self {
         Self {
             config: RwLock::new(None),
-            knowledge,
+            knowledge: knowledge.with_deadline(TIMEOUT),
             client: reqwest::Client::builder()
                 .timeout(TIMEOUT)
                 .redirect(reqwest::redirect::Policy::none())
@@ -54,8 +50,9 @@ impl Webhooks {
 
     /// Reads the configuration again now (after it was saved).
     pub async fn refresh(&self) {
-        if let Ok(config) = proto::clients::system_config(&self.knowledge, TIMEOUT).await {
-            *self.config.write().await = config.webhook;
+        match self.knowledge.system_config().await {
+            Ok(config) => *self.config.write().await = config.webhook,
+            Err(error) => warn!(%error, "webhook configuration not read; the last one stays"),
         }
     }
 
@@ -83,7 +80,8 @@ impl Webhooks {
         }
     }
 
-    async fn deliver(&self, name: &'static str, data: Value) {
+    async fn deliver(&self, event: WebhookEvent, data: Value) {
+        let name = event.as_str();
         let Some(config) = self.config.read().await.clone() else {
             return;
         };
@@ -94,7 +92,7 @@ impl Webhooks {
             warn!(event = name, %why, "webhook not sent");
             return;
         }
-        let body = format_body(&config.url, name, &data).to_string();
+        let body = format_body(&config.url, event, &data).to_string();
         let signature = format!("sha256={}", self.auth.sign(body.as_bytes()));
         let mut wait = Duration::from_secs(1);
         for attempt in 1..=ATTEMPTS {
@@ -128,15 +126,38 @@ impl Webhooks {
     }
 }
 
+/// The events a webhook may be configured for (spec 8.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookEvent {
+    DetectionCreated,
+    ActionQueued,
+    ActionCompleted,
+    ActionFailed,
+    ActionRolledBack,
+}
+
+impl WebhookEvent {
+    /// The name in the configuration's `events` and the `X-StartupMonkey-Event` header.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DetectionCreated => "detection.created",
+            Self::ActionQueued => "action.queued",
+            Self::ActionCompleted => "action.completed",
+            Self::ActionFailed => "action.failed",
+            Self::ActionRolledBack => "action.rolledback",
+        }
+    }
+}
+
 /// The webhook event an SSE event is, if any.
-fn event_name(event: &Event) -> Option<&'static str> {
+fn event_name(event: &Event) -> Option<WebhookEvent> {
     match event.kind {
-        "detection" => Some("detection.created"),
-        "action" => match event.data["status"].as_str()? {
-            "queued" => Some("action.queued"),
-            "completed" => Some("action.completed"),
-            "failed" => Some("action.failed"),
-            "rolled_back" => Some("action.rolledback"),
+        "detection" => Some(WebhookEvent::DetectionCreated),
+        "action" => match event.data["status"].as_str()?.parse().ok()? {
+            ActionStatus::Queued => Some(WebhookEvent::ActionQueued),
+            ActionStatus::Completed => Some(WebhookEvent::ActionCompleted),
+            ActionStatus::Failed => Some(WebhookEvent::ActionFailed),
+            ActionStatus::RolledBack => Some(WebhookEvent::ActionRolledBack),
             _ => None,
         },
         _ => None,
@@ -144,7 +165,8 @@ fn event_name(event: &Event) -> Option<&'static str> {
 }
 
 /// Slack, Discord or plain JSON, by the URL.
-pub fn format_body(url: &str, name: &str, data: &Value) -> Value {
+pub fn format_body(url: &str, event: WebhookEvent, data: &Value) -> Value {
+    let name = event.as_str();
     let title = data["title"]
         .as_str()
         .or(data["message"].as_str())
@@ -153,12 +175,10 @@ pub fn format_body(url: &str, name: &str, data: &Value) -> Value {
     if url.contains("hooks.slack.com") {
         json!({"text": format!("*StartupMonkey: {name}*\n{title} (database {database})")})
     } else if url.contains("discord.com/api/webhooks") {
-        let colour = if name.ends_with("failed") {
-            0xE5_484D
-        } else if name.ends_with("completed") {
-            0x30_A46C
-        } else {
-            0x00_90FF
+        let colour = match event {
+            WebhookEvent::ActionFailed => 0xE5_484D,
+            WebhookEvent::ActionCompleted => 0x30_A46C,
+            _ => 0x00_90FF,
         };
         json!({"embeds": [{
             "title": format!("StartupMonkey: {name}"),
@@ -171,30 +191,60 @@ pub fn format_body(url: &str, name: &str, data: &Value) -> Value {
             ],
         }]})
     } else {
-        json!({"event": name, "timestamp": crate::api::rfc3339_now(), "data": data})
+        json!({"event": name, "timestamp": proto::events::rfc3339(unix_now()), "data": data})
     }
 }
 
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// Why a webhook URL is not used.
+#[derive(Debug, thiserror::Error)]
+pub enum UrlRefused {
+    #[error("invalid URL: {0}")]
+    Invalid(#[from] url::ParseError),
+    #[error("scheme {0} is not http or https")]
+    Scheme(String),
+    #[error("the URL has no host")]
+    NoHost,
+    #[error("cannot resolve {host}: {source}")]
+    Resolve {
+        host: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "{host} resolves to {address} (loopback/private); set WEBHOOK_ALLOW_PRIVATE=true to allow it"
+    )]
+    Private { host: String, address: IpAddr },
+}
+
 /// A webhook URL must be http(s) and, unless allowed, resolve only to public addresses.
-pub async fn check_url(url: &str, allow_private: bool) -> Result<(), String> {
-    let parsed = url::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
+pub async fn check_url(url: &str, allow_private: bool) -> Result<(), UrlRefused> {
+    let parsed = url::Url::parse(url)?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!("scheme {} is not http or https", parsed.scheme()));
+        return Err(UrlRefused::Scheme(parsed.scheme().to_owned()));
     }
-    let host = parsed.host_str().ok_or("the URL has no host")?.to_owned();
+    let host = parsed.host_str().ok_or(UrlRefused::NoHost)?.to_owned();
     if allow_private {
         return Ok(());
     }
     let port = parsed.port_or_known_default().unwrap_or(443);
     let addresses = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
         .await
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
+        .map_err(|source| UrlRefused::Resolve {
+            host: host.clone(),
+            source,
+        })?;
     for address in addresses {
         if is_private(address.ip()) {
-            return Err(format!(
-                "{host} resolves to {} (loopback/private); set WEBHOOK_ALLOW_PRIVATE=true to allow it",
-                address.ip()
-            ));
+            return Err(UrlRefused::Private {
+                host: host.clone(),
+                address: address.ip(),
+            });
         }
     }
     Ok(())
@@ -243,21 +293,43 @@ mod tests {
     }
 
     #[test]
+    fn action_events_are_named_by_their_status() {
+        let action = |status: &str| Event {
+            kind: "action",
+            data: json!({"status": status}),
+        };
+        assert_eq!(
+            event_name(&action("completed")),
+            Some(WebhookEvent::ActionCompleted)
+        );
+        assert_eq!(
+            event_name(&action("rolled_back")).map(WebhookEvent::as_str),
+            Some("action.rolledback")
+        );
+        assert_eq!(event_name(&action("executing")), None);
+        assert_eq!(event_name(&action("finished")), None, "not a status");
+    }
+
+    #[test]
     fn slack_discord_and_plain_formats() {
         let data = json!({"title": "Missing index", "database_id": "db1", "severity": "warning"});
         let slack = format_body(
             "https://hooks.slack.com/services/x",
-            "detection.created",
+            WebhookEvent::DetectionCreated,
             &data,
         );
         assert!(slack["text"].as_str().unwrap().contains("Missing index"));
         let discord = format_body(
             "https://discord.com/api/webhooks/1/x",
-            "action.failed",
+            WebhookEvent::ActionFailed,
             &data,
         );
         assert_eq!(discord["embeds"][0]["color"], 0xE5_484D);
-        let plain = format_body("https://example.com/hook", "detection.created", &data);
+        let plain = format_body(
+            "https://example.com/hook",
+            WebhookEvent::DetectionCreated,
+            &data,
+        );
         assert_eq!(plain["event"], "detection.created");
         assert_eq!(plain["data"]["database_id"], "db1");
     }

@@ -6,13 +6,14 @@ import { useState } from "react";
 import { useShell } from "@/components/Shell";
 import { api } from "@/lib/api";
 import { bytes, ms, perDay, tone } from "@/lib/format";
-import type { Action, LedgerEntry } from "@/lib/types";
+import { numberAt } from "@/lib/json";
+import type { LedgerEntry } from "@/lib/types";
 import { useData } from "@/lib/useData";
 
 function Ledger({ entry }: { entry: LedgerEntry }) {
-  const before = entry.before?.served?.mean_ms;
-  const measured = (entry.after?.served?.calls ?? 0) > 0;
-  const after = entry.after?.served?.mean_ms;
+  const before = numberAt(entry.before, "served", "mean_ms");
+  const measured = (numberAt(entry.after, "served", "calls") ?? 0) > 0;
+  const after = numberAt(entry.after, "served", "mean_ms");
   return (
     <div className="card" data-testid="ledger">
       <div className="row">
@@ -54,16 +55,16 @@ function Ledger({ entry }: { entry: LedgerEntry }) {
 
 export default function ActionsPage() {
   const { selected } = useShell();
-  const filter = selected ? `?database_id=${encodeURIComponent(selected)}` : "";
-  const actions = useData<Action[]>(`/actions${filter}`, ["action"]);
-  const ledger = useData<LedgerEntry[]>(`/ledger${filter}`, ["action", "metrics"]);
+  const filter = { database_id: selected || undefined };
+  const actions = useData("/actions", filter, ["action"]);
+  const ledger = useData("/ledger", filter, ["action", "metrics"]);
   const [problem, setProblem] = useState("");
   const [busy, setBusy] = useState("");
 
   const decide = async (id: string, decision: "approve" | "reject" | "rollback") => {
     setBusy(id);
     try {
-      await api(`/actions/${encodeURIComponent(id)}/${decision}`, { method: "POST" });
+      await api("post", "/actions/{id}/{decision}", { params: { id, decision } });
       setProblem("");
       actions.reload();
     } catch (e) {

@@ -2,12 +2,11 @@
 // Detections: what is wrong now, with the evidence and the recommendation; new ones appear live.
 import { useShell } from "@/components/Shell";
 import { tone } from "@/lib/format";
-import type { Detection } from "@/lib/types";
 import { useData } from "@/lib/useData";
 
 export default function DetectionsPage() {
   const { selected } = useShell();
-  const detections = useData<Detection[]>(`/detections${selected ? `?database_id=${encodeURIComponent(selected)}` : ""}`, ["detection", "action"]);
+  const detections = useData("/detections", { database_id: selected || undefined }, ["detection", "action"]);
   const list = detections.data ?? [];
   return (
     <>

@@ -3,12 +3,13 @@
 import { Chart } from "@/components/Chart";
 import { useShell } from "@/components/Shell";
 import { ms, percent } from "@/lib/format";
+import { numberAt } from "@/lib/json";
 import type { Metrics } from "@/lib/types";
 import { useData } from "@/lib/useData";
 
 export default function MetricsPage() {
   const { selected, databases } = useShell();
-  const history = useData<Metrics[]>(selected ? `/metrics/history?database_id=${encodeURIComponent(selected)}&limit=120` : null, ["metrics"]);
+  const history = useData(selected ? "/metrics/history" : null, { database_id: selected, limit: 120 }, ["metrics"]);
   const points = history.data ?? [];
   const series = (pick: (m: Metrics) => number | undefined) => points.map((m) => pick(m) ?? Number.NaN);
   const database = databases.find((d) => d.database_id === selected);
@@ -27,11 +28,11 @@ export default function MetricsPage() {
       ) : null}
       {history.error && <p className="error">{history.error}</p>}
       <div className="grid">
-        <Chart title="Health score" values={series((m) => m.health_score)} format={percent} />
-        <Chart title="Active connections" values={series((m) => m.measurements?.active_connections)} format={(v) => v.toFixed(0)} />
-        <Chart title="Cache hit rate" values={series((m) => m.measurements?.cache_hit_rate)} format={percent} />
-        <Chart title="p95 latency" values={series((m) => m.measurements?.p95_query_latency_ms)} format={ms} />
-        <Chart title="Sequential scans per cycle" values={series((m) => m.measurements?.sequential_scans)} format={(v) => v.toFixed(0)} />
+        <Chart title="Health score" values={series((m) => numberAt(m, "health_score"))} format={percent} />
+        <Chart title="Active connections" values={series((m) => numberAt(m, "measurements", "active_connections"))} format={(v) => v.toFixed(0)} />
+        <Chart title="Cache hit rate" values={series((m) => numberAt(m, "measurements", "cache_hit_rate"))} format={percent} />
+        <Chart title="p95 latency" values={series((m) => numberAt(m, "measurements", "p95_query_latency_ms"))} format={ms} />
+        <Chart title="Sequential scans per cycle" values={series((m) => numberAt(m, "measurements", "sequential_scans"))} format={(v) => v.toFixed(0)} />
       </div>
     </>
   );

@@ -34,12 +34,12 @@ export default function SettingsPage() {
   const [adding, setAdding] = useState<{ name: string; connection: string; report: ConnectionReport } | null>(null);
 
   useEffect(() => {
-    api<SystemConfig>("/config").then(setConfig, (e: Error) => setMessage(e.message));
+    api("get", "/config").then(setConfig, (e: Error) => setMessage(e.message));
   }, []);
 
   const save = async () => {
     try {
-      await api("/config", { method: "POST", body: config });
+      if (config) await api("post", "/config", { body: config });
       setMessage("Saved: the services use it from their next cycle.");
     } catch (e) {
       setMessage(`Not saved: ${(e as Error).message}`);
@@ -58,7 +58,7 @@ export default function SettingsPage() {
               <span className="muted">{d.connection_string_redacted}</span>
               <button
                 onClick={async () => {
-                  await api(`/databases/${encodeURIComponent(d.database_id)}`, { method: "PUT", body: { enabled: !d.enabled } });
+                  await api("put", "/databases/{id}", { params: { id: d.database_id }, body: { enabled: !d.enabled } });
                   await refreshDatabases();
                 }}
               >
@@ -67,7 +67,7 @@ export default function SettingsPage() {
               <button
                 onClick={async () => {
                   if (!confirm(`Stop watching ${d.database_name || d.database_id}?`)) return;
-                  await api(`/databases/${encodeURIComponent(d.database_id)}`, { method: "DELETE" });
+                  await api("delete", "/databases/{id}", { params: { id: d.database_id } });
                   await refreshDatabases();
                 }}
               >
@@ -91,8 +91,7 @@ export default function SettingsPage() {
             onClick={async () => {
               if (!adding) return;
               try {
-                await api("/databases", {
-                  method: "POST",
+                await api("post", "/databases", {
                   body: { database_id: idFromName(adding.name), database_name: adding.name, connection_string: adding.connection },
                 });
                 await refreshDatabases();
