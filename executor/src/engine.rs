@@ -26,15 +26,19 @@ use proto::knowledge::{
     RegisterActionRequest, UpdateActionRequest,
 };
 use proto::status::{ActionStatus, ExecutionMode};
-use serde_json::{Value, json};
+
 use tokio::sync::{Mutex, Semaphore};
 use tonic::Code;
 use tonic::transport::Channel;
 use tracing::{info, warn};
 
 use crate::actions::backend::Deploy;
-use crate::actions::{Context, Plan, PlanError, terminate::Policy};
+use crate::actions::{
+    ActionOutcome, Context, Outcome, Plan, PlanError, PlanExt, StoredAction, terminate::Policy,
+};
 use crate::databases::Databases;
+use proto::actions::{Claim, TerminateOutcome};
+use proto::status::ActionType;
 
 const RPC_DEADLINE: Duration = Duration::from_secs(5);
 /// Beyond the action's own limit (which PostgreSQL enforces), time to clean up.
@@ -87,14 +91,6 @@ struct NewAction<'a> {
     plan: Option<&'a Plan>,
     status: ActionStatus,
     message: String,
-}
-
-/// What the executor stores as an action's parameters.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct Stored {
-    plan: Plan,
-    detection_key: String,
-    description: String,
 }
 
 pub struct Settings {
@@ -250,12 +246,12 @@ impl Engine {
             params_json: new
                 .plan
                 .map(|plan| {
-                    serde_json::to_string(&Stored {
+                    StoredAction {
                         plan: plan.clone(),
                         detection_key: new.detection_key.to_owned(),
                         description: plan.describe(),
-                    })
-                    .unwrap_or_default()
+                    }
+                    .to_params_json()
                 })
                 .unwrap_or_default(),
             can_rollback: new.plan.is_some_and(Plan::can_rollback),
@@ -308,25 +304,28 @@ impl Engine {
             )));
         }
         let stored = stored(&action).map_err(EngineError::Refused)?;
-        let result: Value = serde_json::from_str(&action.result_json).unwrap_or(Value::Null);
+        let mut recorded =
+            ActionOutcome::from_result_json(stored.plan.action_type(), &action.result_json)
+                .map_err(|e| {
+                    EngineError::Refused(format!("the action's result cannot be read: {e}"))
+                })?;
         let context = self
             .context(&action, &stored.plan)
             .await
             .map_err(EngineError::Refused)?;
         let undone = stored
             .plan
-            .rollback(&context, &result)
+            .rollback(&context, &recorded.outcome)
             .await
             .map_err(|e| EngineError::Refused(format!("rollback failed: {e}")))?;
-        let mut merged = result;
-        merged["rollback"] = undone;
+        recorded.rollback = Some(undone);
         self.transition(
             id,
             ActionStatus::RolledBack,
             &[ActionStatus::Completed],
             |u| {
                 u.message = decided("Rolled back", by, reason);
-                u.result_json = merged.to_string();
+                u.result_json = recorded.to_result_json();
             },
         )
         .await?;
@@ -347,8 +346,8 @@ impl Engine {
             )));
         }
         let plan = Plan::DeployRedis(
-            crate::actions::redis_cache::DeployRedis::new(database_id, max_memory, eviction_policy)
-                .map_err(EngineError::Refused)?,
+            proto::actions::DeployRedis::new(database_id, max_memory, eviction_policy)
+                .map_err(|e| EngineError::Refused(e.to_string()))?,
         );
         let id = format!(
             "act-redis-{}",
@@ -358,7 +357,7 @@ impl Engine {
             id: &id,
             detection_id: "",
             database_id,
-            action_type: plan.action_type(),
+            action_type: plan.action_type().as_str(),
             detection_key: "",
             plan: Some(&plan),
             status: ActionStatus::Queued,
@@ -431,9 +430,8 @@ impl Engine {
     /// Whether this executor (by its id) started `action`; actions from before executors had
     /// ids count as ours.
     fn started_here(&self, action: &Action) -> bool {
-        let result: Value = serde_json::from_str(&action.result_json).unwrap_or(Value::Null);
-        match result["executor"].as_str() {
-            Some(id) => id == self.settings.executor_id,
+        match Claim::from_result_json(&action.result_json) {
+            Some(claim) => claim.executor == self.settings.executor_id,
             None => true,
         }
     }
@@ -455,7 +453,7 @@ impl Engine {
                         &[ActionStatus::Executing],
                         |u| {
                             u.message = "Completed (confirmed after an executor restart)".into();
-                            u.result_json = result.to_string();
+                            u.result_json = result.to_value().to_string();
                         },
                     )
                     .await;
@@ -524,7 +522,10 @@ impl Engine {
             &[ActionStatus::Queued, ActionStatus::Approved],
             |u| {
                 u.message = format!("Executing: {}", stored.description);
-                u.result_json = json!({"executor": self.settings.executor_id}).to_string();
+                u.result_json = serde_json::to_string(&Claim {
+                    executor: self.settings.executor_id.clone(),
+                })
+                .unwrap_or_default();
             },
         )
         .await?;
@@ -550,7 +551,7 @@ impl Engine {
                     &[ActionStatus::Executing],
                     |u| {
                         u.message = format!("Completed: {}", stored.description);
-                        u.result_json = result.to_string();
+                        u.result_json = result.to_value().to_string();
                     },
                 )
                 .await?;
@@ -558,7 +559,7 @@ impl Engine {
                 self.publish_completed(&action, &stored).await;
                 if let Plan::Terminate(terminate) = &stored.plan
                     && !terminate.graceful
-                    && result["outcome"] == "terminated"
+                    && matches!(&result, Outcome::Terminated(t) if t.outcome == TerminateOutcome::Terminated)
                     && !terminate.username.is_empty()
                 {
                     return Ok(self
@@ -603,13 +604,22 @@ impl Engine {
             .into_inner()
             .actions
             .iter()
-            .filter(|a| a.action_type == "terminate_query" && a.completed_at >= day_ago)
+            .filter(|a| {
+                a.parsed_action_type() == Ok(ActionType::TerminateQuery)
+                    && a.completed_at >= day_ago
+            })
             .filter(|a| {
                 let terminated_idle = stored(a).is_ok_and(
                     |s| matches!(&s.plan, Plan::Terminate(t) if !t.graceful && t.username == role),
                 );
-                let result: Value = serde_json::from_str(&a.result_json).unwrap_or(Value::Null);
-                terminated_idle && result["outcome"] == "terminated"
+                let terminated = ActionOutcome::from_result_json(
+                    ActionType::TerminateQuery,
+                    &a.result_json,
+                )
+                .is_ok_and(|r| {
+                    matches!(r.outcome, Outcome::Terminated(t) if t.outcome == TerminateOutcome::Terminated)
+                });
+                terminated_idle && terminated
             })
             .count();
         if offences < REPEAT_OFFENCES {
@@ -628,7 +638,7 @@ impl Engine {
         let reason = format!(
             "role {role}'s transactions were left idle and terminated {offences} times in a day"
         );
-        let Ok(plan) = crate::actions::role_timeout::RoleTimeout::new(
+        let Ok(plan) = proto::actions::RoleTimeout::new(
             role,
             "idle_in_transaction_session_timeout",
             (idle_seconds * 1000.0) as i64,
@@ -643,7 +653,7 @@ impl Engine {
                 id: &id,
                 detection_id: "",
                 database_id: &terminated.database_id,
-                action_type: plan.action_type(),
+                action_type: plan.action_type().as_str(),
                 detection_key: "",
                 plan: Some(&plan),
                 status,
@@ -758,7 +768,7 @@ impl Engine {
         }
     }
 
-    async fn publish_completed(&self, action: &Action, stored: &Stored) {
+    async fn publish_completed(&self, action: &Action, stored: &StoredAction) {
         let event = ActionCompletedEvent {
             action_id: action.id.clone(),
             detection_id: action.detection_id.clone(),
@@ -819,8 +829,8 @@ impl Engine {
     }
 }
 
-fn stored(action: &Action) -> Result<Stored, String> {
-    serde_json::from_str(&action.params_json)
+fn stored(action: &Action) -> Result<StoredAction, String> {
+    StoredAction::from_params_json(&action.params_json)
         .map_err(|e| format!("the stored action cannot be read: {e}"))
 }
 

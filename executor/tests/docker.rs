@@ -8,8 +8,10 @@ use std::time::Duration;
 use executor::actions::backend::Deploy;
 use executor::actions::docker::{Docker, DockerSettings};
 use executor::actions::terminate::Policy;
-use executor::actions::{Context, Plan};
+use executor::actions::{Context, Outcome, Plan, PlanExt};
 use executor::databases::Database;
+
+use crate::stored;
 use proto::events::Detection;
 use serde_json::{Value, json};
 use testkit::{DockerEngine, PgCluster};
@@ -86,7 +88,8 @@ async fn a_pooler_container_serves_prepared_statements_is_found_after_a_restart_
     );
     let ctx = context(docker(&engine, "host"), database());
 
-    let result = pooler.execute(&ctx).await.unwrap();
+    let outcome = pooler.execute(&ctx).await.unwrap();
+    let result = stored(&outcome);
     let name = format!("startupmonkey-pooler-{database_id}");
     assert_eq!(result["backend"], "docker", "{result}");
     assert_eq!(result["container_name"], name.as_str());
@@ -160,7 +163,7 @@ async fn a_pooler_container_serves_prepared_statements_is_found_after_a_restart_
     );
 
     // A second run reports the running one.
-    let again = pooler.execute(&ctx).await.unwrap();
+    let again = stored(&pooler.execute(&ctx).await.unwrap());
     assert!(again["note"].as_str().unwrap().contains("already running"));
     assert_eq!(
         (&again["container_id"], &again["port"]),
@@ -170,10 +173,10 @@ async fn a_pooler_container_serves_prepared_statements_is_found_after_a_restart_
     // A restarted executor (a new client, nothing in memory) finds it, and its rollback
     // removes it.
     let restarted = context(docker(&engine, "host"), database());
-    let found = pooler.execute(&restarted).await.unwrap();
+    let found = stored(&pooler.execute(&restarted).await.unwrap());
     assert_eq!(found["container_id"], result["container_id"]);
     assert!(found["note"].as_str().unwrap().contains("already running"));
-    let undone = pooler.rollback(&restarted, &result).await.unwrap();
+    let undone = stored(&pooler.rollback(&restarted, &outcome).await.unwrap());
     assert_eq!(undone["stopped"], true, "{undone}");
     assert_eq!(undone["removed"], name.as_str());
     assert!(inspect(&engine, &name).is_none(), "the container is gone");
@@ -184,7 +187,7 @@ async fn a_pooler_container_serves_prepared_statements_is_found_after_a_restart_
         "nothing listens any more"
     );
     // Rolling back again finds nothing to remove.
-    let again = pooler.rollback(&restarted, &result).await.unwrap();
+    let again = stored(&pooler.rollback(&restarted, &outcome).await.unwrap());
     assert_eq!(again["stopped"], false, "{again}");
 }
 
@@ -195,7 +198,8 @@ async fn a_redis_container_answers_only_with_its_password_which_is_nowhere_but_i
     let cache = plan(&database_id, "deploy_redis", json!({"max_memory": "64mb"}));
     let ctx = context(docker(&engine, "host"), None);
 
-    let result = cache.execute(&ctx).await.unwrap();
+    let outcome = cache.execute(&ctx).await.unwrap();
+    let result = stored(&outcome);
     let name = format!("startupmonkey-redis-{database_id}");
     assert_eq!(result["container_name"], name.as_str(), "{result}");
     assert!(
@@ -251,7 +255,7 @@ async fn a_redis_container_answers_only_with_its_password_which_is_nowhere_but_i
         "maxmemory and headroom"
     );
 
-    let undone = cache.rollback(&ctx, &result).await.unwrap();
+    let undone = stored(&cache.rollback(&ctx, &outcome).await.unwrap());
     assert_eq!(undone["stopped"], true, "{undone}");
     assert!(inspect(&engine, &name).is_none());
     assert_ne!(redis(Some(&password), &["PING"]), "PONG");
@@ -278,7 +282,10 @@ async fn a_container_with_our_name_but_not_our_labels_is_never_touched() {
 
     let refused = pooler.execute(&ctx).await.unwrap_err();
     assert!(refused.contains("left alone"), "{refused}");
-    let refused = pooler.rollback(&ctx, &json!({})).await.unwrap_err();
+    let refused = pooler
+        .rollback(&ctx, &Outcome::PoolerDeployed(Default::default()))
+        .await
+        .unwrap_err();
     assert!(refused.contains(&name), "{refused}");
     assert!(inspect(&engine, &name).is_some(), "it still exists");
 }
@@ -333,7 +340,8 @@ async fn on_a_network_of_its_own_the_cache_listens_on_the_standard_port_under_it
     let cache = plan(&database_id, "deploy_redis", json!({}));
     let ctx = context(docker(&engine, &network), None);
 
-    let result = cache.execute(&ctx).await.unwrap();
+    let outcome = cache.execute(&ctx).await.unwrap();
+    let result = stored(&outcome);
     let name = format!("startupmonkey-redis-{database_id}");
     assert_eq!(
         (&result["host"], &result["port"], &result["network"]),
@@ -368,7 +376,7 @@ async fn on_a_network_of_its_own_the_cache_listens_on_the_standard_port_under_it
     ]);
     assert_eq!(answer, "PONG");
 
-    let undone = cache.rollback(&ctx, &result).await.unwrap();
+    let undone = stored(&cache.rollback(&ctx, &outcome).await.unwrap());
     assert_eq!(undone["stopped"], true, "{undone}");
     assert!(inspect(&engine, &name).is_none());
 }

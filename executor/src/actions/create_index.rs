@@ -7,11 +7,11 @@
 
 use std::time::{Duration, Instant};
 
-use proto::sql::{
-    IndexFunction, include_clause, index_key, qualified, quote_ident, valid_identifier,
-};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use proto::sql::{include_clause, index_key, qualified, quote_ident, valid_identifier};
+use std::future::Future;
+
+use proto::actions::{CreateIndex, IndexBuilt, IndexDropped, KeyColumn};
+use serde_json::Value;
 use sqlx::PgConnection;
 
 use super::{Context, identifier, shown};
@@ -20,32 +20,27 @@ use crate::databases::{describe, is_lock_timeout};
 const ATTEMPTS: u32 = 3;
 const MAX_COLUMNS: usize = 32;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyColumn {
-    pub name: String,
-    #[serde(default)]
-    pub descending: bool,
-    /// For an expression index: the function applied to the column, from a closed list.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub function: Option<IndexFunction>,
+/// `create_index` as the executor runs it.
+pub trait CreateIndexRun: Sized {
+    fn from_metadata(metadata: &Value) -> Result<Self, String>;
+    fn statement(&self) -> String;
+    fn execute(&self, context: &Context)
+    -> impl Future<Output = Result<IndexBuilt, String>> + Send;
+    fn rollback(
+        &self,
+        context: &Context,
+        result: &IndexBuilt,
+    ) -> impl Future<Output = Result<IndexDropped, String>> + Send;
+    fn recover(
+        &self,
+        context: &Context,
+    ) -> impl Future<Output = Result<Option<IndexBuilt>, String>> + Send;
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CreateIndex {
-    pub schema: String,
-    pub table: String,
-    pub index_name: String,
-    pub columns: Vec<KeyColumn>,
-    /// Columns carried in the index without ordering by them (`INCLUDE`, PostgreSQL 11+). Absent
-    /// from plans stored before covering indexes were proposed.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub include: Vec<String>,
-}
-
-impl CreateIndex {
+impl CreateIndexRun for CreateIndex {
     /// From the analyser's metadata (schema, table_name, index_name, columns), or the original's
     /// (table_name, column_name: schema `public`, name `idx_<table>_<column>`).
-    pub fn from_metadata(metadata: &Value) -> Result<Self, String> {
+    fn from_metadata(metadata: &Value) -> Result<Self, String> {
         let table = identifier(metadata, "table_name")?;
         let schema = match metadata.get("schema") {
             None | Some(Value::Null) => "public".to_owned(),
@@ -133,7 +128,7 @@ impl CreateIndex {
     }
 
     /// The exact statement run.
-    pub fn statement(&self) -> String {
+    fn statement(&self) -> String {
         let keys: Vec<String> = self
             .columns
             .iter()
@@ -148,7 +143,7 @@ impl CreateIndex {
         )
     }
 
-    pub async fn execute(&self, context: &Context) -> Result<Value, String> {
+    async fn execute(&self, context: &Context) -> Result<IndexBuilt, String> {
         let database = context.database()?;
         let mut conn = database.dedicated(context.timeout).await?;
         if !table_exists(&mut conn, &self.schema, &self.table).await? {
@@ -177,7 +172,7 @@ impl CreateIndex {
                 Ok(_) => break,
                 Err(error) => {
                     // It did not exist before this attempt, so whatever is there now is ours.
-                    let cleaned = self.drop_if_invalid(&mut conn).await?;
+                    let cleaned = drop_if_invalid(self, &mut conn).await?;
                     if is_lock_timeout(&error) && attempt < ATTEMPTS {
                         tokio::time::sleep(Duration::from_secs(2 * u64::from(attempt))).await;
                         continue;
@@ -199,7 +194,7 @@ impl CreateIndex {
             .await?
             .ok_or("the index is missing right after it was built")?;
         if !valid {
-            self.drop_if_invalid(&mut conn).await?;
+            drop_if_invalid(self, &mut conn).await?;
             return Err("the build finished but left the index INVALID; it was dropped".into());
         }
         let size: i64 = sqlx::query_scalar("SELECT pg_relation_size($1::oid)")
@@ -207,120 +202,135 @@ impl CreateIndex {
             .fetch_one(&mut conn)
             .await
             .map_err(|e| describe(&e))?;
-        Ok(json!({
-            "index_name": self.index_name,
-            "schema": self.schema,
-            "table_name": self.table,
-            "columns": self.columns,
-            "include": self.include,
-            "statement": statement,
-            "index_oid": oid,
-            "size_bytes": size,
-            "build_ms": build_ms,
-            "attempts": attempt,
-            "concurrent": true,
-        }))
+        Ok(IndexBuilt {
+            index_name: self.index_name.clone(),
+            schema: self.schema.clone(),
+            table_name: self.table.clone(),
+            columns: self.columns.clone(),
+            include: self.include.clone(),
+            statement,
+            index_oid: oid,
+            size_bytes: Some(size),
+            build_ms: Some(build_ms),
+            attempts: Some(attempt),
+            concurrent: true,
+            note: None,
+        })
     }
 
-    pub async fn rollback(&self, context: &Context, result: &Value) -> Result<Value, String> {
-        let built_oid = result
-            .get("index_oid")
-            .and_then(Value::as_i64)
-            .ok_or("the action's result has no index OID: nothing is dropped")?;
+    async fn rollback(
+        &self,
+        context: &Context,
+        result: &IndexBuilt,
+    ) -> Result<IndexDropped, String> {
+        let built_oid = result.index_oid;
         let database = context.database()?;
         let mut conn = database.dedicated(context.timeout).await?;
         match index(&mut conn, &self.schema, &self.index_name).await? {
-            None => Ok(json!({"dropped": false, "note": "the index was already gone"})),
+            None => Ok(IndexDropped {
+                dropped: false,
+                index_name: None,
+                note: Some("the index was already gone".into()),
+            }),
             Some((oid, _)) if oid != built_oid => Err(format!(
                 "{} is no longer the index we built (OID {oid}, ours was {built_oid}); left alone",
                 qualified(&self.schema, &self.index_name)
             )),
             Some(_) => {
                 drop_index(&mut conn, &self.schema, &self.index_name).await?;
-                Ok(json!({"dropped": true, "index_name": self.index_name}))
+                Ok(IndexDropped {
+                    dropped: true,
+                    index_name: Some(self.index_name.clone()),
+                    note: None,
+                })
             }
         }
     }
 
     /// After an interrupted run: an INVALID index of our name is the build's leftover (the name
     /// was free when the run began) and is dropped; a valid one means the build finished.
-    pub async fn recover(&self, context: &Context) -> Result<Option<Value>, String> {
+    async fn recover(&self, context: &Context) -> Result<Option<IndexBuilt>, String> {
         let database = context.database()?;
         let mut conn = database.dedicated(context.timeout).await?;
         // A killed executor's build may still be running in its orphaned session (the server
         // notices a vanished client only when it next talks to it): stop that first.
-        Self::stop_orphaned_build(&mut conn, &self.statement()).await?;
+        stop_orphaned_build(&mut conn, &self.statement()).await?;
         match index(&mut conn, &self.schema, &self.index_name).await? {
-            Some((oid, true)) => Ok(Some(json!({
-                "index_name": self.index_name,
-                "schema": self.schema,
-                "table_name": self.table,
-                "statement": self.statement(),
-                "index_oid": oid,
-                "concurrent": true,
-                "note": "the build finished while the executor was stopped",
-            }))),
+            Some((oid, true)) => Ok(Some(IndexBuilt {
+                index_name: self.index_name.clone(),
+                schema: self.schema.clone(),
+                table_name: self.table.clone(),
+                columns: Vec::new(),
+                include: Vec::new(),
+                statement: self.statement(),
+                index_oid: oid,
+                size_bytes: None,
+                build_ms: None,
+                attempts: None,
+                concurrent: true,
+                note: Some("the build finished while the executor was stopped".into()),
+            })),
             Some((_, false)) => {
-                self.drop_if_invalid(&mut conn).await?;
+                drop_if_invalid(self, &mut conn).await?;
                 Ok(None)
             }
             None => Ok(None),
         }
     }
+}
 
-    /// Cancels (then terminates) another session of ours running exactly `statement`, and waits
-    /// until it is gone.
-    async fn stop_orphaned_build(conn: &mut PgConnection, statement: &str) -> Result<(), String> {
-        let find = "SELECT pid FROM pg_stat_activity WHERE application_name = 'startupmonkey-executor' \
-                AND pid <> pg_backend_pid() AND datname = current_database() AND query = $1";
-        for (attempt, function) in ["pg_cancel_backend", "pg_terminate_backend"]
-            .iter()
-            .enumerate()
-        {
-            let pids: Vec<i32> = sqlx::query_scalar(find)
-                .bind(statement)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(|e| describe(&e))?;
-            if pids.is_empty() {
+/// Cancels (then terminates) another session of ours running exactly `statement`, and waits
+/// until it is gone.
+async fn stop_orphaned_build(conn: &mut PgConnection, statement: &str) -> Result<(), String> {
+    let find = "SELECT pid FROM pg_stat_activity WHERE application_name = 'startupmonkey-executor' \
+            AND pid <> pg_backend_pid() AND datname = current_database() AND query = $1";
+    for (attempt, function) in ["pg_cancel_backend", "pg_terminate_backend"]
+        .iter()
+        .enumerate()
+    {
+        let pids: Vec<i32> = sqlx::query_scalar(find)
+            .bind(statement)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| describe(&e))?;
+        if pids.is_empty() {
+            return Ok(());
+        }
+        for pid in &pids {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {function}($1)")))
+                .bind(pid)
+                .execute(&mut *conn)
+                .await;
+        }
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let left: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)")
+                    .bind(&pids)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(|e| describe(&e))?;
+            if left == 0 {
                 return Ok(());
             }
-            for pid in &pids {
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {function}($1)")))
-                    .bind(pid)
-                    .execute(&mut *conn)
-                    .await;
-            }
-            for _ in 0..50 {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                let left: i64 =
-                    sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)")
-                        .bind(&pids)
-                        .fetch_one(&mut *conn)
-                        .await
-                        .map_err(|e| describe(&e))?;
-                if left == 0 {
-                    return Ok(());
-                }
-            }
-            if attempt == 1 {
-                return Err(format!(
-                    "the interrupted build (pids {pids:?}) would not stop"
-                ));
-            }
         }
-        Ok(())
+        if attempt == 1 {
+            return Err(format!(
+                "the interrupted build (pids {pids:?}) would not stop"
+            ));
+        }
     }
+    Ok(())
+}
 
-    /// Drops our index if it exists and is INVALID; true when it did.
-    async fn drop_if_invalid(&self, conn: &mut PgConnection) -> Result<bool, String> {
-        match index(conn, &self.schema, &self.index_name).await? {
-            Some((_, false)) => {
-                drop_index(conn, &self.schema, &self.index_name).await?;
-                Ok(true)
-            }
-            _ => Ok(false),
+/// Drops our index if it exists and is INVALID; true when it did.
+async fn drop_if_invalid(plan: &CreateIndex, conn: &mut PgConnection) -> Result<bool, String> {
+    match index(conn, &plan.schema, &plan.index_name).await? {
+        Some((_, false)) => {
+            drop_index(conn, &plan.schema, &plan.index_name).await?;
+            Ok(true)
         }
+        _ => Ok(false),
     }
 }
 
@@ -379,6 +389,8 @@ async fn drop_index(conn: &mut PgConnection, schema: &str, name: &str) -> Result
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

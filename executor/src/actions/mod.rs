@@ -18,29 +18,25 @@ pub mod terminate;
 pub mod tune_config;
 pub mod vacuum;
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use proto::actions::{ActionOutcome, Outcome, Plan, RollbackOutcome, StoredAction};
 use proto::events::Detection;
-use serde::{Deserialize, Serialize};
+use proto::status::ActionType;
 use serde_json::Value;
 
 use crate::databases::Database;
-
-/// One action, ready to run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Plan {
-    CreateIndex(create_index::CreateIndex),
-    Vacuum(vacuum::Vacuum),
-    Terminate(terminate::Terminate),
-    Recommendation(recommendation::Recommendation),
-    DeployPooler(pooler::DeployPooler),
-    DeployRedis(redis_cache::DeployRedis),
-    TuneConfig(tune_config::TuneConfig),
-    RoleTimeout(role_timeout::RoleTimeout),
-}
+use create_index::CreateIndexRun;
+use pooler::DeployPoolerRun;
+use recommendation::RecommendationRun;
+use redis_cache::DeployRedisRun;
+use role_timeout::RoleTimeoutRun;
+use terminate::TerminateRun;
+use tune_config::TuneConfigRun;
+use vacuum::VacuumRun;
 
 /// Why a detection cannot become an action.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,42 +81,75 @@ impl Context {
     }
 }
 
-impl Plan {
+/// What the executor does with a [`Plan`] (the plan itself is data, in `proto::actions`).
+pub trait PlanExt: Sized {
     /// The action a detection asks for.
-    pub fn from_detection(detection: &Detection) -> Result<Plan, PlanError> {
+    fn from_detection(detection: &Detection) -> Result<Self, PlanError>;
+
+    /// One line for people: what will be done.
+    fn describe(&self) -> String;
+
+    /// Runs it; the outcome says what changed.
+    fn execute(&self, context: &Context) -> impl Future<Output = Result<Outcome, String>> + Send;
+
+    /// Undoes a completed run, given what it returned.
+    fn rollback(
+        &self,
+        context: &Context,
+        result: &Outcome,
+    ) -> impl Future<Output = Result<RollbackOutcome, String>> + Send;
+
+    /// After the executor stopped in the middle of this action: leaves the database clean and
+    /// says what happened, `Ok(Some(outcome))` when the action had in fact completed.
+    fn recover(
+        &self,
+        context: &Context,
+    ) -> impl Future<Output = Result<Option<Outcome>, String>> + Send;
+}
+
+impl PlanExt for Plan {
+    fn from_detection(detection: &Detection) -> Result<Plan, PlanError> {
         let metadata = detection.action_metadata.clone().unwrap_or(Value::Null);
         let invalid = |e: String| PlanError::Invalid(format!("{}: {e}", detection.action_type));
-        match detection.action_type.as_str() {
-            "create_index" => create_index::CreateIndex::from_metadata(&metadata)
+        let action_type: ActionType = detection.action_type.parse().map_err(|_| {
+            PlanError::NotImplemented(format!(
+                "no action runs for action type {} yet",
+                shown(format!("{:?}", detection.action_type))
+            ))
+        })?;
+        match action_type {
+            ActionType::CreateIndex => proto::actions::CreateIndex::from_metadata(&metadata)
                 .map(Plan::CreateIndex)
                 .map_err(invalid),
-            "vacuum_table" => vacuum::Vacuum::from_metadata(&metadata, &detection.evidence)
-                .map(Plan::Vacuum)
-                .map_err(invalid),
-            "terminate_query" => terminate::Terminate::from_metadata(&metadata)
+            ActionType::VacuumTable => {
+                proto::actions::Vacuum::from_metadata(&metadata, &detection.evidence)
+                    .map(Plan::Vacuum)
+                    .map_err(invalid)
+            }
+            ActionType::TerminateQuery => proto::actions::Terminate::from_metadata(&metadata)
                 .map(Plan::Terminate)
                 .map_err(invalid),
-            "cache_optimization_recommendation" => Ok(Plan::Recommendation(
-                recommendation::Recommendation::from_detection(
-                    recommendation::Topic::Cache,
+            ActionType::CacheRecommendation => Ok(Plan::Recommendation(
+                proto::actions::Recommendation::from_detection(
+                    proto::actions::Topic::Cache,
                     detection,
                 ),
             )),
-            "connection_recommendation" => Ok(Plan::Recommendation(
-                recommendation::Recommendation::from_detection(
-                    recommendation::Topic::Connections,
+            ActionType::ConnectionRecommendation => Ok(Plan::Recommendation(
+                proto::actions::Recommendation::from_detection(
+                    proto::actions::Topic::Connections,
                     detection,
                 ),
             )),
-            "deploy_connection_pooler" => {
-                pooler::DeployPooler::from_metadata(&detection.database_id, &metadata)
+            ActionType::DeployConnectionPooler => {
+                proto::actions::DeployPooler::from_metadata(&detection.database_id, &metadata)
                     .map(Plan::DeployPooler)
                     .map_err(invalid)
             }
-            "tune_config_high_latency" => Ok(Plan::TuneConfig(
-                tune_config::TuneConfig::from_metadata(&metadata),
+            ActionType::TuneConfigHighLatency => Ok(Plan::TuneConfig(
+                proto::actions::TuneConfig::from_metadata(&metadata),
             )),
-            "set_role_timeout" => role_timeout::RoleTimeout::new(
+            ActionType::SetRoleTimeout => proto::actions::RoleTimeout::new(
                 &text(&metadata, "role").map_err(invalid)?,
                 &text(&metadata, "setting").map_err(invalid)?,
                 metadata
@@ -134,8 +163,8 @@ impl Plan {
                     .to_owned(),
             )
             .map(Plan::RoleTimeout)
-            .map_err(invalid),
-            "deploy_redis" => redis_cache::DeployRedis::new(
+            .map_err(|e| invalid(e.to_string())),
+            ActionType::DeployRedis => proto::actions::DeployRedis::new(
                 &detection.database_id,
                 metadata
                     .get("max_memory")
@@ -147,46 +176,11 @@ impl Plan {
                     .unwrap_or(""),
             )
             .map(Plan::DeployRedis)
-            .map_err(invalid),
-            other => Err(PlanError::NotImplemented(format!(
-                "no action runs for action type {} yet",
-                shown(format!("{other:?}"))
-            ))),
+            .map_err(|e| invalid(e.to_string())),
         }
     }
 
-    pub fn action_type(&self) -> &'static str {
-        match self {
-            Plan::CreateIndex(_) => "create_index",
-            Plan::Vacuum(_) => "vacuum_table",
-            Plan::Terminate(_) => "terminate_query",
-            Plan::Recommendation(r) => r.topic.action_type(),
-            Plan::DeployPooler(_) => "deploy_connection_pooler",
-            Plan::DeployRedis(_) => "deploy_redis",
-            Plan::TuneConfig(_) => "tune_config_high_latency",
-            Plan::RoleTimeout(_) => "set_role_timeout",
-        }
-    }
-
-    /// Whether a completed run can be undone.
-    pub fn can_rollback(&self) -> bool {
-        matches!(
-            self,
-            Plan::CreateIndex(_)
-                | Plan::DeployPooler(_)
-                | Plan::DeployRedis(_)
-                | Plan::TuneConfig(_)
-                | Plan::RoleTimeout(_)
-        )
-    }
-
-    /// Whether it talks to the watched database.
-    pub fn needs_database(&self) -> bool {
-        !matches!(self, Plan::Recommendation(_) | Plan::DeployRedis(_))
-    }
-
-    /// One line for people: what will be done.
-    pub fn describe(&self) -> String {
+    fn describe(&self) -> String {
         match self {
             Plan::CreateIndex(p) => p.statement(),
             Plan::Vacuum(p) => p.statement(),
@@ -199,42 +193,69 @@ impl Plan {
         }
     }
 
-    /// Runs it; the JSON says what changed.
-    pub async fn execute(&self, context: &Context) -> Result<Value, String> {
-        match self {
-            Plan::CreateIndex(p) => p.execute(context).await,
-            Plan::Vacuum(p) => p.execute(context).await,
-            Plan::Terminate(p) => p.execute(context).await,
-            Plan::Recommendation(p) => Ok(p.execute()),
-            Plan::DeployPooler(p) => p.execute(context).await,
-            Plan::DeployRedis(p) => p.execute(context).await,
-            Plan::TuneConfig(p) => p.execute(context).await,
-            Plan::RoleTimeout(p) => p.execute(context).await,
-        }
+    async fn execute(&self, context: &Context) -> Result<Outcome, String> {
+        Ok(match self {
+            Plan::CreateIndex(p) => Outcome::IndexBuilt(p.execute(context).await?),
+            Plan::Vacuum(p) => Outcome::Vacuumed(p.execute(context).await?),
+            Plan::Terminate(p) => Outcome::Terminated(p.execute(context).await?),
+            Plan::Recommendation(p) => Outcome::Recommended(p.execute()),
+            Plan::DeployPooler(p) => Outcome::PoolerDeployed(p.execute(context).await?),
+            Plan::DeployRedis(p) => Outcome::RedisDeployed(p.execute(context).await?),
+            Plan::TuneConfig(p) => Outcome::Tuned(p.execute(context).await?),
+            Plan::RoleTimeout(p) => Outcome::RoleTimeoutSet(p.execute(context).await?),
+        })
     }
 
-    /// Undoes a completed run, given what it returned.
-    pub async fn rollback(&self, context: &Context, result: &Value) -> Result<Value, String> {
-        match self {
-            Plan::CreateIndex(p) => p.rollback(context, result).await,
-            Plan::Vacuum(_) => Err("VACUUM cannot be undone (and needs no undoing)".into()),
-            Plan::Terminate(_) => Err("a terminated session cannot be brought back".into()),
-            Plan::Recommendation(_) => Err("a recommendation changed nothing".into()),
-            Plan::DeployPooler(p) => p.rollback(context).await,
-            Plan::DeployRedis(p) => p.rollback(context).await,
-            Plan::TuneConfig(p) => p.rollback(context, result).await,
-            Plan::RoleTimeout(p) => p.rollback(context, result).await,
-        }
+    async fn rollback(
+        &self,
+        context: &Context,
+        result: &Outcome,
+    ) -> Result<RollbackOutcome, String> {
+        let mismatch = || {
+            format!(
+                "the action's result is not a {} result: nothing is undone",
+                self.action_type()
+            )
+        };
+        Ok(match (self, result) {
+            (Plan::CreateIndex(p), Outcome::IndexBuilt(built)) => {
+                RollbackOutcome::IndexDropped(p.rollback(context, built).await?)
+            }
+            (Plan::DeployPooler(p), Outcome::PoolerDeployed(_)) => {
+                RollbackOutcome::HelperRemoved(p.rollback(context).await?)
+            }
+            (Plan::DeployRedis(p), Outcome::RedisDeployed(_)) => {
+                RollbackOutcome::HelperRemoved(p.rollback(context).await?)
+            }
+            (Plan::TuneConfig(p), Outcome::Tuned(tuned)) => {
+                RollbackOutcome::SettingsRestored(p.rollback(context, tuned).await?)
+            }
+            (Plan::RoleTimeout(p), Outcome::RoleTimeoutSet(set)) => {
+                RollbackOutcome::RoleTimeoutRestored(p.rollback(context, set).await?)
+            }
+            (Plan::Vacuum(_), _) => {
+                return Err("VACUUM cannot be undone (and needs no undoing)".into());
+            }
+            (Plan::Terminate(_), _) => {
+                return Err("a terminated session cannot be brought back".into());
+            }
+            (Plan::Recommendation(_), _) => return Err("a recommendation changed nothing".into()),
+            _ => return Err(mismatch()),
+        })
     }
 
-    /// After the executor stopped in the middle of this action: leaves the database clean and
-    /// says what happened, `Ok(Some(result))` when the action had in fact completed.
-    pub async fn recover(&self, context: &Context) -> Result<Option<Value>, String> {
+    async fn recover(&self, context: &Context) -> Result<Option<Outcome>, String> {
         match self {
-            Plan::CreateIndex(p) => p.recover(context).await,
+            Plan::CreateIndex(p) => Ok(p.recover(context).await?.map(Outcome::IndexBuilt)),
             _ => Ok(None),
         }
     }
+}
+
+/// What a deployment backend reported, read as the action's typed result.
+fn deployment<T: serde::de::DeserializeOwned>(reported: Value) -> Result<T, String> {
+    serde_json::from_value(reported)
+        .map_err(|e| format!("the deployment backend's report cannot be read: {e}"))
 }
 
 /// At most this much of a refused value is repeated in the reason: a detection can carry a
@@ -507,7 +528,7 @@ mod untrusted {
             match Plan::from_detection(&detection) {
                 Ok(plan) => {
                     check(&plan)?;
-                    prop_assert_eq!(plan.action_type(), detection.action_type.as_str());
+                    prop_assert_eq!(plan.action_type().as_str(), detection.action_type.as_str());
                     prop_assert!(!plan.describe().is_empty());
                     // Stored with the action and read back for approval or rollback.
                     let stored = serde_json::to_string(&plan).unwrap();

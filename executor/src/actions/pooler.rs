@@ -13,7 +13,9 @@
 
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use std::future::Future;
+
+use proto::actions::{DeployPooler, HelperRemoved, PoolMode, PoolerDeployed};
 use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;
 
@@ -22,15 +24,22 @@ use super::{Context, shown};
 
 const DEFAULT_POOL_SIZE: u32 = 20;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeployPooler {
-    pub database_id: String,
-    pub pool_size: u32,
-    pub pool_mode: String,
+/// `deploy_connection_pooler` as the executor runs it.
+pub trait DeployPoolerRun: Sized {
+    fn from_metadata(database_id: &str, metadata: &Value) -> Result<Self, String>;
+    fn describe(&self) -> String;
+    fn execute(
+        &self,
+        context: &Context,
+    ) -> impl Future<Output = Result<PoolerDeployed, String>> + Send;
+    fn rollback(
+        &self,
+        context: &Context,
+    ) -> impl Future<Output = Result<HelperRemoved, String>> + Send;
 }
 
-impl DeployPooler {
-    pub fn from_metadata(database_id: &str, metadata: &Value) -> Result<Self, String> {
+impl DeployPoolerRun for DeployPooler {
+    fn from_metadata(database_id: &str, metadata: &Value) -> Result<Self, String> {
         let pool_size = match metadata.get("pool_size") {
             None | Some(Value::Null) => DEFAULT_POOL_SIZE,
             Some(v) => v
@@ -44,8 +53,8 @@ impl DeployPooler {
                 })? as u32,
         };
         let pool_mode = match metadata.get("pool_mode").and_then(Value::as_str) {
-            None => "session".to_owned(),
-            Some(mode @ ("session" | "transaction")) => mode.to_owned(),
+            None | Some("session") => PoolMode::Session,
+            Some("transaction") => PoolMode::Transaction,
             Some(other) => {
                 return Err(format!(
                     "pool_mode {} must be session or transaction",
@@ -60,28 +69,21 @@ impl DeployPooler {
         })
     }
 
-    pub fn describe(&self) -> String {
+    fn describe(&self) -> String {
         format!(
             "deploy PgBouncer ({} mode, pool of {}) in front of {}",
             self.pool_mode, self.pool_size, self.database_id
         )
     }
 
-    fn helper(&self) -> Helper {
-        Helper {
-            kind: Kind::Pooler,
-            database_id: self.database_id.clone(),
-        }
-    }
-
-    pub async fn execute(&self, context: &Context) -> Result<Value, String> {
+    async fn execute(&self, context: &Context) -> Result<PoolerDeployed, String> {
         let database = context.database()?;
         let backend = context.backend();
-        let helper = self.helper();
+        let helper = helper(self);
         // Already deployed and running: report it instead of starting a second one.
         if let Some(mut known) = backend.find(&helper).await? {
             known["note"] = json!("already running; nothing started");
-            return Ok(known);
+            return super::deployment(known);
         }
         let target = Target::parse(&database.connection_string)?;
         let site = backend.site(&helper)?;
@@ -150,7 +152,7 @@ impl DeployPooler {
                               session, so prepared statements work. Transaction pooling multiplexes \
                               more clients but breaks prepared statements before PgBouncer 1.21.",
         });
-        backend
+        let deployed = backend
             .start(Launch {
                 helper,
                 files: vec![
@@ -164,11 +166,19 @@ impl DeployPooler {
                 memory_bytes: None,
                 deployment,
             })
-            .await
+            .await?;
+        super::deployment(deployed)
     }
 
-    pub async fn rollback(&self, context: &Context) -> Result<Value, String> {
-        context.backend().remove(&self.helper()).await
+    async fn rollback(&self, context: &Context) -> Result<HelperRemoved, String> {
+        super::deployment(context.backend().remove(&helper(self)).await?)
+    }
+}
+
+fn helper(plan: &DeployPooler) -> Helper {
+    Helper {
+        kind: Kind::Pooler,
+        database_id: plan.database_id.clone(),
     }
 }
 

@@ -5,51 +5,31 @@
 //! Proposed by the engine after repeated terminations of one role's sessions.
 
 use proto::sql::quote_ident;
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use std::future::Future;
+
+use proto::actions::{RoleTimeout, RoleTimeoutRestored, RoleTimeoutSet};
 use sqlx::PgConnection;
 
-use super::{Context, shown};
+use super::Context;
 use crate::databases::describe;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RoleTimeout {
-    pub role: String,
-    /// `idle_in_transaction_session_timeout` or `statement_timeout`.
-    pub setting: String,
-    pub value_ms: i64,
-    /// Why it is proposed, for people.
-    pub reason: String,
+/// `set_role_timeout` as the executor runs it (the plan checks itself when made or read:
+/// `proto::actions::RoleTimeout`).
+pub trait RoleTimeoutRun {
+    fn describe(&self) -> String;
+    fn execute(
+        &self,
+        context: &Context,
+    ) -> impl Future<Output = Result<RoleTimeoutSet, String>> + Send;
+    fn rollback(
+        &self,
+        context: &Context,
+        result: &RoleTimeoutSet,
+    ) -> impl Future<Output = Result<RoleTimeoutRestored, String>> + Send;
 }
 
-const SETTINGS: [&str; 2] = ["idle_in_transaction_session_timeout", "statement_timeout"];
-
-impl RoleTimeout {
-    pub fn new(role: &str, setting: &str, value_ms: i64, reason: String) -> Result<Self, String> {
-        if !proto::sql::valid_identifier(role) {
-            return Err(format!(
-                "role {} is not a valid identifier",
-                shown(format!("{role:?}"))
-            ));
-        }
-        if !SETTINGS.contains(&setting) {
-            return Err(format!(
-                "{} is not a per-role timeout we set",
-                shown(format!("{setting:?}"))
-            ));
-        }
-        if !(1_000..=86_400_000).contains(&value_ms) {
-            return Err(format!("{value_ms} ms is outside 1 s to 24 h"));
-        }
-        Ok(Self {
-            role: role.to_owned(),
-            setting: setting.to_owned(),
-            value_ms,
-            reason,
-        })
-    }
-
-    pub fn describe(&self) -> String {
+impl RoleTimeoutRun for RoleTimeout {
+    fn describe(&self) -> String {
         format!(
             "ALTER ROLE {} IN DATABASE <this database> SET {} = '{}ms'",
             quote_ident(&self.role),
@@ -58,10 +38,10 @@ impl RoleTimeout {
         )
     }
 
-    pub async fn execute(&self, context: &Context) -> Result<Value, String> {
+    async fn execute(&self, context: &Context) -> Result<RoleTimeoutSet, String> {
         let database = context.database()?;
         let mut conn = database.dedicated(context.timeout).await?;
-        let before = current(&mut conn, &self.role, &self.setting).await?;
+        let before = current(&mut conn, &self.role, self.setting.as_str()).await?;
         let statement = format!(
             "ALTER ROLE {} IN DATABASE {} SET {} = '{}ms'",
             quote_ident(&self.role),
@@ -74,21 +54,25 @@ impl RoleTimeout {
             .execute(&mut conn)
             .await
             .map_err(|e| format!("{statement}: {}", describe(&e)))?;
-        Ok(json!({
-            "role": self.role,
-            "setting": self.setting,
-            "before": before,
-            "after": format!("{}ms", self.value_ms),
-            "statement": statement,
-            "note": "applies to the role's new sessions in this database",
-        }))
+        Ok(RoleTimeoutSet {
+            role: self.role.clone(),
+            setting: self.setting,
+            before,
+            after: format!("{}ms", self.value_ms),
+            statement,
+            note: "applies to the role's new sessions in this database".into(),
+        })
     }
 
-    pub async fn rollback(&self, context: &Context, result: &Value) -> Result<Value, String> {
+    async fn rollback(
+        &self,
+        context: &Context,
+        result: &RoleTimeoutSet,
+    ) -> Result<RoleTimeoutRestored, String> {
         let database = context.database()?;
         let mut conn = database.dedicated(context.timeout).await?;
         let name = quote_ident(&database_name(&mut conn).await?);
-        let statement = match result.get("before").and_then(Value::as_str) {
+        let statement = match &result.before {
             Some(before) => format!(
                 "ALTER ROLE {} IN DATABASE {name} SET {} = '{}'",
                 quote_ident(&self.role),
@@ -106,7 +90,9 @@ impl RoleTimeout {
             .execute(&mut conn)
             .await
             .map_err(|e| format!("{statement}: {}", describe(&e)))?;
-        Ok(json!({"restored": statement}))
+        Ok(RoleTimeoutRestored {
+            restored: statement,
+        })
     }
 }
 
