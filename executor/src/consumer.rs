@@ -16,7 +16,7 @@ use proto::events::{ActionDecision, Detection, RollbackRequest};
 use proto::subjects;
 use tracing::{info, warn};
 
-use crate::engine::{DetectionError, Engine};
+use crate::engine::Engine;
 
 /// How long a delivered detection may stay unacknowledged before JetStream redelivers it.
 const ACK_WAIT: Duration = Duration::from_secs(60);
@@ -84,11 +84,11 @@ pub async fn detections(engine: Arc<Engine>, jetstream: jetstream::Context, shut
                     Ok(()) => {
                         let _ = message.double_ack().await;
                     }
-                    Err(error @ DetectionError::Refused(_)) => {
+                    Err(error) if error.kind() == proto::error::ErrorKind::InvalidInput => {
                         warn!(%error, "detection dropped");
                         let _ = message.ack_with(AckKind::Term).await;
                     }
-                    Err(error @ DetectionError::Unavailable(_)) => {
+                    Err(error) => {
                         warn!(%error, "detection not handled yet; offered again shortly");
                         let _ = message.ack_with(AckKind::Nak(Some(RETRY_DELAY))).await;
                     }

@@ -280,12 +280,13 @@ async fn a_container_with_our_name_but_not_our_labels_is_never_touched() {
         Some(Database::connect(&database_id, "postgres://app@127.0.0.1:1/app").unwrap()),
     );
 
-    let refused = pooler.execute(&ctx).await.unwrap_err();
+    let refused = pooler.execute(&ctx).await.unwrap_err().to_string();
     assert!(refused.contains("left alone"), "{refused}");
     let refused = pooler
         .rollback(&ctx, &Outcome::PoolerDeployed(Default::default()))
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(refused.contains(&name), "{refused}");
     assert!(inspect(&engine, &name).is_some(), "it still exists");
 }
@@ -301,7 +302,7 @@ async fn a_deployment_that_cannot_work_fails_saying_why_and_leaves_nothing() {
 
     // On a network of its own, a container cannot reach the executor's loopback.
     let ctx = context(docker(&engine, "startupmonkey-test"), database());
-    let refused = pooler.execute(&ctx).await.unwrap_err();
+    let refused = pooler.execute(&ctx).await.unwrap_err().to_string();
     assert!(refused.contains("loopback"), "{refused}");
     assert!(refused.contains("startupmonkey-test"), "{refused}");
 
@@ -311,7 +312,7 @@ async fn a_deployment_that_cannot_work_fails_saying_why_and_leaves_nothing() {
         docker_with(&engine, "host", absent, engine.redis_image()),
         database(),
     );
-    let refused = pooler.execute(&ctx).await.unwrap_err();
+    let refused = pooler.execute(&ctx).await.unwrap_err().to_string();
     assert!(refused.contains(absent), "{refused}");
     assert!(inspect(&engine, &name).is_none());
 
@@ -326,7 +327,7 @@ async fn a_deployment_that_cannot_work_fails_saying_why_and_leaves_nothing() {
         ),
         None,
     );
-    let refused = cache.execute(&ctx).await.unwrap_err();
+    let refused = cache.execute(&ctx).await.unwrap_err().to_string();
     assert!(refused.contains("redis-server"), "{refused}");
     let cache_name = format!("startupmonkey-redis-{database_id}");
     assert!(inspect(&engine, &cache_name).is_none(), "{refused}");

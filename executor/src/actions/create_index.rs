@@ -16,31 +16,34 @@ use sqlx::PgConnection;
 
 use super::{Context, identifier, shown};
 use crate::databases::{describe, is_lock_timeout};
+use crate::error::ActionError;
 
 const ATTEMPTS: u32 = 3;
 const MAX_COLUMNS: usize = 32;
 
 /// `create_index` as the executor runs it.
 pub trait CreateIndexRun: Sized {
-    fn from_metadata(metadata: &Value) -> Result<Self, String>;
+    fn from_metadata(metadata: &Value) -> Result<Self, ActionError>;
     fn statement(&self) -> String;
-    fn execute(&self, context: &Context)
-    -> impl Future<Output = Result<IndexBuilt, String>> + Send;
+    fn execute(
+        &self,
+        context: &Context,
+    ) -> impl Future<Output = Result<IndexBuilt, ActionError>> + Send;
     fn rollback(
         &self,
         context: &Context,
         result: &IndexBuilt,
-    ) -> impl Future<Output = Result<IndexDropped, String>> + Send;
+    ) -> impl Future<Output = Result<IndexDropped, ActionError>> + Send;
     fn recover(
         &self,
         context: &Context,
-    ) -> impl Future<Output = Result<Option<IndexBuilt>, String>> + Send;
+    ) -> impl Future<Output = Result<Option<IndexBuilt>, ActionError>> + Send;
 }
 
 impl CreateIndexRun for CreateIndex {
     /// From the analyser's metadata (schema, table_name, index_name, columns), or the original's
     /// (table_name, column_name: schema `public`, name `idx_<table>_<column>`).
-    fn from_metadata(metadata: &Value) -> Result<Self, String> {
+    fn from_metadata(metadata: &Value) -> Result<Self, ActionError> {
         let table = identifier(metadata, "table_name")?;
         let schema = match metadata.get("schema") {
             None | Some(Value::Null) => "public".to_owned(),
@@ -51,7 +54,7 @@ impl CreateIndexRun for CreateIndex {
                 .iter()
                 .map(|c| {
                     serde_json::from_value::<KeyColumn>(c.clone())
-                        .map_err(|e| shown(format!("columns: {e}")))
+                        .map_err(|e| ActionError::Invalid(shown(format!("columns: {e}"))))
                 })
                 .collect::<Result<_, _>>()?,
             None | Some(Value::Null) => vec![KeyColumn {
@@ -60,14 +63,16 @@ impl CreateIndexRun for CreateIndex {
                 function: None,
             }],
             Some(other) => {
-                return Err(format!(
+                return Err(ActionError::Invalid(format!(
                     "columns must be a list, not {}",
                     shown(other.to_string())
-                ));
+                )));
             }
         };
         if columns.is_empty() || columns.len() > MAX_COLUMNS {
-            return Err(format!("an index needs 1 to {MAX_COLUMNS} columns"));
+            return Err(ActionError::Invalid(format!(
+                "an index needs 1 to {MAX_COLUMNS} columns"
+            )));
         }
         let include: Vec<String> = match metadata.get("include") {
             None | Some(Value::Null) => Vec::new(),
@@ -75,30 +80,30 @@ impl CreateIndexRun for CreateIndex {
                 .iter()
                 .map(|c| match c {
                     Value::String(name) => Ok(name.clone()),
-                    other => Err(format!(
+                    other => Err(ActionError::Invalid(format!(
                         "include must list column names, not {}",
                         shown(other.to_string())
-                    )),
+                    ))),
                 })
                 .collect::<Result<_, _>>()?,
             Some(other) => {
-                return Err(format!(
+                return Err(ActionError::Invalid(format!(
                     "include must be a list, not {}",
                     shown(other.to_string())
-                ));
+                )));
             }
         };
         if columns.len() + include.len() > MAX_COLUMNS {
-            return Err(format!(
+            return Err(ActionError::Invalid(format!(
                 "an index has at most {MAX_COLUMNS} key and included columns"
-            ));
+            )));
         }
         let names = columns.iter().map(|c| &c.name).chain(&include);
         if let Some(bad) = names.clone().find(|name| !valid_identifier(name)) {
-            return Err(format!(
+            return Err(ActionError::Invalid(format!(
                 "column {} is not a valid identifier",
                 shown(format!("{bad:?}"))
-            ));
+            )));
         }
         // A column may be included beside a function of it (`lower(email)` INCLUDE `email`).
         if let Some(twice) = include.iter().find(|name| {
@@ -106,17 +111,19 @@ impl CreateIndexRun for CreateIndex {
                 .iter()
                 .any(|c| &c.name == *name && c.function.is_none())
         }) {
-            return Err(format!(
+            return Err(ActionError::Invalid(format!(
                 "column {} is both a key and an included column",
                 shown(format!("{twice:?}"))
-            ));
+            )));
         }
         let index_name = match metadata.get("index_name") {
             None | Some(Value::Null) => format!("idx_{table}_{}", columns[0].name),
             Some(_) => identifier(metadata, "index_name")?,
         };
         if !valid_identifier(&index_name) {
-            return Err(format!("index name {index_name:?} is longer than 63 bytes"));
+            return Err(ActionError::Invalid(format!(
+                "index name {index_name:?} is longer than 63 bytes"
+            )));
         }
         Ok(Self {
             schema,
@@ -143,21 +150,21 @@ impl CreateIndexRun for CreateIndex {
         )
     }
 
-    async fn execute(&self, context: &Context) -> Result<IndexBuilt, String> {
+    async fn execute(&self, context: &Context) -> Result<IndexBuilt, ActionError> {
         let database = context.database()?;
         let mut conn = database.dedicated(context.timeout).await?;
         if !table_exists(&mut conn, &self.schema, &self.table).await? {
-            return Err(format!(
+            return Err(ActionError::Refused(format!(
                 "table {} does not exist",
                 qualified(&self.schema, &self.table)
-            ));
+            )));
         }
         if let Some((_, valid)) = index(&mut conn, &self.schema, &self.index_name).await? {
-            return Err(format!(
+            return Err(ActionError::Refused(format!(
                 "an index named {} already exists{}; it is not ours and is left alone",
                 qualified(&self.schema, &self.index_name),
                 if valid { "" } else { " (INVALID)" }
-            ));
+            )));
         }
         let statement = self.statement();
         let started = Instant::now();
@@ -177,7 +184,7 @@ impl CreateIndexRun for CreateIndex {
                         tokio::time::sleep(Duration::from_secs(2 * u64::from(attempt))).await;
                         continue;
                     }
-                    return Err(format!(
+                    return Err(ActionError::Refused(format!(
                         "{}{} after {attempt} attempt(s)",
                         describe(&error),
                         if cleaned {
@@ -185,23 +192,27 @@ impl CreateIndexRun for CreateIndex {
                         } else {
                             ""
                         }
-                    ));
+                    )));
                 }
             }
         }
         let build_ms = started.elapsed().as_millis() as i64;
         let (oid, valid) = index(&mut conn, &self.schema, &self.index_name)
             .await?
-            .ok_or("the index is missing right after it was built")?;
+            .ok_or_else(|| {
+                ActionError::Refused("the index is missing right after it was built".into())
+            })?;
         if !valid {
             drop_if_invalid(self, &mut conn).await?;
-            return Err("the build finished but left the index INVALID; it was dropped".into());
+            return Err(ActionError::Refused(
+                "the build finished but left the index INVALID; it was dropped".into(),
+            ));
         }
         let size: i64 = sqlx::query_scalar("SELECT pg_relation_size($1::oid)")
             .bind(oid)
             .fetch_one(&mut conn)
             .await
-            .map_err(|e| describe(&e))?;
+            .map_err(ActionError::from)?;
         Ok(IndexBuilt {
             index_name: self.index_name.clone(),
             schema: self.schema.clone(),
@@ -222,7 +233,7 @@ impl CreateIndexRun for CreateIndex {
         &self,
         context: &Context,
         result: &IndexBuilt,
-    ) -> Result<IndexDropped, String> {
+    ) -> Result<IndexDropped, ActionError> {
         let built_oid = result.index_oid;
         let database = context.database()?;
         let mut conn = database.dedicated(context.timeout).await?;
@@ -232,10 +243,10 @@ impl CreateIndexRun for CreateIndex {
                 index_name: None,
                 note: Some("the index was already gone".into()),
             }),
-            Some((oid, _)) if oid != built_oid => Err(format!(
+            Some((oid, _)) if oid != built_oid => Err(ActionError::Refused(format!(
                 "{} is no longer the index we built (OID {oid}, ours was {built_oid}); left alone",
                 qualified(&self.schema, &self.index_name)
-            )),
+            ))),
             Some(_) => {
                 drop_index(&mut conn, &self.schema, &self.index_name).await?;
                 Ok(IndexDropped {
@@ -249,7 +260,7 @@ impl CreateIndexRun for CreateIndex {
 
     /// After an interrupted run: an INVALID index of our name is the build's leftover (the name
     /// was free when the run began) and is dropped; a valid one means the build finished.
-    async fn recover(&self, context: &Context) -> Result<Option<IndexBuilt>, String> {
+    async fn recover(&self, context: &Context) -> Result<Option<IndexBuilt>, ActionError> {
         let database = context.database()?;
         let mut conn = database.dedicated(context.timeout).await?;
         // A killed executor's build may still be running in its orphaned session (the server
@@ -281,7 +292,7 @@ impl CreateIndexRun for CreateIndex {
 
 /// Cancels (then terminates) another session of ours running exactly `statement`, and waits
 /// until it is gone.
-async fn stop_orphaned_build(conn: &mut PgConnection, statement: &str) -> Result<(), String> {
+async fn stop_orphaned_build(conn: &mut PgConnection, statement: &str) -> Result<(), ActionError> {
     let find = "SELECT pid FROM pg_stat_activity WHERE application_name = 'startupmonkey-executor' \
             AND pid <> pg_backend_pid() AND datname = current_database() AND query = $1";
     for (attempt, function) in ["pg_cancel_backend", "pg_terminate_backend"]
@@ -292,7 +303,7 @@ async fn stop_orphaned_build(conn: &mut PgConnection, statement: &str) -> Result
             .bind(statement)
             .fetch_all(&mut *conn)
             .await
-            .map_err(|e| describe(&e))?;
+            .map_err(ActionError::from)?;
         if pids.is_empty() {
             return Ok(());
         }
@@ -309,22 +320,22 @@ async fn stop_orphaned_build(conn: &mut PgConnection, statement: &str) -> Result
                     .bind(&pids)
                     .fetch_one(&mut *conn)
                     .await
-                    .map_err(|e| describe(&e))?;
+                    .map_err(ActionError::from)?;
             if left == 0 {
                 return Ok(());
             }
         }
         if attempt == 1 {
-            return Err(format!(
+            return Err(ActionError::Refused(format!(
                 "the interrupted build (pids {pids:?}) would not stop"
-            ));
+            )));
         }
     }
     Ok(())
 }
 
 /// Drops our index if it exists and is INVALID; true when it did.
-async fn drop_if_invalid(plan: &CreateIndex, conn: &mut PgConnection) -> Result<bool, String> {
+async fn drop_if_invalid(plan: &CreateIndex, conn: &mut PgConnection) -> Result<bool, ActionError> {
     match index(conn, &plan.schema, &plan.index_name).await? {
         Some((_, false)) => {
             drop_index(conn, &plan.schema, &plan.index_name).await?;
@@ -334,7 +345,11 @@ async fn drop_if_invalid(plan: &CreateIndex, conn: &mut PgConnection) -> Result<
     }
 }
 
-async fn table_exists(conn: &mut PgConnection, schema: &str, table: &str) -> Result<bool, String> {
+async fn table_exists(
+    conn: &mut PgConnection,
+    schema: &str,
+    table: &str,
+) -> Result<bool, ActionError> {
     sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'm'))",
@@ -343,7 +358,7 @@ async fn table_exists(conn: &mut PgConnection, schema: &str, table: &str) -> Res
     .bind(table)
     .fetch_one(conn)
     .await
-    .map_err(|e| describe(&e))
+    .map_err(ActionError::from)
 }
 
 /// The index `schema.name`: its OID and whether it is valid.
@@ -351,7 +366,7 @@ async fn index(
     conn: &mut PgConnection,
     schema: &str,
     name: &str,
-) -> Result<Option<(i64, bool)>, String> {
+) -> Result<Option<(i64, bool)>, ActionError> {
     sqlx::query_as::<_, (i64, bool)>(
         "SELECT c.oid::int8, i.indisvalid FROM pg_class c \
          JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_index i ON i.indexrelid = c.oid \
@@ -361,11 +376,11 @@ async fn index(
     .bind(name)
     .fetch_optional(conn)
     .await
-    .map_err(|e| describe(&e))
+    .map_err(ActionError::from)
 }
 
 /// `DROP INDEX CONCURRENTLY`, retried while a lock is busy.
-async fn drop_index(conn: &mut PgConnection, schema: &str, name: &str) -> Result<(), String> {
+async fn drop_index(conn: &mut PgConnection, schema: &str, name: &str) -> Result<(), ActionError> {
     let statement = format!(
         "DROP INDEX CONCURRENTLY IF EXISTS {}",
         qualified(schema, name)
@@ -382,7 +397,12 @@ async fn drop_index(conn: &mut PgConnection, schema: &str, name: &str) -> Result
             Err(e) if is_lock_timeout(&e) && attempt < ATTEMPTS => {
                 tokio::time::sleep(Duration::from_secs(2 * u64::from(attempt))).await;
             }
-            Err(e) => return Err(format!("{statement}: {}", describe(&e))),
+            Err(e) => {
+                return Err(ActionError::Refused(format!(
+                    "{statement}: {}",
+                    describe(&e)
+                )));
+            }
         }
     }
 }
@@ -504,7 +524,9 @@ mod tests {
                 "unknown variant",
             ),
         ] {
-            let error = CreateIndex::from_metadata(&metadata).unwrap_err();
+            let error = CreateIndex::from_metadata(&metadata)
+                .unwrap_err()
+                .to_string();
             assert!(error.contains(reason), "{metadata}: {error}");
         }
     }

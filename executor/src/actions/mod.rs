@@ -29,6 +29,8 @@ use proto::status::ActionType;
 use serde_json::Value;
 
 use crate::databases::Database;
+pub use crate::error::ActionError;
+use crate::error::DatabaseError;
 use create_index::CreateIndexRun;
 use pooler::DeployPoolerRun;
 use recommendation::RecommendationRun;
@@ -69,10 +71,10 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn database(&self) -> Result<&Database, String> {
+    pub fn database(&self) -> Result<&Database, ActionError> {
         self.database
             .as_ref()
-            .ok_or_else(|| "no database connection for this action".to_owned())
+            .ok_or(ActionError::Database(DatabaseError::NoConnection))
     }
 
     /// The backend that runs deployed helpers.
@@ -90,27 +92,31 @@ pub trait PlanExt: Sized {
     fn describe(&self) -> String;
 
     /// Runs it; the outcome says what changed.
-    fn execute(&self, context: &Context) -> impl Future<Output = Result<Outcome, String>> + Send;
+    fn execute(
+        &self,
+        context: &Context,
+    ) -> impl Future<Output = Result<Outcome, ActionError>> + Send;
 
     /// Undoes a completed run, given what it returned.
     fn rollback(
         &self,
         context: &Context,
         result: &Outcome,
-    ) -> impl Future<Output = Result<RollbackOutcome, String>> + Send;
+    ) -> impl Future<Output = Result<RollbackOutcome, ActionError>> + Send;
 
     /// After the executor stopped in the middle of this action: leaves the database clean and
     /// says what happened, `Ok(Some(outcome))` when the action had in fact completed.
     fn recover(
         &self,
         context: &Context,
-    ) -> impl Future<Output = Result<Option<Outcome>, String>> + Send;
+    ) -> impl Future<Output = Result<Option<Outcome>, ActionError>> + Send;
 }
 
 impl PlanExt for Plan {
     fn from_detection(detection: &Detection) -> Result<Plan, PlanError> {
         let metadata = detection.action_metadata.clone().unwrap_or(Value::Null);
-        let invalid = |e: String| PlanError::Invalid(format!("{}: {e}", detection.action_type));
+        let invalid =
+            |e: ActionError| PlanError::Invalid(format!("{}: {e}", detection.action_type));
         let action_type: ActionType = detection.action_type.parse().map_err(|_| {
             PlanError::NotImplemented(format!(
                 "no action runs for action type {} yet",
@@ -163,7 +169,7 @@ impl PlanExt for Plan {
                     .to_owned(),
             )
             .map(Plan::RoleTimeout)
-            .map_err(|e| invalid(e.to_string())),
+            .map_err(|e| invalid(ActionError::Invalid(e.to_string()))),
             ActionType::DeployRedis => proto::actions::DeployRedis::new(
                 &detection.database_id,
                 metadata
@@ -176,7 +182,7 @@ impl PlanExt for Plan {
                     .unwrap_or(""),
             )
             .map(Plan::DeployRedis)
-            .map_err(|e| invalid(e.to_string())),
+            .map_err(|e| invalid(ActionError::Invalid(e.to_string()))),
         }
     }
 
@@ -193,7 +199,7 @@ impl PlanExt for Plan {
         }
     }
 
-    async fn execute(&self, context: &Context) -> Result<Outcome, String> {
+    async fn execute(&self, context: &Context) -> Result<Outcome, ActionError> {
         Ok(match self {
             Plan::CreateIndex(p) => Outcome::IndexBuilt(p.execute(context).await?),
             Plan::Vacuum(p) => Outcome::Vacuumed(p.execute(context).await?),
@@ -210,12 +216,12 @@ impl PlanExt for Plan {
         &self,
         context: &Context,
         result: &Outcome,
-    ) -> Result<RollbackOutcome, String> {
+    ) -> Result<RollbackOutcome, ActionError> {
         let mismatch = || {
-            format!(
+            ActionError::Invalid(format!(
                 "the action's result is not a {} result: nothing is undone",
                 self.action_type()
-            )
+            ))
         };
         Ok(match (self, result) {
             (Plan::CreateIndex(p), Outcome::IndexBuilt(built)) => {
@@ -234,17 +240,25 @@ impl PlanExt for Plan {
                 RollbackOutcome::RoleTimeoutRestored(p.rollback(context, set).await?)
             }
             (Plan::Vacuum(_), _) => {
-                return Err("VACUUM cannot be undone (and needs no undoing)".into());
+                return Err(ActionError::Refused(
+                    "VACUUM cannot be undone (and needs no undoing)".into(),
+                ));
             }
             (Plan::Terminate(_), _) => {
-                return Err("a terminated session cannot be brought back".into());
+                return Err(ActionError::Refused(
+                    "a terminated session cannot be brought back".into(),
+                ));
             }
-            (Plan::Recommendation(_), _) => return Err("a recommendation changed nothing".into()),
+            (Plan::Recommendation(_), _) => {
+                return Err(ActionError::Refused(
+                    "a recommendation changed nothing".into(),
+                ));
+            }
             _ => return Err(mismatch()),
         })
     }
 
-    async fn recover(&self, context: &Context) -> Result<Option<Outcome>, String> {
+    async fn recover(&self, context: &Context) -> Result<Option<Outcome>, ActionError> {
         match self {
             Plan::CreateIndex(p) => Ok(p.recover(context).await?.map(Outcome::IndexBuilt)),
             _ => Ok(None),
@@ -253,9 +267,12 @@ impl PlanExt for Plan {
 }
 
 /// What a deployment backend reported, read as the action's typed result.
-fn deployment<T: serde::de::DeserializeOwned>(reported: Value) -> Result<T, String> {
-    serde_json::from_value(reported)
-        .map_err(|e| format!("the deployment backend's report cannot be read: {e}"))
+fn deployment<T: serde::de::DeserializeOwned>(reported: Value) -> Result<T, ActionError> {
+    serde_json::from_value(reported).map_err(|e| {
+        ActionError::Helper(format!(
+            "the deployment backend's report cannot be read: {e}"
+        ))
+    })
 }
 
 /// At most this much of a refused value is repeated in the reason: a detection can carry a
@@ -276,27 +293,29 @@ pub(crate) fn shown(value: String) -> String {
 }
 
 /// A string field of `metadata`, or why not.
-pub(crate) fn text(metadata: &Value, field: &str) -> Result<String, String> {
+pub(crate) fn text(metadata: &Value, field: &str) -> Result<String, ActionError> {
     match metadata.get(field) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-        Some(Value::String(_)) | None | Some(Value::Null) => Err(format!("{field} is missing")),
-        Some(other) => Err(format!(
+        Some(Value::String(_)) | None | Some(Value::Null) => {
+            Err(ActionError::Invalid(format!("{field} is missing")))
+        }
+        Some(other) => Err(ActionError::Invalid(format!(
             "{field} must be a string, not {}",
             shown(other.to_string())
-        )),
+        ))),
     }
 }
 
 /// An identifier field, checked to be one.
-pub(crate) fn identifier(metadata: &Value, field: &str) -> Result<String, String> {
+pub(crate) fn identifier(metadata: &Value, field: &str) -> Result<String, ActionError> {
     let value = text(metadata, field)?;
     if proto::sql::valid_identifier(&value) {
         Ok(value)
     } else {
-        Err(format!(
+        Err(ActionError::Invalid(format!(
             "{field} {} is not a valid identifier",
             shown(format!("{value:?}"))
-        ))
+        )))
     }
 }
 

@@ -21,45 +21,46 @@ use sqlx::postgres::PgConnectOptions;
 
 use super::backend::{Helper, Kind, Launch};
 use super::{Context, shown};
+use crate::error::ActionError;
 
 const DEFAULT_POOL_SIZE: u32 = 20;
 
 /// `deploy_connection_pooler` as the executor runs it.
 pub trait DeployPoolerRun: Sized {
-    fn from_metadata(database_id: &str, metadata: &Value) -> Result<Self, String>;
+    fn from_metadata(database_id: &str, metadata: &Value) -> Result<Self, ActionError>;
     fn describe(&self) -> String;
     fn execute(
         &self,
         context: &Context,
-    ) -> impl Future<Output = Result<PoolerDeployed, String>> + Send;
+    ) -> impl Future<Output = Result<PoolerDeployed, ActionError>> + Send;
     fn rollback(
         &self,
         context: &Context,
-    ) -> impl Future<Output = Result<HelperRemoved, String>> + Send;
+    ) -> impl Future<Output = Result<HelperRemoved, ActionError>> + Send;
 }
 
 impl DeployPoolerRun for DeployPooler {
-    fn from_metadata(database_id: &str, metadata: &Value) -> Result<Self, String> {
+    fn from_metadata(database_id: &str, metadata: &Value) -> Result<Self, ActionError> {
         let pool_size = match metadata.get("pool_size") {
             None | Some(Value::Null) => DEFAULT_POOL_SIZE,
             Some(v) => v
                 .as_u64()
                 .filter(|n| (1..=10_000).contains(n))
                 .ok_or_else(|| {
-                    format!(
+                    ActionError::Invalid(format!(
                         "pool_size {} must be a whole number from 1 to 10000",
                         shown(v.to_string())
-                    )
+                    ))
                 })? as u32,
         };
         let pool_mode = match metadata.get("pool_mode").and_then(Value::as_str) {
             None | Some("session") => PoolMode::Session,
             Some("transaction") => PoolMode::Transaction,
             Some(other) => {
-                return Err(format!(
+                return Err(ActionError::Invalid(format!(
                     "pool_mode {} must be session or transaction",
                     shown(format!("{other:?}"))
-                ));
+                )));
             }
         };
         Ok(Self {
@@ -76,7 +77,7 @@ impl DeployPoolerRun for DeployPooler {
         )
     }
 
-    async fn execute(&self, context: &Context) -> Result<PoolerDeployed, String> {
+    async fn execute(&self, context: &Context) -> Result<PoolerDeployed, ActionError> {
         let database = context.database()?;
         let backend = context.backend();
         let helper = helper(self);
@@ -170,7 +171,7 @@ impl DeployPoolerRun for DeployPooler {
         super::deployment(deployed)
     }
 
-    async fn rollback(&self, context: &Context) -> Result<HelperRemoved, String> {
+    async fn rollback(&self, context: &Context) -> Result<HelperRemoved, ActionError> {
         super::deployment(context.backend().remove(&helper(self)).await?)
     }
 }
@@ -192,9 +193,9 @@ struct Target {
 }
 
 impl Target {
-    fn parse(connection_string: &str) -> Result<Self, String> {
+    fn parse(connection_string: &str) -> Result<Self, ActionError> {
         let options = PgConnectOptions::from_str(connection_string)
-            .map_err(|e| format!("invalid connection string: {e}"))?;
+            .map_err(|e| ActionError::Refused(format!("invalid connection string: {e}")))?;
         let password = url::Url::parse(connection_string)
             .ok()
             .and_then(|u| u.password().map(str::to_owned))

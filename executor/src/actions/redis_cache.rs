@@ -13,6 +13,7 @@ use serde_json::json;
 
 use super::backend::{Helper, Kind, Launch};
 use super::{Context, processes};
+use crate::error::ActionError;
 
 /// What Redis needs beyond `maxmemory` (its own memory, buffers, fragmentation), at least.
 const MEMORY_HEADROOM_BYTES: u64 = 64 * 1024 * 1024;
@@ -22,11 +23,11 @@ pub trait DeployRedisRun {
     fn execute(
         &self,
         context: &Context,
-    ) -> impl Future<Output = Result<RedisDeployed, String>> + Send;
+    ) -> impl Future<Output = Result<RedisDeployed, ActionError>> + Send;
     fn rollback(
         &self,
         context: &Context,
-    ) -> impl Future<Output = Result<HelperRemoved, String>> + Send;
+    ) -> impl Future<Output = Result<HelperRemoved, ActionError>> + Send;
 }
 
 impl DeployRedisRun for DeployRedis {
@@ -37,7 +38,7 @@ impl DeployRedisRun for DeployRedis {
         )
     }
 
-    async fn execute(&self, context: &Context) -> Result<RedisDeployed, String> {
+    async fn execute(&self, context: &Context) -> Result<RedisDeployed, ActionError> {
         let backend = context.backend();
         let helper = helper(self);
         if let Some(mut known) = backend.find(&helper).await? {
@@ -115,7 +116,7 @@ impl DeployRedisRun for DeployRedis {
         super::deployment(deployed)
     }
 
-    async fn rollback(&self, context: &Context) -> Result<HelperRemoved, String> {
+    async fn rollback(&self, context: &Context) -> Result<HelperRemoved, ActionError> {
         super::deployment(context.backend().remove(&helper(self)).await?)
     }
 }

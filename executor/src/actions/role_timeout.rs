@@ -11,7 +11,7 @@ use proto::actions::{RoleTimeout, RoleTimeoutRestored, RoleTimeoutSet};
 use sqlx::PgConnection;
 
 use super::Context;
-use crate::databases::describe;
+use crate::error::ActionError;
 
 /// `set_role_timeout` as the executor runs it (the plan checks itself when made or read:
 /// `proto::actions::RoleTimeout`).
@@ -20,12 +20,12 @@ pub trait RoleTimeoutRun {
     fn execute(
         &self,
         context: &Context,
-    ) -> impl Future<Output = Result<RoleTimeoutSet, String>> + Send;
+    ) -> impl Future<Output = Result<RoleTimeoutSet, ActionError>> + Send;
     fn rollback(
         &self,
         context: &Context,
         result: &RoleTimeoutSet,
-    ) -> impl Future<Output = Result<RoleTimeoutRestored, String>> + Send;
+    ) -> impl Future<Output = Result<RoleTimeoutRestored, ActionError>> + Send;
 }
 
 impl RoleTimeoutRun for RoleTimeout {
@@ -38,7 +38,7 @@ impl RoleTimeoutRun for RoleTimeout {
         )
     }
 
-    async fn execute(&self, context: &Context) -> Result<RoleTimeoutSet, String> {
+    async fn execute(&self, context: &Context) -> Result<RoleTimeoutSet, ActionError> {
         let database = context.database()?;
         let mut conn = database.dedicated(context.timeout).await?;
         let before = current(&mut conn, &self.role, self.setting.as_str()).await?;
@@ -53,7 +53,7 @@ impl RoleTimeoutRun for RoleTimeout {
             .persistent(false)
             .execute(&mut conn)
             .await
-            .map_err(|e| format!("{statement}: {}", describe(&e)))?;
+            .map_err(|e| ActionError::sql(statement.clone(), e))?;
         Ok(RoleTimeoutSet {
             role: self.role.clone(),
             setting: self.setting,
@@ -68,7 +68,7 @@ impl RoleTimeoutRun for RoleTimeout {
         &self,
         context: &Context,
         result: &RoleTimeoutSet,
-    ) -> Result<RoleTimeoutRestored, String> {
+    ) -> Result<RoleTimeoutRestored, ActionError> {
         let database = context.database()?;
         let mut conn = database.dedicated(context.timeout).await?;
         let name = quote_ident(&database_name(&mut conn).await?);
@@ -89,18 +89,18 @@ impl RoleTimeoutRun for RoleTimeout {
             .persistent(false)
             .execute(&mut conn)
             .await
-            .map_err(|e| format!("{statement}: {}", describe(&e)))?;
+            .map_err(|e| ActionError::sql(statement.clone(), e))?;
         Ok(RoleTimeoutRestored {
             restored: statement,
         })
     }
 }
 
-async fn database_name(conn: &mut PgConnection) -> Result<String, String> {
+async fn database_name(conn: &mut PgConnection) -> Result<String, ActionError> {
     sqlx::query_scalar("SELECT current_database()::text")
         .fetch_one(conn)
         .await
-        .map_err(|e| describe(&e))
+        .map_err(ActionError::from)
 }
 
 /// The role's own value of `setting` in this database, if it has one.
@@ -108,7 +108,7 @@ pub async fn current(
     conn: &mut PgConnection,
     role: &str,
     setting: &str,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, ActionError> {
     let entries: Option<Vec<String>> = sqlx::query_scalar(
         "SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole \
          WHERE r.rolname = $1 AND s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())",
@@ -116,7 +116,7 @@ pub async fn current(
     .bind(role)
     .fetch_optional(conn)
     .await
-    .map_err(|e| describe(&e))?
+    .map_err(ActionError::from)?
     .flatten();
     let prefix = format!("{setting}=");
     Ok(entries

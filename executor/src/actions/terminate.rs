@@ -17,7 +17,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 use super::{Context, shown, text};
-use crate::databases::describe;
+use crate::error::ActionError;
 
 /// What the operator allows beyond the defaults.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -39,31 +39,33 @@ struct Now {
 
 /// `terminate_query` as the executor runs it.
 pub trait TerminateRun: Sized {
-    fn from_metadata(metadata: &Value) -> Result<Self, String>;
+    fn from_metadata(metadata: &Value) -> Result<Self, ActionError>;
     fn describe(&self) -> String;
-    fn execute(&self, context: &Context)
-    -> impl Future<Output = Result<Terminated, String>> + Send;
+    fn execute(
+        &self,
+        context: &Context,
+    ) -> impl Future<Output = Result<Terminated, ActionError>> + Send;
 }
 
 impl TerminateRun for Terminate {
-    fn from_metadata(metadata: &Value) -> Result<Self, String> {
+    fn from_metadata(metadata: &Value) -> Result<Self, ActionError> {
         let pid: i32 = match metadata.get("pid") {
-            Some(Value::String(s)) => s
-                .parse()
-                .map_err(|_| format!("pid {} is not a number", shown(format!("{s:?}"))))?,
+            Some(Value::String(s)) => s.parse().map_err(|_| {
+                ActionError::Invalid(format!("pid {} is not a number", shown(format!("{s:?}"))))
+            })?,
             Some(Value::Number(n)) => n
                 .as_i64()
                 .and_then(|n| i32::try_from(n).ok())
-                .ok_or_else(|| format!("pid {n} is out of range"))?,
-            _ => return Err("pid is missing".into()),
+                .ok_or_else(|| ActionError::Invalid(format!("pid {n} is out of range")))?,
+            _ => return Err(ActionError::Invalid("pid is missing".into())),
         };
         if pid <= 0 {
-            return Err(format!("pid {pid} is not a session"));
+            return Err(ActionError::Invalid(format!("pid {pid} is not a session")));
         }
         let number = |field: &str| metadata.get(field).and_then(Value::as_i64).unwrap_or(0);
         let backend_start_us = number("backend_start_us");
         if backend_start_us <= 0 {
-            return Err("backend_start_us is missing: the session cannot be told apart from a later one with the same pid".into());
+            return Err(ActionError::Invalid("backend_start_us is missing: the session cannot be told apart from a later one with the same pid".into()));
         }
         let graceful = metadata
             .get("graceful")
@@ -75,11 +77,11 @@ impl TerminateRun for Terminate {
             number("state_change_us")
         };
         if since_us <= 0 {
-            return Err(if graceful {
+            return Err(ActionError::Invalid(if graceful {
                 "query_start_us is missing: the statement cannot be re-checked".into()
             } else {
                 "state_change_us is missing: the idle period cannot be re-checked".into()
-            });
+            }));
         }
         Ok(Self {
             pid,
@@ -98,7 +100,7 @@ impl TerminateRun for Terminate {
         }
     }
 
-    async fn execute(&self, context: &Context) -> Result<Terminated, String> {
+    async fn execute(&self, context: &Context) -> Result<Terminated, ActionError> {
         let pool = &context.database()?.pool;
         let outcome = |outcome: TerminateOutcome, method: Option<&str>| Terminated {
             pid: self.pid,
@@ -114,10 +116,10 @@ impl TerminateRun for Terminate {
             return Ok(outcome(TerminateOutcome::AlreadyGone, None));
         }
         if let Some(reason) = now.protected {
-            return Err(format!(
+            return Err(ActionError::Refused(format!(
                 "session {} is protected: {reason}; not touched",
                 self.pid
-            ));
+            )));
         }
         if !still_the_same(self, &now) {
             return Ok(outcome(TerminateOutcome::MovedOn, None));
@@ -142,10 +144,10 @@ impl TerminateRun for Terminate {
             ));
         }
         if !context.policy.terminate_after_cancel {
-            return Err(format!(
+            return Err(ActionError::Refused(format!(
                 "session {} ignored the cancel; terminating it is not allowed (TERMINATE_AFTER_CANCEL=false)",
                 self.pid
-            ));
+            )));
         }
         if !signal(self, pool, "pg_terminate_backend").await? {
             return Ok(outcome(
@@ -169,7 +171,11 @@ fn still_the_same(plan: &Terminate, now: &Now) -> bool {
     }
 }
 
-async fn look(plan: &Terminate, pool: &PgPool, superusers: bool) -> Result<Option<Now>, String> {
+async fn look(
+    plan: &Terminate,
+    pool: &PgPool,
+    superusers: bool,
+) -> Result<Option<Now>, ActionError> {
     let row: Option<(Option<String>, bool, i64, i64, String)> = sqlx::query_as(
             "SELECT CASE \
                WHEN a.pid = pg_backend_pid() THEN 'our own session' \
@@ -190,7 +196,7 @@ async fn look(plan: &Terminate, pool: &PgPool, superusers: bool) -> Result<Optio
         .bind(superusers)
         .fetch_optional(pool)
         .await
-        .map_err(|e| describe(&e))?;
+        .map_err(ActionError::from)?;
     Ok(row.map(
         |(protected, same_backend, query_start_us, state_change_us, state)| Now {
             protected,
@@ -204,7 +210,7 @@ async fn look(plan: &Terminate, pool: &PgPool, superusers: bool) -> Result<Optio
 
 /// Sends `function` (pg_cancel_backend / pg_terminate_backend) only if the session is still
 /// the one reported, checked in the same statement; true when it was sent.
-async fn signal(plan: &Terminate, pool: &PgPool, function: &str) -> Result<bool, String> {
+async fn signal(plan: &Terminate, pool: &PgPool, function: &str) -> Result<bool, ActionError> {
     let since = if plan.graceful {
         "a.state = 'active' AND coalesce((extract(epoch FROM a.query_start) * 1000000)::bigint, 0) = $3"
     } else {
@@ -222,19 +228,19 @@ async fn signal(plan: &Terminate, pool: &PgPool, function: &str) -> Result<bool,
         .bind(plan.since_us)
         .fetch_optional(pool)
         .await
-        .map_err(|e| describe(&e))?;
+        .map_err(ActionError::from)?;
     match sent {
         None => Ok(false),
         Some(true) => Ok(true),
-        Some(false) => Err(format!(
+        Some(false) => Err(ActionError::Refused(format!(
             "{function}({}) was refused: the role lacks pg_signal_backend or the session belongs to a superuser",
             plan.pid
-        )),
+        ))),
     }
 }
 
 /// Waits until the reported statement (or session) is over; true when it is.
-async fn wait(plan: &Terminate, pool: &PgPool, limit: Duration) -> Result<bool, String> {
+async fn wait(plan: &Terminate, pool: &PgPool, limit: Duration) -> Result<bool, ActionError> {
     let started = Instant::now();
     loop {
         let now = look(plan, pool, true).await?;
@@ -278,7 +284,7 @@ mod tests {
                 "out of range",
             ),
         ] {
-            let error = Terminate::from_metadata(&metadata).unwrap_err();
+            let error = Terminate::from_metadata(&metadata).unwrap_err().to_string();
             assert!(error.contains(reason), "{metadata}: {error}");
         }
     }

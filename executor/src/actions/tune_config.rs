@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use sqlx::PgConnection;
 
 use super::Context;
-use crate::databases::describe;
+use crate::error::ActionError;
 
 const MB: i64 = 1024 * 1024;
 /// The most RAM a host is believed to have (1 PiB): a larger figure is a mistake, and would
@@ -39,12 +39,13 @@ struct Setting {
 pub trait TuneConfigRun {
     fn from_metadata(metadata: &Value) -> Self;
     fn describe(&self) -> String;
-    fn execute(&self, context: &Context) -> impl Future<Output = Result<Tuned, String>> + Send;
+    fn execute(&self, context: &Context)
+    -> impl Future<Output = Result<Tuned, ActionError>> + Send;
     fn rollback(
         &self,
         context: &Context,
         result: &Tuned,
-    ) -> impl Future<Output = Result<SettingsRestored, String>> + Send;
+    ) -> impl Future<Output = Result<SettingsRestored, ActionError>> + Send;
 }
 
 impl TuneConfigRun for TuneConfig {
@@ -62,7 +63,7 @@ impl TuneConfigRun for TuneConfig {
         "tune memory and planner settings from the measured values".into()
     }
 
-    async fn execute(&self, context: &Context) -> Result<Tuned, String> {
+    async fn execute(&self, context: &Context) -> Result<Tuned, ActionError> {
         let database = context.database()?;
         let mut conn = database.dedicated(context.timeout).await?;
         let settings = read(&mut conn).await?;
@@ -119,9 +120,11 @@ impl TuneConfigRun for TuneConfig {
                 .execute(&mut conn)
                 .await
                 .map_err(|e| {
-                    format!(
-                        "ALTER SYSTEM SET {name} = '{value}' failed: {} (it needs a superuser, or GRANT ALTER SYSTEM ON PARAMETER {name})",
-                        describe(&e)
+                    ActionError::sql(
+                        format!(
+                            "ALTER SYSTEM SET {name} = '{value}' failed (it needs a superuser, or GRANT ALTER SYSTEM ON PARAMETER {name})"
+                        ),
+                        e,
                     )
                 })?;
             applied.push(ConfigChange {
@@ -135,7 +138,7 @@ impl TuneConfigRun for TuneConfig {
             sqlx::query("SELECT pg_reload_conf()")
                 .execute(&mut conn)
                 .await
-                .map_err(|e| describe(&e))?;
+                .map_err(ActionError::from)?;
         }
         let reloaded = !applied.is_empty();
         Ok(Tuned {
@@ -150,7 +153,7 @@ impl TuneConfigRun for TuneConfig {
         &self,
         context: &Context,
         result: &Tuned,
-    ) -> Result<SettingsRestored, String> {
+    ) -> Result<SettingsRestored, ActionError> {
         let changes = &result.config_changes;
         let database = context.database()?;
         let mut conn = database.dedicated(context.timeout).await?;
@@ -158,9 +161,9 @@ impl TuneConfigRun for TuneConfig {
         for change in changes {
             let name = change.name.as_str();
             if !["effective_cache_size", "work_mem", "random_page_cost"].contains(&name) {
-                return Err(format!(
+                return Err(ActionError::Refused(format!(
                     "unexpected setting {name:?} in the action's result"
-                ));
+                )));
             }
             let statement = if change.before_was_altered {
                 let before = change.before.replace('\'', "''");
@@ -172,25 +175,25 @@ impl TuneConfigRun for TuneConfig {
                 .persistent(false)
                 .execute(&mut conn)
                 .await
-                .map_err(|e| format!("{statement}: {}", describe(&e)))?;
+                .map_err(|e| ActionError::sql(statement.clone(), e))?;
             restored.push(statement);
         }
         sqlx::query("SELECT pg_reload_conf()")
             .execute(&mut conn)
             .await
-            .map_err(|e| describe(&e))?;
+            .map_err(ActionError::from)?;
         Ok(SettingsRestored { restored })
     }
 }
 
-async fn read(conn: &mut PgConnection) -> Result<Vec<Setting>, String> {
+async fn read(conn: &mut PgConnection) -> Result<Vec<Setting>, ActionError> {
     let rows: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
         "SELECT name, setting, unit, sourcefile FROM pg_settings WHERE name IN \
          ('effective_cache_size', 'work_mem', 'random_page_cost', 'shared_buffers', 'max_connections')",
     )
     .fetch_all(conn)
     .await
-    .map_err(|e| describe(&e))?;
+    .map_err(ActionError::from)?;
     Ok(rows
         .into_iter()
         .map(|(name, setting, unit, sourcefile)| {

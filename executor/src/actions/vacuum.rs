@@ -18,22 +18,25 @@ use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 
 use super::{Context, identifier};
-use crate::databases::describe;
+use crate::error::ActionError;
 
 /// How often the holder is looked at while waiting for it.
 const HOLDER_POLL: Duration = Duration::from_millis(500);
 
 /// `vacuum_table` as the executor runs it.
 pub trait VacuumRun: Sized {
-    fn from_metadata(metadata: &Value, evidence: &Value) -> Result<Self, String>;
+    fn from_metadata(metadata: &Value, evidence: &Value) -> Result<Self, ActionError>;
     fn statement(&self) -> String;
-    fn execute(&self, context: &Context) -> impl Future<Output = Result<Vacuumed, String>> + Send;
+    fn execute(
+        &self,
+        context: &Context,
+    ) -> impl Future<Output = Result<Vacuumed, ActionError>> + Send;
 }
 
 impl VacuumRun for Vacuum {
     /// From the bloat detector's metadata (schema, table) or the original's (table_name, schema
     /// `public`).
-    fn from_metadata(metadata: &Value, evidence: &Value) -> Result<Self, String> {
+    fn from_metadata(metadata: &Value, evidence: &Value) -> Result<Self, ActionError> {
         let (schema, table) = match metadata.get("table") {
             Some(Value::String(_)) => (
                 identifier(metadata, "schema")?,
@@ -59,7 +62,7 @@ impl VacuumRun for Vacuum {
         format!("VACUUM (ANALYZE) {}", qualified(&self.schema, &self.table))
     }
 
-    async fn execute(&self, context: &Context) -> Result<Vacuumed, String> {
+    async fn execute(&self, context: &Context) -> Result<Vacuumed, ActionError> {
         let database = context.database()?;
         let waited = match &self.holder {
             Some(holder) => Some(wait(holder, &database.pool, context.timeout / 2).await?),
@@ -77,7 +80,7 @@ impl VacuumRun for Vacuum {
             .persistent(false)
             .execute(&mut conn)
             .await
-            .map_err(|e| describe(&e))?;
+            .map_err(ActionError::from)?;
         let duration_ms = started.elapsed().as_millis() as i64;
         let after = tuples(self, &mut conn).await?;
         Ok(Vacuumed {
@@ -100,7 +103,7 @@ impl VacuumRun for Vacuum {
 }
 
 /// Dead and live tuples from the statistics collector.
-async fn tuples(plan: &Vacuum, conn: &mut PgConnection) -> Result<(i64, i64), String> {
+async fn tuples(plan: &Vacuum, conn: &mut PgConnection) -> Result<(i64, i64), ActionError> {
     sqlx::query_as::<_, (i64, i64)>(
         "SELECT n_dead_tup, n_live_tup FROM pg_stat_user_tables \
              WHERE schemaname = $1 AND relname = $2",
@@ -109,12 +112,12 @@ async fn tuples(plan: &Vacuum, conn: &mut PgConnection) -> Result<(i64, i64), St
     .bind(&plan.table)
     .fetch_optional(conn)
     .await
-    .map_err(|e| describe(&e))?
+    .map_err(ActionError::from)?
     .ok_or_else(|| {
-        format!(
+        ActionError::Refused(format!(
             "table {} does not exist",
             qualified(&plan.schema, &plan.table)
-        )
+        ))
     })
 }
 
@@ -135,7 +138,7 @@ fn session_holder(evidence: &Value) -> Option<Holder> {
 
 /// Waits until `holder` no longer holds a snapshot or transaction id (it ended, or finished its
 /// transaction); how long that took, or why VACUUM is not run.
-async fn wait(holder: &Holder, pool: &PgPool, patience: Duration) -> Result<Duration, String> {
+async fn wait(holder: &Holder, pool: &PgPool, patience: Duration) -> Result<Duration, ActionError> {
     let started = Instant::now();
     loop {
         let holding: bool = sqlx::query_scalar(
@@ -147,18 +150,18 @@ async fn wait(holder: &Holder, pool: &PgPool, patience: Duration) -> Result<Dura
         .bind(holder.backend_start_us)
         .fetch_one(pool)
         .await
-        .map_err(|e| describe(&e))?;
+        .map_err(ActionError::from)?;
         if !holding {
             return Ok(started.elapsed());
         }
         if started.elapsed() >= patience {
-            return Err(format!(
+            return Err(ActionError::Refused(format!(
                 "session {} still holds back the xmin horizon after {} s: VACUUM would \
                      reclaim none of the dead tuples it can see, so it was not run; end that \
                      session (or its transaction) first",
                 holder.pid,
                 patience.as_secs()
-            ));
+            )));
         }
         tokio::time::sleep(HOLDER_POLL).await;
     }
