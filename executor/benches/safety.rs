@@ -109,6 +109,7 @@ async fn main() {
         deploy: Deploy::Process,
         action_id: "bench".into(),
         policy: Policy::default(),
+        stop: Default::default(),
     };
     let build_start = started.elapsed().as_secs_f64();
     let result = plan.execute(&context).await.unwrap();

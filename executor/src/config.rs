@@ -20,6 +20,10 @@ pub struct Config {
     pub grpc_tls: lifecycle::grpc::GrpcTls,
     pub max_concurrent_actions: usize,
     pub action_timeout: Duration,
+    /// At shutdown, how long running actions may take to finish before they are cancelled
+    /// (`SHUTDOWN_DRAIN_SECONDS`, default 25: inside the 30 s a container runtime waits between
+    /// SIGTERM and SIGKILL, with time to clean up).
+    pub shutdown_drain: Duration,
     pub enable_auto_execution: bool,
     /// Terminate a long-running statement that a cancel did not stop.
     pub terminate_after_cancel: bool,
@@ -55,6 +59,7 @@ impl Config {
             grpc_tls: lifecycle::grpc::GrpcTls::from_env(env)?,
             max_concurrent_actions,
             action_timeout: Duration::from_secs(timeout_seconds),
+            shutdown_drain: Duration::from_secs(env.parse("SHUTDOWN_DRAIN_SECONDS", 25)?),
             enable_auto_execution: env.bool("ENABLE_AUTO_EXECUTION", true)?,
             terminate_after_cancel: env.bool("TERMINATE_AFTER_CANCEL", false)?,
             terminate_superusers: env.bool("ALLOW_TERMINATE_SUPERUSER", false)?,

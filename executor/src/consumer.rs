@@ -85,7 +85,7 @@ pub async fn decisions(engine: Arc<Engine>, nats: async_nats::Client, shutdown: 
         };
         let subject = message.subject.to_string();
         let engine = engine.clone();
-        tokio::spawn(async move {
+        engine.clone().track(async move {
             let outcome = if subject == subjects::ROLLBACK_REQUESTED {
                 match serde_json::from_slice::<RollbackRequest>(&message.payload) {
                     Ok(r) => engine

@@ -133,6 +133,60 @@ fn options(
         ]))
 }
 
+/// How a statement run by [`execute_or_stop`] ended.
+pub struct Run {
+    pub outcome: Result<(), sqlx::Error>,
+    /// `stop` started first: the statement was cancelled (or finished while being cancelled).
+    pub stopped: bool,
+}
+
+/// How often a cancel is sent again while a stopped statement has not ended (a cancel that
+/// arrives before the statement started is lost).
+const CANCEL_REPEAT: Duration = Duration::from_secs(2);
+
+/// Runs `statement` on `conn`, a dedicated session of `database`. When `stop` starts first, the
+/// statement is cancelled on the server — `pg_cancel_backend` of this session only (its pid,
+/// named `startupmonkey-executor`), sent from the pool — and waited for until it ends, so the
+/// caller can clean up what it left (an INVALID index).
+pub async fn execute_or_stop(
+    database: &Database,
+    conn: &mut PgConnection,
+    statement: &str,
+    stop: &lifecycle::Shutdown,
+) -> Result<Run, sqlx::Error> {
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *conn)
+        .await?;
+    if stop.is_triggered() {
+        return Ok(Run {
+            outcome: Ok(()),
+            stopped: true,
+        });
+    }
+    let run = sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+        .persistent(false)
+        .execute(&mut *conn);
+    tokio::pin!(run);
+    let run = tokio::select! {
+        biased;
+        outcome = &mut run => Run { outcome: outcome.map(|_| ()), stopped: false },
+        () = stop.wait() => loop {
+            sqlx::query(
+                "SELECT pg_cancel_backend(pid) FROM pg_stat_activity \
+                 WHERE pid = $1 AND application_name = $2",
+            )
+            .bind(pid)
+            .bind(APPLICATION_NAME)
+            .execute(&database.pool)
+            .await?;
+            if let Ok(outcome) = tokio::time::timeout(CANCEL_REPEAT, &mut run).await {
+                break Run { outcome: outcome.map(|_| ()), stopped: true };
+            }
+        },
+    };
+    Ok(run)
+}
+
 /// A PostgreSQL error as its message, detail and hint (which often name the missing
 /// privilege) with the SQLSTATE; anything else as itself.
 pub fn describe(error: &sqlx::Error) -> String {

@@ -29,7 +29,9 @@ use proto::knowledge::{
 };
 use proto::status::{ActionStatus, ExecutionMode};
 
+use lifecycle::Shutdown;
 use tokio::sync::{Mutex, Semaphore};
+use tokio_util::task::TaskTracker;
 use tonic::transport::Channel;
 use tracing::{info, warn};
 
@@ -47,6 +49,9 @@ use proto::status::ActionType;
 const PUBLISH_DEADLINE: Duration = Duration::from_secs(5);
 /// Beyond the action's own limit (which PostgreSQL enforces), time to clean up.
 const CLEANUP_GRACE: Duration = Duration::from_secs(30);
+/// After the drain deadline, how long stopped actions get to cancel their statements, clean up
+/// and record their state.
+const STOP_GRACE: Duration = Duration::from_secs(30);
 /// Idle-transaction terminations of one role in a day before its timeout is proposed.
 pub const REPEAT_OFFENCES: usize = 2;
 
@@ -84,6 +89,12 @@ pub struct Engine {
     deploy: Deploy,
     /// Actions this process is running (a second run is refused by knowledge anyway).
     running: Mutex<HashSet<String>>,
+    /// Every task running an action or a decision, waited for at shutdown.
+    tasks: TaskTracker,
+    /// Shutdown started: no action starts any more (queued ones run at the next start).
+    draining: Shutdown,
+    /// The drain deadline passed: running actions cancel their statements and clean up.
+    stop: Shutdown,
 }
 
 pub fn action_id(detection_id: &str) -> String {
@@ -117,6 +128,9 @@ impl Engine {
             settings,
             deploy,
             running: Mutex::new(HashSet::new()),
+            tasks: TaskTracker::new(),
+            draining: Shutdown::new(),
+            stop: Shutdown::new(),
         })
     }
 
@@ -450,17 +464,68 @@ impl Engine {
             .await;
     }
 
+    /// Runs `task` as one the executor waits for at shutdown (a decision carried out).
+    pub fn track<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.spawn(task);
+    }
+
     fn spawn_run(self: &Arc<Self>, id: String) {
+        if self.draining.is_triggered() {
+            info!(action_id = %id, "shutting down; the action runs at the next start");
+            return;
+        }
         let engine = self.clone();
-        tokio::spawn(async move { engine.run(id).await });
+        self.tasks.spawn(async move { engine.run(id).await });
+    }
+
+    /// Shutdown: no new action starts; running ones get `deadline` to finish, then are stopped
+    /// (a statement cancelled, an INVALID index dropped) and recorded `failed` with the reason
+    /// "cancelled by shutdown". Returns once every action task has ended, or [`STOP_GRACE`] after
+    /// the deadline (what is still running then is closed by the next start's recovery).
+    pub async fn drain(&self, deadline: Duration) {
+        self.draining.trigger();
+        self.tasks.close();
+        if tokio::time::timeout(deadline, self.tasks.wait())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        let running: Vec<String> = self.running.lock().await.iter().cloned().collect();
+        warn!(
+            ?deadline,
+            ?running,
+            "drain deadline passed; stopping the running actions"
+        );
+        self.stop.trigger();
+        if tokio::time::timeout(STOP_GRACE, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            warn!("actions did not stop in time; the next start closes them");
+        }
     }
 
     async fn run(self: Arc<Self>, id: String) {
         if !self.running.lock().await.insert(id.clone()) {
             return;
         }
-        let _permit = self.permits.acquire().await;
-        let outcome = self.run_once(&id).await;
+        let _permit = tokio::select! {
+            permit = self.permits.acquire() => permit,
+            () = self.draining.wait() => {
+                self.running.lock().await.remove(&id);
+                return;
+            }
+        };
+        let outcome = if self.draining.is_triggered() {
+            // Shutdown began while it waited for a permit: it stays queued for the next start.
+            Ok(None)
+        } else {
+            self.run_once(&id).await
+        };
         self.running.lock().await.remove(&id);
         match outcome {
             Ok(Some(next)) => self.spawn_run(next),
@@ -543,8 +608,12 @@ impl Engine {
             }
             Err(error) => {
                 warn!(action_id = %id, %error, "failed");
+                let message = match error {
+                    ActionError::Cancelled(_) => "Cancelled by shutdown",
+                    _ => "Failed",
+                };
                 self.transition(id, ActionStatus::Failed, &[ActionStatus::Executing], |u| {
-                    u.message = format!("Failed: {}", stored.description);
+                    u.message = format!("{message}: {}", stored.description);
                     u.error = error.to_string();
                 })
                 .await
@@ -666,6 +735,7 @@ impl Engine {
             deploy: self.deploy.clone(),
             action_id: action.id.clone(),
             policy: self.settings.policy,
+            stop: self.stop.clone(),
         })
     }
 

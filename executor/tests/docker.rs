@@ -44,6 +44,7 @@ fn context(deploy: Deploy, database: Option<Database>) -> Context {
         deploy,
         action_id: "test".into(),
         policy: Policy::default(),
+        stop: Default::default(),
     }
 }
 

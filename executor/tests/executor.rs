@@ -8,6 +8,7 @@ use proto::executor::{ActionDecisionRequest, ActionStatusRequest, HealthRequest}
 use tonic::Code;
 
 mod docker;
+mod shutdown;
 mod untrusted;
 
 /// A typed result as the JSON stored in knowledge.
@@ -249,6 +250,7 @@ fn context(pg: &PgCluster, timeout: Duration) -> Context {
         deploy: Deploy::Process,
         action_id: "test".into(),
         policy: Policy::default(),
+        stop: Default::default(),
     }
 }
 
@@ -780,6 +782,7 @@ async fn a_deployed_redis_answers_only_with_its_password_and_rollback_stops_it()
         deploy: Deploy::Process,
         action_id: "test".into(),
         policy: Policy::default(),
+        stop: Default::default(),
     };
     let cache = Plan::from_detection(&Detection {
         id: "d1".into(),

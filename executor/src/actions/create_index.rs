@@ -15,7 +15,7 @@ use serde_json::Value;
 use sqlx::PgConnection;
 
 use super::{Context, identifier, shown};
-use crate::databases::{describe, is_lock_timeout};
+use crate::databases::{describe, execute_or_stop, is_lock_timeout};
 use crate::error::ActionError;
 
 const ATTEMPTS: u32 = 3;
@@ -171,17 +171,40 @@ impl CreateIndexRun for CreateIndex {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let outcome = sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
-                .persistent(false)
-                .execute(&mut conn)
-                .await;
-            match outcome {
-                Ok(_) => break,
+            let run = execute_or_stop(database, &mut conn, &statement, &context.stop).await?;
+            if run.stopped {
+                // Stopped at shutdown: whatever is there now is ours (the name was free).
+                let cleaned = drop_if_invalid(self, &mut conn).await?;
+                if run.outcome.is_ok()
+                    && let Some((_, true)) =
+                        index(&mut conn, &self.schema, &self.index_name).await?
+                {
+                    // It finished as it was being cancelled: a complete build, kept.
+                } else {
+                    return Err(ActionError::Cancelled(format!(
+                        "the index build was cancelled{}",
+                        if cleaned {
+                            " and the INVALID index it left was dropped"
+                        } else {
+                            "; it left no index behind"
+                        }
+                    )));
+                }
+            }
+            match run.outcome {
+                Ok(()) => break,
                 Err(error) => {
                     // It did not exist before this attempt, so whatever is there now is ours.
                     let cleaned = drop_if_invalid(self, &mut conn).await?;
                     if is_lock_timeout(&error) && attempt < ATTEMPTS {
-                        tokio::time::sleep(Duration::from_secs(2 * u64::from(attempt))).await;
+                        tokio::select! {
+                            () = tokio::time::sleep(Duration::from_secs(2 * u64::from(attempt))) => {}
+                            () = context.stop.wait() => {
+                                return Err(ActionError::Cancelled(
+                                    "the index build was waiting for a lock".into(),
+                                ));
+                            }
+                        }
                         continue;
                     }
                     return Err(ActionError::Refused(format!(

@@ -68,6 +68,9 @@ pub struct Context {
     pub deploy: backend::Deploy,
     pub action_id: String,
     pub policy: terminate::Policy,
+    /// Starts when the executor stops waiting for running actions at shutdown: a long
+    /// statement is cancelled and its leftovers cleaned up.
+    pub stop: lifecycle::Shutdown,
 }
 
 impl Context {

@@ -18,6 +18,7 @@ use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 
 use super::{Context, identifier};
+use crate::databases::execute_or_stop;
 use crate::error::ActionError;
 
 /// How often the holder is looked at while waiting for it.
@@ -76,11 +77,11 @@ impl VacuumRun for Vacuum {
         let mut conn = database.dedicated(left).await?;
         let before = tuples(self, &mut conn).await?;
         let started = Instant::now();
-        sqlx::query(sqlx::AssertSqlSafe(self.statement()))
-            .persistent(false)
-            .execute(&mut conn)
-            .await
-            .map_err(ActionError::from)?;
+        let run = execute_or_stop(database, &mut conn, &self.statement(), &context.stop).await?;
+        if run.stopped && run.outcome.is_err() {
+            return Err(ActionError::Cancelled("VACUUM was cancelled".into()));
+        }
+        run.outcome?;
         let duration_ms = started.elapsed().as_millis() as i64;
         let after = tuples(self, &mut conn).await?;
         Ok(Vacuumed {
