@@ -41,20 +41,14 @@ use tune_config::TuneConfigRun;
 use vacuum::VacuumRun;
 
 /// Why a detection cannot become an action.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     /// The action type exists in the original but is not an action we run.
+    #[error("{0}")]
     NotImplemented(String),
     /// The detection's metadata is missing or malformed.
+    #[error("{0}")]
     Invalid(String),
-}
-
-impl std::fmt::Display for PlanError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PlanError::NotImplemented(what) | PlanError::Invalid(what) => f.write_str(what),
-        }
-    }
 }
 
 /// What an action runs with.
@@ -278,22 +272,8 @@ fn deployment<T: serde::de::DeserializeOwned>(reported: Value) -> Result<T, Acti
     })
 }
 
-/// At most this much of a refused value is repeated in the reason: a detection can carry a
-/// megabyte, and the reason is stored with the action and published on `actions.status`.
-const SHOWN_BYTES: usize = 80;
-
-/// `value` as written in a reason: cut to [`SHOWN_BYTES`] at a character boundary, saying how
-/// long it was.
-pub(crate) fn shown(value: String) -> String {
-    if value.len() <= SHOWN_BYTES {
-        return value;
-    }
-    let mut end = SHOWN_BYTES;
-    while !value.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} bytes)", &value[..end], value.len())
-}
+/// A refused value as written in a reason: cut short, saying how long it was.
+pub(crate) use proto::actions::shown;
 
 /// A string field of `metadata`, or why not.
 pub(crate) fn text(metadata: &Value, field: &str) -> Result<String, ActionError> {
