@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use executor::actions::backend::Deploy;
 use executor::actions::terminate::Policy;
-use executor::actions::{Context, Plan};
+use executor::actions::{Context, Plan, PlanExt};
 use executor::databases::Database;
 use proto::events::Detection;
 use serde_json::json;
@@ -109,6 +109,7 @@ async fn main() {
         deploy: Deploy::Process,
         action_id: "bench".into(),
         policy: Policy::default(),
+        stop: Default::default(),
     };
     let build_start = started.elapsed().as_secs_f64();
     let result = plan.execute(&context).await.unwrap();
@@ -160,6 +161,7 @@ async fn main() {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs();
+    let result = serde_json::to_value(&result).unwrap();
     let report = json!({
         "benchmark": "safety",
         "unix_time": stamp,

@@ -50,6 +50,8 @@ pub struct App {
     >,
     nats: async_nats::Client,
     shutdown: Shutdown,
+    /// How long running actions may take to finish at shutdown.
+    drain: Duration,
 }
 
 impl App {
@@ -94,6 +96,7 @@ impl App {
             knowledge,
             nats,
             shutdown,
+            drain: config.shutdown_drain,
         })
     }
 
@@ -149,11 +152,15 @@ impl App {
         );
         let mut server = self.server;
         let router = server.add_service(ExecutorServiceServer::new(ExecutorGrpc::new(
-            self.engine,
+            self.engine.clone(),
             self.knowledge,
         )));
-        let grpc = net::serve_grpc("executor grpc", router, self.grpc, self.shutdown);
+        let grpc = net::serve_grpc("executor grpc", router, self.grpc, self.shutdown.clone());
+        // Shutdown: the consumer stops fetching and the servers stop taking requests, then the
+        // actions in flight finish within the drain deadline or are cancelled and recorded.
         let (health, api, grpc) = tokio::join!(health, api, grpc);
+        self.shutdown.trigger();
+        self.engine.drain(self.drain).await;
         recovering.abort();
         health.map_err(|e| AppError::Http("health", e))?;
         api.map_err(|e| AppError::Http("action API", e))?;

@@ -7,6 +7,30 @@ use lifecycle::{Env, EnvError};
 
 use crate::actions::docker::DockerSettings;
 
+/// The names of the variables the executor reads (NATS_* and GRPC_TLS_* are read by
+/// `lifecycle::nats::NatsSettings` and `lifecycle::grpc::GrpcTls`).
+pub mod vars {
+    pub const ACTION_TIMEOUT_SECONDS: &str = "ACTION_TIMEOUT_SECONDS";
+    pub const ALLOW_TERMINATE_SUPERUSER: &str = "ALLOW_TERMINATE_SUPERUSER";
+    pub const BIND_ADDRESS: &str = "BIND_ADDRESS";
+    pub const DEPLOY_BACKEND: &str = "DEPLOY_BACKEND";
+    pub const DOCKER_HOST: &str = "DOCKER_HOST";
+    pub const DOCKER_NETWORK: &str = "DOCKER_NETWORK";
+    pub const ENABLE_AUTO_EXECUTION: &str = "ENABLE_AUTO_EXECUTION";
+    pub const EXECUTOR_ID: &str = "EXECUTOR_ID";
+    pub const GRPC_PORT: &str = "GRPC_PORT";
+    pub const HEALTH_PORT: &str = "HEALTH_PORT";
+    pub const HTTP_PORT: &str = "HTTP_PORT";
+    pub const KNOWLEDGE_ADDRESS: &str = "KNOWLEDGE_ADDRESS";
+    pub const LOG_FORMAT: &str = "LOG_FORMAT";
+    pub const MAX_CONCURRENT_ACTIONS: &str = "MAX_CONCURRENT_ACTIONS";
+    pub const POOLER_IMAGE: &str = "POOLER_IMAGE";
+    pub const REDIS_IMAGE: &str = "REDIS_IMAGE";
+    pub const SHUTDOWN_DRAIN_SECONDS: &str = "SHUTDOWN_DRAIN_SECONDS";
+    pub const STATE_DIR: &str = "STATE_DIR";
+    pub const TERMINATE_AFTER_CANCEL: &str = "TERMINATE_AFTER_CANCEL";
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub grpc_addr: SocketAddr,
@@ -20,6 +44,10 @@ pub struct Config {
     pub grpc_tls: lifecycle::grpc::GrpcTls,
     pub max_concurrent_actions: usize,
     pub action_timeout: Duration,
+    /// At shutdown, how long running actions may take to finish before they are cancelled
+    /// (`SHUTDOWN_DRAIN_SECONDS`, default 25: inside the 30 s a container runtime waits between
+    /// SIGTERM and SIGKILL, with time to clean up).
+    pub shutdown_drain: Duration,
     pub enable_auto_execution: bool,
     /// Terminate a long-running statement that a cancel did not stop.
     pub terminate_after_cancel: bool,
@@ -37,31 +65,44 @@ pub struct Config {
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, EnvError> {
-        let bind = env.string("BIND_ADDRESS", "127.0.0.1");
-        let max_concurrent_actions: usize = env.parse("MAX_CONCURRENT_ACTIONS", 10)?;
+        let bind = env.string(vars::BIND_ADDRESS, "127.0.0.1");
+        let max_concurrent_actions: usize = env.parse(vars::MAX_CONCURRENT_ACTIONS, 10)?;
         if max_concurrent_actions == 0 {
-            return Err(at_least_one(env, "MAX_CONCURRENT_ACTIONS"));
+            return Err(at_least_one(env, vars::MAX_CONCURRENT_ACTIONS));
         }
-        let timeout_seconds: u64 = env.parse("ACTION_TIMEOUT_SECONDS", 300)?;
+        let timeout_seconds: u64 = env.parse(vars::ACTION_TIMEOUT_SECONDS, 300)?;
         if timeout_seconds == 0 {
-            return Err(at_least_one(env, "ACTION_TIMEOUT_SECONDS"));
+            return Err(at_least_one(env, vars::ACTION_TIMEOUT_SECONDS));
         }
         Ok(Self {
-            grpc_addr: env.listen_addr(&bind, env.port("GRPC_PORT", 50052)?, "BIND_ADDRESS")?,
-            health_addr: env.listen_addr(&bind, env.port("HEALTH_PORT", 8082)?, "BIND_ADDRESS")?,
-            http_addr: env.listen_addr(&bind, env.port("HTTP_PORT", 8084)?, "BIND_ADDRESS")?,
-            knowledge_address: env.address("KNOWLEDGE_ADDRESS", "localhost:50053")?,
+            grpc_addr: env.listen_addr(
+                &bind,
+                env.port(vars::GRPC_PORT, 50052)?,
+                vars::BIND_ADDRESS,
+            )?,
+            health_addr: env.listen_addr(
+                &bind,
+                env.port(vars::HEALTH_PORT, 8082)?,
+                vars::BIND_ADDRESS,
+            )?,
+            http_addr: env.listen_addr(
+                &bind,
+                env.port(vars::HTTP_PORT, 8084)?,
+                vars::BIND_ADDRESS,
+            )?,
+            knowledge_address: env.address(vars::KNOWLEDGE_ADDRESS, "localhost:50053")?,
             nats: lifecycle::nats::NatsSettings::from_env(env)?,
             grpc_tls: lifecycle::grpc::GrpcTls::from_env(env)?,
             max_concurrent_actions,
             action_timeout: Duration::from_secs(timeout_seconds),
-            enable_auto_execution: env.bool("ENABLE_AUTO_EXECUTION", true)?,
-            terminate_after_cancel: env.bool("TERMINATE_AFTER_CANCEL", false)?,
-            terminate_superusers: env.bool("ALLOW_TERMINATE_SUPERUSER", false)?,
-            state_dir: env.string("STATE_DIR", ".startupmonkey").into(),
+            shutdown_drain: Duration::from_secs(env.parse(vars::SHUTDOWN_DRAIN_SECONDS, 25)?),
+            enable_auto_execution: env.bool(vars::ENABLE_AUTO_EXECUTION, true)?,
+            terminate_after_cancel: env.bool(vars::TERMINATE_AFTER_CANCEL, false)?,
+            terminate_superusers: env.bool(vars::ALLOW_TERMINATE_SUPERUSER, false)?,
+            state_dir: env.string(vars::STATE_DIR, ".startupmonkey").into(),
             deploy_backend: DeployBackend::from_env(env)?,
-            executor_id: env.string("EXECUTOR_ID", &host_name()),
-            log_json: env.get("LOG_FORMAT") == Some("json"),
+            executor_id: env.string(vars::EXECUTOR_ID, &host_name()),
+            log_json: env.get(vars::LOG_FORMAT) == Some("json"),
         })
     }
 }
@@ -88,18 +129,18 @@ impl DeployBackend {
             value: env.get(name).unwrap_or_default().into(),
             reason: reason.into(),
         };
-        match env.string("DEPLOY_BACKEND", "process").as_str() {
+        match env.string(vars::DEPLOY_BACKEND, "process").as_str() {
             "process" => return Ok(Self::Process),
             "docker" => {}
-            _ => return Err(invalid("DEPLOY_BACKEND", "must be process or docker")),
+            _ => return Err(invalid(vars::DEPLOY_BACKEND, "must be process or docker")),
         }
-        let host = env.string("DOCKER_HOST", "unix:///var/run/docker.sock");
+        let host = env.string(vars::DOCKER_HOST, "unix:///var/run/docker.sock");
         let socket = host
             .strip_prefix("unix://")
             .filter(|path| path.starts_with('/'))
             .ok_or_else(|| {
                 invalid(
-                    "DOCKER_HOST",
+                    vars::DOCKER_HOST,
                     "must be the engine's Unix socket, unix:///path/to/docker.sock (TCP is not supported)",
                 )
             })?;
@@ -114,7 +155,7 @@ impl DeployBackend {
                 Ok(image)
             }
         };
-        let network = env.string("DOCKER_NETWORK", COMPOSE_NETWORK);
+        let network = env.string(vars::DOCKER_NETWORK, COMPOSE_NETWORK);
         let valid_network = network
             .chars()
             .next()
@@ -124,14 +165,14 @@ impl DeployBackend {
                 .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
         if !valid_network {
             return Err(invalid(
-                "DOCKER_NETWORK",
+                vars::DOCKER_NETWORK,
                 "must be a network name (letters, digits, -, _ and .) or host",
             ));
         }
         Ok(Self::Docker(DockerSettings {
             socket: socket.into(),
-            pooler_image: image("POOLER_IMAGE", "edoburu/pgbouncer:latest")?,
-            redis_image: image("REDIS_IMAGE", "redis:7-alpine")?,
+            pooler_image: image(vars::POOLER_IMAGE, "edoburu/pgbouncer:latest")?,
+            redis_image: image(vars::REDIS_IMAGE, "redis:7-alpine")?,
             network,
         }))
     }
@@ -173,6 +214,7 @@ mod tests {
         assert_eq!(config.http_addr.port(), 8084);
         assert_eq!(config.max_concurrent_actions, 10);
         assert_eq!(config.action_timeout, Duration::from_secs(300));
+        assert_eq!(config.shutdown_drain, Duration::from_secs(25));
         assert_eq!(config.deploy_backend, DeployBackend::Process);
     }
 

@@ -7,109 +7,56 @@
 //! seconds for the stream's lifetime.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use async_nats::jetstream::{self, AckKind, consumer::pull};
+use async_nats::jetstream;
 use futures::StreamExt;
 use lifecycle::Shutdown;
+use lifecycle::consumer::{DurableConsumer, Failure};
+use proto::error::ErrorKind;
 use proto::events::{ActionDecision, Detection, RollbackRequest};
 use proto::subjects;
-use tracing::{info, warn};
+use tracing::warn;
 
-use crate::engine::{DetectionError, Engine};
+use crate::engine::Engine;
 
-/// How long a delivered detection may stay unacknowledged before JetStream redelivers it.
-const ACK_WAIT: Duration = Duration::from_secs(60);
-/// Wait before a detection that could not be handled (knowledge down) is offered again.
-const RETRY_DELAY: Duration = Duration::from_secs(5);
-
-/// Creates the streams this executor relies on (idempotent) and its durable consumer.
-pub async fn ensure(
-    jetstream: &jetstream::Context,
-) -> Result<jetstream::consumer::Consumer<pull::Config>, String> {
-    let detections = jetstream
-        .get_or_create_stream(jetstream::stream::Config {
+/// The executor's durable consumer on `DETECTIONS`; it also creates the `ACTIONS` stream that
+/// `actions.completed` is published to.
+pub fn detections_consumer() -> DurableConsumer {
+    DurableConsumer::new(
+        jetstream::stream::Config {
             name: subjects::DETECTIONS_STREAM.into(),
             subjects: vec![subjects::DETECTIONS.into()],
             max_age: subjects::STREAM_MAX_AGE,
             ..Default::default()
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-    jetstream
-        .get_or_create_stream(jetstream::stream::Config {
-            name: subjects::ACTIONS_STREAM.into(),
-            subjects: vec![subjects::ACTIONS_COMPLETED.into()],
-            max_age: subjects::STREAM_MAX_AGE,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-    detections
-        .get_or_create_consumer(
-            subjects::EXECUTOR_CONSUMER,
-            pull::Config {
-                durable_name: Some(subjects::EXECUTOR_CONSUMER.into()),
-                ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                ack_wait: ACK_WAIT,
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| e.to_string())
+        },
+        subjects::EXECUTOR_CONSUMER,
+    )
+    .also_ensure(jetstream::stream::Config {
+        name: subjects::ACTIONS_STREAM.into(),
+        subjects: vec![subjects::ACTIONS_COMPLETED.into()],
+        max_age: subjects::STREAM_MAX_AGE,
+        ..Default::default()
+    })
 }
 
-/// Consumes detections until shutdown, setting the consumer up again whenever NATS is back.
+/// Consumes detections until shutdown. Knowledge refusing what a detection carries
+/// (`InvalidInput`) drops it; any other failure means nothing durable happened yet, and it is
+/// offered again.
 pub async fn detections(engine: Arc<Engine>, jetstream: jetstream::Context, shutdown: Shutdown) {
-    let mut wait = Duration::from_millis(500);
-    loop {
-        let attempt = async {
-            let consumer = ensure(&jetstream).await?;
-            let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
-            info!(
-                "consuming detections (durable consumer {})",
-                subjects::EXECUTOR_CONSUMER
-            );
-            while let Some(message) = messages.next().await {
-                let message = message.map_err(|e| e.to_string())?;
-                let detection: Detection = match serde_json::from_slice(&message.payload) {
-                    Ok(detection) => detection,
-                    Err(error) => {
-                        warn!(%error, bytes = message.payload.len(), "malformed detection dropped");
-                        let _ = message.ack_with(AckKind::Term).await;
-                        continue;
+    detections_consumer()
+        .run(jetstream, shutdown, |detection: Detection| {
+            let engine = engine.clone();
+            async move {
+                engine.on_detection(detection).await.map_err(|error| {
+                    if error.kind() == ErrorKind::InvalidInput {
+                        Failure::poison(error)
+                    } else {
+                        Failure::retry(error)
                     }
-                };
-                match engine.on_detection(detection).await {
-                    Ok(()) => {
-                        let _ = message.double_ack().await;
-                    }
-                    Err(error @ DetectionError::Refused(_)) => {
-                        warn!(%error, "detection dropped");
-                        let _ = message.ack_with(AckKind::Term).await;
-                    }
-                    Err(error @ DetectionError::Unavailable(_)) => {
-                        warn!(%error, "detection not handled yet; offered again shortly");
-                        let _ = message.ack_with(AckKind::Nak(Some(RETRY_DELAY))).await;
-                    }
-                }
+                })
             }
-            Err::<(), String>("the detections subscription ended".into())
-        };
-        tokio::select! {
-            () = shutdown.wait() => return,
-            result = attempt => {
-                if let Err(error) = result {
-                    warn!(%error, "detections consumer interrupted; retrying");
-                }
-            }
-        }
-        tokio::select! {
-            () = shutdown.wait() => return,
-            () = tokio::time::sleep(wait) => {}
-        }
-        wait = (wait * 2).min(Duration::from_secs(30));
-    }
+        })
+        .await
 }
 
 /// The operator's decisions and verification's rollback requests, until shutdown.
@@ -138,7 +85,7 @@ pub async fn decisions(engine: Arc<Engine>, nats: async_nats::Client, shutdown: 
         };
         let subject = message.subject.to_string();
         let engine = engine.clone();
-        tokio::spawn(async move {
+        engine.clone().track(async move {
             let outcome = if subject == subjects::ROLLBACK_REQUESTED {
                 match serde_json::from_slice::<RollbackRequest>(&message.payload) {
                     Ok(r) => engine

@@ -7,16 +7,16 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use proto::clients::Knowledge;
 use proto::knowledge::GetDatabaseRequest;
-use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgConnection, PgPool};
 use tokio::sync::Mutex;
-use tonic::transport::Channel;
+
+use crate::error::DatabaseError;
 
 pub const APPLICATION_NAME: &str = "startupmonkey-executor";
 const REFRESH: Duration = Duration::from_secs(60);
-const RPC_DEADLINE: Duration = Duration::from_secs(5);
 /// Pooled sessions: short statements only.
 const POOL_STATEMENT_TIMEOUT_MS: u64 = 30_000;
 /// DDL never queues behind another session's lock for longer than this.
@@ -32,15 +32,19 @@ pub struct Database {
 
 impl Database {
     /// A lazily connecting pool for `connection_string`.
-    pub fn connect(id: &str, connection_string: &str) -> Result<Self, String> {
+    pub fn connect(id: &str, connection_string: &str) -> Result<Self, DatabaseError> {
         let pool = PgPoolOptions::new()
             .max_connections(3)
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(10))
             .idle_timeout(Some(Duration::from_secs(60)))
             .connect_lazy_with(
-                options(connection_string, POOL_STATEMENT_TIMEOUT_MS)
-                    .map_err(|e| format!("invalid connection string: {}", describe(&e)))?,
+                options(connection_string, POOL_STATEMENT_TIMEOUT_MS).map_err(|source| {
+                    DatabaseError::ConnectionString {
+                        id: id.to_owned(),
+                        source,
+                    }
+                })?,
             );
         Ok(Self {
             id: id.to_owned(),
@@ -51,25 +55,31 @@ impl Database {
 
     /// A connection of its own, outside the pool, for one long statement: `statement_timeout`
     /// is the action's time limit, so PostgreSQL itself stops the statement when it runs out.
-    pub async fn dedicated(&self, statement_timeout: Duration) -> Result<PgConnection, String> {
+    pub async fn dedicated(
+        &self,
+        statement_timeout: Duration,
+    ) -> Result<PgConnection, DatabaseError> {
         options(
             &self.connection_string,
             statement_timeout.as_millis() as u64,
         )
-        .map_err(|e| describe(&e))?
+        .map_err(|source| DatabaseError::ConnectionString {
+            id: self.id.clone(),
+            source,
+        })?
         .connect()
         .await
-        .map_err(|e| describe(&e))
+        .map_err(DatabaseError::Connect)
     }
 }
 
 pub struct Databases {
-    knowledge: KnowledgeServiceClient<Channel>,
+    knowledge: Knowledge,
     known: Mutex<HashMap<String, (Instant, Database)>>,
 }
 
 impl Databases {
-    pub fn new(knowledge: KnowledgeServiceClient<Channel>) -> Self {
+    pub fn new(knowledge: Knowledge) -> Self {
         Self {
             knowledge,
             known: Mutex::new(HashMap::new()),
@@ -77,28 +87,26 @@ impl Databases {
     }
 
     /// The registered database `id`, or why it cannot be reached.
-    pub async fn get(&self, id: &str) -> Result<Database, String> {
+    pub async fn get(&self, id: &str) -> Result<Database, DatabaseError> {
         let mut known = self.known.lock().await;
         if let Some((checked, database)) = known.get(id)
             && checked.elapsed() < REFRESH
         {
             return Ok(database.clone());
         }
-        let mut knowledge = self.knowledge.clone();
-        let reply = tokio::time::timeout(
-            RPC_DEADLINE,
-            knowledge.get_database(GetDatabaseRequest {
-                database_id: id.to_owned(),
-                include_connection_string: true,
-            }),
-        )
-        .await
-        .map_err(|_| "knowledge did not answer GetDatabase".to_owned())?
-        .map_err(|s| format!("knowledge: {}", s.message()))?
-        .into_inner();
+        let request = GetDatabaseRequest {
+            database_id: id.to_owned(),
+            include_connection_string: true,
+        };
+        let reply = self
+            .knowledge
+            .call("GetDatabase", |mut k| async move {
+                k.get_database(request).await
+            })
+            .await?;
         if !reply.found || reply.connection_string.is_empty() {
             known.remove(id);
-            return Err(format!("database {id} is not registered"));
+            return Err(DatabaseError::NotRegistered(id.to_owned()));
         }
         if let Some((checked, database)) = known.get_mut(id)
             && database.connection_string == reply.connection_string
@@ -123,6 +131,60 @@ fn options(
             ("lock_timeout", LOCK_TIMEOUT_MS.to_string()),
             ("idle_in_transaction_session_timeout", "60000".to_owned()),
         ]))
+}
+
+/// How a statement run by [`execute_or_stop`] ended.
+pub struct Run {
+    pub outcome: Result<(), sqlx::Error>,
+    /// `stop` started first: the statement was cancelled (or finished while being cancelled).
+    pub stopped: bool,
+}
+
+/// How often a cancel is sent again while a stopped statement has not ended (a cancel that
+/// arrives before the statement started is lost).
+const CANCEL_REPEAT: Duration = Duration::from_secs(2);
+
+/// Runs `statement` on `conn`, a dedicated session of `database`. When `stop` starts first, the
+/// statement is cancelled on the server — `pg_cancel_backend` of this session only (its pid,
+/// named `startupmonkey-executor`), sent from the pool — and waited for until it ends, so the
+/// caller can clean up what it left (an INVALID index).
+pub async fn execute_or_stop(
+    database: &Database,
+    conn: &mut PgConnection,
+    statement: &str,
+    stop: &lifecycle::Shutdown,
+) -> Result<Run, sqlx::Error> {
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *conn)
+        .await?;
+    if stop.is_triggered() {
+        return Ok(Run {
+            outcome: Ok(()),
+            stopped: true,
+        });
+    }
+    let run = sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+        .persistent(false)
+        .execute(&mut *conn);
+    tokio::pin!(run);
+    let run = tokio::select! {
+        biased;
+        outcome = &mut run => Run { outcome: outcome.map(|_| ()), stopped: false },
+        () = stop.wait() => loop {
+            sqlx::query(
+                "SELECT pg_cancel_backend(pid) FROM pg_stat_activity \
+                 WHERE pid = $1 AND application_name = $2",
+            )
+            .bind(pid)
+            .bind(APPLICATION_NAME)
+            .execute(&database.pool)
+            .await?;
+            if let Ok(outcome) = tokio::time::timeout(CANCEL_REPEAT, &mut run).await {
+                break Run { outcome: outcome.map(|_| ()), stopped: true };
+            }
+        },
+    };
+    Ok(run)
 }
 
 /// A PostgreSQL error as its message, detail and hint (which often name the missing

@@ -19,6 +19,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use proto::clients::Knowledge;
+use proto::error::{Error, ErrorKind};
 use proto::events::{ActionCompletedEvent, ActionResult, Detection, rfc3339};
 use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
 use proto::knowledge::{
@@ -26,56 +28,32 @@ use proto::knowledge::{
     RegisterActionRequest, UpdateActionRequest,
 };
 use proto::status::{ActionStatus, ExecutionMode};
-use serde_json::{Value, json};
+
+use lifecycle::Shutdown;
 use tokio::sync::{Mutex, Semaphore};
-use tonic::Code;
+use tokio_util::task::TaskTracker;
 use tonic::transport::Channel;
 use tracing::{info, warn};
 
 use crate::actions::backend::Deploy;
-use crate::actions::{Context, Plan, PlanError, terminate::Policy};
+use crate::actions::{
+    ActionOutcome, Context, Outcome, Plan, PlanError, PlanExt, StoredAction, terminate::Policy,
+};
 use crate::databases::Databases;
+pub use crate::error::EngineError;
+use crate::error::{ActionError, DatabaseError};
+use proto::actions::{Claim, TerminateOutcome};
+use proto::status::ActionType;
 
-const RPC_DEADLINE: Duration = Duration::from_secs(5);
+/// How long JetStream may take to acknowledge `actions.completed`.
+const PUBLISH_DEADLINE: Duration = Duration::from_secs(5);
 /// Beyond the action's own limit (which PostgreSQL enforces), time to clean up.
 const CLEANUP_GRACE: Duration = Duration::from_secs(30);
+/// After the drain deadline, how long stopped actions get to cancel their statements, clean up
+/// and record their state.
+const STOP_GRACE: Duration = Duration::from_secs(30);
 /// Idle-transaction terminations of one role in a day before its timeout is proposed.
 pub const REPEAT_OFFENCES: usize = 2;
-
-/// Why a request about an action was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error("action {0} not found")]
-    NotFound(String),
-    #[error("{0}")]
-    Refused(String),
-    #[error("knowledge: {0}")]
-    Knowledge(String),
-}
-
-/// Why a detection was not handled: the consumer offers it again later, or never.
-#[derive(Debug, thiserror::Error)]
-pub enum DetectionError {
-    /// Knowledge could not be asked or did not answer: nothing durable happened yet.
-    #[error("knowledge: {0}")]
-    Unavailable(String),
-    /// Knowledge refused what the detection carries (`INVALID_ARGUMENT`: an id it cannot
-    /// store, parameters over its size limit): it never will accept it, so offering it again
-    /// would only come back to the same refusal, forever.
-    #[error("refused by knowledge: {0}")]
-    Refused(String),
-}
-
-impl DetectionError {
-    fn from_status(call: &str, status: tonic::Status) -> Self {
-        let message = format!("{call}: {}", status.message());
-        if status.code() == Code::InvalidArgument {
-            Self::Refused(message)
-        } else {
-            Self::Unavailable(message)
-        }
-    }
-}
 
 /// A new action to record.
 struct NewAction<'a> {
@@ -87,14 +65,6 @@ struct NewAction<'a> {
     plan: Option<&'a Plan>,
     status: ActionStatus,
     message: String,
-}
-
-/// What the executor stores as an action's parameters.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct Stored {
-    plan: Plan,
-    detection_key: String,
-    description: String,
 }
 
 pub struct Settings {
@@ -109,7 +79,7 @@ pub struct Settings {
 }
 
 pub struct Engine {
-    knowledge: KnowledgeServiceClient<Channel>,
+    knowledge: Knowledge,
     databases: Databases,
     nats: async_nats::Client,
     jetstream: async_nats::jetstream::Context,
@@ -119,6 +89,12 @@ pub struct Engine {
     deploy: Deploy,
     /// Actions this process is running (a second run is refused by knowledge anyway).
     running: Mutex<HashSet<String>>,
+    /// Every task running an action or a decision, waited for at shutdown.
+    tasks: TaskTracker,
+    /// Shutdown started: no action starts any more (queued ones run at the next start).
+    draining: Shutdown,
+    /// The drain deadline passed: running actions cancel their statements and clean up.
+    stop: Shutdown,
 }
 
 pub fn action_id(detection_id: &str) -> String {
@@ -142,6 +118,7 @@ impl Engine {
         settings: Settings,
         deploy: Deploy,
     ) -> Arc<Self> {
+        let knowledge = Knowledge::new(knowledge);
         Arc::new(Self {
             databases: Databases::new(knowledge.clone()),
             knowledge,
@@ -151,16 +128,16 @@ impl Engine {
             settings,
             deploy,
             running: Mutex::new(HashSet::new()),
+            tasks: TaskTracker::new(),
+            draining: Shutdown::new(),
+            stop: Shutdown::new(),
         })
     }
 
-    /// Handles one detection. `Err(Unavailable)` means "try again later": nothing durable
-    /// happened yet, so the message must not be acknowledged; `Err(Refused)`, that it never
-    /// can be handled.
-    pub async fn on_detection(
-        self: &Arc<Self>,
-        detection: Detection,
-    ) -> Result<(), DetectionError> {
+    /// Handles one detection. An error of kind `InvalidInput` means it never can be handled
+    /// (knowledge refuses what it carries); any other, "try again later": nothing durable
+    /// happened yet, so the message must not be acknowledged.
+    pub async fn on_detection(self: &Arc<Self>, detection: Detection) -> Result<(), Error> {
         if detection.id.is_empty() || detection.database_id.is_empty() {
             warn!(key = %detection.key, "detection without id or database; ignored");
             return Ok(());
@@ -168,7 +145,10 @@ impl Engine {
         let id = action_id(&detection.id);
         if let Some(existing) = self.lookup(&id).await? {
             // A redelivery: the action exists. Resume it if it never started.
-            if matches!(existing.status.as_str(), "queued" | "approved") {
+            if matches!(
+                existing.parsed_status(),
+                Ok(ActionStatus::Queued | ActionStatus::Approved)
+            ) {
                 self.spawn_run(id);
             }
             return Ok(());
@@ -177,7 +157,7 @@ impl Engine {
             info!(detection_id = %detection.id, "detection no longer active; no action");
             return Ok(());
         }
-        let mode = self.mode().await.map_err(DetectionError::Unavailable)?;
+        let mode = self.mode().await?;
         let (plan, problem) = match Plan::from_detection(&detection) {
             Ok(plan) => (Some(plan), None),
             Err(error) => (None, Some(error)),
@@ -238,7 +218,7 @@ impl Engine {
     }
 
     /// Records a new action with its plan (registering an id that exists is a no-op).
-    async fn register(&self, new: NewAction<'_>) -> Result<(), DetectionError> {
+    async fn register(&self, new: NewAction<'_>) -> Result<(), Error> {
         let request = RegisterActionRequest {
             id: new.id.to_owned(),
             detection_id: new.detection_id.to_owned(),
@@ -250,21 +230,21 @@ impl Engine {
             params_json: new
                 .plan
                 .map(|plan| {
-                    serde_json::to_string(&Stored {
+                    StoredAction {
                         plan: plan.clone(),
                         detection_key: new.detection_key.to_owned(),
                         description: plan.describe(),
-                    })
-                    .unwrap_or_default()
+                    }
+                    .to_params_json()
                 })
                 .unwrap_or_default(),
             can_rollback: new.plan.is_some_and(Plan::can_rollback),
         };
-        let mut knowledge = self.knowledge.clone();
-        tokio::time::timeout(RPC_DEADLINE, knowledge.register_action(request))
-            .await
-            .map_err(|_| DetectionError::Unavailable("did not answer RegisterAction".into()))?
-            .map_err(|s| DetectionError::from_status("RegisterAction", s))?;
+        self.knowledge
+            .call("RegisterAction", |mut k| async move {
+                k.register_action(request).await
+            })
+            .await?;
         Ok(())
     }
 
@@ -295,38 +275,46 @@ impl Engine {
 
     pub async fn rollback(&self, id: &str, by: &str, reason: &str) -> Result<Action, EngineError> {
         let action = self.require(id).await?;
-        if action.status != ActionStatus::Completed.as_str() {
-            return Err(EngineError::Refused(format!(
+        if action.parsed_status() != Ok(ActionStatus::Completed) {
+            return Err(EngineError::Conflict(format!(
                 "action {id} is {}; only a completed action can be rolled back",
                 action.status
             )));
         }
         if !action.can_rollback {
-            return Err(EngineError::Refused(format!(
+            return Err(EngineError::Conflict(format!(
                 "action {id} ({}) cannot be rolled back",
                 action.action_type
             )));
         }
-        let stored = stored(&action).map_err(EngineError::Refused)?;
-        let result: Value = serde_json::from_str(&action.result_json).unwrap_or(Value::Null);
+        let stored = stored(&action)
+            .map_err(|e| EngineError::Conflict(format!("the stored action cannot be read: {e}")))?;
+        let mut recorded =
+            ActionOutcome::from_result_json(stored.plan.action_type(), &action.result_json)
+                .map_err(|e| {
+                    EngineError::Conflict(format!("the action's result cannot be read: {e}"))
+                })?;
+        let failed = |source| EngineError::Action {
+            doing: "rollback failed",
+            source,
+        };
         let context = self
             .context(&action, &stored.plan)
             .await
-            .map_err(EngineError::Refused)?;
+            .map_err(|e| failed(e.into()))?;
         let undone = stored
             .plan
-            .rollback(&context, &result)
+            .rollback(&context, &recorded.outcome)
             .await
-            .map_err(|e| EngineError::Refused(format!("rollback failed: {e}")))?;
-        let mut merged = result;
-        merged["rollback"] = undone;
+            .map_err(failed)?;
+        recorded.rollback = Some(undone);
         self.transition(
             id,
             ActionStatus::RolledBack,
             &[ActionStatus::Completed],
             |u| {
                 u.message = decided("Rolled back", by, reason);
-                u.result_json = merged.to_string();
+                u.result_json = recorded.to_result_json();
             },
         )
         .await?;
@@ -342,59 +330,53 @@ impl Engine {
         eviction_policy: &str,
     ) -> Result<String, EngineError> {
         if !proto::sql::valid_identifier(database_id) || database_id.contains(char::is_whitespace) {
-            return Err(EngineError::Refused(format!(
+            return Err(EngineError::Invalid(format!(
                 "database_id {database_id:?} is required (1-63 characters, no spaces)"
             )));
         }
         let plan = Plan::DeployRedis(
-            crate::actions::redis_cache::DeployRedis::new(database_id, max_memory, eviction_policy)
-                .map_err(EngineError::Refused)?,
+            proto::actions::DeployRedis::new(database_id, max_memory, eviction_policy)
+                .map_err(|e| EngineError::Invalid(e.to_string()))?,
         );
         let id = format!(
             "act-redis-{}",
-            crate::actions::processes::secret().map_err(EngineError::Refused)?
+            crate::actions::processes::secret().map_err(|source| EngineError::Action {
+                doing: "no id for the action",
+                source,
+            })?
         );
         self.register(NewAction {
             id: &id,
             detection_id: "",
             database_id,
-            action_type: plan.action_type(),
+            action_type: plan.action_type().as_str(),
             detection_key: "",
             plan: Some(&plan),
             status: ActionStatus::Queued,
             message: format!("Requested: {}", plan.describe()),
         })
-        .await
-        .map_err(|e| match e {
-            DetectionError::Refused(why) => EngineError::Refused(why),
-            DetectionError::Unavailable(why) => EngineError::Knowledge(why),
-        })?;
+        .await?;
         self.announce(&id).await;
         self.spawn_run(id.clone());
         Ok(id)
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Action>, EngineError> {
-        self.lookup(id).await.map_err(|e| match e {
-            DetectionError::Unavailable(why) | DetectionError::Refused(why) => {
-                EngineError::Knowledge(why)
-            }
-        })
+        Ok(self.lookup(id).await?)
     }
 
     /// The action `id`, telling a refused id from an unreachable knowledge.
-    async fn lookup(&self, id: &str) -> Result<Option<Action>, DetectionError> {
-        let mut knowledge = self.knowledge.clone();
-        let reply = tokio::time::timeout(
-            RPC_DEADLINE,
-            knowledge.get_action(GetActionRequest {
-                action_id: id.to_owned(),
-            }),
-        )
-        .await
-        .map_err(|_| DetectionError::Unavailable("did not answer GetAction".into()))?
-        .map_err(|s| DetectionError::from_status("GetAction", s))?
-        .into_inner();
+    async fn lookup(&self, id: &str) -> Result<Option<Action>, Error> {
+        let request = GetActionRequest {
+            action_id: id.to_owned(),
+        };
+        let reply = self
+            .knowledge
+            .call(
+                "GetAction",
+                |mut k| async move { k.get_action(request).await },
+            )
+            .await?;
         Ok(reply.action.filter(|_| reply.found))
     }
 
@@ -405,23 +387,25 @@ impl Engine {
     }
 
     /// Closes what a stopped executor left running and starts what was waiting.
-    pub async fn recover(self: &Arc<Self>) -> Result<(), String> {
-        let mut knowledge = self.knowledge.clone();
-        let pending = tokio::time::timeout(
-            RPC_DEADLINE,
-            knowledge.get_pending_actions(DatabaseFilterRequest {
-                database_id: String::new(),
-            }),
-        )
-        .await
-        .map_err(|_| "knowledge did not answer GetPendingActions".to_owned())?
-        .map_err(|s| s.message().to_owned())?
-        .into_inner()
-        .actions;
+    pub async fn recover(self: &Arc<Self>) -> Result<(), Error> {
+        let pending = self
+            .knowledge
+            .call("GetPendingActions", |mut k| async move {
+                k.get_pending_actions(DatabaseFilterRequest {
+                    database_id: String::new(),
+                })
+                .await
+            })
+            .await?
+            .actions;
         for action in pending {
-            match action.status.as_str() {
-                "queued" | "approved" => self.spawn_run(action.id.clone()),
-                "executing" if self.started_here(&action) => self.close_interrupted(&action).await,
+            match action.parsed_status() {
+                Ok(ActionStatus::Queued | ActionStatus::Approved) => {
+                    self.spawn_run(action.id.clone())
+                }
+                Ok(ActionStatus::Executing) if self.started_here(&action) => {
+                    self.close_interrupted(&action).await
+                }
                 _ => {}
             }
         }
@@ -431,9 +415,8 @@ impl Engine {
     /// Whether this executor (by its id) started `action`; actions from before executors had
     /// ids count as ours.
     fn started_here(&self, action: &Action) -> bool {
-        let result: Value = serde_json::from_str(&action.result_json).unwrap_or(Value::Null);
-        match result["executor"].as_str() {
-            Some(id) => id == self.settings.executor_id,
+        match Claim::from_result_json(&action.result_json) {
+            Some(claim) => claim.executor == self.settings.executor_id,
             None => true,
         }
     }
@@ -442,9 +425,11 @@ impl Engine {
         let outcome = match stored(action) {
             Ok(stored) => match self.context(action, &stored.plan).await {
                 Ok(context) => stored.plan.recover(&context).await,
-                Err(e) => Err(e),
+                Err(e) => Err(e.into()),
             },
-            Err(e) => Err(e),
+            Err(e) => Err(ActionError::Invalid(format!(
+                "the stored action cannot be read: {e}"
+            ))),
         };
         let result = match outcome {
             Ok(Some(result)) => {
@@ -455,7 +440,7 @@ impl Engine {
                         &[ActionStatus::Executing],
                         |u| {
                             u.message = "Completed (confirmed after an executor restart)".into();
-                            u.result_json = result.to_string();
+                            u.result_json = result.to_value().to_string();
                         },
                     )
                     .await;
@@ -479,17 +464,68 @@ impl Engine {
             .await;
     }
 
+    /// Runs `task` as one the executor waits for at shutdown (a decision carried out).
+    pub fn track<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.spawn(task);
+    }
+
     fn spawn_run(self: &Arc<Self>, id: String) {
+        if self.draining.is_triggered() {
+            info!(action_id = %id, "shutting down; the action runs at the next start");
+            return;
+        }
         let engine = self.clone();
-        tokio::spawn(async move { engine.run(id).await });
+        self.tasks.spawn(async move { engine.run(id).await });
+    }
+
+    /// Shutdown: no new action starts; running ones get `deadline` to finish, then are stopped
+    /// (a statement cancelled, an INVALID index dropped) and recorded `failed` with the reason
+    /// "cancelled by shutdown". Returns once every action task has ended, or [`STOP_GRACE`] after
+    /// the deadline (what is still running then is closed by the next start's recovery).
+    pub async fn drain(&self, deadline: Duration) {
+        self.draining.trigger();
+        self.tasks.close();
+        if tokio::time::timeout(deadline, self.tasks.wait())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        let running: Vec<String> = self.running.lock().await.iter().cloned().collect();
+        warn!(
+            ?deadline,
+            ?running,
+            "drain deadline passed; stopping the running actions"
+        );
+        self.stop.trigger();
+        if tokio::time::timeout(STOP_GRACE, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            warn!("actions did not stop in time; the next start closes them");
+        }
     }
 
     async fn run(self: Arc<Self>, id: String) {
         if !self.running.lock().await.insert(id.clone()) {
             return;
         }
-        let _permit = self.permits.acquire().await;
-        let outcome = self.run_once(&id).await;
+        let _permit = tokio::select! {
+            permit = self.permits.acquire() => permit,
+            () = self.draining.wait() => {
+                self.running.lock().await.remove(&id);
+                return;
+            }
+        };
+        let outcome = if self.draining.is_triggered() {
+            // Shutdown began while it waited for a permit: it stays queued for the next start.
+            Ok(None)
+        } else {
+            self.run_once(&id).await
+        };
         self.running.lock().await.remove(&id);
         match outcome {
             Ok(Some(next)) => self.spawn_run(next),
@@ -504,6 +540,7 @@ impl Engine {
         let stored = match stored(&action) {
             Ok(stored) => stored,
             Err(error) => {
+                let error = format!("the stored action cannot be read: {error}");
                 return self
                     .transition(
                         id,
@@ -524,7 +561,10 @@ impl Engine {
             &[ActionStatus::Queued, ActionStatus::Approved],
             |u| {
                 u.message = format!("Executing: {}", stored.description);
-                u.result_json = json!({"executor": self.settings.executor_id}).to_string();
+                u.result_json = serde_json::to_string(&Claim {
+                    executor: self.settings.executor_id.clone(),
+                })
+                .unwrap_or_default();
             },
         )
         .await?;
@@ -534,13 +574,12 @@ impl Engine {
                 let limit = self.settings.action_timeout + CLEANUP_GRACE;
                 match tokio::time::timeout(limit, stored.plan.execute(&context)).await {
                     Ok(outcome) => outcome,
-                    Err(_) => Err(format!(
-                        "did not finish within ACTION_TIMEOUT_SECONDS ({} s)",
-                        self.settings.action_timeout.as_secs()
+                    Err(_) => Err(ActionError::TimedOut(
+                        self.settings.action_timeout.as_secs(),
                     )),
                 }
             }
-            Err(error) => Err(error),
+            Err(error) => Err(error.into()),
         };
         match outcome {
             Ok(result) => {
@@ -550,7 +589,7 @@ impl Engine {
                     &[ActionStatus::Executing],
                     |u| {
                         u.message = format!("Completed: {}", stored.description);
-                        u.result_json = result.to_string();
+                        u.result_json = result.to_value().to_string();
                     },
                 )
                 .await?;
@@ -558,7 +597,7 @@ impl Engine {
                 self.publish_completed(&action, &stored).await;
                 if let Plan::Terminate(terminate) = &stored.plan
                     && !terminate.graceful
-                    && result["outcome"] == "terminated"
+                    && matches!(&result, Outcome::Terminated(t) if t.outcome == TerminateOutcome::Terminated)
                     && !terminate.username.is_empty()
                 {
                     return Ok(self
@@ -569,9 +608,13 @@ impl Engine {
             }
             Err(error) => {
                 warn!(action_id = %id, %error, "failed");
+                let message = match error {
+                    ActionError::Cancelled(_) => "Cancelled by shutdown",
+                    _ => "Failed",
+                };
                 self.transition(id, ActionStatus::Failed, &[ActionStatus::Executing], |u| {
-                    u.message = format!("Failed: {}", stored.description);
-                    u.error = error.clone();
+                    u.message = format!("{message}: {}", stored.description);
+                    u.error = error.to_string();
                 })
                 .await
                 .map(|()| None)
@@ -585,31 +628,40 @@ impl Engine {
     /// analyser's idle threshold.
     /// Returns the proposal's id when it is queued to run.
     async fn propose_role_timeout(&self, terminated: &Action, role: &str) -> Option<String> {
-        let mut knowledge = self.knowledge.clone();
-        let Ok(Ok(history)) = tokio::time::timeout(
-            RPC_DEADLINE,
-            knowledge.list_actions(ListActionsRequest {
-                database_id: terminated.database_id.clone(),
-                status: ActionStatus::Completed.to_string(),
-                limit: 500,
-            }),
-        )
-        .await
+        let request = ListActionsRequest {
+            database_id: terminated.database_id.clone(),
+            status: ActionStatus::Completed.to_string(),
+            limit: 500,
+        };
+        let Ok(history) = self
+            .knowledge
+            .call("ListActions", |mut k| async move {
+                k.list_actions(request).await
+            })
+            .await
         else {
             return None;
         };
         let day_ago = unix_now() - 86_400;
         let offences = history
-            .into_inner()
             .actions
             .iter()
-            .filter(|a| a.action_type == "terminate_query" && a.completed_at >= day_ago)
+            .filter(|a| {
+                a.parsed_action_type() == Ok(ActionType::TerminateQuery)
+                    && a.completed_at >= day_ago
+            })
             .filter(|a| {
                 let terminated_idle = stored(a).is_ok_and(
                     |s| matches!(&s.plan, Plan::Terminate(t) if !t.graceful && t.username == role),
                 );
-                let result: Value = serde_json::from_str(&a.result_json).unwrap_or(Value::Null);
-                terminated_idle && result["outcome"] == "terminated"
+                let terminated = ActionOutcome::from_result_json(
+                    ActionType::TerminateQuery,
+                    &a.result_json,
+                )
+                .is_ok_and(|r| {
+                    matches!(r.outcome, Outcome::Terminated(t) if t.outcome == TerminateOutcome::Terminated)
+                });
+                terminated_idle && terminated
             })
             .count();
         if offences < REPEAT_OFFENCES {
@@ -628,7 +680,7 @@ impl Engine {
         let reason = format!(
             "role {role}'s transactions were left idle and terminated {offences} times in a day"
         );
-        let Ok(plan) = crate::actions::role_timeout::RoleTimeout::new(
+        let Ok(plan) = proto::actions::RoleTimeout::new(
             role,
             "idle_in_transaction_session_timeout",
             (idle_seconds * 1000.0) as i64,
@@ -643,7 +695,7 @@ impl Engine {
                 id: &id,
                 detection_id: "",
                 database_id: &terminated.database_id,
-                action_type: plan.action_type(),
+                action_type: plan.action_type().as_str(),
                 detection_key: "",
                 plan: Some(&plan),
                 status,
@@ -661,10 +713,8 @@ impl Engine {
     }
 
     /// The analyser's idle-transaction threshold in seconds (knowledge's configuration).
-    async fn idle_threshold(&self) -> Result<f64, String> {
-        let config = proto::clients::system_config(&self.knowledge, RPC_DEADLINE)
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn idle_threshold(&self) -> Result<f64, Error> {
+        let config = self.knowledge.system_config().await?;
         Ok(config
             .thresholds
             .map(|t| t.idle_transaction_seconds)
@@ -672,7 +722,7 @@ impl Engine {
             .unwrap_or(300.0))
     }
 
-    async fn context(&self, action: &Action, plan: &Plan) -> Result<Context, String> {
+    async fn context(&self, action: &Action, plan: &Plan) -> Result<Context, DatabaseError> {
         let database = if plan.needs_database() {
             Some(self.databases.get(&action.database_id).await?)
         } else {
@@ -685,6 +735,7 @@ impl Engine {
             deploy: self.deploy.clone(),
             action_id: action.id.clone(),
             policy: self.settings.policy,
+            stop: self.stop.clone(),
         })
     }
 
@@ -703,17 +754,16 @@ impl Engine {
             ..Default::default()
         };
         fill(&mut update);
-        let mut knowledge = self.knowledge.clone();
-        let reply = tokio::time::timeout(RPC_DEADLINE, knowledge.update_action_status(update))
-            .await
-            .map_err(|_| EngineError::Knowledge("did not answer UpdateActionStatus".into()))?;
-        match reply {
-            Ok(reply) if reply.get_ref().success => {}
-            Ok(reply) => return Err(EngineError::NotFound(reply.into_inner().message)),
-            Err(status) if status.code() == Code::FailedPrecondition => {
-                return Err(EngineError::Refused(status.message().to_owned()));
-            }
-            Err(status) => return Err(EngineError::Knowledge(status.message().to_owned())),
+        // Knowledge refuses a transition the action's status does not allow with
+        // FAILED_PRECONDITION: it stays a conflict through every door.
+        let reply = self
+            .knowledge
+            .call("UpdateActionStatus", |mut k| async move {
+                k.update_action_status(update).await
+            })
+            .await?;
+        if !reply.success {
+            return Err(EngineError::NotFound(reply.message));
         }
         self.announce(id).await;
         Ok(())
@@ -758,7 +808,7 @@ impl Engine {
         }
     }
 
-    async fn publish_completed(&self, action: &Action, stored: &Stored) {
+    async fn publish_completed(&self, action: &Action, stored: &StoredAction) {
         let event = ActionCompletedEvent {
             action_id: action.id.clone(),
             detection_id: action.detection_id.clone(),
@@ -774,14 +824,16 @@ impl Engine {
             return;
         };
         let published = async {
-            self.jetstream
+            match self
+                .jetstream
                 .publish(proto::subjects::ACTIONS_COMPLETED, payload.into())
                 .await
-                .map_err(|e| e.to_string())?
-                .await
-                .map_err(|e| e.to_string())
+            {
+                Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            }
         };
-        match tokio::time::timeout(RPC_DEADLINE, published).await {
+        match tokio::time::timeout(PUBLISH_DEADLINE, published).await {
             Ok(Ok(_)) => {}
             Ok(Err(error)) => {
                 warn!(action_id = %action.id, %error, "actions.completed not published")
@@ -790,38 +842,36 @@ impl Engine {
         }
     }
 
-    async fn mode(&self) -> Result<ExecutionMode, String> {
-        let config = proto::clients::system_config(&self.knowledge, RPC_DEADLINE)
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn mode(&self) -> Result<ExecutionMode, Error> {
+        let config = self.knowledge.system_config().await?;
         if config.execution_mode.is_empty() {
             return Ok(ExecutionMode::Autonomous);
         }
+        // Knowledge's configuration names a mode we do not know: ours to fix, not the caller's.
         config
             .execution_mode
             .parse()
-            .map_err(|e: proto::status::UnknownWord| e.to_string())
+            .map_err(|e: proto::status::UnknownWord| {
+                Error::with_source(ErrorKind::Internal, e.to_string(), e)
+            })
     }
 
-    async fn still_active(&self, detection_id: &str) -> Result<bool, DetectionError> {
-        let mut knowledge = self.knowledge.clone();
-        let reply = tokio::time::timeout(
-            RPC_DEADLINE,
-            knowledge.get_detection(GetDetectionRequest {
-                detection_id: detection_id.to_owned(),
-            }),
-        )
-        .await
-        .map_err(|_| DetectionError::Unavailable("did not answer GetDetection".into()))?
-        .map_err(|s| DetectionError::from_status("GetDetection", s))?
-        .into_inner();
+    async fn still_active(&self, detection_id: &str) -> Result<bool, Error> {
+        let request = GetDetectionRequest {
+            detection_id: detection_id.to_owned(),
+        };
+        let reply = self
+            .knowledge
+            .call("GetDetection", |mut k| async move {
+                k.get_detection(request).await
+            })
+            .await?;
         Ok(reply.found && reply.detection.is_some_and(|d| d.state == "active"))
     }
 }
 
-fn stored(action: &Action) -> Result<Stored, String> {
-    serde_json::from_str(&action.params_json)
-        .map_err(|e| format!("the stored action cannot be read: {e}"))
+fn stored(action: &Action) -> Result<StoredAction, serde_json::Error> {
+    StoredAction::from_params_json(&action.params_json)
 }
 
 /// "Rejected by dashboard: not now" — who decided, and why when given.

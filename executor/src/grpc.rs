@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use proto::clients::Knowledge;
+use proto::error::Error;
 use proto::executor::executor_service_server::ExecutorService;
 use proto::executor::*;
 use proto::knowledge::{Action, DatabaseFilterRequest, ListActionsRequest};
@@ -15,9 +17,7 @@ use crate::engine::{Engine, EngineError};
 pub struct ExecutorGrpc {
     started: Instant,
     engine: Arc<Engine>,
-    knowledge: proto::knowledge::knowledge_service_client::KnowledgeServiceClient<
-        tonic::transport::Channel,
-    >,
+    knowledge: Knowledge,
 }
 
 impl ExecutorGrpc {
@@ -30,7 +30,7 @@ impl ExecutorGrpc {
         Self {
             started: Instant::now(),
             engine,
-            knowledge,
+            knowledge: Knowledge::new(knowledge),
         }
     }
 }
@@ -50,12 +50,9 @@ pub fn status_of(action: Action) -> ActionStatusResponse {
     }
 }
 
+/// The one way an engine error leaves over gRPC: its kind's code, its message.
 fn to_status(error: EngineError) -> Status {
-    match error {
-        EngineError::NotFound(id) => Status::not_found(format!("action {id} not found")),
-        EngineError::Refused(why) => Status::failed_precondition(why),
-        EngineError::Knowledge(why) => Status::unavailable(format!("knowledge: {why}")),
-    }
+    Error::from(error).into()
 }
 
 fn action_id(id: &str) -> Result<&str, Status> {
@@ -98,27 +95,30 @@ impl ExecutorService for ExecutorGrpc {
         request: Request<ListRequest>,
     ) -> Result<Response<ActionList>, Status> {
         let filter = request.into_inner().status_filter;
-        let mut knowledge = self.knowledge.clone();
         let actions = if filter.is_empty() {
-            knowledge
-                .get_pending_actions(DatabaseFilterRequest {
-                    database_id: String::new(),
+            self.knowledge
+                .call("GetPendingActions", |mut k| async move {
+                    k.get_pending_actions(DatabaseFilterRequest {
+                        database_id: String::new(),
+                    })
+                    .await
                 })
                 .await?
-                .into_inner()
                 .actions
         } else {
             filter
                 .parse::<proto::status::ActionStatus>()
-                .map_err(|e| Status::invalid_argument(e.to_string()))?;
-            knowledge
-                .list_actions(ListActionsRequest {
-                    database_id: String::new(),
-                    status: filter,
-                    limit: 1000,
+                .map_err(Error::from)?;
+            self.knowledge
+                .call("ListActions", |mut k| async move {
+                    k.list_actions(ListActionsRequest {
+                        database_id: String::new(),
+                        status: filter,
+                        limit: 1000,
+                    })
+                    .await
                 })
                 .await?
-                .into_inner()
                 .actions
         };
         let actions: Vec<_> = actions.into_iter().map(status_of).collect();

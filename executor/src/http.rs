@@ -90,13 +90,7 @@ async fn decide(
             }))
             .into_response()
         }
-        Err(EngineError::NotFound(id)) => {
-            error(StatusCode::NOT_FOUND, format!("action {id} not found"))
-        }
-        Err(EngineError::Refused(why)) => error(StatusCode::CONFLICT, why),
-        Err(EngineError::Knowledge(why)) => {
-            error(StatusCode::SERVICE_UNAVAILABLE, format!("knowledge: {why}"))
-        }
+        Err(failure) => refused(failure),
     }
 }
 
@@ -126,12 +120,16 @@ async fn deploy_redis(
             })),
         )
             .into_response(),
-        Err(EngineError::Refused(why)) => error(StatusCode::BAD_REQUEST, why),
-        Err(EngineError::NotFound(why)) => error(StatusCode::NOT_FOUND, why),
-        Err(EngineError::Knowledge(why)) => {
-            error(StatusCode::SERVICE_UNAVAILABLE, format!("knowledge: {why}"))
-        }
+        Err(failure) => refused(failure),
     }
+}
+
+/// The one way an engine error leaves over HTTP: its kind's status, its message.
+fn refused(failure: EngineError) -> Response {
+    let failure = proto::error::Error::from(failure);
+    let status = StatusCode::from_u16(failure.kind().http_status().as_u16())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    error(status, failure.message().to_owned())
 }
 
 fn error(status: StatusCode, message: String) -> Response {

@@ -10,6 +10,7 @@ pub mod config;
 pub mod consumer;
 pub mod databases;
 pub mod engine;
+pub mod error;
 pub mod grpc;
 pub mod http;
 

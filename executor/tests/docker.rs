@@ -8,8 +8,10 @@ use std::time::Duration;
 use executor::actions::backend::Deploy;
 use executor::actions::docker::{Docker, DockerSettings};
 use executor::actions::terminate::Policy;
-use executor::actions::{Context, Plan};
+use executor::actions::{Context, Outcome, Plan, PlanExt};
 use executor::databases::Database;
+
+use crate::stored;
 use proto::events::Detection;
 use serde_json::{Value, json};
 use testkit::{DockerEngine, PgCluster};
@@ -42,6 +44,7 @@ fn context(deploy: Deploy, database: Option<Database>) -> Context {
         deploy,
         action_id: "test".into(),
         policy: Policy::default(),
+        stop: Default::default(),
     }
 }
 
@@ -86,7 +89,8 @@ async fn a_pooler_container_serves_prepared_statements_is_found_after_a_restart_
     );
     let ctx = context(docker(&engine, "host"), database());
 
-    let result = pooler.execute(&ctx).await.unwrap();
+    let outcome = pooler.execute(&ctx).await.unwrap();
+    let result = stored(&outcome);
     let name = format!("startupmonkey-pooler-{database_id}");
     assert_eq!(result["backend"], "docker", "{result}");
     assert_eq!(result["container_name"], name.as_str());
@@ -160,7 +164,7 @@ async fn a_pooler_container_serves_prepared_statements_is_found_after_a_restart_
     );
 
     // A second run reports the running one.
-    let again = pooler.execute(&ctx).await.unwrap();
+    let again = stored(&pooler.execute(&ctx).await.unwrap());
     assert!(again["note"].as_str().unwrap().contains("already running"));
     assert_eq!(
         (&again["container_id"], &again["port"]),
@@ -170,10 +174,10 @@ async fn a_pooler_container_serves_prepared_statements_is_found_after_a_restart_
     // A restarted executor (a new client, nothing in memory) finds it, and its rollback
     // removes it.
     let restarted = context(docker(&engine, "host"), database());
-    let found = pooler.execute(&restarted).await.unwrap();
+    let found = stored(&pooler.execute(&restarted).await.unwrap());
     assert_eq!(found["container_id"], result["container_id"]);
     assert!(found["note"].as_str().unwrap().contains("already running"));
-    let undone = pooler.rollback(&restarted, &result).await.unwrap();
+    let undone = stored(&pooler.rollback(&restarted, &outcome).await.unwrap());
     assert_eq!(undone["stopped"], true, "{undone}");
     assert_eq!(undone["removed"], name.as_str());
     assert!(inspect(&engine, &name).is_none(), "the container is gone");
@@ -184,7 +188,7 @@ async fn a_pooler_container_serves_prepared_statements_is_found_after_a_restart_
         "nothing listens any more"
     );
     // Rolling back again finds nothing to remove.
-    let again = pooler.rollback(&restarted, &result).await.unwrap();
+    let again = stored(&pooler.rollback(&restarted, &outcome).await.unwrap());
     assert_eq!(again["stopped"], false, "{again}");
 }
 
@@ -195,7 +199,8 @@ async fn a_redis_container_answers_only_with_its_password_which_is_nowhere_but_i
     let cache = plan(&database_id, "deploy_redis", json!({"max_memory": "64mb"}));
     let ctx = context(docker(&engine, "host"), None);
 
-    let result = cache.execute(&ctx).await.unwrap();
+    let outcome = cache.execute(&ctx).await.unwrap();
+    let result = stored(&outcome);
     let name = format!("startupmonkey-redis-{database_id}");
     assert_eq!(result["container_name"], name.as_str(), "{result}");
     assert!(
@@ -251,7 +256,7 @@ async fn a_redis_container_answers_only_with_its_password_which_is_nowhere_but_i
         "maxmemory and headroom"
     );
 
-    let undone = cache.rollback(&ctx, &result).await.unwrap();
+    let undone = stored(&cache.rollback(&ctx, &outcome).await.unwrap());
     assert_eq!(undone["stopped"], true, "{undone}");
     assert!(inspect(&engine, &name).is_none());
     assert_ne!(redis(Some(&password), &["PING"]), "PONG");
@@ -276,9 +281,13 @@ async fn a_container_with_our_name_but_not_our_labels_is_never_touched() {
         Some(Database::connect(&database_id, "postgres://app@127.0.0.1:1/app").unwrap()),
     );
 
-    let refused = pooler.execute(&ctx).await.unwrap_err();
+    let refused = pooler.execute(&ctx).await.unwrap_err().to_string();
     assert!(refused.contains("left alone"), "{refused}");
-    let refused = pooler.rollback(&ctx, &json!({})).await.unwrap_err();
+    let refused = pooler
+        .rollback(&ctx, &Outcome::PoolerDeployed(Default::default()))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(refused.contains(&name), "{refused}");
     assert!(inspect(&engine, &name).is_some(), "it still exists");
 }
@@ -294,7 +303,7 @@ async fn a_deployment_that_cannot_work_fails_saying_why_and_leaves_nothing() {
 
     // On a network of its own, a container cannot reach the executor's loopback.
     let ctx = context(docker(&engine, "startupmonkey-test"), database());
-    let refused = pooler.execute(&ctx).await.unwrap_err();
+    let refused = pooler.execute(&ctx).await.unwrap_err().to_string();
     assert!(refused.contains("loopback"), "{refused}");
     assert!(refused.contains("startupmonkey-test"), "{refused}");
 
@@ -304,7 +313,7 @@ async fn a_deployment_that_cannot_work_fails_saying_why_and_leaves_nothing() {
         docker_with(&engine, "host", absent, engine.redis_image()),
         database(),
     );
-    let refused = pooler.execute(&ctx).await.unwrap_err();
+    let refused = pooler.execute(&ctx).await.unwrap_err().to_string();
     assert!(refused.contains(absent), "{refused}");
     assert!(inspect(&engine, &name).is_none());
 
@@ -319,7 +328,7 @@ async fn a_deployment_that_cannot_work_fails_saying_why_and_leaves_nothing() {
         ),
         None,
     );
-    let refused = cache.execute(&ctx).await.unwrap_err();
+    let refused = cache.execute(&ctx).await.unwrap_err().to_string();
     assert!(refused.contains("redis-server"), "{refused}");
     let cache_name = format!("startupmonkey-redis-{database_id}");
     assert!(inspect(&engine, &cache_name).is_none(), "{refused}");
@@ -333,7 +342,8 @@ async fn on_a_network_of_its_own_the_cache_listens_on_the_standard_port_under_it
     let cache = plan(&database_id, "deploy_redis", json!({}));
     let ctx = context(docker(&engine, &network), None);
 
-    let result = cache.execute(&ctx).await.unwrap();
+    let outcome = cache.execute(&ctx).await.unwrap();
+    let result = stored(&outcome);
     let name = format!("startupmonkey-redis-{database_id}");
     assert_eq!(
         (&result["host"], &result["port"], &result["network"]),
@@ -368,7 +378,7 @@ async fn on_a_network_of_its_own_the_cache_listens_on_the_standard_port_under_it
     ]);
     assert_eq!(answer, "PONG");
 
-    let undone = cache.rollback(&ctx, &result).await.unwrap();
+    let undone = stored(&cache.rollback(&ctx, &outcome).await.unwrap());
     assert_eq!(undone["stopped"], true, "{undone}");
     assert!(inspect(&engine, &name).is_none());
 }

@@ -8,7 +8,13 @@ use proto::executor::{ActionDecisionRequest, ActionStatusRequest, HealthRequest}
 use tonic::Code;
 
 mod docker;
+mod shutdown;
 mod untrusted;
+
+/// A typed result as the JSON stored in knowledge.
+fn stored<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap()
+}
 
 /// HTTP with a deadline, so a server that stops answering fails the test instead of hanging it.
 fn http() -> reqwest::Client {
@@ -110,6 +116,108 @@ async fn started_alone_it_is_healthy_not_ready_and_says_knowledge_is_unreachable
 }
 
 #[tokio::test]
+async fn while_knowledge_is_down_action_requests_are_unavailable_and_503_never_a_conflict() {
+    let env = Env::from_map([
+        ("GRPC_PORT", "0".to_owned()),
+        ("HEALTH_PORT", "0".to_owned()),
+        ("HTTP_PORT", "0".to_owned()),
+        (
+            "KNOWLEDGE_ADDRESS",
+            format!("127.0.0.1:{}", testkit::free_port()),
+        ),
+        (
+            "NATS_URL",
+            format!("nats://127.0.0.1:{}", testkit::free_port()),
+        ),
+    ]);
+    let shutdown = Shutdown::new();
+    let app = App::build(Config::from_env(&env).unwrap(), shutdown.clone())
+        .await
+        .unwrap();
+    let grpc = app.grpc_addr().to_string();
+    let api = format!("http://{}", app.http_addr());
+    let task = tokio::spawn(app.run());
+
+    let mut client = proto::clients::executor(&grpc).unwrap();
+    let decision = || ActionDecisionRequest {
+        action_id: "act-d1".into(),
+        requested_by: "test".into(),
+        reason: String::new(),
+    };
+    let approve = client.approve_action(decision()).await.unwrap_err();
+    let reject = client.reject_action(decision()).await.unwrap_err();
+    let rollback = client.rollback_action(decision()).await.unwrap_err();
+    let status = client
+        .get_action_status(ActionStatusRequest {
+            action_id: "act-d1".into(),
+        })
+        .await
+        .unwrap_err();
+    let pending = client
+        .list_pending_actions(proto::executor::ListRequest::default())
+        .await
+        .unwrap_err();
+    for (call, error) in [
+        ("ApproveAction", approve),
+        ("RejectAction", reject),
+        ("RollbackAction", rollback),
+        ("GetActionStatus", status),
+        ("ListPendingActions", pending),
+    ] {
+        assert_eq!(error.code(), Code::Unavailable, "{call}: {error:?}");
+        assert!(!error.message().is_empty(), "{call}");
+    }
+    // A bad request is still the caller's fault, whatever knowledge's state.
+    let bad = client
+        .list_pending_actions(proto::executor::ListRequest {
+            status_filter: "finished".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument, "{bad:?}");
+
+    for (path, body) in [
+        ("/api/actions/act-d1/approve", "{}"),
+        ("/api/actions/act-d1/reject", r#"{"reason": "not now"}"#),
+        ("/api/actions/act-d1/rollback", "{}"),
+        ("/api/deploy-redis", r#"{"database_id": "db"}"#),
+    ] {
+        let reply = http()
+            .post(format!("{api}{path}"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status().as_u16(), 503, "{path}");
+        let error: serde_json::Value = reply.json().await.unwrap();
+        assert!(
+            error["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{path}: {error}"
+        );
+    }
+    let reply = http()
+        .post(format!("{api}/api/deploy-redis"))
+        .header("content-type", "application/json")
+        .body(r#"{"database_id": "db", "max_memory": "lots"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.status().as_u16(),
+        400,
+        "bad input before knowledge is asked"
+    );
+
+    shutdown.trigger();
+    tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .expect("stops within the drain deadline")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
 async fn the_binary_refuses_a_bad_setting_naming_the_variable_and_value() {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_executor"))
         .env("ACTION_TIMEOUT_SECONDS", "forever")
@@ -128,7 +236,7 @@ async fn the_binary_refuses_a_bad_setting_naming_the_variable_and_value() {
 
 use executor::actions::backend::Deploy;
 use executor::actions::terminate::Policy;
-use executor::actions::{Context, Plan};
+use executor::actions::{Context, Plan, PlanExt};
 use executor::databases::Database;
 use proto::events::Detection;
 use serde_json::json;
@@ -142,6 +250,7 @@ fn context(pg: &PgCluster, timeout: Duration) -> Context {
         deploy: Deploy::Process,
         action_id: "test".into(),
         policy: Policy::default(),
+        stop: Default::default(),
     }
 }
 
@@ -195,7 +304,8 @@ async fn create_index_quotes_every_identifier_and_rollback_drops_only_the_index_
     );
     assert!(index.can_rollback());
     let ctx = context(&pg, Duration::from_secs(60));
-    let result = index.execute(&ctx).await.unwrap();
+    let outcome = index.execute(&ctx).await.unwrap();
+    let result = stored(&outcome);
     let (oid, valid) = index_state(&pg, "Sales Data", "Idx Customer").expect("built");
     assert!(valid);
     assert_eq!(result["index_oid"], oid);
@@ -210,7 +320,7 @@ async fn create_index_quotes_every_identifier_and_rollback_drops_only_the_index_
     );
 
     // Built again: the name is taken, by an index that is now "not ours" for this run.
-    let error = index.execute(&ctx).await.unwrap_err();
+    let error = index.execute(&ctx).await.unwrap_err().to_string();
     assert!(
         error.contains("already exists") && error.contains("left alone"),
         "{error}"
@@ -226,18 +336,22 @@ async fn create_index_quotes_every_identifier_and_rollback_drops_only_the_index_
         "DROP INDEX \"Sales Data\".\"Idx Customer\"; \
          CREATE INDEX \"Idx Customer\" ON \"Sales Data\".\"Order \"\"Items\"\"\" (id)",
     );
-    let error = index.rollback(&ctx, &result).await.unwrap_err();
+    let error = index
+        .rollback(&ctx, &outcome)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("no longer the index we built"), "{error}");
     assert!(index_state(&pg, "Sales Data", "Idx Customer").is_some());
 
     // Ours again: rollback drops it.
     pg.psql("app", "DROP INDEX \"Sales Data\".\"Idx Customer\"");
-    let result = index.execute(&ctx).await.unwrap();
-    let undone = index.rollback(&ctx, &result).await.unwrap();
+    let outcome = index.execute(&ctx).await.unwrap();
+    let undone = stored(&index.rollback(&ctx, &outcome).await.unwrap());
     assert_eq!(undone["dropped"], true);
     assert_eq!(index_state(&pg, "Sales Data", "Idx Customer"), None);
     // A second rollback finds nothing to do.
-    let again = index.rollback(&ctx, &result).await.unwrap();
+    let again = stored(&index.rollback(&ctx, &outcome).await.unwrap());
     assert_eq!(again["dropped"], false);
 }
 
@@ -262,7 +376,7 @@ async fn a_covering_and_an_expression_index_are_built_as_planned_and_rolled_back
             "include": ["id", "name", "E-mail"],
         }),
     );
-    let result = covering.execute(&ctx).await.unwrap();
+    let outcome = covering.execute(&ctx).await.unwrap();
     assert_eq!(
         index_state(&pg, "public", "by_email_lower").map(|s| s.1),
         Some(true)
@@ -286,7 +400,7 @@ async fn a_covering_and_an_expression_index_are_built_as_planned_and_rolled_back
         plan_text.contains("Index Only Scan using by_email_lower"),
         "{plan_text}"
     );
-    let undone = covering.rollback(&ctx, &result).await.unwrap();
+    let undone = stored(&covering.rollback(&ctx, &outcome).await.unwrap());
     assert_eq!(undone["dropped"], true);
     assert_eq!(index_state(&pg, "public", "by_email_lower"), None);
 }
@@ -309,7 +423,8 @@ async fn a_build_stopped_midway_leaves_no_invalid_index_behind() {
     let error = index
         .execute(&context(&pg, Duration::from_millis(300)))
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("statement timeout"), "{error}");
     assert!(
         error.contains("INVALID index it left was dropped"),
@@ -355,15 +470,29 @@ async fn vacuum_reports_the_dead_tuples_it_reclaimed() {
          INSERT INTO \"Events\" SELECT generate_series(1, 20000); \
          DELETE FROM \"Events\" WHERE id % 2 = 0;",
     );
+    // psql's session reports its statistics as it ends, not always before it has returned.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while pg.psql(
+        "app",
+        "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'Events'",
+    ) != "10000"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dead tuples never showed in pg_stat_user_tables"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let vacuum = plan(
         "vacuum_table",
         json!({"table_name": "public.Events", "schema": "public", "table": "Events"}),
     );
     assert!(!vacuum.can_rollback());
-    let result = vacuum
+    let outcome = vacuum
         .execute(&context(&pg, Duration::from_secs(60)))
         .await
         .unwrap();
+    let result = stored(&outcome);
     assert_eq!(result["dead_tuples_before"], 10_000, "{result}");
     assert_eq!(result["dead_tuples_after"], 0, "{result}");
     assert_eq!(result["tuples_reclaimed"], 10_000);
@@ -372,9 +501,10 @@ async fn vacuum_reports_the_dead_tuples_it_reclaimed() {
         "VACUUM (ANALYZE) \"public\".\"Events\""
     );
     let error = vacuum
-        .rollback(&context(&pg, Duration::from_secs(5)), &result)
+        .rollback(&context(&pg, Duration::from_secs(5)), &outcome)
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("cannot be undone"), "{error}");
 }
 
@@ -472,7 +602,8 @@ async fn terminate_ends_only_the_reported_session_and_never_a_protected_one() {
             .await
             .execute(&ctx)
             .await
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(error.contains(reason), "{pid}: {error}");
     }
     // Background processes have no backend start to report... and are refused anyway.
@@ -482,8 +613,8 @@ async fn terminate_ends_only_the_reported_session_and_never_a_protected_one() {
     );
     let outcome = launcher_plan.execute(&ctx).await;
     assert!(
-        matches!(&outcome, Ok(r) if r["outcome"] == "already_gone")
-            || matches!(&outcome, Err(e) if e.contains("process")),
+        matches!(&outcome, Ok(r) if stored(r)["outcome"] == "already_gone")
+            || matches!(&outcome, Err(e) if e.to_string().contains("process")),
         "{outcome:?}"
     );
 
@@ -494,12 +625,14 @@ async fn terminate_ends_only_the_reported_session_and_never_a_protected_one() {
         .execute(&mut target.conn)
         .await
         .unwrap();
-    let result = stale.execute(&ctx).await.unwrap();
+    let outcome = stale.execute(&ctx).await.unwrap();
+    let result = stored(&outcome);
     assert_eq!(result["outcome"], "moved_on");
 
     // The current report: terminated.
     let current = reported(&admin, target.pid, false).await;
-    let result = current.execute(&ctx).await.unwrap();
+    let outcome = current.execute(&ctx).await.unwrap();
+    let result = stored(&outcome);
     assert_eq!(result["outcome"], "terminated", "{result}");
     assert!(
         sqlx::raw_sql("SELECT 1")
@@ -549,10 +682,12 @@ async fn a_long_statement_is_cancelled_and_its_session_kept() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let cancel = reported(&admin, pid, true).await;
-    let result = cancel
-        .execute(&context(&pg, Duration::from_secs(30)))
-        .await
-        .unwrap();
+    let result = stored(
+        &cancel
+            .execute(&context(&pg, Duration::from_secs(30)))
+            .await
+            .unwrap(),
+    );
     assert_eq!(result["outcome"], "cancelled", "{result}");
     let (outcome, mut conn) = sleeping.await.unwrap();
     assert!(outcome.unwrap_err().contains("canceling statement"));
@@ -578,7 +713,8 @@ async fn a_deployed_pgbouncer_serves_queries_survives_us_and_rollback_stops_it()
     })
     .unwrap();
     assert!(pooler.can_rollback());
-    let result = pooler.execute(&ctx).await.unwrap();
+    let outcome = pooler.execute(&ctx).await.unwrap();
+    let result = stored(&outcome);
     let port = result["port"].as_u64().unwrap();
     assert_eq!(result["pool_mode"], "session");
     assert_eq!(result["default_pool_size"], 8);
@@ -620,12 +756,12 @@ async fn a_deployed_pgbouncer_serves_queries_survives_us_and_rollback_stops_it()
     assert_eq!(mode & 0o077, 0, "the auth file is private");
 
     // A new executor (nothing in memory) finds it again instead of starting another.
-    let again = pooler.execute(&ctx).await.unwrap();
+    let again = stored(&pooler.execute(&ctx).await.unwrap());
     assert_eq!(again["port"], port);
     assert_eq!(again["pid"], pid);
     assert!(again["note"].as_str().unwrap().contains("already running"));
 
-    let undone = pooler.rollback(&ctx, &result).await.unwrap();
+    let undone = stored(&pooler.rollback(&ctx, &outcome).await.unwrap());
     assert_eq!(undone["stopped"], true);
     assert!(
         tokio::net::TcpStream::connect(("127.0.0.1", port as u16))
@@ -646,6 +782,7 @@ async fn a_deployed_redis_answers_only_with_its_password_and_rollback_stops_it()
         deploy: Deploy::Process,
         action_id: "test".into(),
         policy: Policy::default(),
+        stop: Default::default(),
     };
     let cache = Plan::from_detection(&Detection {
         id: "d1".into(),
@@ -655,7 +792,8 @@ async fn a_deployed_redis_answers_only_with_its_password_and_rollback_stops_it()
         ..Default::default()
     })
     .unwrap();
-    let result = cache.execute(&ctx).await.unwrap();
+    let outcome = cache.execute(&ctx).await.unwrap();
+    let result = stored(&outcome);
     let port = result["port"].as_u64().unwrap().to_string();
     assert!(!result.to_string().contains("requirepass"));
     let password = std::fs::read_to_string(result["password_file"].as_str().unwrap())
@@ -694,7 +832,7 @@ async fn a_deployed_redis_answers_only_with_its_password_and_rollback_stops_it()
         .unwrap();
     assert!(String::from_utf8_lossy(&memory.stdout).contains(&(64 * 1024 * 1024).to_string()));
 
-    let undone = cache.rollback(&ctx, &result).await.unwrap();
+    let undone = stored(&cache.rollback(&ctx, &outcome).await.unwrap());
     assert_eq!(undone["stopped"], true);
     assert_ne!(ping(Some(&password)), "PONG");
 }
@@ -737,7 +875,8 @@ async fn tuning_follows_the_measured_ram_and_rollback_restores_every_previous_va
         "tune_config_high_latency",
         json!({"p95_latency_ms": 250.0, "host_memory_bytes": 16_i64 << 30}),
     );
-    let result = tune.execute(&ctx).await.unwrap();
+    let outcome = tune.execute(&ctx).await.unwrap();
+    let result = stored(&outcome);
     let changed: Vec<&str> = result["config_changes"]
         .as_array()
         .unwrap()
@@ -758,7 +897,7 @@ async fn tuning_follows_the_measured_ram_and_rollback_restores_every_previous_va
     assert_eq!(restart_only["requires_restart"], true);
     assert_eq!(restart_only["recommended"], "4194304kB");
 
-    tune.rollback(&ctx, &result).await.unwrap();
+    tune.rollback(&ctx, &outcome).await.unwrap();
     eventually_show(&pg, "effective_cache_size", "4GB").await;
     eventually_show(&pg, "work_mem", "4MB").await;
     eventually_show(&pg, "random_page_cost", "4.5").await;
@@ -774,14 +913,15 @@ async fn tuning_follows_the_measured_ram_and_rollback_restores_every_previous_va
 
     // Without the host's RAM, memory settings are left alone and the reason given.
     let blind = plan("tune_config_high_latency", json!({"p95_latency_ms": 250.0}));
-    let result = blind.execute(&ctx).await.unwrap();
+    let outcome = blind.execute(&ctx).await.unwrap();
+    let result = stored(&outcome);
     assert!(
         result["recommendations"][0]["note"]
             .as_str()
             .unwrap()
             .contains("RAM is unknown")
     );
-    blind.rollback(&ctx, &result).await.unwrap();
+    blind.rollback(&ctx, &outcome).await.unwrap();
 }
 
 #[tokio::test]
@@ -798,7 +938,8 @@ async fn a_role_timeout_is_set_in_this_database_only_and_rollback_restores_the_p
         "set_role_timeout",
         json!({"role": "Shop App", "setting": "idle_in_transaction_session_timeout", "value_ms": 300000}),
     );
-    let result = timeout.execute(&ctx).await.unwrap();
+    let outcome = timeout.execute(&ctx).await.unwrap();
+    let result = stored(&outcome);
     assert_eq!(result["before"], "1h");
     let setting = || {
         pg.psql(
@@ -808,7 +949,7 @@ async fn a_role_timeout_is_set_in_this_database_only_and_rollback_restores_the_p
         )
     };
     assert_eq!(setting(), "idle_in_transaction_session_timeout=300000ms");
-    timeout.rollback(&ctx, &result).await.unwrap();
+    timeout.rollback(&ctx, &outcome).await.unwrap();
     assert_eq!(setting(), "idle_in_transaction_session_timeout=1h");
     let bad = Plan::from_detection(&Detection {
         id: "d".into(),
@@ -817,6 +958,7 @@ async fn a_role_timeout_is_set_in_this_database_only_and_rollback_restores_the_p
         action_metadata: Some(json!({"role": "x", "setting": "shared_buffers", "value_ms": 1000})),
         ..Default::default()
     })
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(bad.to_string().contains("not a per-role timeout"), "{bad}");
 }

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer::pull};
-use executor::actions::Plan;
+use executor::actions::{Plan, PlanExt};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as Cases, TestCaseError, TestRunner};
 use proto::events::Detection;
@@ -234,7 +234,8 @@ fn a_create_index_plan_with_awkward_names_indexes_exactly_the_named_column() {
                     ),
                 )
                 .await?;
-                let result = plan.execute(&context).await.map_err(failed)?;
+                let outcome = plan.execute(&context).await.map_err(failed)?;
+                let result = crate::stored(&outcome);
                 let oid = result["index_oid"]
                     .as_i64()
                     .ok_or_else(|| failed(&result))?;
@@ -258,8 +259,8 @@ fn a_create_index_plan_with_awkward_names_indexes_exactly_the_named_column() {
                     i16::from(descending),
                 );
                 prop_assert_eq!(built, expected);
-                let undone = plan.rollback(&context, &result).await.map_err(failed)?;
-                prop_assert_eq!(&undone["dropped"], &json!(true));
+                let undone = plan.rollback(&context, &outcome).await.map_err(failed)?;
+                prop_assert_eq!(&crate::stored(&undone)["dropped"], &json!(true));
                 run(conn, &format!("DROP TABLE {}", qualified(&schema, &table))).await
             })
         })

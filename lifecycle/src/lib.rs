@@ -1,6 +1,7 @@
 //! The parts every StartupMonkey service shares and nothing else: typed settings from the
 //! environment, connections to NATS and gRPC peers (credentials, TLS), tracing, the `/health` + `/ready` endpoints, and shutdown with a drain deadline.
 
+pub mod consumer;
 pub mod env;
 pub mod grpc;
 pub mod health;

@@ -3,6 +3,7 @@
 //!
 //! Services depend on this crate and never on each other.
 
+pub mod actions;
 pub mod clients;
 pub mod error;
 pub mod events;

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::docker::Docker;
 use super::processes::Processes;
+use crate::error::ActionError;
 
 /// A database id as it may appear in a directory or container name: kept when it is all ASCII
 /// letters, digits, `-` and `_` (40 at most); otherwise made so and told apart by a hash of the
@@ -131,22 +132,22 @@ impl Site {
 
     /// Whether the helper can reach a database at `host`, or why not: a container on its own
     /// network has its own loopback, and no container sees the executor's Unix sockets.
-    pub fn reaches(&self, host: &str) -> Result<(), String> {
+    pub fn reaches(&self, host: &str) -> Result<(), ActionError> {
         let Some(network) = &self.network else {
             return Ok(());
         };
         if host.starts_with('/') {
-            return Err(format!(
+            return Err(ActionError::Refused(format!(
                 "the database is registered through the Unix socket directory {host}, which a \
                  container cannot reach: register it with a TCP host"
-            ));
+            )));
         }
         if network != "host" && is_loopback(host) {
-            return Err(format!(
+            return Err(ActionError::Refused(format!(
                 "the database is registered at {host}, the executor's own loopback, which a \
                  container on network {network} cannot reach: register it by an address that \
                  network reaches (e.g. its compose service name), or set DOCKER_NETWORK=host"
-            ));
+            )));
         }
         Ok(())
     }
@@ -183,17 +184,17 @@ pub trait Backend: Send + Sync {
 
     /// The deployment a running helper was started with, plus what identifies it now (`pid`,
     /// `container_id`); `None` when none runs.
-    fn find<'a>(&'a self, helper: &'a Helper) -> BoxFuture<'a, Result<Option<Value>, String>>;
+    fn find<'a>(&'a self, helper: &'a Helper) -> BoxFuture<'a, Result<Option<Value>, ActionError>>;
 
     /// Where a new helper would run.
-    fn site(&self, helper: &Helper) -> Result<Site, String>;
+    fn site(&self, helper: &Helper) -> Result<Site, ActionError>;
 
     /// Writes its files, starts it and waits until it accepts connections. Returns the
     /// deployment plus what identifies the helper; on failure, nothing is left running.
-    fn start(&self, launch: Launch) -> BoxFuture<'_, Result<Value, String>>;
+    fn start(&self, launch: Launch) -> BoxFuture<'_, Result<Value, ActionError>>;
 
     /// Stops and removes the helper, if it runs and is ours; the JSON says what was done.
-    fn remove<'a>(&'a self, helper: &'a Helper) -> BoxFuture<'a, Result<Value, String>>;
+    fn remove<'a>(&'a self, helper: &'a Helper) -> BoxFuture<'a, Result<Value, ActionError>>;
 }
 
 /// The backend in force (`DEPLOY_BACKEND`), as the executor carries it.
@@ -243,7 +244,10 @@ mod tests {
     #[test]
     fn a_container_on_its_own_network_cannot_reach_the_executors_loopback_or_sockets() {
         for host in ["localhost", "127.0.0.1", "::1", "[::1]", "127.0.1.1"] {
-            let error = site(Some("startupmonkey")).reaches(host).unwrap_err();
+            let error = site(Some("startupmonkey"))
+                .reaches(host)
+                .unwrap_err()
+                .to_string();
             assert!(error.contains("loopback"), "{error}");
             assert!(error.contains("startupmonkey"), "{error}");
         }
@@ -253,6 +257,7 @@ mod tests {
             site(Some("host"))
                 .reaches("/var/run/postgresql")
                 .unwrap_err()
+                .to_string()
                 .contains("Unix socket")
         );
         assert!(site(None).reaches("/var/run/postgresql").is_ok());

@@ -7,45 +7,43 @@
 
 use std::time::{Duration, Instant};
 
-use proto::sql::{
-    IndexFunction, include_clause, index_key, qualified, quote_ident, valid_identifier,
-};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use proto::sql::{include_clause, index_key, qualified, quote_ident, valid_identifier};
+use std::future::Future;
+
+use proto::actions::{CreateIndex, IndexBuilt, IndexDropped, KeyColumn};
+use serde_json::Value;
 use sqlx::PgConnection;
 
 use super::{Context, identifier, shown};
-use crate::databases::{describe, is_lock_timeout};
+use crate::databases::{describe, execute_or_stop, is_lock_timeout};
+use crate::error::ActionError;
 
 const ATTEMPTS: u32 = 3;
 const MAX_COLUMNS: usize = 32;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyColumn {
-    pub name: String,
-    #[serde(default)]
-    pub descending: bool,
-    /// For an expression index: the function applied to the column, from a closed list.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub function: Option<IndexFunction>,
+/// `create_index` as the executor runs it.
+pub trait CreateIndexRun: Sized {
+    fn from_metadata(metadata: &Value) -> Result<Self, ActionError>;
+    fn statement(&self) -> String;
+    fn execute(
+        &self,
+        context: &Context,
+    ) -> impl Future<Output = Result<IndexBuilt, ActionError>> + Send;
+    fn rollback(
+        &self,
+        context: &Context,
+        result: &IndexBuilt,
+    ) -> impl Future<Output = Result<IndexDropped, ActionError>> + Send;
+    fn recover(
+        &self,
+        context: &Context,
+    ) -> impl Future<Output = Result<Option<IndexBuilt>, ActionError>> + Send;
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CreateIndex {
-    pub schema: String,
-    pub table: String,
-    pub index_name: String,
-    pub columns: Vec<KeyColumn>,
-    /// Columns carried in the index without ordering by them (`INCLUDE`, PostgreSQL 11+). Absent
-    /// from plans stored before covering indexes were proposed.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub include: Vec<String>,
-}
-
-impl CreateIndex {
+impl CreateIndexRun for CreateIndex {
     /// From the analyser's metadata (schema, table_name, index_name, columns), or the original's
     /// (table_name, column_name: schema `public`, name `idx_<table>_<column>`).
-    pub fn from_metadata(metadata: &Value) -> Result<Self, String> {
+    fn from_metadata(metadata: &Value) -> Result<Self, ActionError> {
         let table = identifier(metadata, "table_name")?;
         let schema = match metadata.get("schema") {
             None | Some(Value::Null) => "public".to_owned(),
@@ -56,7 +54,7 @@ impl CreateIndex {
                 .iter()
                 .map(|c| {
                     serde_json::from_value::<KeyColumn>(c.clone())
-                        .map_err(|e| shown(format!("columns: {e}")))
+                        .map_err(|e| ActionError::Invalid(shown(format!("columns: {e}"))))
                 })
                 .collect::<Result<_, _>>()?,
             None | Some(Value::Null) => vec![KeyColumn {
@@ -65,14 +63,16 @@ impl CreateIndex {
                 function: None,
             }],
             Some(other) => {
-                return Err(format!(
+                return Err(ActionError::Invalid(format!(
                     "columns must be a list, not {}",
                     shown(other.to_string())
-                ));
+                )));
             }
         };
         if columns.is_empty() || columns.len() > MAX_COLUMNS {
-            return Err(format!("an index needs 1 to {MAX_COLUMNS} columns"));
+            return Err(ActionError::Invalid(format!(
+                "an index needs 1 to {MAX_COLUMNS} columns"
+            )));
         }
         let include: Vec<String> = match metadata.get("include") {
             None | Some(Value::Null) => Vec::new(),
@@ -80,30 +80,30 @@ impl CreateIndex {
                 .iter()
                 .map(|c| match c {
                     Value::String(name) => Ok(name.clone()),
-                    other => Err(format!(
+                    other => Err(ActionError::Invalid(format!(
                         "include must list column names, not {}",
                         shown(other.to_string())
-                    )),
+                    ))),
                 })
                 .collect::<Result<_, _>>()?,
             Some(other) => {
-                return Err(format!(
+                return Err(ActionError::Invalid(format!(
                     "include must be a list, not {}",
                     shown(other.to_string())
-                ));
+                )));
             }
         };
         if columns.len() + include.len() > MAX_COLUMNS {
-            return Err(format!(
+            return Err(ActionError::Invalid(format!(
                 "an index has at most {MAX_COLUMNS} key and included columns"
-            ));
+            )));
         }
         let names = columns.iter().map(|c| &c.name).chain(&include);
         if let Some(bad) = names.clone().find(|name| !valid_identifier(name)) {
-            return Err(format!(
+            return Err(ActionError::Invalid(format!(
                 "column {} is not a valid identifier",
                 shown(format!("{bad:?}"))
-            ));
+            )));
         }
         // A column may be included beside a function of it (`lower(email)` INCLUDE `email`).
         if let Some(twice) = include.iter().find(|name| {
@@ -111,17 +111,19 @@ impl CreateIndex {
                 .iter()
                 .any(|c| &c.name == *name && c.function.is_none())
         }) {
-            return Err(format!(
+            return Err(ActionError::Invalid(format!(
                 "column {} is both a key and an included column",
                 shown(format!("{twice:?}"))
-            ));
+            )));
         }
         let index_name = match metadata.get("index_name") {
             None | Some(Value::Null) => format!("idx_{table}_{}", columns[0].name),
             Some(_) => identifier(metadata, "index_name")?,
         };
         if !valid_identifier(&index_name) {
-            return Err(format!("index name {index_name:?} is longer than 63 bytes"));
+            return Err(ActionError::Invalid(format!(
+                "index name {index_name:?} is longer than 63 bytes"
+            )));
         }
         Ok(Self {
             schema,
@@ -133,7 +135,7 @@ impl CreateIndex {
     }
 
     /// The exact statement run.
-    pub fn statement(&self) -> String {
+    fn statement(&self) -> String {
         let keys: Vec<String> = self
             .columns
             .iter()
@@ -148,41 +150,64 @@ impl CreateIndex {
         )
     }
 
-    pub async fn execute(&self, context: &Context) -> Result<Value, String> {
+    async fn execute(&self, context: &Context) -> Result<IndexBuilt, ActionError> {
         let database = context.database()?;
         let mut conn = database.dedicated(context.timeout).await?;
         if !table_exists(&mut conn, &self.schema, &self.table).await? {
-            return Err(format!(
+            return Err(ActionError::Refused(format!(
                 "table {} does not exist",
                 qualified(&self.schema, &self.table)
-            ));
+            )));
         }
         if let Some((_, valid)) = index(&mut conn, &self.schema, &self.index_name).await? {
-            return Err(format!(
+            return Err(ActionError::Refused(format!(
                 "an index named {} already exists{}; it is not ours and is left alone",
                 qualified(&self.schema, &self.index_name),
                 if valid { "" } else { " (INVALID)" }
-            ));
+            )));
         }
         let statement = self.statement();
         let started = Instant::now();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let outcome = sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
-                .persistent(false)
-                .execute(&mut conn)
-                .await;
-            match outcome {
-                Ok(_) => break,
+            let run = execute_or_stop(database, &mut conn, &statement, &context.stop).await?;
+            if run.stopped {
+                // Stopped at shutdown: whatever is there now is ours (the name was free).
+                let cleaned = drop_if_invalid(self, &mut conn).await?;
+                if run.outcome.is_ok()
+                    && let Some((_, true)) =
+                        index(&mut conn, &self.schema, &self.index_name).await?
+                {
+                    // It finished as it was being cancelled: a complete build, kept.
+                } else {
+                    return Err(ActionError::Cancelled(format!(
+                        "the index build was cancelled{}",
+                        if cleaned {
+                            " and the INVALID index it left was dropped"
+                        } else {
+                            "; it left no index behind"
+                        }
+                    )));
+                }
+            }
+            match run.outcome {
+                Ok(()) => break,
                 Err(error) => {
                     // It did not exist before this attempt, so whatever is there now is ours.
-                    let cleaned = self.drop_if_invalid(&mut conn).await?;
+                    let cleaned = drop_if_invalid(self, &mut conn).await?;
                     if is_lock_timeout(&error) && attempt < ATTEMPTS {
-                        tokio::time::sleep(Duration::from_secs(2 * u64::from(attempt))).await;
+                        tokio::select! {
+                            () = tokio::time::sleep(Duration::from_secs(2 * u64::from(attempt))) => {}
+                            () = context.stop.wait() => {
+                                return Err(ActionError::Cancelled(
+                                    "the index build was waiting for a lock".into(),
+                                ));
+                            }
+                        }
                         continue;
                     }
-                    return Err(format!(
+                    return Err(ActionError::Refused(format!(
                         "{}{} after {attempt} attempt(s)",
                         describe(&error),
                         if cleaned {
@@ -190,141 +215,164 @@ impl CreateIndex {
                         } else {
                             ""
                         }
-                    ));
+                    )));
                 }
             }
         }
         let build_ms = started.elapsed().as_millis() as i64;
         let (oid, valid) = index(&mut conn, &self.schema, &self.index_name)
             .await?
-            .ok_or("the index is missing right after it was built")?;
+            .ok_or_else(|| {
+                ActionError::Refused("the index is missing right after it was built".into())
+            })?;
         if !valid {
-            self.drop_if_invalid(&mut conn).await?;
-            return Err("the build finished but left the index INVALID; it was dropped".into());
+            drop_if_invalid(self, &mut conn).await?;
+            return Err(ActionError::Refused(
+                "the build finished but left the index INVALID; it was dropped".into(),
+            ));
         }
         let size: i64 = sqlx::query_scalar("SELECT pg_relation_size($1::oid)")
             .bind(oid)
             .fetch_one(&mut conn)
             .await
-            .map_err(|e| describe(&e))?;
-        Ok(json!({
-            "index_name": self.index_name,
-            "schema": self.schema,
-            "table_name": self.table,
-            "columns": self.columns,
-            "include": self.include,
-            "statement": statement,
-            "index_oid": oid,
-            "size_bytes": size,
-            "build_ms": build_ms,
-            "attempts": attempt,
-            "concurrent": true,
-        }))
+            .map_err(ActionError::from)?;
+        Ok(IndexBuilt {
+            index_name: self.index_name.clone(),
+            schema: self.schema.clone(),
+            table_name: self.table.clone(),
+            columns: self.columns.clone(),
+            include: self.include.clone(),
+            statement,
+            index_oid: oid,
+            size_bytes: Some(size),
+            build_ms: Some(build_ms),
+            attempts: Some(attempt),
+            concurrent: true,
+            note: None,
+        })
     }
 
-    pub async fn rollback(&self, context: &Context, result: &Value) -> Result<Value, String> {
-        let built_oid = result
-            .get("index_oid")
-            .and_then(Value::as_i64)
-            .ok_or("the action's result has no index OID: nothing is dropped")?;
+    async fn rollback(
+        &self,
+        context: &Context,
+        result: &IndexBuilt,
+    ) -> Result<IndexDropped, ActionError> {
+        let built_oid = result.index_oid;
         let database = context.database()?;
         let mut conn = database.dedicated(context.timeout).await?;
         match index(&mut conn, &self.schema, &self.index_name).await? {
-            None => Ok(json!({"dropped": false, "note": "the index was already gone"})),
-            Some((oid, _)) if oid != built_oid => Err(format!(
+            None => Ok(IndexDropped {
+                dropped: false,
+                index_name: None,
+                note: Some("the index was already gone".into()),
+            }),
+            Some((oid, _)) if oid != built_oid => Err(ActionError::Refused(format!(
                 "{} is no longer the index we built (OID {oid}, ours was {built_oid}); left alone",
                 qualified(&self.schema, &self.index_name)
-            )),
+            ))),
             Some(_) => {
                 drop_index(&mut conn, &self.schema, &self.index_name).await?;
-                Ok(json!({"dropped": true, "index_name": self.index_name}))
+                Ok(IndexDropped {
+                    dropped: true,
+                    index_name: Some(self.index_name.clone()),
+                    note: None,
+                })
             }
         }
     }
 
     /// After an interrupted run: an INVALID index of our name is the build's leftover (the name
     /// was free when the run began) and is dropped; a valid one means the build finished.
-    pub async fn recover(&self, context: &Context) -> Result<Option<Value>, String> {
+    async fn recover(&self, context: &Context) -> Result<Option<IndexBuilt>, ActionError> {
         let database = context.database()?;
         let mut conn = database.dedicated(context.timeout).await?;
         // A killed executor's build may still be running in its orphaned session (the server
         // notices a vanished client only when it next talks to it): stop that first.
-        Self::stop_orphaned_build(&mut conn, &self.statement()).await?;
+        stop_orphaned_build(&mut conn, &self.statement()).await?;
         match index(&mut conn, &self.schema, &self.index_name).await? {
-            Some((oid, true)) => Ok(Some(json!({
-                "index_name": self.index_name,
-                "schema": self.schema,
-                "table_name": self.table,
-                "statement": self.statement(),
-                "index_oid": oid,
-                "concurrent": true,
-                "note": "the build finished while the executor was stopped",
-            }))),
+            Some((oid, true)) => Ok(Some(IndexBuilt {
+                index_name: self.index_name.clone(),
+                schema: self.schema.clone(),
+                table_name: self.table.clone(),
+                columns: Vec::new(),
+                include: Vec::new(),
+                statement: self.statement(),
+                index_oid: oid,
+                size_bytes: None,
+                build_ms: None,
+                attempts: None,
+                concurrent: true,
+                note: Some("the build finished while the executor was stopped".into()),
+            })),
             Some((_, false)) => {
-                self.drop_if_invalid(&mut conn).await?;
+                drop_if_invalid(self, &mut conn).await?;
                 Ok(None)
             }
             None => Ok(None),
         }
     }
+}
 
-    /// Cancels (then terminates) another session of ours running exactly `statement`, and waits
-    /// until it is gone.
-    async fn stop_orphaned_build(conn: &mut PgConnection, statement: &str) -> Result<(), String> {
-        let find = "SELECT pid FROM pg_stat_activity WHERE application_name = 'startupmonkey-executor' \
-                AND pid <> pg_backend_pid() AND datname = current_database() AND query = $1";
-        for (attempt, function) in ["pg_cancel_backend", "pg_terminate_backend"]
-            .iter()
-            .enumerate()
-        {
-            let pids: Vec<i32> = sqlx::query_scalar(find)
-                .bind(statement)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(|e| describe(&e))?;
-            if pids.is_empty() {
+/// Cancels (then terminates) another session of ours running exactly `statement`, and waits
+/// until it is gone.
+async fn stop_orphaned_build(conn: &mut PgConnection, statement: &str) -> Result<(), ActionError> {
+    let find = "SELECT pid FROM pg_stat_activity WHERE application_name = 'startupmonkey-executor' \
+            AND pid <> pg_backend_pid() AND datname = current_database() AND query = $1";
+    for (attempt, function) in ["pg_cancel_backend", "pg_terminate_backend"]
+        .iter()
+        .enumerate()
+    {
+        let pids: Vec<i32> = sqlx::query_scalar(find)
+            .bind(statement)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(ActionError::from)?;
+        if pids.is_empty() {
+            return Ok(());
+        }
+        for pid in &pids {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {function}($1)")))
+                .bind(pid)
+                .execute(&mut *conn)
+                .await;
+        }
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let left: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)")
+                    .bind(&pids)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(ActionError::from)?;
+            if left == 0 {
                 return Ok(());
             }
-            for pid in &pids {
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {function}($1)")))
-                    .bind(pid)
-                    .execute(&mut *conn)
-                    .await;
-            }
-            for _ in 0..50 {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                let left: i64 =
-                    sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)")
-                        .bind(&pids)
-                        .fetch_one(&mut *conn)
-                        .await
-                        .map_err(|e| describe(&e))?;
-                if left == 0 {
-                    return Ok(());
-                }
-            }
-            if attempt == 1 {
-                return Err(format!(
-                    "the interrupted build (pids {pids:?}) would not stop"
-                ));
-            }
         }
-        Ok(())
+        if attempt == 1 {
+            return Err(ActionError::Refused(format!(
+                "the interrupted build (pids {pids:?}) would not stop"
+            )));
+        }
     }
+    Ok(())
+}
 
-    /// Drops our index if it exists and is INVALID; true when it did.
-    async fn drop_if_invalid(&self, conn: &mut PgConnection) -> Result<bool, String> {
-        match index(conn, &self.schema, &self.index_name).await? {
-            Some((_, false)) => {
-                drop_index(conn, &self.schema, &self.index_name).await?;
-                Ok(true)
-            }
-            _ => Ok(false),
+/// Drops our index if it exists and is INVALID; true when it did.
+async fn drop_if_invalid(plan: &CreateIndex, conn: &mut PgConnection) -> Result<bool, ActionError> {
+    match index(conn, &plan.schema, &plan.index_name).await? {
+        Some((_, false)) => {
+            drop_index(conn, &plan.schema, &plan.index_name).await?;
+            Ok(true)
         }
+        _ => Ok(false),
     }
 }
 
-async fn table_exists(conn: &mut PgConnection, schema: &str, table: &str) -> Result<bool, String> {
+async fn table_exists(
+    conn: &mut PgConnection,
+    schema: &str,
+    table: &str,
+) -> Result<bool, ActionError> {
     sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'm'))",
@@ -333,7 +381,7 @@ async fn table_exists(conn: &mut PgConnection, schema: &str, table: &str) -> Res
     .bind(table)
     .fetch_one(conn)
     .await
-    .map_err(|e| describe(&e))
+    .map_err(ActionError::from)
 }
 
 /// The index `schema.name`: its OID and whether it is valid.
@@ -341,7 +389,7 @@ async fn index(
     conn: &mut PgConnection,
     schema: &str,
     name: &str,
-) -> Result<Option<(i64, bool)>, String> {
+) -> Result<Option<(i64, bool)>, ActionError> {
     sqlx::query_as::<_, (i64, bool)>(
         "SELECT c.oid::int8, i.indisvalid FROM pg_class c \
          JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_index i ON i.indexrelid = c.oid \
@@ -351,11 +399,11 @@ async fn index(
     .bind(name)
     .fetch_optional(conn)
     .await
-    .map_err(|e| describe(&e))
+    .map_err(ActionError::from)
 }
 
 /// `DROP INDEX CONCURRENTLY`, retried while a lock is busy.
-async fn drop_index(conn: &mut PgConnection, schema: &str, name: &str) -> Result<(), String> {
+async fn drop_index(conn: &mut PgConnection, schema: &str, name: &str) -> Result<(), ActionError> {
     let statement = format!(
         "DROP INDEX CONCURRENTLY IF EXISTS {}",
         qualified(schema, name)
@@ -372,13 +420,20 @@ async fn drop_index(conn: &mut PgConnection, schema: &str, name: &str) -> Result
             Err(e) if is_lock_timeout(&e) && attempt < ATTEMPTS => {
                 tokio::time::sleep(Duration::from_secs(2 * u64::from(attempt))).await;
             }
-            Err(e) => return Err(format!("{statement}: {}", describe(&e))),
+            Err(e) => {
+                return Err(ActionError::Refused(format!(
+                    "{statement}: {}",
+                    describe(&e)
+                )));
+            }
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -492,7 +547,9 @@ mod tests {
                 "unknown variant",
             ),
         ] {
-            let error = CreateIndex::from_metadata(&metadata).unwrap_err();
+            let error = CreateIndex::from_metadata(&metadata)
+                .unwrap_err()
+                .to_string();
             assert!(error.contains(reason), "{metadata}: {error}");
         }
     }

@@ -14,7 +14,7 @@
 //! on 127.0.0.1 at a free port; on any other network it listens on 0.0.0.0 at the standard port
 //! and is reached by its container name. A missing image is pulled once.
 
-mod api;
+pub mod api;
 mod tar;
 
 use std::path::PathBuf;
@@ -27,6 +27,7 @@ use tracing::info;
 use self::api::Api;
 pub use self::api::ApiError;
 use super::backend::{Backend, Helper, Kind, Launch, Site};
+use crate::error::ActionError;
 
 pub const LABEL_KIND: &str = "io.startupmonkey.kind";
 pub const LABEL_DATABASE: &str = "io.startupmonkey.database";
@@ -76,7 +77,7 @@ impl Docker {
     }
 
     /// Whether the engine answers, and the API version it speaks.
-    pub async fn ping(&self) -> Result<String, String> {
+    pub async fn ping(&self) -> Result<String, ActionError> {
         Ok(self.api.ping().await?)
     }
 
@@ -92,7 +93,7 @@ impl Docker {
     }
 
     /// The container with `helper`'s name, if any; an error if it is not ours.
-    async fn existing(&self, helper: &Helper) -> Result<Option<Value>, String> {
+    async fn existing(&self, helper: &Helper) -> Result<Option<Value>, ActionError> {
         let name = container_name(helper);
         let Some(container) = self.api.inspect(&name).await? else {
             return Ok(None);
@@ -101,17 +102,17 @@ impl Docker {
         let kind = labels[LABEL_KIND].as_str().unwrap_or("");
         let database = labels[LABEL_DATABASE].as_str().unwrap_or("");
         if kind != helper.kind.name() || database != helper.database_id {
-            return Err(format!(
+            return Err(ActionError::Refused(format!(
                 "a container named {name} exists but was not deployed by StartupMonkey for \
                  database {:?} (labels {LABEL_KIND}={kind:?}, {LABEL_DATABASE}={database:?}); \
                  it is left alone: remove or rename it",
                 helper.database_id
-            ));
+            )));
         }
         Ok(Some(container))
     }
 
-    async fn create(&self, launch: &Launch, name: &str) -> Result<String, String> {
+    async fn create(&self, launch: &Launch, name: &str) -> Result<String, ActionError> {
         let kind = launch.helper.kind;
         let image = self.image(kind);
         let mut host_config = json!({
@@ -144,12 +145,14 @@ impl Docker {
                 self.api.pull(image).await?;
                 Ok(self.api.create(name, &config).await?)
             }
-            Err(error) => Err(format!("creating container {name} from {image}: {error}")),
+            Err(error) => Err(ActionError::Refused(format!(
+                "creating container {name} from {image}: {error}"
+            ))),
         }
     }
 
     /// Uploads the files, starts the container and waits until it accepts connections.
-    async fn run(&self, launch: &Launch, id: &str) -> Result<(), String> {
+    async fn run(&self, launch: &Launch, id: &str) -> Result<(), ActionError> {
         let dir = launch.site.config_dir.display().to_string();
         let files: Vec<(&str, &[u8])> = launch
             .files
@@ -162,34 +165,32 @@ impl Docker {
         self.api.start(id).await?;
         let started = Instant::now();
         loop {
-            let container = self
-                .api
-                .inspect(id)
-                .await?
-                .ok_or("the container disappeared while starting")?;
+            let container = self.api.inspect(id).await?.ok_or_else(|| {
+                ActionError::Refused("the container disappeared while starting".into())
+            })?;
             let state = &container["State"];
             // With restarts allowed, a helper that exits at once may already be starting again.
             let exited = matches!(state["Status"].as_str(), Some("exited" | "dead"))
                 || state["Restarting"] == true
                 || container["RestartCount"].as_u64().unwrap_or(0) > 0;
             if exited {
-                return Err(format!(
+                return Err(ActionError::Refused(format!(
                     "{} exited (status {}, exit code {})",
                     launch.helper.kind.title(),
                     state["Status"].as_str().unwrap_or("?"),
                     state["ExitCode"]
-                ));
+                )));
             }
             if state["Running"] == true && self.listens(&container, &launch.site).await {
                 return Ok(());
             }
             if started.elapsed() > READY_LIMIT {
-                return Err(format!(
+                return Err(ActionError::Refused(format!(
                     "{} does not accept connections on port {} after {} s",
                     launch.helper.kind.title(),
                     launch.site.port,
                     READY_LIMIT.as_secs()
-                ));
+                )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -220,7 +221,7 @@ impl Backend for Docker {
         "docker"
     }
 
-    fn find<'a>(&'a self, helper: &'a Helper) -> BoxFuture<'a, Result<Option<Value>, String>> {
+    fn find<'a>(&'a self, helper: &'a Helper) -> BoxFuture<'a, Result<Option<Value>, ActionError>> {
         Box::pin(async move {
             let Some(container) = self.existing(helper).await? else {
                 return Ok(None);
@@ -238,7 +239,7 @@ impl Backend for Docker {
         })
     }
 
-    fn site(&self, helper: &Helper) -> Result<Site, String> {
+    fn site(&self, helper: &Helper) -> Result<Site, ActionError> {
         let name = container_name(helper);
         let (listen_addr, port, host) = if self.host_network() {
             let port = super::processes::free_port()?;
@@ -257,13 +258,15 @@ impl Backend for Docker {
         })
     }
 
-    fn start(&self, launch: Launch) -> BoxFuture<'_, Result<Value, String>> {
+    fn start(&self, launch: Launch) -> BoxFuture<'_, Result<Value, ActionError>> {
         Box::pin(async move {
             let name = container_name(&launch.helper);
             // One of ours that stopped (or never started): replaced by a fresh one.
             if let Some(stale) = self.existing(&launch.helper).await? {
                 if stale["State"]["Running"] == true {
-                    return Err(format!("container {name} already runs"));
+                    return Err(ActionError::Refused(format!(
+                        "container {name} already runs"
+                    )));
                 }
                 info!(container = %name, "removing a stopped helper container before deploying again");
                 self.api
@@ -276,11 +279,11 @@ impl Backend for Docker {
                 // Nothing is left behind: a later run starts clean.
                 let _ = self.api.remove(&id).await;
                 let logs = logs.trim();
-                return Err(if logs.is_empty() {
+                return Err(ActionError::Helper(if logs.is_empty() {
                     format!("container {name}: {why}")
                 } else {
                     format!("container {name}: {why}; its log ends:\n{logs}")
-                });
+                }));
             }
             let mut deployment = launch.deployment;
             deployment["container_id"] = json!(id);
@@ -290,7 +293,7 @@ impl Backend for Docker {
         })
     }
 
-    fn remove<'a>(&'a self, helper: &'a Helper) -> BoxFuture<'a, Result<Value, String>> {
+    fn remove<'a>(&'a self, helper: &'a Helper) -> BoxFuture<'a, Result<Value, ActionError>> {
         Box::pin(async move {
             let name = container_name(helper);
             let Some(container) = self.existing(helper).await? else {

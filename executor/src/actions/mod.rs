@@ -18,45 +18,37 @@ pub mod terminate;
 pub mod tune_config;
 pub mod vacuum;
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use proto::actions::{ActionOutcome, Outcome, Plan, RollbackOutcome, StoredAction};
 use proto::events::Detection;
-use serde::{Deserialize, Serialize};
+use proto::status::ActionType;
 use serde_json::Value;
 
 use crate::databases::Database;
-
-/// One action, ready to run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Plan {
-    CreateIndex(create_index::CreateIndex),
-    Vacuum(vacuum::Vacuum),
-    Terminate(terminate::Terminate),
-    Recommendation(recommendation::Recommendation),
-    DeployPooler(pooler::DeployPooler),
-    DeployRedis(redis_cache::DeployRedis),
-    TuneConfig(tune_config::TuneConfig),
-    RoleTimeout(role_timeout::RoleTimeout),
-}
+pub use crate::error::ActionError;
+use crate::error::DatabaseError;
+use create_index::CreateIndexRun;
+use pooler::DeployPoolerRun;
+use recommendation::RecommendationRun;
+use redis_cache::DeployRedisRun;
+use role_timeout::RoleTimeoutRun;
+use terminate::TerminateRun;
+use tune_config::TuneConfigRun;
+use vacuum::VacuumRun;
 
 /// Why a detection cannot become an action.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     /// The action type exists in the original but is not an action we run.
+    #[error("{0}")]
     NotImplemented(String),
     /// The detection's metadata is missing or malformed.
+    #[error("{0}")]
     Invalid(String),
-}
-
-impl std::fmt::Display for PlanError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PlanError::NotImplemented(what) | PlanError::Invalid(what) => f.write_str(what),
-        }
-    }
 }
 
 /// What an action runs with.
@@ -70,13 +62,16 @@ pub struct Context {
     pub deploy: backend::Deploy,
     pub action_id: String,
     pub policy: terminate::Policy,
+    /// Starts when the executor stops waiting for running actions at shutdown: a long
+    /// statement is cancelled and its leftovers cleaned up.
+    pub stop: lifecycle::Shutdown,
 }
 
 impl Context {
-    pub fn database(&self) -> Result<&Database, String> {
+    pub fn database(&self) -> Result<&Database, ActionError> {
         self.database
             .as_ref()
-            .ok_or_else(|| "no database connection for this action".to_owned())
+            .ok_or(ActionError::Database(DatabaseError::NoConnection))
     }
 
     /// The backend that runs deployed helpers.
@@ -85,42 +80,79 @@ impl Context {
     }
 }
 
-impl Plan {
+/// What the executor does with a [`Plan`] (the plan itself is data, in `proto::actions`).
+pub trait PlanExt: Sized {
     /// The action a detection asks for.
-    pub fn from_detection(detection: &Detection) -> Result<Plan, PlanError> {
+    fn from_detection(detection: &Detection) -> Result<Self, PlanError>;
+
+    /// One line for people: what will be done.
+    fn describe(&self) -> String;
+
+    /// Runs it; the outcome says what changed.
+    fn execute(
+        &self,
+        context: &Context,
+    ) -> impl Future<Output = Result<Outcome, ActionError>> + Send;
+
+    /// Undoes a completed run, given what it returned.
+    fn rollback(
+        &self,
+        context: &Context,
+        result: &Outcome,
+    ) -> impl Future<Output = Result<RollbackOutcome, ActionError>> + Send;
+
+    /// After the executor stopped in the middle of this action: leaves the database clean and
+    /// says what happened, `Ok(Some(outcome))` when the action had in fact completed.
+    fn recover(
+        &self,
+        context: &Context,
+    ) -> impl Future<Output = Result<Option<Outcome>, ActionError>> + Send;
+}
+
+impl PlanExt for Plan {
+    fn from_detection(detection: &Detection) -> Result<Plan, PlanError> {
         let metadata = detection.action_metadata.clone().unwrap_or(Value::Null);
-        let invalid = |e: String| PlanError::Invalid(format!("{}: {e}", detection.action_type));
-        match detection.action_type.as_str() {
-            "create_index" => create_index::CreateIndex::from_metadata(&metadata)
+        let invalid =
+            |e: ActionError| PlanError::Invalid(format!("{}: {e}", detection.action_type));
+        let action_type: ActionType = detection.action_type.parse().map_err(|_| {
+            PlanError::NotImplemented(format!(
+                "no action runs for action type {} yet",
+                shown(format!("{:?}", detection.action_type))
+            ))
+        })?;
+        match action_type {
+            ActionType::CreateIndex => proto::actions::CreateIndex::from_metadata(&metadata)
                 .map(Plan::CreateIndex)
                 .map_err(invalid),
-            "vacuum_table" => vacuum::Vacuum::from_metadata(&metadata, &detection.evidence)
-                .map(Plan::Vacuum)
-                .map_err(invalid),
-            "terminate_query" => terminate::Terminate::from_metadata(&metadata)
+            ActionType::VacuumTable => {
+                proto::actions::Vacuum::from_metadata(&metadata, &detection.evidence)
+                    .map(Plan::Vacuum)
+                    .map_err(invalid)
+            }
+            ActionType::TerminateQuery => proto::actions::Terminate::from_metadata(&metadata)
                 .map(Plan::Terminate)
                 .map_err(invalid),
-            "cache_optimization_recommendation" => Ok(Plan::Recommendation(
-                recommendation::Recommendation::from_detection(
-                    recommendation::Topic::Cache,
+            ActionType::CacheRecommendation => Ok(Plan::Recommendation(
+                proto::actions::Recommendation::from_detection(
+                    proto::actions::Topic::Cache,
                     detection,
                 ),
             )),
-            "connection_recommendation" => Ok(Plan::Recommendation(
-                recommendation::Recommendation::from_detection(
-                    recommendation::Topic::Connections,
+            ActionType::ConnectionRecommendation => Ok(Plan::Recommendation(
+                proto::actions::Recommendation::from_detection(
+                    proto::actions::Topic::Connections,
                     detection,
                 ),
             )),
-            "deploy_connection_pooler" => {
-                pooler::DeployPooler::from_metadata(&detection.database_id, &metadata)
+            ActionType::DeployConnectionPooler => {
+                proto::actions::DeployPooler::from_metadata(&detection.database_id, &metadata)
                     .map(Plan::DeployPooler)
                     .map_err(invalid)
             }
-            "tune_config_high_latency" => Ok(Plan::TuneConfig(
-                tune_config::TuneConfig::from_metadata(&metadata),
+            ActionType::TuneConfigHighLatency => Ok(Plan::TuneConfig(
+                proto::actions::TuneConfig::from_metadata(&metadata),
             )),
-            "set_role_timeout" => role_timeout::RoleTimeout::new(
+            ActionType::SetRoleTimeout => proto::actions::RoleTimeout::new(
                 &text(&metadata, "role").map_err(invalid)?,
                 &text(&metadata, "setting").map_err(invalid)?,
                 metadata
@@ -134,8 +166,8 @@ impl Plan {
                     .to_owned(),
             )
             .map(Plan::RoleTimeout)
-            .map_err(invalid),
-            "deploy_redis" => redis_cache::DeployRedis::new(
+            .map_err(|e| invalid(ActionError::Invalid(e.to_string()))),
+            ActionType::DeployRedis => proto::actions::DeployRedis::new(
                 &detection.database_id,
                 metadata
                     .get("max_memory")
@@ -147,46 +179,11 @@ impl Plan {
                     .unwrap_or(""),
             )
             .map(Plan::DeployRedis)
-            .map_err(invalid),
-            other => Err(PlanError::NotImplemented(format!(
-                "no action runs for action type {} yet",
-                shown(format!("{other:?}"))
-            ))),
+            .map_err(|e| invalid(ActionError::Invalid(e.to_string()))),
         }
     }
 
-    pub fn action_type(&self) -> &'static str {
-        match self {
-            Plan::CreateIndex(_) => "create_index",
-            Plan::Vacuum(_) => "vacuum_table",
-            Plan::Terminate(_) => "terminate_query",
-            Plan::Recommendation(r) => r.topic.action_type(),
-            Plan::DeployPooler(_) => "deploy_connection_pooler",
-            Plan::DeployRedis(_) => "deploy_redis",
-            Plan::TuneConfig(_) => "tune_config_high_latency",
-            Plan::RoleTimeout(_) => "set_role_timeout",
-        }
-    }
-
-    /// Whether a completed run can be undone.
-    pub fn can_rollback(&self) -> bool {
-        matches!(
-            self,
-            Plan::CreateIndex(_)
-                | Plan::DeployPooler(_)
-                | Plan::DeployRedis(_)
-                | Plan::TuneConfig(_)
-                | Plan::RoleTimeout(_)
-        )
-    }
-
-    /// Whether it talks to the watched database.
-    pub fn needs_database(&self) -> bool {
-        !matches!(self, Plan::Recommendation(_) | Plan::DeployRedis(_))
-    }
-
-    /// One line for people: what will be done.
-    pub fn describe(&self) -> String {
+    fn describe(&self) -> String {
         match self {
             Plan::CreateIndex(p) => p.statement(),
             Plan::Vacuum(p) => p.statement(),
@@ -199,83 +196,109 @@ impl Plan {
         }
     }
 
-    /// Runs it; the JSON says what changed.
-    pub async fn execute(&self, context: &Context) -> Result<Value, String> {
-        match self {
-            Plan::CreateIndex(p) => p.execute(context).await,
-            Plan::Vacuum(p) => p.execute(context).await,
-            Plan::Terminate(p) => p.execute(context).await,
-            Plan::Recommendation(p) => Ok(p.execute()),
-            Plan::DeployPooler(p) => p.execute(context).await,
-            Plan::DeployRedis(p) => p.execute(context).await,
-            Plan::TuneConfig(p) => p.execute(context).await,
-            Plan::RoleTimeout(p) => p.execute(context).await,
-        }
+    async fn execute(&self, context: &Context) -> Result<Outcome, ActionError> {
+        Ok(match self {
+            Plan::CreateIndex(p) => Outcome::IndexBuilt(p.execute(context).await?),
+            Plan::Vacuum(p) => Outcome::Vacuumed(p.execute(context).await?),
+            Plan::Terminate(p) => Outcome::Terminated(p.execute(context).await?),
+            Plan::Recommendation(p) => Outcome::Recommended(p.execute()),
+            Plan::DeployPooler(p) => Outcome::PoolerDeployed(p.execute(context).await?),
+            Plan::DeployRedis(p) => Outcome::RedisDeployed(p.execute(context).await?),
+            Plan::TuneConfig(p) => Outcome::Tuned(p.execute(context).await?),
+            Plan::RoleTimeout(p) => Outcome::RoleTimeoutSet(p.execute(context).await?),
+        })
     }
 
-    /// Undoes a completed run, given what it returned.
-    pub async fn rollback(&self, context: &Context, result: &Value) -> Result<Value, String> {
-        match self {
-            Plan::CreateIndex(p) => p.rollback(context, result).await,
-            Plan::Vacuum(_) => Err("VACUUM cannot be undone (and needs no undoing)".into()),
-            Plan::Terminate(_) => Err("a terminated session cannot be brought back".into()),
-            Plan::Recommendation(_) => Err("a recommendation changed nothing".into()),
-            Plan::DeployPooler(p) => p.rollback(context).await,
-            Plan::DeployRedis(p) => p.rollback(context).await,
-            Plan::TuneConfig(p) => p.rollback(context, result).await,
-            Plan::RoleTimeout(p) => p.rollback(context, result).await,
-        }
+    async fn rollback(
+        &self,
+        context: &Context,
+        result: &Outcome,
+    ) -> Result<RollbackOutcome, ActionError> {
+        let mismatch = || {
+            ActionError::Invalid(format!(
+                "the action's result is not a {} result: nothing is undone",
+                self.action_type()
+            ))
+        };
+        Ok(match (self, result) {
+            (Plan::CreateIndex(p), Outcome::IndexBuilt(built)) => {
+                RollbackOutcome::IndexDropped(p.rollback(context, built).await?)
+            }
+            (Plan::DeployPooler(p), Outcome::PoolerDeployed(_)) => {
+                RollbackOutcome::HelperRemoved(p.rollback(context).await?)
+            }
+            (Plan::DeployRedis(p), Outcome::RedisDeployed(_)) => {
+                RollbackOutcome::HelperRemoved(p.rollback(context).await?)
+            }
+            (Plan::TuneConfig(p), Outcome::Tuned(tuned)) => {
+                RollbackOutcome::SettingsRestored(p.rollback(context, tuned).await?)
+            }
+            (Plan::RoleTimeout(p), Outcome::RoleTimeoutSet(set)) => {
+                RollbackOutcome::RoleTimeoutRestored(p.rollback(context, set).await?)
+            }
+            (Plan::Vacuum(_), _) => {
+                return Err(ActionError::Refused(
+                    "VACUUM cannot be undone (and needs no undoing)".into(),
+                ));
+            }
+            (Plan::Terminate(_), _) => {
+                return Err(ActionError::Refused(
+                    "a terminated session cannot be brought back".into(),
+                ));
+            }
+            (Plan::Recommendation(_), _) => {
+                return Err(ActionError::Refused(
+                    "a recommendation changed nothing".into(),
+                ));
+            }
+            _ => return Err(mismatch()),
+        })
     }
 
-    /// After the executor stopped in the middle of this action: leaves the database clean and
-    /// says what happened, `Ok(Some(result))` when the action had in fact completed.
-    pub async fn recover(&self, context: &Context) -> Result<Option<Value>, String> {
+    async fn recover(&self, context: &Context) -> Result<Option<Outcome>, ActionError> {
         match self {
-            Plan::CreateIndex(p) => p.recover(context).await,
+            Plan::CreateIndex(p) => Ok(p.recover(context).await?.map(Outcome::IndexBuilt)),
             _ => Ok(None),
         }
     }
 }
 
-/// At most this much of a refused value is repeated in the reason: a detection can carry a
-/// megabyte, and the reason is stored with the action and published on `actions.status`.
-const SHOWN_BYTES: usize = 80;
-
-/// `value` as written in a reason: cut to [`SHOWN_BYTES`] at a character boundary, saying how
-/// long it was.
-pub(crate) fn shown(value: String) -> String {
-    if value.len() <= SHOWN_BYTES {
-        return value;
-    }
-    let mut end = SHOWN_BYTES;
-    while !value.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} bytes)", &value[..end], value.len())
+/// What a deployment backend reported, read as the action's typed result.
+fn deployment<T: serde::de::DeserializeOwned>(reported: Value) -> Result<T, ActionError> {
+    serde_json::from_value(reported).map_err(|e| {
+        ActionError::Helper(format!(
+            "the deployment backend's report cannot be read: {e}"
+        ))
+    })
 }
 
+/// A refused value as written in a reason: cut short, saying how long it was.
+pub(crate) use proto::actions::shown;
+
 /// A string field of `metadata`, or why not.
-pub(crate) fn text(metadata: &Value, field: &str) -> Result<String, String> {
+pub(crate) fn text(metadata: &Value, field: &str) -> Result<String, ActionError> {
     match metadata.get(field) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-        Some(Value::String(_)) | None | Some(Value::Null) => Err(format!("{field} is missing")),
-        Some(other) => Err(format!(
+        Some(Value::String(_)) | None | Some(Value::Null) => {
+            Err(ActionError::Invalid(format!("{field} is missing")))
+        }
+        Some(other) => Err(ActionError::Invalid(format!(
             "{field} must be a string, not {}",
             shown(other.to_string())
-        )),
+        ))),
     }
 }
 
 /// An identifier field, checked to be one.
-pub(crate) fn identifier(metadata: &Value, field: &str) -> Result<String, String> {
+pub(crate) fn identifier(metadata: &Value, field: &str) -> Result<String, ActionError> {
     let value = text(metadata, field)?;
     if proto::sql::valid_identifier(&value) {
         Ok(value)
     } else {
-        Err(format!(
+        Err(ActionError::Invalid(format!(
             "{field} {} is not a valid identifier",
             shown(format!("{value:?}"))
-        ))
+        )))
     }
 }
 
@@ -507,7 +530,7 @@ mod untrusted {
             match Plan::from_detection(&detection) {
                 Ok(plan) => {
                     check(&plan)?;
-                    prop_assert_eq!(plan.action_type(), detection.action_type.as_str());
+                    prop_assert_eq!(plan.action_type().as_str(), detection.action_type.as_str());
                     prop_assert!(!plan.describe().is_empty());
                     // Stored with the action and read back for approval or rollback.
                     let stored = serde_json::to_string(&plan).unwrap();

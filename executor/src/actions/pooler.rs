@@ -13,44 +13,54 @@
 
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use std::future::Future;
+
+use proto::actions::{DeployPooler, HelperRemoved, PoolMode, PoolerDeployed};
 use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;
 
 use super::backend::{Helper, Kind, Launch};
 use super::{Context, shown};
+use crate::error::ActionError;
 
 const DEFAULT_POOL_SIZE: u32 = 20;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeployPooler {
-    pub database_id: String,
-    pub pool_size: u32,
-    pub pool_mode: String,
+/// `deploy_connection_pooler` as the executor runs it.
+pub trait DeployPoolerRun: Sized {
+    fn from_metadata(database_id: &str, metadata: &Value) -> Result<Self, ActionError>;
+    fn describe(&self) -> String;
+    fn execute(
+        &self,
+        context: &Context,
+    ) -> impl Future<Output = Result<PoolerDeployed, ActionError>> + Send;
+    fn rollback(
+        &self,
+        context: &Context,
+    ) -> impl Future<Output = Result<HelperRemoved, ActionError>> + Send;
 }
 
-impl DeployPooler {
-    pub fn from_metadata(database_id: &str, metadata: &Value) -> Result<Self, String> {
+impl DeployPoolerRun for DeployPooler {
+    fn from_metadata(database_id: &str, metadata: &Value) -> Result<Self, ActionError> {
         let pool_size = match metadata.get("pool_size") {
             None | Some(Value::Null) => DEFAULT_POOL_SIZE,
             Some(v) => v
                 .as_u64()
                 .filter(|n| (1..=10_000).contains(n))
                 .ok_or_else(|| {
-                    format!(
+                    ActionError::Invalid(format!(
                         "pool_size {} must be a whole number from 1 to 10000",
                         shown(v.to_string())
-                    )
+                    ))
                 })? as u32,
         };
         let pool_mode = match metadata.get("pool_mode").and_then(Value::as_str) {
-            None => "session".to_owned(),
-            Some(mode @ ("session" | "transaction")) => mode.to_owned(),
+            None | Some("session") => PoolMode::Session,
+            Some("transaction") => PoolMode::Transaction,
             Some(other) => {
-                return Err(format!(
+                return Err(ActionError::Invalid(format!(
                     "pool_mode {} must be session or transaction",
                     shown(format!("{other:?}"))
-                ));
+                )));
             }
         };
         Ok(Self {
@@ -60,28 +70,21 @@ impl DeployPooler {
         })
     }
 
-    pub fn describe(&self) -> String {
+    fn describe(&self) -> String {
         format!(
             "deploy PgBouncer ({} mode, pool of {}) in front of {}",
             self.pool_mode, self.pool_size, self.database_id
         )
     }
 
-    fn helper(&self) -> Helper {
-        Helper {
-            kind: Kind::Pooler,
-            database_id: self.database_id.clone(),
-        }
-    }
-
-    pub async fn execute(&self, context: &Context) -> Result<Value, String> {
+    async fn execute(&self, context: &Context) -> Result<PoolerDeployed, ActionError> {
         let database = context.database()?;
         let backend = context.backend();
-        let helper = self.helper();
+        let helper = helper(self);
         // Already deployed and running: report it instead of starting a second one.
         if let Some(mut known) = backend.find(&helper).await? {
             known["note"] = json!("already running; nothing started");
-            return Ok(known);
+            return super::deployment(known);
         }
         let target = Target::parse(&database.connection_string)?;
         let site = backend.site(&helper)?;
@@ -150,7 +153,7 @@ impl DeployPooler {
                               session, so prepared statements work. Transaction pooling multiplexes \
                               more clients but breaks prepared statements before PgBouncer 1.21.",
         });
-        backend
+        let deployed = backend
             .start(Launch {
                 helper,
                 files: vec![
@@ -164,11 +167,19 @@ impl DeployPooler {
                 memory_bytes: None,
                 deployment,
             })
-            .await
+            .await?;
+        super::deployment(deployed)
     }
 
-    pub async fn rollback(&self, context: &Context) -> Result<Value, String> {
-        context.backend().remove(&self.helper()).await
+    async fn rollback(&self, context: &Context) -> Result<HelperRemoved, ActionError> {
+        super::deployment(context.backend().remove(&helper(self)).await?)
+    }
+}
+
+fn helper(plan: &DeployPooler) -> Helper {
+    Helper {
+        kind: Kind::Pooler,
+        database_id: plan.database_id.clone(),
     }
 }
 
@@ -182,9 +193,9 @@ struct Target {
 }
 
 impl Target {
-    fn parse(connection_string: &str) -> Result<Self, String> {
+    fn parse(connection_string: &str) -> Result<Self, ActionError> {
         let options = PgConnectOptions::from_str(connection_string)
-            .map_err(|e| format!("invalid connection string: {e}"))?;
+            .map_err(|e| ActionError::Refused(format!("invalid connection string: {e}")))?;
         let password = url::Url::parse(connection_string)
             .ok()
             .and_then(|u| u.password().map(str::to_owned))

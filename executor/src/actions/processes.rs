@@ -6,13 +6,14 @@
 //! line).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
+use tokio::process::Command;
 
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
 use super::backend::{Backend, Daemon, Helper, Kind, Launch, Site};
+use crate::error::ActionError;
 
 /// What the action reported when it started the helper, beside its configuration.
 const DEPLOYMENT_FILE: &str = "deployment.json";
@@ -52,7 +53,7 @@ impl Processes {
     }
 
     /// Starts the daemon as [`RUN_AS`] when we are root.
-    fn spawn(kind: Kind, place: &Place) -> Result<(), String> {
+    async fn spawn(kind: Kind, place: &Place) -> Result<(), ActionError> {
         let program = kind.program();
         let root = running_as_root();
         let mut command = match kind {
@@ -71,41 +72,47 @@ impl Processes {
             }
             Kind::Cache => Command::new(program),
         };
-        let output = command
-            .arg(&place.config)
-            .output()
-            .map_err(|e| format!("cannot start {program}: {e} (install the {program} package)"))?;
+        let output = command.arg(&place.config).output().await.map_err(|e| {
+            ActionError::host(
+                format!("cannot start {program} (install the {program} package)"),
+                e,
+            )
+        })?;
         if output.status.success() {
             Ok(())
         } else {
-            Err(format!(
+            Err(ActionError::Refused(format!(
                 "{program} did not start: {}{}",
                 String::from_utf8_lossy(&output.stderr).trim(),
                 place.log_text()
-            ))
+            )))
         }
     }
 
-    async fn run(&self, launch: &Launch, place: &Place) -> Result<u32, String> {
-        std::fs::create_dir_all(&place.dir).map_err(|e| format!("{}: {e}", place.dir.display()))?;
+    async fn run(&self, launch: &Launch, place: &Place) -> Result<u32, ActionError> {
+        tokio::fs::create_dir_all(&place.dir)
+            .await
+            .map_err(|e| ActionError::host(place.dir.display().to_string(), e))?;
         for (name, contents) in &launch.files {
-            write_private(&place.dir.join(name), contents)?;
+            write_private(&place.dir.join(name), contents).await?;
         }
-        hand_over(&place.dir)?;
+        hand_over(&place.dir).await?;
         let kind = launch.helper.kind;
-        Self::spawn(kind, place)?;
+        Self::spawn(kind, place).await?;
         let port = launch.site.port;
         if !wait_for_port(port, Duration::from_secs(10)).await {
             let log = place.log_text();
-            return Err(format!(
+            return Err(ActionError::Refused(format!(
                 "{} does not listen on port {port}: {log}",
                 kind.title()
-            ));
+            )));
         }
-        place
-            .started()
-            .await
-            .ok_or_else(|| format!("{} listens but its pid file never appeared", kind.title()))
+        place.started().await.ok_or_else(|| {
+            ActionError::Refused(format!(
+                "{} listens but its pid file never appeared",
+                kind.title()
+            ))
+        })
     }
 }
 
@@ -114,7 +121,7 @@ impl Backend for Processes {
         "process"
     }
 
-    fn find<'a>(&'a self, helper: &'a Helper) -> BoxFuture<'a, Result<Option<Value>, String>> {
+    fn find<'a>(&'a self, helper: &'a Helper) -> BoxFuture<'a, Result<Option<Value>, ActionError>> {
         Box::pin(async move {
             let place = self.place(helper);
             let Some(pid) = place.running() else {
@@ -131,7 +138,7 @@ impl Backend for Processes {
         })
     }
 
-    fn site(&self, helper: &Helper) -> Result<Site, String> {
+    fn site(&self, helper: &Helper) -> Result<Site, ActionError> {
         let place = self.place(helper);
         Ok(Site {
             listen_addr: "127.0.0.1".into(),
@@ -148,7 +155,7 @@ impl Backend for Processes {
         })
     }
 
-    fn start(&self, launch: Launch) -> BoxFuture<'_, Result<Value, String>> {
+    fn start(&self, launch: Launch) -> BoxFuture<'_, Result<Value, ActionError>> {
         Box::pin(async move {
             let place = self.place(&launch.helper);
             let pid = match self.run(&launch, &place).await {
@@ -162,12 +169,12 @@ impl Backend for Processes {
             let mut deployment = launch.deployment;
             deployment["pid"] = json!(pid);
             deployment["config_dir"] = json!(place.dir.display().to_string());
-            write_private(&place.dir.join(DEPLOYMENT_FILE), &deployment.to_string())?;
+            write_private(&place.dir.join(DEPLOYMENT_FILE), &deployment.to_string()).await?;
             Ok(deployment)
         })
     }
 
-    fn remove<'a>(&'a self, helper: &'a Helper) -> BoxFuture<'a, Result<Value, String>> {
+    fn remove<'a>(&'a self, helper: &'a Helper) -> BoxFuture<'a, Result<Value, ActionError>> {
         Box::pin(async move {
             let place = self.place(helper);
             let stopped = place.tear_down().await?;
@@ -227,7 +234,7 @@ impl Place {
     }
 
     /// Stops the helper if it runs and removes its directory; true when it was running.
-    pub async fn tear_down(&self) -> Result<bool, String> {
+    pub async fn tear_down(&self) -> Result<bool, ActionError> {
         let stopped = match self.running() {
             Some(pid) => {
                 stop(pid, &self.pid_file, &self.marker(), Duration::from_secs(10)).await?;
@@ -236,8 +243,9 @@ impl Place {
             None => false,
         };
         if self.dir.exists() {
-            std::fs::remove_dir_all(&self.dir)
-                .map_err(|e| format!("{}: {e}", self.dir.display()))?;
+            tokio::fs::remove_dir_all(&self.dir)
+                .await
+                .map_err(|e| ActionError::host(self.dir.display().to_string(), e))?;
         }
         Ok(stopped)
     }
@@ -253,22 +261,21 @@ fn directory(state_dir: &Path, kind: &str, database_id: &str) -> PathBuf {
 }
 
 /// A loopback port nothing listens on right now.
-pub fn free_port() -> Result<u16, String> {
+pub fn free_port() -> Result<u16, ActionError> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .map_err(|e| format!("no free port: {e}"))
+        .map_err(|e| ActionError::host("no free port", e))
 }
 
+/// Whether this process runs as root (the owner of `/proc/self` is the process's user).
 pub fn running_as_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
 /// Makes `dir` and its files belong to [`RUN_AS`] (when we are root), keeping them private.
-pub fn hand_over(dir: &Path) -> Result<(), String> {
+pub async fn hand_over(dir: &Path) -> Result<(), ActionError> {
     if !running_as_root() {
         return Ok(());
     }
@@ -277,27 +284,32 @@ pub fn hand_over(dir: &Path) -> Result<(), String> {
         .arg(format!("{RUN_AS}:"))
         .arg(dir)
         .status()
-        .map_err(|e| format!("chown: {e}"))?;
+        .await
+        .map_err(|e| ActionError::host("chown", e))?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!("chown -R {RUN_AS} {} failed", dir.display()))
+        Err(ActionError::Helper(format!(
+            "chown -R {RUN_AS} {} failed",
+            dir.display()
+        )))
     }
 }
 
 /// Writes a file only its owner can read.
-pub fn write_private(path: &Path, contents: &str) -> Result<(), String> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
+pub async fn write_private(path: &Path, contents: &str) -> Result<(), ActionError> {
+    use tokio::io::AsyncWriteExt;
+    let failed = |e| ActionError::host(path.display().to_string(), e);
+    let mut file = tokio::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    file.write_all(contents.as_bytes())
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .await
+        .map_err(failed)?;
+    file.write_all(contents.as_bytes()).await.map_err(failed)?;
+    file.flush().await.map_err(failed)
 }
 
 /// Waits until something accepts connections on `port`.
@@ -349,36 +361,42 @@ pub async fn wait_for_pid(pid_file: &Path, marker: &str, limit: Duration) -> Opt
 }
 
 /// Asks process `pid` to stop (SIGTERM) and waits for it; SIGKILL after `limit`.
-pub async fn stop(pid: u32, pid_file: &Path, marker: &str, limit: Duration) -> Result<(), String> {
-    let signal = |name: &str| {
+pub async fn stop(
+    pid: u32,
+    pid_file: &Path,
+    marker: &str,
+    limit: Duration,
+) -> Result<(), ActionError> {
+    let signal = |name: &'static str| async move {
         Command::new("kill")
             .arg(format!("-{name}"))
             .arg(pid.to_string())
             .status()
-            .map_err(|e| format!("kill: {e}"))
+            .await
+            .map_err(|e| ActionError::host("kill", e))
     };
-    signal("TERM")?;
+    signal("TERM").await?;
     let started = Instant::now();
     while our_pid(pid_file, marker) == Some(pid) {
         if started.elapsed() > limit {
-            signal("KILL")?;
+            signal("KILL").await?;
             tokio::time::sleep(Duration::from_millis(200)).await;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     if our_pid(pid_file, marker) == Some(pid) {
-        return Err(format!("process {pid} did not stop"));
+        return Err(ActionError::Helper(format!("process {pid} did not stop")));
     }
     Ok(())
 }
 
 /// A random secret: 32 hex characters from the OS's randomness.
-pub fn secret() -> Result<String, String> {
+pub fn secret() -> Result<String, ActionError> {
     let mut buffer = [0u8; 16];
     use std::io::Read;
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut buffer))
-        .map_err(|e| format!("/dev/urandom: {e}"))?;
+        .map_err(|e| ActionError::host("/dev/urandom", e))?;
     Ok(buffer.iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -6,118 +6,44 @@
 //! record, a command line, the environment or a container label), `maxmemory` with an eviction
 //! policy; a second run reports the one that runs. Rollback stops and removes it.
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use std::future::Future;
+
+use proto::actions::{DeployRedis, HelperRemoved, RedisDeployed};
+use serde_json::json;
 
 use super::backend::{Helper, Kind, Launch};
-use super::shown;
 use super::{Context, processes};
+use crate::error::ActionError;
 
 /// What Redis needs beyond `maxmemory` (its own memory, buffers, fragmentation), at least.
 const MEMORY_HEADROOM_BYTES: u64 = 64 * 1024 * 1024;
-const POLICIES: [&str; 8] = [
-    "allkeys-lru",
-    "allkeys-lfu",
-    "allkeys-random",
-    "volatile-lru",
-    "volatile-lfu",
-    "volatile-random",
-    "volatile-ttl",
-    "noeviction",
-];
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeployRedis {
-    pub database_id: String,
-    /// Redis `maxmemory` syntax: `256mb`, `1gb`.
-    pub max_memory: String,
-    pub eviction_policy: String,
+/// `deploy_redis` as the executor runs it.
+pub trait DeployRedisRun {
+    fn describe(&self) -> String;
+    fn execute(
+        &self,
+        context: &Context,
+    ) -> impl Future<Output = Result<RedisDeployed, ActionError>> + Send;
+    fn rollback(
+        &self,
+        context: &Context,
+    ) -> impl Future<Output = Result<HelperRemoved, ActionError>> + Send;
 }
 
-impl DeployRedis {
-    pub fn new(database_id: &str, max_memory: &str, eviction_policy: &str) -> Result<Self, String> {
-        let max_memory = if max_memory.is_empty() {
-            "256mb"
-        } else {
-            max_memory
-        }
-        .to_lowercase();
-        let digits = max_memory.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-        let unit = &max_memory[digits.len()..];
-        if digits.is_empty()
-            || !digits.chars().all(|c| c.is_ascii_digit())
-            || !["", "b", "kb", "mb", "gb"].contains(&unit)
-        {
-            return Err(format!(
-                "max_memory {} must look like 256mb or 1gb",
-                shown(format!("{max_memory:?}"))
-            ));
-        }
-        let eviction_policy = if eviction_policy.is_empty() {
-            "allkeys-lru"
-        } else {
-            eviction_policy
-        };
-        if !POLICIES.contains(&eviction_policy) {
-            return Err(format!(
-                "eviction_policy {} must be one of {}",
-                shown(format!("{eviction_policy:?}")),
-                POLICIES.join(", ")
-            ));
-        }
-        Ok(Self {
-            database_id: database_id.to_owned(),
-            max_memory,
-            eviction_policy: eviction_policy.to_owned(),
-        })
-    }
-
-    pub fn describe(&self) -> String {
+impl DeployRedisRun for DeployRedis {
+    fn describe(&self) -> String {
         format!(
             "deploy a Redis cache ({}, {}) for {}",
             self.max_memory, self.eviction_policy, self.database_id
         )
     }
 
-    fn helper(&self) -> Helper {
-        Helper {
-            kind: Kind::Cache,
-            database_id: self.database_id.clone(),
-        }
-    }
-
-    /// `maxmemory` in bytes (Redis's units: `kb` = 1024 bytes); `None` for 0 (no limit) or a
-    /// figure too large to be meant.
-    fn max_memory_bytes(&self) -> Option<u64> {
-        let digits = self
-            .max_memory
-            .trim_end_matches(|c: char| c.is_ascii_alphabetic());
-        let unit: u64 = match &self.max_memory[digits.len()..] {
-            "kb" => 1 << 10,
-            "mb" => 1 << 20,
-            "gb" => 1 << 30,
-            _ => 1,
-        };
-        digits
-            .parse::<u64>()
-            .ok()
-            .and_then(|n| n.checked_mul(unit))
-            .filter(|bytes| *bytes > 0)
-    }
-
-    /// A container's memory limit: `maxmemory` plus half again for Redis's own memory, buffers
-    /// and fragmentation (at least [`MEMORY_HEADROOM_BYTES`]).
-    fn memory_limit(&self) -> Option<u64> {
-        let bytes = self.max_memory_bytes()?;
-        bytes.checked_add((bytes / 2).max(MEMORY_HEADROOM_BYTES))
-    }
-
-    pub async fn execute(&self, context: &Context) -> Result<Value, String> {
+    async fn execute(&self, context: &Context) -> Result<RedisDeployed, ActionError> {
         let backend = context.backend();
-        let helper = self.helper();
+        let helper = helper(self);
         if let Some(mut known) = backend.find(&helper).await? {
             known["note"] = json!("already running; nothing started");
-            return Ok(known);
+            return super::deployment(known);
         }
         let site = backend.site(&helper)?;
         let password = processes::secret()?;
@@ -175,7 +101,7 @@ impl DeployRedis {
             "instruction": instruction,
             "requires_code_change": true,
         });
-        backend
+        let deployed = backend
             .start(Launch {
                 helper,
                 files: vec![
@@ -183,15 +109,49 @@ impl DeployRedis {
                     ("password", format!("{password}\n")),
                 ],
                 site,
-                memory_bytes: self.memory_limit(),
+                memory_bytes: memory_limit(self),
                 deployment,
             })
-            .await
+            .await?;
+        super::deployment(deployed)
     }
 
-    pub async fn rollback(&self, context: &Context) -> Result<Value, String> {
-        context.backend().remove(&self.helper()).await
+    async fn rollback(&self, context: &Context) -> Result<HelperRemoved, ActionError> {
+        super::deployment(context.backend().remove(&helper(self)).await?)
     }
+}
+
+fn helper(plan: &DeployRedis) -> Helper {
+    Helper {
+        kind: Kind::Cache,
+        database_id: plan.database_id.clone(),
+    }
+}
+
+/// `maxmemory` in bytes (Redis's units: `kb` = 1024 bytes); `None` for 0 (no limit) or a
+/// figure too large to be meant.
+fn max_memory_bytes(plan: &DeployRedis) -> Option<u64> {
+    let digits = plan
+        .max_memory
+        .trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit: u64 = match &plan.max_memory[digits.len()..] {
+        "kb" => 1 << 10,
+        "mb" => 1 << 20,
+        "gb" => 1 << 30,
+        _ => 1,
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .filter(|bytes| *bytes > 0)
+}
+
+/// A container's memory limit: `maxmemory` plus half again for Redis's own memory, buffers
+/// and fragmentation (at least [`MEMORY_HEADROOM_BYTES`]).
+fn memory_limit(plan: &DeployRedis) -> Option<u64> {
+    let bytes = max_memory_bytes(plan)?;
+    bytes.checked_add((bytes / 2).max(MEMORY_HEADROOM_BYTES))
 }
 
 #[cfg(test)]
@@ -209,23 +169,21 @@ mod tests {
         assert!(
             DeployRedis::new("db", "lots", "")
                 .unwrap_err()
+                .to_string()
                 .contains("256mb")
         );
         assert!(DeployRedis::new("db", "1gb\nrequirepass x", "").is_err());
         assert!(
             DeployRedis::new("db", "1gb", "lru; rm")
                 .unwrap_err()
+                .to_string()
                 .contains("one of")
         );
     }
 
     #[test]
     fn a_container_may_use_maxmemory_and_half_again_at_least_64_mib_more() {
-        let limit = |max_memory| {
-            DeployRedis::new("db", max_memory, "")
-                .unwrap()
-                .memory_limit()
-        };
+        let limit = |max_memory| memory_limit(&DeployRedis::new("db", max_memory, "").unwrap());
         assert_eq!(limit("64mb"), Some(128 << 20));
         assert_eq!(limit("1gb"), Some(3 << 29));
         assert_eq!(limit("1048576kb"), Some(3 << 29));

@@ -5,51 +5,31 @@
 //! Proposed by the engine after repeated terminations of one role's sessions.
 
 use proto::sql::quote_ident;
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use std::future::Future;
+
+use proto::actions::{RoleTimeout, RoleTimeoutRestored, RoleTimeoutSet};
 use sqlx::PgConnection;
 
-use super::{Context, shown};
-use crate::databases::describe;
+use super::Context;
+use crate::error::ActionError;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RoleTimeout {
-    pub role: String,
-    /// `idle_in_transaction_session_timeout` or `statement_timeout`.
-    pub setting: String,
-    pub value_ms: i64,
-    /// Why it is proposed, for people.
-    pub reason: String,
+/// `set_role_timeout` as the executor runs it (the plan checks itself when made or read:
+/// `proto::actions::RoleTimeout`).
+pub trait RoleTimeoutRun {
+    fn describe(&self) -> String;
+    fn execute(
+        &self,
+        context: &Context,
+    ) -> impl Future<Output = Result<RoleTimeoutSet, ActionError>> + Send;
+    fn rollback(
+        &self,
+        context: &Context,
+        result: &RoleTimeoutSet,
+    ) -> impl Future<Output = Result<RoleTimeoutRestored, ActionError>> + Send;
 }
 
-const SETTINGS: [&str; 2] = ["idle_in_transaction_session_timeout", "statement_timeout"];
-
-impl RoleTimeout {
-    pub fn new(role: &str, setting: &str, value_ms: i64, reason: String) -> Result<Self, String> {
-        if !proto::sql::valid_identifier(role) {
-            return Err(format!(
-                "role {} is not a valid identifier",
-                shown(format!("{role:?}"))
-            ));
-        }
-        if !SETTINGS.contains(&setting) {
-            return Err(format!(
-                "{} is not a per-role timeout we set",
-                shown(format!("{setting:?}"))
-            ));
-        }
-        if !(1_000..=86_400_000).contains(&value_ms) {
-            return Err(format!("{value_ms} ms is outside 1 s to 24 h"));
-        }
-        Ok(Self {
-            role: role.to_owned(),
-            setting: setting.to_owned(),
-            value_ms,
-            reason,
-        })
-    }
-
-    pub fn describe(&self) -> String {
+impl RoleTimeoutRun for RoleTimeout {
+    fn describe(&self) -> String {
         format!(
             "ALTER ROLE {} IN DATABASE <this database> SET {} = '{}ms'",
             quote_ident(&self.role),
@@ -58,10 +38,10 @@ impl RoleTimeout {
         )
     }
 
-    pub async fn execute(&self, context: &Context) -> Result<Value, String> {
+    async fn execute(&self, context: &Context) -> Result<RoleTimeoutSet, ActionError> {
         let database = context.database()?;
         let mut conn = database.dedicated(context.timeout).await?;
-        let before = current(&mut conn, &self.role, &self.setting).await?;
+        let before = current(&mut conn, &self.role, self.setting.as_str()).await?;
         let statement = format!(
             "ALTER ROLE {} IN DATABASE {} SET {} = '{}ms'",
             quote_ident(&self.role),
@@ -73,22 +53,26 @@ impl RoleTimeout {
             .persistent(false)
             .execute(&mut conn)
             .await
-            .map_err(|e| format!("{statement}: {}", describe(&e)))?;
-        Ok(json!({
-            "role": self.role,
-            "setting": self.setting,
-            "before": before,
-            "after": format!("{}ms", self.value_ms),
-            "statement": statement,
-            "note": "applies to the role's new sessions in this database",
-        }))
+            .map_err(|e| ActionError::sql(statement.clone(), e))?;
+        Ok(RoleTimeoutSet {
+            role: self.role.clone(),
+            setting: self.setting,
+            before,
+            after: format!("{}ms", self.value_ms),
+            statement,
+            note: "applies to the role's new sessions in this database".into(),
+        })
     }
 
-    pub async fn rollback(&self, context: &Context, result: &Value) -> Result<Value, String> {
+    async fn rollback(
+        &self,
+        context: &Context,
+        result: &RoleTimeoutSet,
+    ) -> Result<RoleTimeoutRestored, ActionError> {
         let database = context.database()?;
         let mut conn = database.dedicated(context.timeout).await?;
         let name = quote_ident(&database_name(&mut conn).await?);
-        let statement = match result.get("before").and_then(Value::as_str) {
+        let statement = match &result.before {
             Some(before) => format!(
                 "ALTER ROLE {} IN DATABASE {name} SET {} = '{}'",
                 quote_ident(&self.role),
@@ -105,16 +89,18 @@ impl RoleTimeout {
             .persistent(false)
             .execute(&mut conn)
             .await
-            .map_err(|e| format!("{statement}: {}", describe(&e)))?;
-        Ok(json!({"restored": statement}))
+            .map_err(|e| ActionError::sql(statement.clone(), e))?;
+        Ok(RoleTimeoutRestored {
+            restored: statement,
+        })
     }
 }
 
-async fn database_name(conn: &mut PgConnection) -> Result<String, String> {
+async fn database_name(conn: &mut PgConnection) -> Result<String, ActionError> {
     sqlx::query_scalar("SELECT current_database()::text")
         .fetch_one(conn)
         .await
-        .map_err(|e| describe(&e))
+        .map_err(ActionError::from)
 }
 
 /// The role's own value of `setting` in this database, if it has one.
@@ -122,7 +108,7 @@ pub async fn current(
     conn: &mut PgConnection,
     role: &str,
     setting: &str,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, ActionError> {
     let entries: Option<Vec<String>> = sqlx::query_scalar(
         "SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole \
          WHERE r.rolname = $1 AND s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())",
@@ -130,7 +116,7 @@ pub async fn current(
     .bind(role)
     .fetch_optional(conn)
     .await
-    .map_err(|e| describe(&e))?
+    .map_err(ActionError::from)?
     .flatten();
     let prefix = format!("{setting}=");
     Ok(entries

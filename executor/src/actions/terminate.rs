@@ -10,24 +10,14 @@
 
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use std::future::Future;
+
+use proto::actions::{Terminate, TerminateOutcome, Terminated};
+use serde_json::Value;
 use sqlx::PgPool;
 
 use super::{Context, shown, text};
-use crate::databases::describe;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Terminate {
-    pub pid: i32,
-    pub backend_start_us: i64,
-    /// true: a running statement (cancel first); false: idle in transaction (terminate).
-    pub graceful: bool,
-    /// The statement start (running) or the last state change (idle) the analyser saw.
-    pub since_us: i64,
-    #[serde(default)]
-    pub username: String,
-}
+use crate::error::ActionError;
 
 /// What the operator allows beyond the defaults.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,25 +37,35 @@ struct Now {
     state: String,
 }
 
-impl Terminate {
-    pub fn from_metadata(metadata: &Value) -> Result<Self, String> {
+/// `terminate_query` as the executor runs it.
+pub trait TerminateRun: Sized {
+    fn from_metadata(metadata: &Value) -> Result<Self, ActionError>;
+    fn describe(&self) -> String;
+    fn execute(
+        &self,
+        context: &Context,
+    ) -> impl Future<Output = Result<Terminated, ActionError>> + Send;
+}
+
+impl TerminateRun for Terminate {
+    fn from_metadata(metadata: &Value) -> Result<Self, ActionError> {
         let pid: i32 = match metadata.get("pid") {
-            Some(Value::String(s)) => s
-                .parse()
-                .map_err(|_| format!("pid {} is not a number", shown(format!("{s:?}"))))?,
+            Some(Value::String(s)) => s.parse().map_err(|_| {
+                ActionError::Invalid(format!("pid {} is not a number", shown(format!("{s:?}"))))
+            })?,
             Some(Value::Number(n)) => n
                 .as_i64()
                 .and_then(|n| i32::try_from(n).ok())
-                .ok_or_else(|| format!("pid {n} is out of range"))?,
-            _ => return Err("pid is missing".into()),
+                .ok_or_else(|| ActionError::Invalid(format!("pid {n} is out of range")))?,
+            _ => return Err(ActionError::Invalid("pid is missing".into())),
         };
         if pid <= 0 {
-            return Err(format!("pid {pid} is not a session"));
+            return Err(ActionError::Invalid(format!("pid {pid} is not a session")));
         }
         let number = |field: &str| metadata.get(field).and_then(Value::as_i64).unwrap_or(0);
         let backend_start_us = number("backend_start_us");
         if backend_start_us <= 0 {
-            return Err("backend_start_us is missing: the session cannot be told apart from a later one with the same pid".into());
+            return Err(ActionError::Invalid("backend_start_us is missing: the session cannot be told apart from a later one with the same pid".into()));
         }
         let graceful = metadata
             .get("graceful")
@@ -77,11 +77,11 @@ impl Terminate {
             number("state_change_us")
         };
         if since_us <= 0 {
-            return Err(if graceful {
+            return Err(ActionError::Invalid(if graceful {
                 "query_start_us is missing: the statement cannot be re-checked".into()
             } else {
                 "state_change_us is missing: the idle period cannot be re-checked".into()
-            });
+            }));
         }
         Ok(Self {
             pid,
@@ -92,7 +92,7 @@ impl Terminate {
         })
     }
 
-    pub fn describe(&self) -> String {
+    fn describe(&self) -> String {
         if self.graceful {
             format!("cancel the running statement of session {}", self.pid)
         } else {
@@ -100,63 +100,83 @@ impl Terminate {
         }
     }
 
-    pub async fn execute(&self, context: &Context) -> Result<Value, String> {
+    async fn execute(&self, context: &Context) -> Result<Terminated, ActionError> {
         let pool = &context.database()?.pool;
-        let outcome = |outcome: &str, method: Value| json!({"pid": self.pid, "username": self.username, "outcome": outcome, "method": method, "graceful": self.graceful});
-        let Some(now) = self.look(pool, context.policy.superusers).await? else {
-            return Ok(outcome("already_gone", Value::Null));
+        let outcome = |outcome: TerminateOutcome, method: Option<&str>| Terminated {
+            pid: self.pid,
+            username: self.username.clone(),
+            outcome,
+            method: method.map(str::to_owned),
+            graceful: self.graceful,
+        };
+        let Some(now) = look(self, pool, context.policy.superusers).await? else {
+            return Ok(outcome(TerminateOutcome::AlreadyGone, None));
         };
         if !now.same_backend {
-            return Ok(outcome("already_gone", Value::Null));
+            return Ok(outcome(TerminateOutcome::AlreadyGone, None));
         }
         if let Some(reason) = now.protected {
-            return Err(format!(
+            return Err(ActionError::Refused(format!(
                 "session {} is protected: {reason}; not touched",
                 self.pid
-            ));
+            )));
         }
-        if !self.still_the_same(&now) {
-            return Ok(outcome("moved_on", Value::Null));
+        if !still_the_same(self, &now) {
+            return Ok(outcome(TerminateOutcome::MovedOn, None));
         }
         if !self.graceful {
-            if !self.signal(pool, "pg_terminate_backend").await? {
-                return Ok(outcome("moved_on", Value::Null));
+            if !signal(self, pool, "pg_terminate_backend").await? {
+                return Ok(outcome(TerminateOutcome::MovedOn, None));
             }
-            self.wait(pool, Duration::from_secs(5)).await?;
-            return Ok(outcome("terminated", json!("pg_terminate_backend")));
-        }
-        if !self.signal(pool, "pg_cancel_backend").await? {
-            return Ok(outcome("moved_on", Value::Null));
-        }
-        if self.wait(pool, Duration::from_secs(3)).await? {
-            return Ok(outcome("cancelled", json!("pg_cancel_backend")));
-        }
-        if !context.policy.terminate_after_cancel {
-            return Err(format!(
-                "session {} ignored the cancel; terminating it is not allowed (TERMINATE_AFTER_CANCEL=false)",
-                self.pid
+            wait(self, pool, Duration::from_secs(5)).await?;
+            return Ok(outcome(
+                TerminateOutcome::Terminated,
+                Some("pg_terminate_backend"),
             ));
         }
-        if !self.signal(pool, "pg_terminate_backend").await? {
-            return Ok(outcome("cancelled", json!("pg_cancel_backend")));
+        if !signal(self, pool, "pg_cancel_backend").await? {
+            return Ok(outcome(TerminateOutcome::MovedOn, None));
         }
-        self.wait(pool, Duration::from_secs(5)).await?;
+        if wait(self, pool, Duration::from_secs(3)).await? {
+            return Ok(outcome(
+                TerminateOutcome::Cancelled,
+                Some("pg_cancel_backend"),
+            ));
+        }
+        if !context.policy.terminate_after_cancel {
+            return Err(ActionError::Refused(format!(
+                "session {} ignored the cancel; terminating it is not allowed (TERMINATE_AFTER_CANCEL=false)",
+                self.pid
+            )));
+        }
+        if !signal(self, pool, "pg_terminate_backend").await? {
+            return Ok(outcome(
+                TerminateOutcome::Cancelled,
+                Some("pg_cancel_backend"),
+            ));
+        }
+        wait(self, pool, Duration::from_secs(5)).await?;
         Ok(outcome(
-            "terminated",
-            json!("pg_cancel_backend, then pg_terminate_backend"),
+            TerminateOutcome::Terminated,
+            Some("pg_cancel_backend, then pg_terminate_backend"),
         ))
     }
+}
 
-    fn still_the_same(&self, now: &Now) -> bool {
-        if self.graceful {
-            now.state == "active" && now.query_start_us == self.since_us
-        } else {
-            now.state.starts_with("idle in transaction") && now.state_change_us == self.since_us
-        }
+fn still_the_same(plan: &Terminate, now: &Now) -> bool {
+    if plan.graceful {
+        now.state == "active" && now.query_start_us == plan.since_us
+    } else {
+        now.state.starts_with("idle in transaction") && now.state_change_us == plan.since_us
     }
+}
 
-    async fn look(&self, pool: &PgPool, superusers: bool) -> Result<Option<Now>, String> {
-        let row: Option<(Option<String>, bool, i64, i64, String)> = sqlx::query_as(
+async fn look(
+    plan: &Terminate,
+    pool: &PgPool,
+    superusers: bool,
+) -> Result<Option<Now>, ActionError> {
+    let row: Option<(Option<String>, bool, i64, i64, String)> = sqlx::query_as(
             "SELECT CASE \
                WHEN a.pid = pg_backend_pid() THEN 'our own session' \
                WHEN a.application_name LIKE 'startupmonkey-%' THEN 'a StartupMonkey session' \
@@ -171,76 +191,77 @@ impl Terminate {
              coalesce(a.state, '') \
              FROM pg_stat_activity a LEFT JOIN pg_roles r ON r.oid = a.usesysid WHERE a.pid = $1",
         )
-        .bind(self.pid)
-        .bind(self.backend_start_us)
+        .bind(plan.pid)
+        .bind(plan.backend_start_us)
         .bind(superusers)
         .fetch_optional(pool)
         .await
-        .map_err(|e| describe(&e))?;
-        Ok(row.map(
-            |(protected, same_backend, query_start_us, state_change_us, state)| Now {
-                protected,
-                same_backend,
-                query_start_us,
-                state_change_us,
-                state,
-            },
-        ))
-    }
+        .map_err(ActionError::from)?;
+    Ok(row.map(
+        |(protected, same_backend, query_start_us, state_change_us, state)| Now {
+            protected,
+            same_backend,
+            query_start_us,
+            state_change_us,
+            state,
+        },
+    ))
+}
 
-    /// Sends `function` (pg_cancel_backend / pg_terminate_backend) only if the session is still
-    /// the one reported, checked in the same statement; true when it was sent.
-    async fn signal(&self, pool: &PgPool, function: &str) -> Result<bool, String> {
-        let since = if self.graceful {
-            "a.state = 'active' AND coalesce((extract(epoch FROM a.query_start) * 1000000)::bigint, 0) = $3"
-        } else {
-            "a.state LIKE 'idle in transaction%' AND coalesce((extract(epoch FROM a.state_change) * 1000000)::bigint, 0) = $3"
-        };
-        let sql = format!(
-            "SELECT {function}(a.pid) FROM pg_stat_activity a \
+/// Sends `function` (pg_cancel_backend / pg_terminate_backend) only if the session is still
+/// the one reported, checked in the same statement; true when it was sent.
+async fn signal(plan: &Terminate, pool: &PgPool, function: &str) -> Result<bool, ActionError> {
+    let since = if plan.graceful {
+        "a.state = 'active' AND coalesce((extract(epoch FROM a.query_start) * 1000000)::bigint, 0) = $3"
+    } else {
+        "a.state LIKE 'idle in transaction%' AND coalesce((extract(epoch FROM a.state_change) * 1000000)::bigint, 0) = $3"
+    };
+    let sql = format!(
+        "SELECT {function}(a.pid) FROM pg_stat_activity a \
              WHERE a.pid = $1 AND (extract(epoch FROM a.backend_start) * 1000000)::bigint = $2 \
              AND a.backend_type = 'client backend' AND a.datname = current_database() \
              AND a.application_name NOT LIKE 'startupmonkey-%' AND a.pid <> pg_backend_pid() AND {since}"
-        );
-        let sent: Option<bool> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .bind(self.pid)
-            .bind(self.backend_start_us)
-            .bind(self.since_us)
-            .fetch_optional(pool)
-            .await
-            .map_err(|e| describe(&e))?;
-        match sent {
-            None => Ok(false),
-            Some(true) => Ok(true),
-            Some(false) => Err(format!(
-                "{function}({}) was refused: the role lacks pg_signal_backend or the session belongs to a superuser",
-                self.pid
-            )),
-        }
+    );
+    let sent: Option<bool> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(plan.pid)
+        .bind(plan.backend_start_us)
+        .bind(plan.since_us)
+        .fetch_optional(pool)
+        .await
+        .map_err(ActionError::from)?;
+    match sent {
+        None => Ok(false),
+        Some(true) => Ok(true),
+        Some(false) => Err(ActionError::Refused(format!(
+            "{function}({}) was refused: the role lacks pg_signal_backend or the session belongs to a superuser",
+            plan.pid
+        ))),
     }
+}
 
-    /// Waits until the reported statement (or session) is over; true when it is.
-    async fn wait(&self, pool: &PgPool, limit: Duration) -> Result<bool, String> {
-        let started = Instant::now();
-        loop {
-            let now = self.look(pool, true).await?;
-            let over = match now {
-                None => true,
-                Some(now) => !now.same_backend || !self.still_the_same(&now),
-            };
-            if over {
-                return Ok(true);
-            }
-            if started.elapsed() >= limit {
-                return Ok(false);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+/// Waits until the reported statement (or session) is over; true when it is.
+async fn wait(plan: &Terminate, pool: &PgPool, limit: Duration) -> Result<bool, ActionError> {
+    let started = Instant::now();
+    loop {
+        let now = look(plan, pool, true).await?;
+        let over = match now {
+            None => true,
+            Some(now) => !now.same_backend || !still_the_same(plan, &now),
+        };
+        if over {
+            return Ok(true);
         }
+        if started.elapsed() >= limit {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -263,7 +284,7 @@ mod tests {
                 "out of range",
             ),
         ] {
-            let error = Terminate::from_metadata(&metadata).unwrap_err();
+            let error = Terminate::from_metadata(&metadata).unwrap_err().to_string();
             assert!(error.contains(reason), "{metadata}: {error}");
         }
     }

@@ -10,23 +10,19 @@
 //! little more than sequential ones); `shared_buffers` (restart) recommended at 25 % of RAM, at
 //! most 16 GB, when under half of that.
 
-use serde::{Deserialize, Serialize};
+use std::future::Future;
+
+use proto::actions::{ConfigChange, SettingsRestored, TuneConfig, Tuned};
 use serde_json::{Value, json};
 use sqlx::PgConnection;
 
 use super::Context;
-use crate::databases::describe;
+use crate::error::ActionError;
 
 const MB: i64 = 1024 * 1024;
 /// The most RAM a host is believed to have (1 PiB): a larger figure is a mistake, and would
 /// overflow the arithmetic below.
 const MAX_HOST_MEMORY_BYTES: i64 = 1 << 50;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TuneConfig {
-    /// The host's RAM as the collector read it; `None` when the database is not local.
-    pub host_memory_bytes: Option<i64>,
-}
 
 /// One setting as pg_settings reports it.
 #[derive(Debug, Clone)]
@@ -39,9 +35,22 @@ struct Setting {
     raw: String,
 }
 
-impl TuneConfig {
+/// `tune_config_high_latency` as the executor runs it.
+pub trait TuneConfigRun {
+    fn from_metadata(metadata: &Value) -> Self;
+    fn describe(&self) -> String;
+    fn execute(&self, context: &Context)
+    -> impl Future<Output = Result<Tuned, ActionError>> + Send;
+    fn rollback(
+        &self,
+        context: &Context,
+        result: &Tuned,
+    ) -> impl Future<Output = Result<SettingsRestored, ActionError>> + Send;
+}
+
+impl TuneConfigRun for TuneConfig {
     /// The host's RAM when the metadata gives a believable figure, else unknown.
-    pub fn from_metadata(metadata: &Value) -> Self {
+    fn from_metadata(metadata: &Value) -> Self {
         Self {
             host_memory_bytes: metadata
                 .get("host_memory_bytes")
@@ -50,11 +59,11 @@ impl TuneConfig {
         }
     }
 
-    pub fn describe(&self) -> String {
+    fn describe(&self) -> String {
         "tune memory and planner settings from the measured values".into()
     }
 
-    pub async fn execute(&self, context: &Context) -> Result<Value, String> {
+    async fn execute(&self, context: &Context) -> Result<Tuned, ActionError> {
         let database = context.database()?;
         let mut conn = database.dedicated(context.timeout).await?;
         let settings = read(&mut conn).await?;
@@ -111,53 +120,53 @@ impl TuneConfig {
                 .execute(&mut conn)
                 .await
                 .map_err(|e| {
-                    format!(
-                        "ALTER SYSTEM SET {name} = '{value}' failed: {} (it needs a superuser, or GRANT ALTER SYSTEM ON PARAMETER {name})",
-                        describe(&e)
+                    ActionError::sql(
+                        format!(
+                            "ALTER SYSTEM SET {name} = '{value}' failed (it needs a superuser, or GRANT ALTER SYSTEM ON PARAMETER {name})"
+                        ),
+                        e,
                     )
                 })?;
-            applied.push(json!({
-                "name": name,
-                "before": before.raw,
-                "after": value,
-                "before_was_altered": before.in_auto_conf,
-            }));
+            applied.push(ConfigChange {
+                name: name.clone(),
+                before: before.raw.clone(),
+                after: value.clone(),
+                before_was_altered: before.in_auto_conf,
+            });
         }
         if !applied.is_empty() {
             sqlx::query("SELECT pg_reload_conf()")
                 .execute(&mut conn)
                 .await
-                .map_err(|e| describe(&e))?;
+                .map_err(ActionError::from)?;
         }
-        Ok(json!({
-            "config_changes": applied,
-            "recommendations": recommendations,
-            "host_memory_bytes": self.host_memory_bytes,
-            "reloaded": !applied.is_empty(),
-        }))
+        let reloaded = !applied.is_empty();
+        Ok(Tuned {
+            config_changes: applied,
+            recommendations,
+            host_memory_bytes: self.host_memory_bytes,
+            reloaded,
+        })
     }
 
-    pub async fn rollback(&self, context: &Context, result: &Value) -> Result<Value, String> {
-        let changes = result
-            .get("config_changes")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+    async fn rollback(
+        &self,
+        context: &Context,
+        result: &Tuned,
+    ) -> Result<SettingsRestored, ActionError> {
+        let changes = &result.config_changes;
         let database = context.database()?;
         let mut conn = database.dedicated(context.timeout).await?;
         let mut restored = Vec::new();
-        for change in &changes {
-            let name = change["name"].as_str().unwrap_or_default();
+        for change in changes {
+            let name = change.name.as_str();
             if !["effective_cache_size", "work_mem", "random_page_cost"].contains(&name) {
-                return Err(format!(
+                return Err(ActionError::Refused(format!(
                     "unexpected setting {name:?} in the action's result"
-                ));
+                )));
             }
-            let statement = if change["before_was_altered"].as_bool() == Some(true) {
-                let before = change["before"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .replace('\'', "''");
+            let statement = if change.before_was_altered {
+                let before = change.before.replace('\'', "''");
                 format!("ALTER SYSTEM SET {name} = '{before}'")
             } else {
                 format!("ALTER SYSTEM RESET {name}")
@@ -166,25 +175,25 @@ impl TuneConfig {
                 .persistent(false)
                 .execute(&mut conn)
                 .await
-                .map_err(|e| format!("{statement}: {}", describe(&e)))?;
+                .map_err(|e| ActionError::sql(statement.clone(), e))?;
             restored.push(statement);
         }
         sqlx::query("SELECT pg_reload_conf()")
             .execute(&mut conn)
             .await
-            .map_err(|e| describe(&e))?;
-        Ok(json!({"restored": restored}))
+            .map_err(ActionError::from)?;
+        Ok(SettingsRestored { restored })
     }
 }
 
-async fn read(conn: &mut PgConnection) -> Result<Vec<Setting>, String> {
+async fn read(conn: &mut PgConnection) -> Result<Vec<Setting>, ActionError> {
     let rows: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
         "SELECT name, setting, unit, sourcefile FROM pg_settings WHERE name IN \
          ('effective_cache_size', 'work_mem', 'random_page_cost', 'shared_buffers', 'max_connections')",
     )
     .fetch_all(conn)
     .await
-    .map_err(|e| describe(&e))?;
+    .map_err(ActionError::from)?;
     Ok(rows
         .into_iter()
         .map(|(name, setting, unit, sourcefile)| {

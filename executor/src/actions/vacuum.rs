@@ -11,41 +11,33 @@
 use std::time::{Duration, Instant};
 
 use proto::sql::qualified;
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use std::future::Future;
+
+use proto::actions::{Holder, HolderWait, Vacuum, Vacuumed};
+use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 
 use super::{Context, identifier};
-use crate::databases::describe;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Vacuum {
-    pub schema: String,
-    pub table: String,
-    /// The analyser saw a session, prepared transaction or slot holding the xmin horizon: VACUUM
-    /// runs but may reclaim little until it is gone.
-    #[serde(default)]
-    pub blocked_by_xmin_holder: bool,
-    /// The session the analyser named as the holder (pid and backend start, from the
-    /// detection's evidence), waited for before VACUUM.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub holder: Option<Holder>,
-}
-
-/// A session, told apart from a later one with the same pid by its backend start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Holder {
-    pub pid: i32,
-    pub backend_start_us: i64,
-}
+use crate::databases::execute_or_stop;
+use crate::error::ActionError;
 
 /// How often the holder is looked at while waiting for it.
 const HOLDER_POLL: Duration = Duration::from_millis(500);
 
-impl Vacuum {
+/// `vacuum_table` as the executor runs it.
+pub trait VacuumRun: Sized {
+    fn from_metadata(metadata: &Value, evidence: &Value) -> Result<Self, ActionError>;
+    fn statement(&self) -> String;
+    fn execute(
+        &self,
+        context: &Context,
+    ) -> impl Future<Output = Result<Vacuumed, ActionError>> + Send;
+}
+
+impl VacuumRun for Vacuum {
     /// From the bloat detector's metadata (schema, table) or the original's (table_name, schema
     /// `public`).
-    pub fn from_metadata(metadata: &Value, evidence: &Value) -> Result<Self, String> {
+    fn from_metadata(metadata: &Value, evidence: &Value) -> Result<Self, ActionError> {
         let (schema, table) = match metadata.get("table") {
             Some(Value::String(_)) => (
                 identifier(metadata, "schema")?,
@@ -67,14 +59,14 @@ impl Vacuum {
         })
     }
 
-    pub fn statement(&self) -> String {
+    fn statement(&self) -> String {
         format!("VACUUM (ANALYZE) {}", qualified(&self.schema, &self.table))
     }
 
-    pub async fn execute(&self, context: &Context) -> Result<Value, String> {
+    async fn execute(&self, context: &Context) -> Result<Vacuumed, ActionError> {
         let database = context.database()?;
         let waited = match &self.holder {
-            Some(holder) => Some(holder.wait(&database.pool, context.timeout / 2).await?),
+            Some(holder) => Some(wait(holder, &database.pool, context.timeout / 2).await?),
             None => None,
         };
         // What is left of the action's time limit is VACUUM's statement_timeout.
@@ -83,51 +75,51 @@ impl Vacuum {
             .saturating_sub(waited.unwrap_or_default())
             .max(Duration::from_secs(1));
         let mut conn = database.dedicated(left).await?;
-        let before = self.tuples(&mut conn).await?;
+        let before = tuples(self, &mut conn).await?;
         let started = Instant::now();
-        sqlx::query(sqlx::AssertSqlSafe(self.statement()))
-            .persistent(false)
-            .execute(&mut conn)
-            .await
-            .map_err(|e| describe(&e))?;
+        let run = execute_or_stop(database, &mut conn, &self.statement(), &context.stop).await?;
+        if run.stopped && run.outcome.is_err() {
+            return Err(ActionError::Cancelled("VACUUM was cancelled".into()));
+        }
+        run.outcome?;
         let duration_ms = started.elapsed().as_millis() as i64;
-        let after = self.tuples(&mut conn).await?;
-        Ok(json!({
-            "schema": self.schema,
-            "table_name": self.table,
-            "operation": "VACUUM (ANALYZE)",
-            "statement": self.statement(),
-            "dead_tuples_before": before.0,
-            "dead_tuples_after": after.0,
-            "tuples_reclaimed": (before.0 - after.0).max(0),
-            "live_tuples": after.1,
-            "duration_ms": duration_ms,
-            "blocked_by_xmin_holder": self.blocked_by_xmin_holder,
-            "waited_for_holder": self.holder.zip(waited).map(|(h, waited)| json!({
-                "pid": h.pid,
-                "waited_ms": waited.as_millis() as i64,
-            })),
-        }))
-    }
-
-    /// Dead and live tuples from the statistics collector.
-    async fn tuples(&self, conn: &mut PgConnection) -> Result<(i64, i64), String> {
-        sqlx::query_as::<_, (i64, i64)>(
-            "SELECT n_dead_tup, n_live_tup FROM pg_stat_user_tables \
-             WHERE schemaname = $1 AND relname = $2",
-        )
-        .bind(&self.schema)
-        .bind(&self.table)
-        .fetch_optional(conn)
-        .await
-        .map_err(|e| describe(&e))?
-        .ok_or_else(|| {
-            format!(
-                "table {} does not exist",
-                qualified(&self.schema, &self.table)
-            )
+        let after = tuples(self, &mut conn).await?;
+        Ok(Vacuumed {
+            schema: self.schema.clone(),
+            table_name: self.table.clone(),
+            operation: "VACUUM (ANALYZE)".into(),
+            statement: self.statement(),
+            dead_tuples_before: before.0,
+            dead_tuples_after: after.0,
+            tuples_reclaimed: (before.0 - after.0).max(0),
+            live_tuples: after.1,
+            duration_ms,
+            blocked_by_xmin_holder: self.blocked_by_xmin_holder,
+            waited_for_holder: self.holder.zip(waited).map(|(h, waited)| HolderWait {
+                pid: h.pid,
+                waited_ms: waited.as_millis() as i64,
+            }),
         })
     }
+}
+
+/// Dead and live tuples from the statistics collector.
+async fn tuples(plan: &Vacuum, conn: &mut PgConnection) -> Result<(i64, i64), ActionError> {
+    sqlx::query_as::<_, (i64, i64)>(
+        "SELECT n_dead_tup, n_live_tup FROM pg_stat_user_tables \
+             WHERE schemaname = $1 AND relname = $2",
+    )
+    .bind(&plan.schema)
+    .bind(&plan.table)
+    .fetch_optional(conn)
+    .await
+    .map_err(ActionError::from)?
+    .ok_or_else(|| {
+        ActionError::Refused(format!(
+            "table {} does not exist",
+            qualified(&plan.schema, &plan.table)
+        ))
+    })
 }
 
 /// The session named in the evidence's `xmin_holder`, when it is one (prepared transactions and
@@ -145,41 +137,41 @@ fn session_holder(evidence: &Value) -> Option<Holder> {
     })
 }
 
-impl Holder {
-    /// Waits until this session no longer holds a snapshot or transaction id (it ended, or
-    /// finished its transaction); how long that took, or why VACUUM is not run.
-    async fn wait(&self, pool: &PgPool, patience: Duration) -> Result<Duration, String> {
-        let started = Instant::now();
-        loop {
-            let holding: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1 \
+/// Waits until `holder` no longer holds a snapshot or transaction id (it ended, or finished its
+/// transaction); how long that took, or why VACUUM is not run.
+async fn wait(holder: &Holder, pool: &PgPool, patience: Duration) -> Result<Duration, ActionError> {
+    let started = Instant::now();
+    loop {
+        let holding: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1 \
                    AND (extract(epoch FROM backend_start) * 1000000)::bigint = $2 \
                    AND (backend_xmin IS NOT NULL OR backend_xid IS NOT NULL))",
-            )
-            .bind(self.pid)
-            .bind(self.backend_start_us)
-            .fetch_one(pool)
-            .await
-            .map_err(|e| describe(&e))?;
-            if !holding {
-                return Ok(started.elapsed());
-            }
-            if started.elapsed() >= patience {
-                return Err(format!(
-                    "session {} still holds back the xmin horizon after {} s: VACUUM would \
+        )
+        .bind(holder.pid)
+        .bind(holder.backend_start_us)
+        .fetch_one(pool)
+        .await
+        .map_err(ActionError::from)?;
+        if !holding {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() >= patience {
+            return Err(ActionError::Refused(format!(
+                "session {} still holds back the xmin horizon after {} s: VACUUM would \
                      reclaim none of the dead tuples it can see, so it was not run; end that \
                      session (or its transaction) first",
-                    self.pid,
-                    patience.as_secs()
-                ));
-            }
-            tokio::time::sleep(HOLDER_POLL).await;
+                holder.pid,
+                patience.as_secs()
+            )));
         }
+        tokio::time::sleep(HOLDER_POLL).await;
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -211,9 +203,5 @@ mod tests {
             Vacuum::from_metadata(&unblocked, &session).unwrap().holder,
             None
         );
-        // A plan stored before holders were recorded still reads.
-        let old: Vacuum =
-            serde_json::from_value(json!({"schema": "public", "table": "t"})).unwrap();
-        assert_eq!(old.holder, None);
     }
 }

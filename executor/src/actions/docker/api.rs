@@ -37,11 +37,7 @@ impl std::fmt::Display for ApiError {
     }
 }
 
-impl From<ApiError> for String {
-    fn from(error: ApiError) -> Self {
-        error.to_string()
-    }
-}
+impl std::error::Error for ApiError {}
 
 impl ApiError {
     fn local(message: String) -> Self {

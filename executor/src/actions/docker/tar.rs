@@ -2,6 +2,7 @@
 //! regular files in it, ustar headers, every entry owned by one uid/gid, the files 0600 — the
 //! engine extracts them as they are, so the helper (and only it) can read its configuration.
 
+use crate::error::ActionError;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const BLOCK: usize = 512;
@@ -9,7 +10,11 @@ const BLOCK: usize = 512;
 /// A ustar archive of directory `dir` (relative, e.g. `etc/pgbouncer`) with `files` in it, all
 /// owned by `owner` (uid, gid): the directory 0700, the files 0600. Names must fit ustar's
 /// 100-byte name field.
-pub fn archive(dir: &str, files: &[(&str, &[u8])], owner: (u32, u32)) -> Result<Vec<u8>, String> {
+pub fn archive(
+    dir: &str,
+    files: &[(&str, &[u8])],
+    owner: (u32, u32),
+) -> Result<Vec<u8>, ActionError> {
     let dir = dir.trim_matches('/');
     let mtime = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -19,7 +24,9 @@ pub fn archive(dir: &str, files: &[(&str, &[u8])], owner: (u32, u32)) -> Result<
     out.extend(header(&format!("{dir}/"), 0o700, owner, 0, mtime, b'5')?);
     for (name, contents) in files {
         if name.contains('/') || name.is_empty() {
-            return Err(format!("tar: {name:?} is not a plain file name"));
+            return Err(ActionError::Refused(format!(
+                "tar: {name:?} is not a plain file name"
+            )));
         }
         let path = format!("{dir}/{name}");
         out.extend(header(
@@ -46,9 +53,11 @@ fn header(
     size: u64,
     mtime: u64,
     kind: u8,
-) -> Result<[u8; BLOCK], String> {
+) -> Result<[u8; BLOCK], ActionError> {
     if path.len() > 100 {
-        return Err(format!("tar: {path:?} is longer than 100 bytes"));
+        return Err(ActionError::Refused(format!(
+            "tar: {path:?} is longer than 100 bytes"
+        )));
     }
     let mut block = [0u8; BLOCK];
     block[..path.len()].copy_from_slice(path.as_bytes());
