@@ -13,6 +13,9 @@
 //!   `completed → rolled_back`.
 //! * At start: actions left `executing` by a stopped executor are cleaned up (an index build's
 //!   INVALID leftover dropped) and closed; `queued` and `approved` ones run.
+//! * At shutdown ([`Engine::drain`]): no action starts; running ones finish within the drain
+//!   deadline or are stopped — their statement cancelled, an INVALID index dropped — and
+//!   recorded `failed`, "cancelled by shutdown" (docs/decisions/0007).
 
 use std::collections::HashSet;
 use std::path::PathBuf;

@@ -1,8 +1,9 @@
 //! The executor (Plan/Execute): turns detections into actions according to the execution mode,
 //! runs them safely and rolls them back. `consumer` takes detections from JetStream and decisions
 //! from NATS; `engine` moves each action through its states in knowledge; `actions` are the
-//! plans themselves; `databases` the connections to watched databases; `grpc` and `http` the
-//! APIs on 50052 and 8084.
+//! plans themselves (their data in `proto::actions`); `databases` the connections to watched
+//! databases; `error` the error types, turned into `proto::error::Error` at the doors; `grpc` and
+//! `http` the APIs on 50052 and 8084.
 
 pub mod actions;
 pub mod app;
