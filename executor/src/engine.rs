@@ -15,7 +15,7 @@
 //!   INVALID leftover dropped) and closed; `queued` and `approved` ones run.
 //! * At shutdown ([`Engine::drain`]): no action starts; running ones finish within the drain
 //!   deadline or are stopped — their statement cancelled, an INVALID index dropped — and
-//!   recorded `failed`, "cancelled by shutdown" (docs/decisions/0007).
+//!   recorded `failed`, "cancelled by shutdown" (docs/decisions/0008).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
