@@ -5,15 +5,16 @@
 use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
+use proto::actions::{ActionOutcome, Claim, StoredAction};
 use proto::error::Error;
 use proto::executor::ActionDecisionRequest;
 use proto::knowledge::{Action, ListActionsRequest};
 use proto::status::ActionStatus;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tracing::warn;
 use utoipa::ToSchema;
 
-use super::detections::parse_json;
 use super::error::ErrorBody;
 use super::{AppState, Body, Filter, Reply, instant};
 
@@ -54,16 +55,39 @@ pub struct Changes {
     pub changes: Value,
 }
 
-/// The one reader of the executor's `params_json` (the plan) and `result_json` (what it did);
-/// to become the typed reader of `proto::actions` once the executor writes it.
+/// The one reader of the executor's `params_json` (a [`StoredAction`]) and `result_json` (an
+/// [`ActionOutcome`] once it ran), through the contract's types: a record they cannot read is
+/// shown without them and logged, never guessed at.
 pub fn changes(action: &Action) -> Changes {
-    let params = parse_json(&action.params_json);
-    let text = |v: &Value| v.as_str().map(str::to_owned);
+    let stored = StoredAction::from_params_json(&action.params_json);
+    if let Err(error) = &stored
+        && !action.params_json.is_empty()
+    {
+        warn!(action_id = %action.id, %error, "stored plan unreadable");
+    }
+    let outcome = match action.parsed_action_type() {
+        Ok(kind) if !action.result_json.is_empty() => {
+            ActionOutcome::from_result_json(kind, &action.result_json).map_err(|error| {
+                // While it runs, the result holds only the executor's claim.
+                if Claim::from_result_json(&action.result_json).is_none() {
+                    warn!(action_id = %action.id, %error, "stored result unreadable");
+                }
+            })
+        }
+        _ => Err(()),
+    };
+    let stored = stored.ok();
     Changes {
-        description: text(&params["description"]),
-        plan: params["plan"].clone(),
-        detection_key: text(&params["detection_key"]),
-        changes: parse_json(&action.result_json),
+        description: stored.as_ref().map(|s| s.description.clone()),
+        plan: stored
+            .as_ref()
+            .and_then(|s| serde_json::to_value(&s.plan).ok())
+            .unwrap_or(Value::Null),
+        detection_key: stored.map(|s| s.detection_key),
+        changes: outcome
+            .ok()
+            .and_then(|o| serde_json::from_str(&o.to_result_json()).ok())
+            .unwrap_or(Value::Null),
     }
 }
 
@@ -236,11 +260,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_plan_and_result_are_read_from_the_stored_json() {
+    fn the_plan_and_result_are_read_through_the_contracts_types() {
         let action = Action {
+            id: "act-1".into(),
+            action_type: "create_index".into(),
             status: "rolled_back".into(),
-            params_json: r#"{"description": "index t(a)", "plan": ["CREATE INDEX"], "detection_key": "db:missing_index:t"}"#.into(),
-            result_json: r#"{"index": "t_a_idx"}"#.into(),
+            params_json: r#"{"plan": {"kind": "create_index", "schema": "public", "table": "t", "index_name": "t_a_idx", "columns": [{"name": "a", "descending": false}]}, "detection_key": "db:missing_index:t", "description": "index t(a)"}"#.into(),
+            result_json: r#"{"index_name": "t_a_idx", "schema": "public", "table_name": "t", "statement": "CREATE INDEX CONCURRENTLY \"t_a_idx\" ON \"public\".\"t\" (\"a\")", "index_oid": 16500, "size_bytes": 8192, "concurrent": true, "rollback": {"dropped": true, "index_name": "t_a_idx"}}"#.into(),
             ..Default::default()
         };
         let view = ActionView::from(action);
@@ -250,11 +276,35 @@ mod tests {
             view.changes.detection_key.as_deref(),
             Some("db:missing_index:t")
         );
-        assert_eq!(view.changes.plan[0], "CREATE INDEX");
-        assert_eq!(view.changes.changes["index"], "t_a_idx");
+        assert_eq!(view.changes.plan["kind"], "create_index");
+        assert_eq!(view.changes.plan["table"], "t");
+        assert_eq!(view.changes.changes["size_bytes"], 8192);
+        assert_eq!(view.changes.changes["rollback"]["dropped"], true);
         let json = serde_json::to_value(&view).unwrap();
         assert_eq!(json["description"], "index t(a)", "flattened: {json}");
         assert_eq!(json["completed"], "", "never completed: empty");
         assert!(json["error"].is_null());
+    }
+
+    #[test]
+    fn a_running_action_or_an_unreadable_record_shows_no_changes() {
+        for (params, result) in [
+            ("", r#"{"executor": "executor-1"}"#),
+            (
+                r#"{"plan": {"kind": "drop_everything"}}"#,
+                r#"{"rows": "many"}"#,
+            ),
+        ] {
+            let view = ActionView::from(Action {
+                action_type: "create_index".into(),
+                status: "executing".into(),
+                params_json: params.into(),
+                result_json: result.into(),
+                ..Default::default()
+            });
+            assert!(view.changes.changes.is_null(), "{result}");
+            assert!(view.changes.plan.is_null(), "{params}");
+            assert_eq!(view.changes.description, None);
+        }
     }
 }
