@@ -7,16 +7,13 @@
 
 use std::time::Duration;
 
+use proto::actions::TUNED_PARAMETERS;
 use proto::sql::quote_ident;
 use serde::Serialize;
 use sqlx::{Connection, PgConnection, Row};
 use utoipa::ToSchema;
 
 use crate::dbtest::{self, ConnectError, describe};
-
-/// The settings the executor's `tune_config_high_latency` changes with `ALTER SYSTEM` (and puts
-/// back on rollback): a copy of executor/src/actions/tune_config.rs's list, to move to `proto`.
-const TUNED_PARAMETERS: [&str; 3] = ["effective_cache_size", "work_mem", "random_page_cost"];
 
 /// Tables named in the table-ownership check; the rest are counted.
 const SAMPLE_TABLES: i64 = 10;

@@ -324,6 +324,10 @@ impl DeployRedis {
     }
 }
 
+/// The settings `tune_config_high_latency` may change with `ALTER SYSTEM` and put back on
+/// rollback; the doctor checks the executor's role may change exactly these.
+pub const TUNED_PARAMETERS: [&str; 3] = ["effective_cache_size", "work_mem", "random_page_cost"];
+
 /// `tune_config_high_latency`: planner and memory settings from the measured RAM.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TuneConfig {

@@ -160,7 +160,7 @@ impl TuneConfigRun for TuneConfig {
         let mut restored = Vec::new();
         for change in changes {
             let name = change.name.as_str();
-            if !["effective_cache_size", "work_mem", "random_page_cost"].contains(&name) {
+            if !proto::actions::TUNED_PARAMETERS.contains(&name) {
                 return Err(ActionError::Refused(format!(
                     "unexpected setting {name:?} in the action's result"
                 )));
