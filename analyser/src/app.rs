@@ -6,6 +6,7 @@ use std::sync::Arc;
 use lifecycle::health::Health;
 use lifecycle::net::{self, BindError};
 use lifecycle::{Shutdown, readiness};
+use proto::clients::Knowledge;
 use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
 use proto::metrics::metrics_service_server::MetricsServiceServer;
 use tokio::net::TcpListener;
@@ -47,13 +48,13 @@ pub struct App {
 
 impl App {
     pub async fn build(config: Config, shutdown: Shutdown) -> Result<Self, AppError> {
-        let knowledge = KnowledgeServiceClient::new(
+        let knowledge = Knowledge::new(KnowledgeServiceClient::new(
             config
                 .grpc_tls
                 .channel(&config.knowledge_address)
                 .map_err(AppError::KnowledgeAddress)?,
-        );
-        let ready_knowledge = knowledge.clone();
+        ));
+        let ready_knowledge = knowledge.raw();
         let health_service = Health::new("analyser")
             .with_readiness_check(move || Box::pin(readiness::knowledge(ready_knowledge.clone())));
         let nats = config

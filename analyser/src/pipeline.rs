@@ -5,12 +5,11 @@
 
 use std::time::Duration;
 
+use proto::clients::Knowledge;
 use proto::events::Detection;
-use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
 use proto::knowledge::{RegisterDetectionRequest, ResolveDetectionRequest};
 use proto::metrics::MetricSnapshot;
-use proto::status::Resolution;
-use tonic::transport::Channel;
+use proto::status::{Detector, Resolution};
 use tracing::{debug, info, warn};
 
 use crate::advisor::Advisor;
@@ -19,7 +18,21 @@ use crate::thresholds::ThresholdSource;
 
 /// The JetStream stream that keeps detections until they are consumed.
 pub const DETECTIONS_STREAM: &str = proto::subjects::DETECTIONS_STREAM;
-const RPC_DEADLINE: Duration = Duration::from_secs(5);
+/// How long NATS may take to accept a detection, and JetStream to acknowledge it.
+const PUBLISH_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Why a detection was not published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("detection not encoded: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("NATS did not accept the message within {} s", PUBLISH_DEADLINE.as_secs())]
+    NotAccepted,
+    #[error("NATS refused the message: {0}")]
+    Publish(#[from] async_nats::jetstream::context::PublishError),
+    #[error("JetStream did not acknowledge within {} s", PUBLISH_DEADLINE.as_secs())]
+    NotAcknowledged,
+}
 
 /// What one snapshot produced.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -39,7 +52,7 @@ pub struct Pipeline {
     pub verifier: std::sync::Arc<crate::verification::Verifier>,
     /// Per database: whether session detections may be active (see `clear_vanished`).
     pub session_watch: tokio::sync::Mutex<std::collections::HashMap<String, bool>>,
-    pub knowledge: KnowledgeServiceClient<Channel>,
+    pub knowledge: Knowledge,
     pub jetstream: async_nats::jetstream::Context,
 }
 
@@ -86,18 +99,22 @@ impl Pipeline {
                 return;
             }
         }
-        let mut knowledge = self.knowledge.clone();
-        let Ok(Ok(active)) = tokio::time::timeout(
-            RPC_DEADLINE,
-            knowledge.get_active_detections(proto::knowledge::DatabaseFilterRequest {
-                database_id: database_id.to_owned(),
-            }),
-        )
-        .await
-        else {
-            return;
+        let request = proto::knowledge::DatabaseFilterRequest {
+            database_id: database_id.to_owned(),
         };
-        let active = active.into_inner().detections;
+        let active = match self
+            .knowledge
+            .call("GetActiveDetections", |mut k| async move {
+                k.get_active_detections(request).await
+            })
+            .await
+        {
+            Ok(reply) => reply.detections,
+            Err(error) => {
+                debug!(database_id, %error, "active detections not read; cleared next cycle");
+                return;
+            }
+        };
         let still_active = active
             .iter()
             .any(|d| is_session_key(&d.key) && found.contains(&d.key));
@@ -112,16 +129,21 @@ impl Pipeline {
                 continue;
             }
             debug!(key = %detection.key, "session state gone; detection cleared");
-            let _ = tokio::time::timeout(
-                RPC_DEADLINE,
-                knowledge.mark_detection_resolved(ResolveDetectionRequest {
-                    detection_id: detection.id,
-                    solution: "the session is no longer in that state".into(),
-                    reason: Resolution::Cleared.to_string(),
-                    cooldown_seconds: 0,
-                }),
-            )
-            .await;
+            let request = ResolveDetectionRequest {
+                detection_id: detection.id,
+                solution: "the session is no longer in that state".into(),
+                reason: Resolution::Cleared.to_string(),
+                cooldown_seconds: 0,
+            };
+            if let Err(error) = self
+                .knowledge
+                .call("MarkDetectionResolved", |mut k| async move {
+                    k.mark_detection_resolved(request).await
+                })
+                .await
+            {
+                debug!(key = %detection.key, %error, "not cleared; tried again next cycle");
+            }
         }
     }
 
@@ -146,18 +168,17 @@ impl Pipeline {
                 .map(|m| m.to_string())
                 .unwrap_or_default(),
         };
-        let mut knowledge = self.knowledge.clone();
-        let reply = match tokio::time::timeout(RPC_DEADLINE, knowledge.register_detection(request))
+        let reply = match self
+            .knowledge
+            .call("RegisterDetection", |mut k| async move {
+                k.register_detection(request).await
+            })
             .await
         {
-            Ok(Ok(reply)) => reply.into_inner(),
-            Ok(Err(status)) => {
+            Ok(reply) => reply,
+            Err(error) => {
                 // Not registered, not published: the detector fires again next cycle.
-                warn!(key = %detection.key, error = %status.message(), "detection not registered");
-                return false;
-            }
-            Err(_) => {
-                warn!(key = %detection.key, "knowledge did not answer RegisterDetection");
+                warn!(key = %detection.key, %error, "detection not registered");
                 return false;
             }
         };
@@ -184,28 +205,32 @@ impl Pipeline {
                     reason: Resolution::Cleared.to_string(),
                     cooldown_seconds: 0,
                 };
-                let _ =
-                    tokio::time::timeout(RPC_DEADLINE, knowledge.mark_detection_resolved(withdraw))
-                        .await;
+                if let Err(error) = self
+                    .knowledge
+                    .call("MarkDetectionResolved", |mut k| async move {
+                        k.mark_detection_resolved(withdraw).await
+                    })
+                    .await
+                {
+                    warn!(key = %detection.key, %error, "unpublished detection not withdrawn");
+                }
                 false
             }
         }
     }
 
-    async fn publish(&self, detection: &Detection) -> Result<(), String> {
-        let payload = serde_json::to_vec(detection).map_err(|e| e.to_string())?;
+    async fn publish(&self, detection: &Detection) -> Result<(), PublishError> {
+        let payload = serde_json::to_vec(detection)?;
         let ack = tokio::time::timeout(
-            RPC_DEADLINE,
+            PUBLISH_DEADLINE,
             self.jetstream
                 .publish(proto::subjects::DETECTIONS, payload.into()),
         )
         .await
-        .map_err(|_| "NATS did not accept the message in time".to_owned())?
-        .map_err(|e| e.to_string())?;
-        tokio::time::timeout(RPC_DEADLINE, ack)
+        .map_err(|_| PublishError::NotAccepted)??;
+        tokio::time::timeout(PUBLISH_DEADLINE, ack)
             .await
-            .map_err(|_| "JetStream did not acknowledge in time".to_owned())?
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| PublishError::NotAcknowledged)??;
         Ok(())
     }
 }
@@ -214,11 +239,14 @@ impl Pipeline {
 fn is_session_key(key: &str) -> bool {
     key.split(':')
         .nth(1)
-        .is_some_and(|d| matches!(d, "idle_transaction" | "long_running_query"))
+        .and_then(|d| d.parse::<Detector>().ok())
+        .is_some_and(|d| matches!(d, Detector::IdleTransaction | Detector::LongRunningQuery))
 }
 
 /// Creates the detections stream if it does not exist (idempotent).
-pub async fn ensure_stream(jetstream: &async_nats::jetstream::Context) -> Result<(), String> {
+pub async fn ensure_stream(
+    jetstream: &async_nats::jetstream::Context,
+) -> Result<(), async_nats::jetstream::context::CreateStreamError> {
     jetstream
         .get_or_create_stream(async_nats::jetstream::stream::Config {
             name: DETECTIONS_STREAM.into(),
@@ -228,7 +256,6 @@ pub async fn ensure_stream(jetstream: &async_nats::jetstream::Context) -> Result
         })
         .await
         .map(|_| ())
-        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -259,7 +286,7 @@ mod tests {
     async fn pipeline(detectors_enabled: bool) -> Pipeline {
         // Nothing listens at either address: the detectors run, registration fails.
         let closed = format!("127.0.0.1:{}", testkit::free_port());
-        let knowledge = proto::clients::knowledge(&closed).unwrap();
+        let knowledge = Knowledge::connect(&closed).unwrap();
         let fallback = Thresholds::from_fallback(
             &crate::config::Config::from_env(&lifecycle::Env::default())
                 .unwrap()
