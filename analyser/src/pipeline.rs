@@ -34,6 +34,40 @@ pub enum PublishError {
     NotAcknowledged,
 }
 
+/// How many snapshots of each database went through the detectors and registration since the
+/// analyser started, shown on `/health` as `snapshots_analysed` (`{"<database id>": n}`): the
+/// proof that the pipeline ran, which a test of "nothing was found" waits for first.
+#[derive(Debug, Clone, Default)]
+pub struct Analysed(std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>);
+
+impl Analysed {
+    fn add(&self, database_id: &str) {
+        let mut counts = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *counts.entry(database_id.to_owned()).or_default() += 1;
+    }
+
+    /// The count for one database (0 before its first snapshot).
+    pub fn of(&self, database_id: &str) -> u64 {
+        let counts = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        counts.get(database_id).copied().unwrap_or(0)
+    }
+
+    /// `{"<database id>": n}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let counts = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        serde_json::json!(*counts)
+    }
+}
+
 /// What one snapshot produced.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Outcome {
@@ -54,6 +88,8 @@ pub struct Pipeline {
     pub session_watch: tokio::sync::Mutex<std::collections::HashMap<String, bool>>,
     pub knowledge: Knowledge,
     pub jetstream: async_nats::jetstream::Context,
+    /// Counted once a snapshot's detections are registered and published (or found not new).
+    pub analysed: Analysed,
 }
 
 impl Pipeline {
@@ -80,6 +116,7 @@ impl Pipeline {
             }
         }
         self.clear_vanished(&snapshot.database_id, &keys).await;
+        self.analysed.add(&snapshot.database_id);
         outcome
     }
 
@@ -285,6 +322,12 @@ mod tests {
 
     async fn pipeline(detectors_enabled: bool) -> Pipeline {
         // Nothing listens at either address: the detectors run, registration fails.
+        let closed = format!("nats://127.0.0.1:{}", testkit::free_port());
+        pipeline_on(detectors_enabled, &closed).await
+    }
+
+    /// Knowledge unreachable; NATS at `nats_url`.
+    async fn pipeline_on(detectors_enabled: bool, nats_url: &str) -> Pipeline {
         let closed = format!("127.0.0.1:{}", testkit::free_port());
         let knowledge = Knowledge::connect(&closed).unwrap();
         let fallback = Thresholds::from_fallback(
@@ -292,7 +335,7 @@ mod tests {
                 .unwrap()
                 .thresholds,
         );
-        let nats = lifecycle::nats::NatsSettings::plain(format!("nats://{closed}"))
+        let nats = lifecycle::nats::NatsSettings::plain(nats_url.to_owned())
             .connect("analyser")
             .await
             .unwrap();
@@ -307,7 +350,56 @@ mod tests {
             session_watch: Default::default(),
             knowledge,
             jetstream: async_nats::jetstream::new(nats),
+            analysed: Analysed::default(),
         }
+    }
+
+    fn detection() -> Detection {
+        Detection {
+            id: "det-1".into(),
+            key: "db1:idle_transaction:7:123".into(),
+            detector_name: Detector::IdleTransaction.as_str().into(),
+            database_id: "db1".into(),
+            title: "Idle transaction".into(),
+            evidence: serde_json::json!({"pid": "7"}),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_published_detection_is_kept_in_the_detections_stream() {
+        let nats = testkit::NatsServer::start();
+        let pipeline = pipeline_on(true, &nats.url()).await;
+        ensure_stream(&pipeline.jetstream).await.unwrap();
+        // Idempotent: the analyser creates it at every start.
+        ensure_stream(&pipeline.jetstream).await.unwrap();
+        pipeline.publish(&detection()).await.unwrap();
+        let kept = pipeline
+            .jetstream
+            .get_stream(DETECTIONS_STREAM)
+            .await
+            .unwrap()
+            .get_last_raw_message_by_subject(proto::subjects::DETECTIONS)
+            .await
+            .unwrap();
+        let decoded: Detection = serde_json::from_slice(&kept.payload).unwrap();
+        assert_eq!(decoded, detection());
+    }
+
+    #[tokio::test]
+    async fn without_the_stream_publishing_fails_so_the_detection_is_withdrawn() {
+        // NATS answers but nothing keeps `detections`: JetStream does not acknowledge, which
+        // register_and_publish treats as "not published" (withdrawn, published next cycle).
+        let nats = testkit::NatsServer::start();
+        let pipeline = pipeline_on(true, &nats.url()).await;
+        let error = pipeline.publish(&detection()).await.unwrap_err();
+        assert!(
+            matches!(
+                error,
+                PublishError::Publish(_) | PublishError::NotAcknowledged
+            ),
+            "{error:?}"
+        );
     }
 
     #[test]
@@ -329,7 +421,25 @@ mod tests {
             },
             "knowledge is unreachable"
         );
-        let off = pipeline(false).await.process(&idle_for_an_hour()).await;
-        assert_eq!(off, Outcome::default());
+        let off = pipeline(false).await;
+        assert_eq!(off.process(&idle_for_an_hour()).await, Outcome::default());
+        assert_eq!(off.analysed.of("db1"), 0, "no detector ran");
+    }
+
+    #[tokio::test]
+    async fn each_snapshot_the_detectors_ran_on_is_counted_per_database() {
+        let pipeline = pipeline(true).await;
+        let mut other = idle_for_an_hour();
+        other.database_id = "db2".into();
+        for _ in 0..3 {
+            pipeline.process(&idle_for_an_hour()).await;
+        }
+        pipeline.process(&other).await;
+        assert_eq!(pipeline.analysed.of("db1"), 3);
+        assert_eq!(pipeline.analysed.of("db3"), 0);
+        assert_eq!(
+            pipeline.analysed.to_json(),
+            serde_json::json!({"db1": 3, "db2": 1})
+        );
     }
 }

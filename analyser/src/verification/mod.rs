@@ -205,15 +205,19 @@ impl Verifier {
         let request = proto::knowledge::GetLedgerEntryRequest {
             action_id: event.action_id.clone(),
         };
-        if self
+        match self
             .knowledge
             .call("GetLedgerEntry", |mut k| async move {
                 k.get_ledger_entry(request).await
             })
-            .await?
-            .found
+            .await
         {
-            return Ok(());
+            Ok(existing) if existing.found => return Ok(()),
+            Ok(_) => {}
+            // Knowledge down: offered again later.
+            Err(error) if error.kind().is_transient() => return Err(error),
+            // An id knowledge refuses (it cannot hold an action either: `action` says so).
+            Err(error) => debug!(action_id = %event.action_id, %error, "no ledger entry read"),
         }
         let Some(action) = self.action(&event.action_id).await? else {
             // Published by mistake or by someone else, or flushed since: there is nothing to
@@ -799,6 +803,170 @@ mod tests {
             timestamp: at,
             ..Default::default()
         }
+    }
+
+    /// A verifier whose knowledge does not answer, on a real NATS server.
+    async fn verifier(nats: &testkit::NatsServer) -> Arc<Verifier> {
+        let closed = format!("127.0.0.1:{}", testkit::free_port());
+        let client = async_nats::connect(nats.url()).await.unwrap();
+        Arc::new(Verifier::new(Knowledge::connect(&closed).unwrap(), client))
+    }
+
+    #[tokio::test]
+    async fn a_regression_and_an_ineffective_change_when_so_configured_ask_for_a_rollback() {
+        let nats = testkit::NatsServer::start();
+        let verifier = verifier(&nats).await;
+        let listener = async_nats::connect(nats.url()).await.unwrap();
+        let mut requests = listener
+            .subscribe(subjects::ROLLBACK_REQUESTED)
+            .await
+            .unwrap();
+        // A flush only writes the subscription out; a request's answer (here: no one answers)
+        // comes after the server has taken it, so the verifier's message cannot overtake it.
+        let barrier = listener.request("barrier", "".into()).await;
+        assert!(barrier.is_err(), "nobody answers on `barrier`");
+        let settings = VerificationSettings {
+            rollback_on_no_effect: true,
+            ..Default::default()
+        };
+        for (state, reason) in [
+            (LedgerState::RolledBack, "another statement got slower"),
+            (LedgerState::NoEffect, "no faster"),
+        ] {
+            verifier.act(&tracking(60), state, reason, &settings).await;
+            let message = tokio::time::timeout(Duration::from_secs(5), requests.next())
+                .await
+                .expect("a rollback request within 5 s")
+                .unwrap();
+            let request: RollbackRequest = serde_json::from_slice(&message.payload).unwrap();
+            assert_eq!(
+                (
+                    request.action_id.as_str(),
+                    request.detection_id.as_str(),
+                    request.action_type.as_str(),
+                    request.database_id.as_str()
+                ),
+                ("a", "d", "create_index", "db")
+            );
+            assert_eq!(request.reason, format!("verification: {reason}"));
+        }
+    }
+
+    #[tokio::test]
+    async fn intake_drops_a_malformed_event_and_redelivers_one_knowledge_could_not_take() {
+        let nats = testkit::NatsServer::start();
+        let verifier = verifier(&nats).await;
+        let client = async_nats::connect(nats.url()).await.unwrap();
+        let jetstream = jetstream::new(client);
+        let shutdown = Shutdown::new();
+        let intake = tokio::spawn(verifier.consume(jetstream.clone(), shutdown.clone()));
+        // The intake creates the stream; publish once it exists.
+        let stream = loop {
+            if let Ok(stream) = jetstream.get_stream(subjects::ACTIONS_STREAM).await {
+                break stream;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let event = ActionCompletedEvent {
+            action_id: "act-1".into(),
+            database_id: "db".into(),
+            ..Default::default()
+        };
+        for payload in [b"{not json".to_vec(), serde_json::to_vec(&event).unwrap()] {
+            jetstream
+                .publish(subjects::ACTIONS_COMPLETED, payload.into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+        // Knowledge is down: the event is refused with a delay and offered again; the malformed
+        // one was terminated, so only the event is still pending.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let info = stream.consumer_info(CONSUMER).await.unwrap();
+            if info.num_redelivered >= 1 && info.delivered.stream_sequence >= 2 {
+                assert_eq!(info.num_ack_pending, 1, "{info:?}");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never redelivered: {info:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        shutdown.trigger();
+        tokio::time::timeout(Duration::from_secs(5), intake)
+            .await
+            .expect("the intake stops on shutdown")
+            .unwrap();
+    }
+
+    #[test]
+    fn the_table_size_and_dead_tuples_are_read_from_what_the_executor_stored() {
+        let action = Action {
+            params_json: r#"{"plan": {"schema": "public", "table": "posts", "columns": []},
+                             "detection_key": "k", "description": "d"}"#
+                .into(),
+            result_json: r#"{"size_bytes": 8192, "dead_tuples_before": 6666}"#.into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            ActionFacts::of(&action),
+            ActionFacts {
+                table: Some(("public".into(), "posts".into())),
+                storage_bytes: 8192,
+                dead_before: Some(6666),
+            }
+        );
+        // A session's termination names no table; nothing stored is nothing known.
+        assert_eq!(ActionFacts::of(&Action::default()), ActionFacts::default());
+    }
+
+    #[test]
+    fn a_vacuum_is_kept_when_dead_tuples_fell_and_found_ineffective_when_not() {
+        let settings = VerificationSettings {
+            cycles: 3,
+            ..Default::default()
+        };
+        let mut vacuum = tracking(0);
+        vacuum.action_type = ActionType::VacuumTable.as_str().into();
+        vacuum.dead_before = Some(1000);
+        let with_dead = |dead: i64| {
+            let mut s = snapshot(200);
+            s.postgres = Some(proto::metrics::PostgresDetail {
+                tables: vec![proto::metrics::TableStats {
+                    schema: "public".into(),
+                    name: "posts".into(),
+                    dead_tuples: dead,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            });
+            s
+        };
+        let (state, reason, _) = decide(&vacuum, &with_dead(10), &settings).unwrap();
+        assert_eq!(state, LedgerState::Kept);
+        assert!(reason.contains("990 reclaimed"), "{reason}");
+        let (state, _, _) = decide(&vacuum, &with_dead(1000), &settings).unwrap();
+        assert_eq!(state, LedgerState::NoEffect);
+        // Before a cycle after it, nothing is decided.
+        vacuum.after.cycles = 0;
+        assert_eq!(decide(&vacuum, &with_dead(10), &settings), None);
+    }
+
+    #[test]
+    fn an_action_verification_does_not_measure_is_recorded_not_judged() {
+        let mut terminate = tracking(60);
+        terminate.action_type = ActionType::TerminateQuery.as_str().into();
+        let (state, reason, verdict) =
+            decide(&terminate, &snapshot(200), &VerificationSettings::default()).unwrap();
+        assert_eq!(state, LedgerState::NotJudged);
+        assert!(
+            reason.starts_with("terminate_query is not measured"),
+            "{reason}"
+        );
+        assert!(verdict.is_none());
     }
 
     #[test]
