@@ -122,16 +122,18 @@ async fn an_idle_transaction_is_detected_once_registered_in_knowledge_and_kept_i
         active[0]
     );
 
-    // Still idle over the next cycles: the same key is not published again.
-    let until = Instant::now() + Duration::from_secs(4);
-    while let Ok(Some(message)) = tokio::time::timeout(
-        until.saturating_duration_since(Instant::now()),
-        detections.next(),
-    )
-    .await
-    {
-        let again: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
-        assert_ne!(again["key"], key, "published twice");
+    // Still idle over the next three cycles analysed: the same key is not published again.
+    let window = stack.analysed_cycles("app", 3);
+    tokio::pin!(window);
+    loop {
+        tokio::select! {
+            message = detections.next() => {
+                let message = message.expect("the subscription ends only with the test");
+                let again: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
+                assert_ne!(again["key"], key, "published twice");
+            }
+            () = &mut window => break,
+        }
     }
     let occurrences = api.detection(&id).await["occurrences"].as_i64().unwrap();
     assert!(
@@ -1336,8 +1338,9 @@ async fn observe_only_suggests_and_a_rejection_resolves_the_detection() {
     assert_eq!(status, 404, "{missing}");
     assert!(missing["error"].is_string(), "{missing}");
 
-    // Nothing else: the two proposals, one still suggested, one rejected; the first detection
-    // still active; both sessions untouched.
+    // Three more cycles analysed, and nothing else: the two proposals, one still suggested, one
+    // rejected; the first detection still active; both sessions untouched.
+    stack.analysed_cycles("app", 3).await;
     let actions = api.actions().await;
     assert_eq!(actions.len(), 2, "{actions:#?}");
     assert_eq!(api.action(&id).await.unwrap()["status"], "suggested");
@@ -2378,7 +2381,9 @@ async fn s5_an_idle_transaction_holding_a_lock_is_ended_and_the_blocked_client_p
         holder_pid.to_string(),
         "{detection}"
     );
-    // The one problem seen was the holder's; the blocked client was never reported.
+    // The one problem seen was the holder's; over three more cycles analysed, the blocked client
+    // was never reported.
+    stack.analysed_cycles("app", 3).await;
     let seen = live.detections();
     assert_eq!(seen.len(), 1, "{seen:#?}");
     assert_eq!(seen[0]["id"], detection["id"]);
@@ -2645,7 +2650,8 @@ async fn two_executors_share_the_detections_and_never_run_an_action_twice() {
         assert!(Instant::now() < deadline, "{left} sessions never ended");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Three more cycles analysed: no session is terminated twice.
+    stack.analysed_cycles("app", 3).await;
     let terminations: Vec<serde_json::Value> = api
         .actions()
         .await
