@@ -285,7 +285,7 @@ async fn collect_once(
             outputs.report_health(report).await;
         }
         Err(error) => {
-            let message = pg_stats::describe(&error);
+            let message = error.to_string();
             warn!(database_id = %id, error = %message, "database unreachable");
             status.set(id, json!({"status": "unreachable", "error": message}));
             outputs.report_health(unreachable(id, message)).await;
