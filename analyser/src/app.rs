@@ -107,6 +107,7 @@ impl App {
             knowledge,
             jetstream,
             analysed,
+            unsettled: Default::default(),
         });
         Ok(Self {
             server: config.grpc_tls.server().map_err(AppError::GrpcTls)?,

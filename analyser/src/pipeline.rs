@@ -90,6 +90,20 @@ pub struct Pipeline {
     pub jetstream: async_nats::jetstream::Context,
     /// Counted once a snapshot's detections are registered and published (or found not new).
     pub analysed: Analysed,
+    /// Registered, but neither published nor withdrawn (knowledge went away in between, so
+    /// knowledge keeps them active and would call their keys "not new" for ever): offered again
+    /// before each cycle's registrations — published if NATS is back, else withdrawn.
+    pub unsettled: tokio::sync::Mutex<Vec<Detection>>,
+}
+
+/// What became of a registered detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    Published,
+    /// Resolved as `cleared` without a cool-down: the next cycle registers it anew.
+    Withdrawn,
+    /// Neither: kept in `unsettled`.
+    Unsettled,
 }
 
 impl Pipeline {
@@ -110,6 +124,7 @@ impl Pipeline {
             published: 0,
         };
         let keys: Vec<String> = found.iter().map(|d| d.key.clone()).collect();
+        self.settle().await;
         for detection in found {
             if self.register_and_publish(detection).await {
                 outcome.published += 1;
@@ -227,31 +242,54 @@ impl Pipeline {
             }
         }
         detection.id = reply.detection_id;
-        match self.publish(&detection).await {
+        match self.deliver(&detection).await {
+            Delivery::Published => true,
+            Delivery::Withdrawn => false,
+            Delivery::Unsettled => {
+                self.unsettled.lock().await.push(detection);
+                false
+            }
+        }
+    }
+
+    /// Offers the detections left unsettled by earlier cycles again.
+    async fn settle(&self) {
+        let pending = std::mem::take(&mut *self.unsettled.lock().await);
+        for detection in pending {
+            if self.deliver(&detection).await == Delivery::Unsettled {
+                self.unsettled.lock().await.push(detection);
+            }
+        }
+    }
+
+    /// Publishes a registered detection; when that fails, resolves it without a cool-down so the
+    /// next cycle registers and publishes it again instead of it sitting active and unseen.
+    async fn deliver(&self, detection: &Detection) -> Delivery {
+        let error = match self.publish(detection).await {
             Ok(()) => {
                 info!(id = %detection.id, key = %detection.key, severity = %detection.severity, "detection published");
-                true
+                return Delivery::Published;
             }
+            Err(error) => error,
+        };
+        warn!(key = %detection.key, %error, "detection not published; withdrawn for the next cycle");
+        let withdraw = ResolveDetectionRequest {
+            detection_id: detection.id.clone(),
+            solution: format!("not published: {error}"),
+            reason: Resolution::Cleared.to_string(),
+            cooldown_seconds: 0,
+        };
+        match self
+            .knowledge
+            .call("MarkDetectionResolved", |mut k| async move {
+                k.mark_detection_resolved(withdraw).await
+            })
+            .await
+        {
+            Ok(_) => Delivery::Withdrawn,
             Err(error) => {
-                // Registered but not delivered: resolve it without a cool-down so the next cycle
-                // registers and publishes it again instead of it sitting active and unseen.
-                warn!(key = %detection.key, %error, "detection not published; withdrawn for the next cycle");
-                let withdraw = ResolveDetectionRequest {
-                    detection_id: detection.id.clone(),
-                    solution: format!("not published: {error}"),
-                    reason: Resolution::Cleared.to_string(),
-                    cooldown_seconds: 0,
-                };
-                if let Err(error) = self
-                    .knowledge
-                    .call("MarkDetectionResolved", |mut k| async move {
-                        k.mark_detection_resolved(withdraw).await
-                    })
-                    .await
-                {
-                    warn!(key = %detection.key, %error, "unpublished detection not withdrawn");
-                }
-                false
+                warn!(key = %detection.key, %error, "unpublished detection not withdrawn; offered again next cycle");
+                Delivery::Unsettled
             }
         }
     }
@@ -351,6 +389,7 @@ mod tests {
             knowledge,
             jetstream: async_nats::jetstream::new(nats),
             analysed: Analysed::default(),
+            unsettled: Default::default(),
         }
     }
 
@@ -400,6 +439,35 @@ mod tests {
             ),
             "{error:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_detection_neither_published_nor_withdrawn_is_published_once_nats_takes_it() {
+        let nats = testkit::NatsServer::start();
+        let pipeline = pipeline_on(true, &nats.url()).await;
+        // No stream yet and knowledge down: neither published nor withdrawn.
+        assert_eq!(pipeline.deliver(&detection()).await, Delivery::Unsettled);
+        pipeline.unsettled.lock().await.push(detection());
+        pipeline.settle().await;
+        assert_eq!(
+            pipeline.unsettled.lock().await.len(),
+            1,
+            "kept for the next cycle"
+        );
+        // NATS takes it now: the next cycle publishes it, under the id knowledge gave it.
+        ensure_stream(&pipeline.jetstream).await.unwrap();
+        pipeline.settle().await;
+        assert!(pipeline.unsettled.lock().await.is_empty());
+        let kept = pipeline
+            .jetstream
+            .get_stream(DETECTIONS_STREAM)
+            .await
+            .unwrap()
+            .get_last_raw_message_by_subject(proto::subjects::DETECTIONS)
+            .await
+            .unwrap();
+        let decoded: Detection = serde_json::from_slice(&kept.payload).unwrap();
+        assert_eq!(decoded.id, "det-1");
     }
 
     #[test]
