@@ -3,9 +3,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use lifecycle::health::Health;
+use lifecycle::health::{Health, Report};
 use lifecycle::net::{self, BindError};
 use lifecycle::{Shutdown, readiness};
+use proto::clients::Knowledge;
 use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
 use proto::metrics::metrics_service_server::MetricsServiceServer;
 use tokio::net::TcpListener;
@@ -15,7 +16,7 @@ use crate::advisor::Advisor;
 use crate::advisor::planner::Planner;
 use crate::config::Config;
 use crate::grpc::MetricsGrpc;
-use crate::pipeline::{self, Pipeline};
+use crate::pipeline::{self, Analysed, Pipeline};
 use crate::thresholds::{ThresholdSource, Thresholds};
 use crate::verification::Verifier;
 
@@ -47,14 +48,20 @@ pub struct App {
 
 impl App {
     pub async fn build(config: Config, shutdown: Shutdown) -> Result<Self, AppError> {
-        let knowledge = KnowledgeServiceClient::new(
+        let knowledge = Knowledge::new(KnowledgeServiceClient::new(
             config
                 .grpc_tls
                 .channel(&config.knowledge_address)
                 .map_err(AppError::KnowledgeAddress)?,
-        );
-        let ready_knowledge = knowledge.clone();
+        ));
+        let ready_knowledge = knowledge.raw();
+        let analysed = Analysed::default();
+        let shown = analysed.clone();
         let health_service = Health::new("analyser")
+            .with_health_check(move || {
+                let counts = shown.to_json();
+                Box::pin(async move { Report::ok().with("snapshots_analysed", counts) })
+            })
             .with_readiness_check(move || Box::pin(readiness::knowledge(ready_knowledge.clone())));
         let nats = config
             .nats
@@ -99,6 +106,8 @@ impl App {
             session_watch: Default::default(),
             knowledge,
             jetstream,
+            analysed,
+            unsettled: Default::default(),
         });
         Ok(Self {
             server: config.grpc_tls.server().map_err(AppError::GrpcTls)?,

@@ -5,12 +5,11 @@
 
 use std::time::Duration;
 
+use proto::clients::Knowledge;
 use proto::events::Detection;
-use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
 use proto::knowledge::{RegisterDetectionRequest, ResolveDetectionRequest};
 use proto::metrics::MetricSnapshot;
-use proto::status::Resolution;
-use tonic::transport::Channel;
+use proto::status::{Detector, Resolution};
 use tracing::{debug, info, warn};
 
 use crate::advisor::Advisor;
@@ -19,7 +18,55 @@ use crate::thresholds::ThresholdSource;
 
 /// The JetStream stream that keeps detections until they are consumed.
 pub const DETECTIONS_STREAM: &str = proto::subjects::DETECTIONS_STREAM;
-const RPC_DEADLINE: Duration = Duration::from_secs(5);
+/// How long NATS may take to accept a detection, and JetStream to acknowledge it.
+const PUBLISH_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Why a detection was not published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("detection not encoded: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("NATS did not accept the message within {} s", PUBLISH_DEADLINE.as_secs())]
+    NotAccepted,
+    #[error("NATS refused the message: {0}")]
+    Publish(#[from] async_nats::jetstream::context::PublishError),
+    #[error("JetStream did not acknowledge within {} s", PUBLISH_DEADLINE.as_secs())]
+    NotAcknowledged,
+}
+
+/// How many snapshots of each database went through the detectors and registration since the
+/// analyser started, shown on `/health` as `snapshots_analysed` (`{"<database id>": n}`): the
+/// proof that the pipeline ran, which a test of "nothing was found" waits for first.
+#[derive(Debug, Clone, Default)]
+pub struct Analysed(std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>);
+
+impl Analysed {
+    fn add(&self, database_id: &str) {
+        let mut counts = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *counts.entry(database_id.to_owned()).or_default() += 1;
+    }
+
+    /// The count for one database (0 before its first snapshot).
+    pub fn of(&self, database_id: &str) -> u64 {
+        let counts = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        counts.get(database_id).copied().unwrap_or(0)
+    }
+
+    /// `{"<database id>": n}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let counts = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        serde_json::json!(*counts)
+    }
+}
 
 /// What one snapshot produced.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -39,8 +86,24 @@ pub struct Pipeline {
     pub verifier: std::sync::Arc<crate::verification::Verifier>,
     /// Per database: whether session detections may be active (see `clear_vanished`).
     pub session_watch: tokio::sync::Mutex<std::collections::HashMap<String, bool>>,
-    pub knowledge: KnowledgeServiceClient<Channel>,
+    pub knowledge: Knowledge,
     pub jetstream: async_nats::jetstream::Context,
+    /// Counted once a snapshot's detections are registered and published (or found not new).
+    pub analysed: Analysed,
+    /// Registered, but neither published nor withdrawn (knowledge went away in between, so
+    /// knowledge keeps them active and would call their keys "not new" for ever): offered again
+    /// before each cycle's registrations — published if NATS is back, else withdrawn.
+    pub unsettled: tokio::sync::Mutex<Vec<Detection>>,
+}
+
+/// What became of a registered detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    Published,
+    /// Resolved as `cleared` without a cool-down: the next cycle registers it anew.
+    Withdrawn,
+    /// Neither: kept in `unsettled`.
+    Unsettled,
 }
 
 impl Pipeline {
@@ -61,12 +124,14 @@ impl Pipeline {
             published: 0,
         };
         let keys: Vec<String> = found.iter().map(|d| d.key.clone()).collect();
+        self.settle().await;
         for detection in found {
             if self.register_and_publish(detection).await {
                 outcome.published += 1;
             }
         }
         self.clear_vanished(&snapshot.database_id, &keys).await;
+        self.analysed.add(&snapshot.database_id);
         outcome
     }
 
@@ -86,18 +151,22 @@ impl Pipeline {
                 return;
             }
         }
-        let mut knowledge = self.knowledge.clone();
-        let Ok(Ok(active)) = tokio::time::timeout(
-            RPC_DEADLINE,
-            knowledge.get_active_detections(proto::knowledge::DatabaseFilterRequest {
-                database_id: database_id.to_owned(),
-            }),
-        )
-        .await
-        else {
-            return;
+        let request = proto::knowledge::DatabaseFilterRequest {
+            database_id: database_id.to_owned(),
         };
-        let active = active.into_inner().detections;
+        let active = match self
+            .knowledge
+            .call("GetActiveDetections", |mut k| async move {
+                k.get_active_detections(request).await
+            })
+            .await
+        {
+            Ok(reply) => reply.detections,
+            Err(error) => {
+                debug!(database_id, %error, "active detections not read; cleared next cycle");
+                return;
+            }
+        };
         let still_active = active
             .iter()
             .any(|d| is_session_key(&d.key) && found.contains(&d.key));
@@ -112,16 +181,21 @@ impl Pipeline {
                 continue;
             }
             debug!(key = %detection.key, "session state gone; detection cleared");
-            let _ = tokio::time::timeout(
-                RPC_DEADLINE,
-                knowledge.mark_detection_resolved(ResolveDetectionRequest {
-                    detection_id: detection.id,
-                    solution: "the session is no longer in that state".into(),
-                    reason: Resolution::Cleared.to_string(),
-                    cooldown_seconds: 0,
-                }),
-            )
-            .await;
+            let request = ResolveDetectionRequest {
+                detection_id: detection.id,
+                solution: "the session is no longer in that state".into(),
+                reason: Resolution::Cleared.to_string(),
+                cooldown_seconds: 0,
+            };
+            if let Err(error) = self
+                .knowledge
+                .call("MarkDetectionResolved", |mut k| async move {
+                    k.mark_detection_resolved(request).await
+                })
+                .await
+            {
+                debug!(key = %detection.key, %error, "not cleared; tried again next cycle");
+            }
         }
     }
 
@@ -146,18 +220,17 @@ impl Pipeline {
                 .map(|m| m.to_string())
                 .unwrap_or_default(),
         };
-        let mut knowledge = self.knowledge.clone();
-        let reply = match tokio::time::timeout(RPC_DEADLINE, knowledge.register_detection(request))
+        let reply = match self
+            .knowledge
+            .call("RegisterDetection", |mut k| async move {
+                k.register_detection(request).await
+            })
             .await
         {
-            Ok(Ok(reply)) => reply.into_inner(),
-            Ok(Err(status)) => {
+            Ok(reply) => reply,
+            Err(error) => {
                 // Not registered, not published: the detector fires again next cycle.
-                warn!(key = %detection.key, error = %status.message(), "detection not registered");
-                return false;
-            }
-            Err(_) => {
-                warn!(key = %detection.key, "knowledge did not answer RegisterDetection");
+                warn!(key = %detection.key, %error, "detection not registered");
                 return false;
             }
         };
@@ -169,43 +242,70 @@ impl Pipeline {
             }
         }
         detection.id = reply.detection_id;
-        match self.publish(&detection).await {
-            Ok(()) => {
-                info!(id = %detection.id, key = %detection.key, severity = %detection.severity, "detection published");
-                true
-            }
-            Err(error) => {
-                // Registered but not delivered: resolve it without a cool-down so the next cycle
-                // registers and publishes it again instead of it sitting active and unseen.
-                warn!(key = %detection.key, %error, "detection not published; withdrawn for the next cycle");
-                let withdraw = ResolveDetectionRequest {
-                    detection_id: detection.id.clone(),
-                    solution: format!("not published: {error}"),
-                    reason: Resolution::Cleared.to_string(),
-                    cooldown_seconds: 0,
-                };
-                let _ =
-                    tokio::time::timeout(RPC_DEADLINE, knowledge.mark_detection_resolved(withdraw))
-                        .await;
+        match self.deliver(&detection).await {
+            Delivery::Published => true,
+            Delivery::Withdrawn => false,
+            Delivery::Unsettled => {
+                self.unsettled.lock().await.push(detection);
                 false
             }
         }
     }
 
-    async fn publish(&self, detection: &Detection) -> Result<(), String> {
-        let payload = serde_json::to_vec(detection).map_err(|e| e.to_string())?;
+    /// Offers the detections left unsettled by earlier cycles again.
+    async fn settle(&self) {
+        let pending = std::mem::take(&mut *self.unsettled.lock().await);
+        for detection in pending {
+            if self.deliver(&detection).await == Delivery::Unsettled {
+                self.unsettled.lock().await.push(detection);
+            }
+        }
+    }
+
+    /// Publishes a registered detection; when that fails, resolves it without a cool-down so the
+    /// next cycle registers and publishes it again instead of it sitting active and unseen.
+    async fn deliver(&self, detection: &Detection) -> Delivery {
+        let error = match self.publish(detection).await {
+            Ok(()) => {
+                info!(id = %detection.id, key = %detection.key, severity = %detection.severity, "detection published");
+                return Delivery::Published;
+            }
+            Err(error) => error,
+        };
+        warn!(key = %detection.key, %error, "detection not published; withdrawn for the next cycle");
+        let withdraw = ResolveDetectionRequest {
+            detection_id: detection.id.clone(),
+            solution: format!("not published: {error}"),
+            reason: Resolution::Cleared.to_string(),
+            cooldown_seconds: 0,
+        };
+        match self
+            .knowledge
+            .call("MarkDetectionResolved", |mut k| async move {
+                k.mark_detection_resolved(withdraw).await
+            })
+            .await
+        {
+            Ok(_) => Delivery::Withdrawn,
+            Err(error) => {
+                warn!(key = %detection.key, %error, "unpublished detection not withdrawn; offered again next cycle");
+                Delivery::Unsettled
+            }
+        }
+    }
+
+    async fn publish(&self, detection: &Detection) -> Result<(), PublishError> {
+        let payload = serde_json::to_vec(detection)?;
         let ack = tokio::time::timeout(
-            RPC_DEADLINE,
+            PUBLISH_DEADLINE,
             self.jetstream
                 .publish(proto::subjects::DETECTIONS, payload.into()),
         )
         .await
-        .map_err(|_| "NATS did not accept the message in time".to_owned())?
-        .map_err(|e| e.to_string())?;
-        tokio::time::timeout(RPC_DEADLINE, ack)
+        .map_err(|_| PublishError::NotAccepted)??;
+        tokio::time::timeout(PUBLISH_DEADLINE, ack)
             .await
-            .map_err(|_| "JetStream did not acknowledge in time".to_owned())?
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| PublishError::NotAcknowledged)??;
         Ok(())
     }
 }
@@ -214,11 +314,14 @@ impl Pipeline {
 fn is_session_key(key: &str) -> bool {
     key.split(':')
         .nth(1)
-        .is_some_and(|d| matches!(d, "idle_transaction" | "long_running_query"))
+        .and_then(|d| d.parse::<Detector>().ok())
+        .is_some_and(|d| matches!(d, Detector::IdleTransaction | Detector::LongRunningQuery))
 }
 
 /// Creates the detections stream if it does not exist (idempotent).
-pub async fn ensure_stream(jetstream: &async_nats::jetstream::Context) -> Result<(), String> {
+pub async fn ensure_stream(
+    jetstream: &async_nats::jetstream::Context,
+) -> Result<(), async_nats::jetstream::context::CreateStreamError> {
     jetstream
         .get_or_create_stream(async_nats::jetstream::stream::Config {
             name: DETECTIONS_STREAM.into(),
@@ -228,7 +331,6 @@ pub async fn ensure_stream(jetstream: &async_nats::jetstream::Context) -> Result
         })
         .await
         .map(|_| ())
-        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -258,14 +360,20 @@ mod tests {
 
     async fn pipeline(detectors_enabled: bool) -> Pipeline {
         // Nothing listens at either address: the detectors run, registration fails.
+        let closed = format!("nats://127.0.0.1:{}", testkit::free_port());
+        pipeline_on(detectors_enabled, &closed).await
+    }
+
+    /// Knowledge unreachable; NATS at `nats_url`.
+    async fn pipeline_on(detectors_enabled: bool, nats_url: &str) -> Pipeline {
         let closed = format!("127.0.0.1:{}", testkit::free_port());
-        let knowledge = proto::clients::knowledge(&closed).unwrap();
+        let knowledge = Knowledge::connect(&closed).unwrap();
         let fallback = Thresholds::from_fallback(
             &crate::config::Config::from_env(&lifecycle::Env::default())
                 .unwrap()
                 .thresholds,
         );
-        let nats = lifecycle::nats::NatsSettings::plain(format!("nats://{closed}"))
+        let nats = lifecycle::nats::NatsSettings::plain(nats_url.to_owned())
             .connect("analyser")
             .await
             .unwrap();
@@ -280,7 +388,86 @@ mod tests {
             session_watch: Default::default(),
             knowledge,
             jetstream: async_nats::jetstream::new(nats),
+            analysed: Analysed::default(),
+            unsettled: Default::default(),
         }
+    }
+
+    fn detection() -> Detection {
+        Detection {
+            id: "det-1".into(),
+            key: "db1:idle_transaction:7:123".into(),
+            detector_name: Detector::IdleTransaction.as_str().into(),
+            database_id: "db1".into(),
+            title: "Idle transaction".into(),
+            evidence: serde_json::json!({"pid": "7"}),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_published_detection_is_kept_in_the_detections_stream() {
+        let nats = testkit::NatsServer::start();
+        let pipeline = pipeline_on(true, &nats.url()).await;
+        ensure_stream(&pipeline.jetstream).await.unwrap();
+        // Idempotent: the analyser creates it at every start.
+        ensure_stream(&pipeline.jetstream).await.unwrap();
+        pipeline.publish(&detection()).await.unwrap();
+        let kept = pipeline
+            .jetstream
+            .get_stream(DETECTIONS_STREAM)
+            .await
+            .unwrap()
+            .get_last_raw_message_by_subject(proto::subjects::DETECTIONS)
+            .await
+            .unwrap();
+        let decoded: Detection = serde_json::from_slice(&kept.payload).unwrap();
+        assert_eq!(decoded, detection());
+    }
+
+    #[tokio::test]
+    async fn without_the_stream_publishing_fails_so_the_detection_is_withdrawn() {
+        // NATS answers but nothing keeps `detections`: JetStream does not acknowledge, which
+        // register_and_publish treats as "not published" (withdrawn, published next cycle).
+        let nats = testkit::NatsServer::start();
+        let pipeline = pipeline_on(true, &nats.url()).await;
+        let error = pipeline.publish(&detection()).await.unwrap_err();
+        assert!(
+            matches!(
+                error,
+                PublishError::Publish(_) | PublishError::NotAcknowledged
+            ),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_detection_neither_published_nor_withdrawn_is_published_once_nats_takes_it() {
+        let nats = testkit::NatsServer::start();
+        let pipeline = pipeline_on(true, &nats.url()).await;
+        // No stream yet and knowledge down: neither published nor withdrawn.
+        assert_eq!(pipeline.deliver(&detection()).await, Delivery::Unsettled);
+        pipeline.unsettled.lock().await.push(detection());
+        pipeline.settle().await;
+        assert_eq!(
+            pipeline.unsettled.lock().await.len(),
+            1,
+            "kept for the next cycle"
+        );
+        // NATS takes it now: the next cycle publishes it, under the id knowledge gave it.
+        ensure_stream(&pipeline.jetstream).await.unwrap();
+        pipeline.settle().await;
+        assert!(pipeline.unsettled.lock().await.is_empty());
+        let kept = pipeline
+            .jetstream
+            .get_stream(DETECTIONS_STREAM)
+            .await
+            .unwrap()
+            .get_last_raw_message_by_subject(proto::subjects::DETECTIONS)
+            .await
+            .unwrap();
+        let decoded: Detection = serde_json::from_slice(&kept.payload).unwrap();
+        assert_eq!(decoded.id, "det-1");
     }
 
     #[test]
@@ -302,7 +489,25 @@ mod tests {
             },
             "knowledge is unreachable"
         );
-        let off = pipeline(false).await.process(&idle_for_an_hour()).await;
-        assert_eq!(off, Outcome::default());
+        let off = pipeline(false).await;
+        assert_eq!(off.process(&idle_for_an_hour()).await, Outcome::default());
+        assert_eq!(off.analysed.of("db1"), 0, "no detector ran");
+    }
+
+    #[tokio::test]
+    async fn each_snapshot_the_detectors_ran_on_is_counted_per_database() {
+        let pipeline = pipeline(true).await;
+        let mut other = idle_for_an_hour();
+        other.database_id = "db2".into();
+        for _ in 0..3 {
+            pipeline.process(&idle_for_an_hour()).await;
+        }
+        pipeline.process(&other).await;
+        assert_eq!(pipeline.analysed.of("db1"), 3);
+        assert_eq!(pipeline.analysed.of("db3"), 0);
+        assert_eq!(
+            pipeline.analysed.to_json(),
+            serde_json::json!({"db1": 3, "db2": 1})
+        );
     }
 }

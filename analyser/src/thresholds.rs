@@ -4,10 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+use proto::clients::Knowledge;
 use proto::knowledge::DetectionThresholds;
-use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
 use tokio::sync::Mutex;
-use tonic::transport::Channel;
 use tracing::warn;
 
 use crate::config::FallbackThresholds;
@@ -108,15 +107,16 @@ impl Thresholds {
 
 /// Thresholds read from knowledge, cached for [`REFRESH`].
 pub struct ThresholdSource {
-    knowledge: KnowledgeServiceClient<Channel>,
+    knowledge: Knowledge,
     fallback: Thresholds,
     cached: Mutex<Option<(Instant, Thresholds)>>,
 }
 
 impl ThresholdSource {
-    pub fn new(knowledge: KnowledgeServiceClient<Channel>, fallback: Thresholds) -> Self {
+    pub fn new(knowledge: Knowledge, fallback: Thresholds) -> Self {
         Self {
-            knowledge,
+            // Each cycle waits for this answer: a short deadline, the last known values after.
+            knowledge: knowledge.with_deadline(Duration::from_secs(2)),
             fallback,
             cached: Mutex::new(None),
         }
@@ -130,7 +130,7 @@ impl ThresholdSource {
         {
             return thresholds.clone();
         }
-        let fetched = proto::clients::system_config(&self.knowledge, Duration::from_secs(2)).await;
+        let fetched = self.knowledge.system_config().await;
         let last_known = || {
             cached
                 .as_ref()

@@ -57,12 +57,30 @@ async fn started_alone_it_is_healthy_not_ready_acknowledges_snapshots_and_stops(
     // Knowledge is unreachable: the fallback thresholds apply, a quiet snapshot finds nothing,
     // and the stream is still acknowledged.
     let mut client = proto::clients::metrics(&grpc).unwrap();
+    let quiet = MetricSnapshot {
+        database_id: "quiet".into(),
+        ..Default::default()
+    };
     let ack = client
-        .stream_metrics(tokio_stream::iter(vec![MetricSnapshot::default(); 3]))
+        .stream_metrics(tokio_stream::iter(vec![quiet; 3]))
         .await
         .unwrap()
         .into_inner();
     assert_eq!((ack.total_metrics, ack.status.as_str()), (3, "healthy"));
+    // Each went through the detectors: /health counts them, per database.
+    let body: serde_json::Value = http()
+        .get(format!("{base}/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body["snapshots_analysed"],
+        serde_json::json!({"quiet": 3}),
+        "{body}"
+    );
     let error = client
         .register_database(DatabaseInfo::default())
         .await

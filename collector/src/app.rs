@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use lifecycle::health::{Health, Report};
 use lifecycle::net::{self, BindError};
 use lifecycle::{Shutdown, readiness};
+use proto::clients::Knowledge;
 use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
 use tokio::net::TcpListener;
 use tracing::info;
@@ -33,12 +34,12 @@ pub struct App {
 
 impl App {
     pub async fn build(config: Config, shutdown: Shutdown) -> Result<Self, AppError> {
-        let knowledge = KnowledgeServiceClient::new(
+        let knowledge = Knowledge::new(KnowledgeServiceClient::new(
             config
                 .grpc_tls
                 .channel(&config.knowledge_address)
                 .map_err(AppError::KnowledgeAddress)?,
-        );
+        ));
         let outputs = Outputs::start(
             config.analyser_address.clone(),
             config.grpc_tls.clone(),
@@ -49,7 +50,7 @@ impl App {
         .await;
         let status = Status::default();
         let shown = status.clone();
-        let ready_knowledge = knowledge.clone();
+        let ready_knowledge = knowledge.raw();
         let health_service = Health::new("collector")
             .with_health_check(move || {
                 let databases = shown.to_json();

@@ -7,12 +7,13 @@
 
 use std::time::Duration;
 
+use proto::clients::Knowledge;
+use proto::error::ErrorKind;
 use proto::knowledge::LeaseRequest;
-use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
-use tonic::Code;
-use tonic::transport::Channel;
+use tracing::debug;
 
-const RPC_DEADLINE: Duration = Duration::from_secs(2);
+/// A lease answer is waited for before each cycle: shorter than knowledge's usual deadline.
+const LEASE_DEADLINE: Duration = Duration::from_secs(2);
 
 /// What the lease says about this cycle.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,21 +26,16 @@ pub enum Turn {
 }
 
 pub struct Lease {
-    knowledge: KnowledgeServiceClient<Channel>,
+    knowledge: Knowledge,
     resource: String,
     holder: String,
     ttl: Duration,
 }
 
 impl Lease {
-    pub fn new(
-        knowledge: KnowledgeServiceClient<Channel>,
-        database_id: &str,
-        holder: &str,
-        interval: Duration,
-    ) -> Self {
+    pub fn new(knowledge: Knowledge, database_id: &str, holder: &str, interval: Duration) -> Self {
         Self {
-            knowledge,
+            knowledge: knowledge.with_deadline(LEASE_DEADLINE),
             resource: format!("collector:{database_id}"),
             holder: holder.to_owned(),
             ttl: (interval * 3).max(Duration::from_secs(5)),
@@ -47,15 +43,19 @@ impl Lease {
     }
 
     pub async fn turn(&self) -> Turn {
-        let mut knowledge = self.knowledge.clone();
         let request = LeaseRequest {
             resource: self.resource.clone(),
             holder: self.holder.clone(),
             ttl_ms: self.ttl.as_millis() as i64,
         };
-        match tokio::time::timeout(RPC_DEADLINE, knowledge.acquire_lease(request)).await {
-            Ok(Ok(reply)) => {
-                let reply = reply.into_inner();
+        let reply = self
+            .knowledge
+            .call("AcquireLease", |mut k| async move {
+                k.acquire_lease(request).await
+            })
+            .await;
+        match reply {
+            Ok(reply) => {
                 if reply.granted {
                     Turn::Collect
                 } else {
@@ -64,20 +64,30 @@ impl Lease {
                     }
                 }
             }
-            Ok(Err(status)) if status.code() == Code::Unimplemented => Turn::Collect,
+            Err(error) if error.kind() == ErrorKind::Unimplemented => Turn::Collect,
             // Knowledge unreachable: keep watching rather than go blind.
-            _ => Turn::Collect,
+            Err(error) => {
+                debug!(resource = %self.resource, %error, "lease not answered; collecting");
+                Turn::Collect
+            }
         }
     }
 
     /// Lets another collector take over at once (on shutdown or when the database goes away).
     pub async fn release(&self) {
-        let mut knowledge = self.knowledge.clone();
         let request = LeaseRequest {
             resource: self.resource.clone(),
             holder: self.holder.clone(),
             ttl_ms: 0,
         };
-        let _ = tokio::time::timeout(RPC_DEADLINE, knowledge.release_lease(request)).await;
+        if let Err(error) = self
+            .knowledge
+            .call("ReleaseLease", |mut k| async move {
+                k.release_lease(request).await
+            })
+            .await
+        {
+            debug!(resource = %self.resource, %error, "lease not released; it runs out");
+        }
     }
 }

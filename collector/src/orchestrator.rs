@@ -8,14 +8,13 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lifecycle::Shutdown;
+use proto::clients::Knowledge;
 use proto::knowledge::ListDatabasesRequest;
-use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
-use tonic::transport::Channel;
 use tracing::{info, warn};
 
 use crate::lease::{Lease, Turn};
@@ -59,7 +58,7 @@ struct Watched {
 }
 
 pub struct Orchestrator {
-    pub knowledge: KnowledgeServiceClient<Channel>,
+    pub knowledge: Knowledge,
     /// This collector's name in the databases' leases.
     pub collector_id: String,
     pub outputs: Outputs,
@@ -87,24 +86,20 @@ impl Orchestrator {
     }
 
     async fn sync(&self, watched: &mut HashMap<String, Watched>) {
-        let mut knowledge = self.knowledge.clone();
         let request = ListDatabasesRequest {
             enabled_only: true,
             include_connection_strings: true,
         };
-        let databases = match tokio::time::timeout(
-            Duration::from_secs(5),
-            knowledge.list_databases(request),
-        )
-        .await
+        let databases = match self
+            .knowledge
+            .call("ListDatabases", |mut k| async move {
+                k.list_databases(request).await
+            })
+            .await
         {
-            Ok(Ok(reply)) => reply.into_inner().databases,
-            Ok(Err(status)) => {
-                warn!(error = %status.message(), "cannot list databases; keeping the current set");
-                return;
-            }
-            Err(_) => {
-                warn!("knowledge did not answer ListDatabases; keeping the current set");
+            Ok(reply) => reply.databases,
+            Err(error) => {
+                warn!(%error, "cannot list databases; keeping the current set");
                 return;
             }
         };
@@ -290,7 +285,7 @@ async fn collect_once(
             outputs.report_health(report).await;
         }
         Err(error) => {
-            let message = pg_stats::describe(&error);
+            let message = error.to_string();
             warn!(database_id = %id, error = %message, "database unreachable");
             status.set(id, json!({"status": "unreachable", "error": message}));
             outputs.report_health(unreachable(id, message)).await;

@@ -7,13 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use lifecycle::Shutdown;
-use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
+use proto::clients::Knowledge;
 use proto::knowledge::{DatabaseFeatures, UpdateDatabaseHealthRequest};
 use proto::metrics::MetricSnapshot;
 use proto::metrics::metrics_service_client::MetricsServiceClient;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
 use tracing::{debug, info, warn};
 
 use crate::snapshot;
@@ -38,7 +37,7 @@ pub struct HealthReport {
 pub struct Outputs {
     analyser: mpsc::Sender<MetricSnapshot>,
     nats: Option<async_nats::Client>,
-    knowledge: KnowledgeServiceClient<Channel>,
+    knowledge: Knowledge,
     dropped: Arc<AtomicU64>,
 }
 
@@ -48,7 +47,7 @@ impl Outputs {
         analyser_address: String,
         grpc_tls: lifecycle::grpc::GrpcTls,
         nats: Option<lifecycle::nats::NatsSettings>,
-        knowledge: KnowledgeServiceClient<Channel>,
+        knowledge: Knowledge,
         shutdown: Shutdown,
     ) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
@@ -104,18 +103,14 @@ impl Outputs {
             features: report.features,
             last_error: report.last_error,
         };
-        let mut knowledge = self.knowledge.clone();
-        match tokio::time::timeout(
-            Duration::from_secs(5),
-            knowledge.update_database_health(request),
-        )
-        .await
+        if let Err(error) = self
+            .knowledge
+            .call("UpdateDatabaseHealth", |mut k| async move {
+                k.update_database_health(request).await
+            })
+            .await
         {
-            Ok(Ok(_)) => {}
-            Ok(Err(status)) => {
-                debug!(database_id = %report.database_id, error = %status.message(), "health not reported")
-            }
-            Err(_) => debug!(database_id = %report.database_id, "health report timed out"),
+            debug!(database_id = %report.database_id, %error, "health not reported");
         }
     }
 }

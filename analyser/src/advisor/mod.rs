@@ -53,7 +53,7 @@ use tokio::sync::Mutex;
 use tracing::{debug, warn};
 
 use self::candidates::{Candidate, KeyColumn};
-use self::planner::{Planner, Probe};
+use self::planner::{Planner, PlannerError, Probe};
 use self::statement::TableUse;
 use self::workload::DatabaseWorkload;
 use crate::thresholds::Thresholds;
@@ -444,7 +444,7 @@ impl Advisor {
         subject: &Subject,
         thresholds: &Thresholds,
         hypopg: bool,
-    ) -> Result<Option<Advice>, String> {
+    ) -> Result<Option<Advice>, PlannerError> {
         let mut session = self.planner.session(database_id).await?;
         let write_heavy = subject.write_heavy();
         let result = if hypopg {
@@ -668,7 +668,7 @@ impl Step {
 /// The planner's costs of the subject's statements with a set of its candidates (by position)
 /// in place.
 trait SetCosts {
-    fn probe(&mut self, set: &[usize]) -> impl Future<Output = Result<Probe, String>> + Send;
+    fn probe(&mut self, set: &[usize]) -> impl Future<Output = Result<Probe, PlannerError>> + Send;
 }
 
 /// The real one: HypoPG's hypothetical indexes in the advisor's read-only session.
@@ -680,7 +680,7 @@ struct Hypothetical<'a> {
 }
 
 impl SetCosts for Hypothetical<'_> {
-    fn probe(&mut self, set: &[usize]) -> impl Future<Output = Result<Probe, String>> + Send {
+    fn probe(&mut self, set: &[usize]) -> impl Future<Output = Result<Probe, PlannerError>> + Send {
         let set: Vec<String> = set.iter().map(|&i| self.definitions[i].clone()).collect();
         async move { planner::plan_costs(self.session, self.statements, &set).await }
     }
@@ -691,12 +691,12 @@ async fn choose_set(
     subject: &Subject,
     bar: f64,
     mut costs: impl SetCosts,
-) -> Result<Vec<Step>, String> {
+) -> Result<Vec<Step>, PlannerError> {
     let base = costs.probe(&[]).await?.costs;
     if base.iter().all(Option::is_none) {
         // Not an answer to remember: the planner could not be asked (a timeout on a busy
         // server, say), so the table is tried again shortly.
-        return Err("the planner gave a cost for none of the table's statements".to_owned());
+        return Err(PlannerError::NoCost);
     }
     let write_ms_per_second = subject.writes_per_second * WRITE_MS_PER_ROW_PER_INDEX;
     let mut chosen: Vec<usize> = Vec::new();
@@ -795,7 +795,7 @@ async fn range_proxy(
     session: &mut sqlx::PgConnection,
     subject: &Subject,
     statement: &Demand,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, PlannerError> {
     let [table_use] = statement.uses.as_slice() else {
         return Ok(None);
     };
@@ -1089,7 +1089,10 @@ mod tests {
     }
 
     impl<F: Fn(&[String]) -> Vec<f64> + Send> SetCosts for Fake<'_, F> {
-        fn probe(&mut self, set: &[usize]) -> impl Future<Output = Result<Probe, String>> + Send {
+        fn probe(
+            &mut self,
+            set: &[usize],
+        ) -> impl Future<Output = Result<Probe, PlannerError>> + Send {
             let names: Vec<String> = set
                 .iter()
                 .map(|&i| {

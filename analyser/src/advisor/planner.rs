@@ -17,13 +17,12 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use proto::clients::Knowledge;
 use proto::knowledge::GetDatabaseRequest;
-use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Postgres, Row};
 use tokio::sync::Mutex;
-use tonic::transport::Channel;
 
 pub const APPLICATION_NAME: &str = "startupmonkey-analyser";
 /// Every statement we send starts with this mark, so the collector leaves it out of the workload.
@@ -34,13 +33,31 @@ macro_rules! marked {
 }
 /// How long a connection string read from knowledge is trusted before asking again.
 const CONNECTION_REFRESH: Duration = Duration::from_secs(60);
-const RPC_DEADLINE: Duration = Duration::from_secs(5);
 /// Upper bound on one whole probe (several statements), on top of each statement's timeout.
 const PROBE_DEADLINE: Duration = Duration::from_secs(20);
 
+/// Why the planner could not be asked.
+#[derive(Debug, thiserror::Error)]
+pub enum PlannerError {
+    #[error("reading the connection string from knowledge: {0}")]
+    Knowledge(#[from] proto::error::Error),
+    #[error("database {0} is not registered")]
+    NotRegistered(String),
+    #[error("invalid connection string: {}", describe(.0))]
+    ConnectionString(#[source] sqlx::Error),
+    #[error("{}", describe(.0))]
+    Query(#[from] sqlx::Error),
+    #[error("hypothetical index refused: {}", describe(.0))]
+    Hypothetical(#[source] sqlx::Error),
+    #[error("the planner probe took longer than {} s", PROBE_DEADLINE.as_secs())]
+    ProbeTimedOut,
+    #[error("the planner gave a cost for none of the table's statements")]
+    NoCost,
+}
+
 /// One read-only pool per monitored database, opened on first use.
 pub struct Planner {
-    knowledge: KnowledgeServiceClient<Channel>,
+    knowledge: Knowledge,
     pools: Mutex<HashMap<String, Entry>>,
 }
 
@@ -51,7 +68,7 @@ struct Entry {
 }
 
 impl Planner {
-    pub fn new(knowledge: KnowledgeServiceClient<Channel>) -> Self {
+    pub fn new(knowledge: Knowledge) -> Self {
         Self {
             knowledge,
             pools: Mutex::new(HashMap::new()),
@@ -59,31 +76,34 @@ impl Planner {
     }
 
     /// A session on `database_id`, or why there is none.
-    pub async fn session(&self, database_id: &str) -> Result<PoolConnection<Postgres>, String> {
+    pub async fn session(
+        &self,
+        database_id: &str,
+    ) -> Result<PoolConnection<Postgres>, PlannerError> {
         let pool = self.pool(database_id).await?;
-        pool.acquire().await.map_err(|e| describe(&e))
+        Ok(pool.acquire().await?)
     }
 
-    async fn pool(&self, database_id: &str) -> Result<PgPool, String> {
+    async fn pool(&self, database_id: &str) -> Result<PgPool, PlannerError> {
         let mut pools = self.pools.lock().await;
         if let Some(entry) = pools.get(database_id)
             && entry.checked.elapsed() < CONNECTION_REFRESH
         {
             return Ok(entry.pool.clone());
         }
-        let mut knowledge = self.knowledge.clone();
         let request = GetDatabaseRequest {
             database_id: database_id.to_owned(),
             include_connection_string: true,
         };
-        let reply = tokio::time::timeout(RPC_DEADLINE, knowledge.get_database(request))
-            .await
-            .map_err(|_| "knowledge did not answer GetDatabase".to_owned())?
-            .map_err(|status| format!("knowledge: {}", status.message()))?
-            .into_inner();
+        let reply = self
+            .knowledge
+            .call("GetDatabase", |mut k| async move {
+                k.get_database(request).await
+            })
+            .await?;
         if !reply.found || reply.connection_string.is_empty() {
             pools.remove(database_id);
-            return Err(format!("database {database_id} is not registered"));
+            return Err(PlannerError::NotRegistered(database_id.to_owned()));
         }
         if let Some(entry) = pools.get_mut(database_id)
             && entry.connection_string == reply.connection_string
@@ -91,8 +111,8 @@ impl Planner {
             entry.checked = Instant::now();
             return Ok(entry.pool.clone());
         }
-        let options = connect_options(&reply.connection_string)
-            .map_err(|e| format!("invalid connection string: {}", describe(&e)))?;
+        let options =
+            connect_options(&reply.connection_string).map_err(PlannerError::ConnectionString)?;
         let pool = PgPoolOptions::new()
             .max_connections(1)
             .min_connections(0)
@@ -131,7 +151,7 @@ pub async fn distinct_values(
     table: &str,
     columns: &[String],
     live_rows: i64,
-) -> Result<HashMap<String, f64>, String> {
+) -> Result<HashMap<String, f64>, PlannerError> {
     let rows = sqlx::query(marked!(
         "SELECT attname::text, n_distinct::float8 FROM pg_stats \
          WHERE schemaname = $1 AND tablename = $2 AND attname = ANY($3) AND NOT inherited"
@@ -140,8 +160,7 @@ pub async fn distinct_values(
     .bind(table)
     .bind(columns)
     .fetch_all(&mut *session)
-    .await
-    .map_err(|e| describe(&e))?;
+    .await?;
     Ok(rows
         .iter()
         .map(|row| {
@@ -162,7 +181,7 @@ pub async fn upper_quantile(
     table: &str,
     column: &str,
     share: f64,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, PlannerError> {
     sqlx::query_scalar(marked!(
         "SELECT quote_literal(b[greatest(1, least(n, round((1 - $4) * (n - 1))::int + 1))]) \
          FROM (SELECT bounds AS b, cardinality(bounds) AS n FROM \
@@ -177,7 +196,7 @@ pub async fn upper_quantile(
     .fetch_optional(&mut *session)
     .await
     .map(Option::flatten)
-    .map_err(|e| describe(&e))
+    .map_err(PlannerError::Query)
 }
 
 /// What the planner said with a set of hypothetical indexes in place.
@@ -196,13 +215,12 @@ pub async fn plan_costs(
     session: &mut PgConnection,
     statements: &[&str],
     hypothetical: &[String],
-) -> Result<Probe, String> {
+) -> Result<Probe, PlannerError> {
     let probe = async {
         reset(session).await?;
         sqlx::query(marked!("SET plan_cache_mode = force_generic_plan"))
             .execute(&mut *session)
-            .await
-            .map_err(|e| describe(&e))?;
+            .await?;
         let mut sizes = Vec::with_capacity(hypothetical.len());
         for definition in hypothetical {
             let oid: sqlx::postgres::types::Oid =
@@ -210,7 +228,7 @@ pub async fn plan_costs(
                     .bind(definition)
                     .fetch_one(&mut *session)
                     .await
-                    .map_err(|e| format!("hypothetical index refused: {}", describe(&e)))?;
+                    .map_err(PlannerError::Hypothetical)?;
             let size: Option<i64> =
                 sqlx::query_scalar(marked!("SELECT hypopg_relation_size($1)::bigint"))
                     .bind(oid)
@@ -230,7 +248,7 @@ pub async fn plan_costs(
         Ok(result) => result,
         Err(_) => {
             // The session may be mid-statement: drop it rather than reuse it.
-            Err("the planner probe took too long".to_owned())
+            Err(PlannerError::ProbeTimedOut)
         }
     }
 }
@@ -268,7 +286,7 @@ async fn statement_cost(session: &mut PgConnection, name: &str, statement: &str)
 }
 
 /// `name` is one of ours, or read from pg_prepared_statements: quoted either way.
-async fn deallocate(session: &mut PgConnection, name: &str) -> Result<(), String> {
+async fn deallocate(session: &mut PgConnection, name: &str) -> Result<(), PlannerError> {
     sqlx::query(AssertSqlSafe(format!(
         "DEALLOCATE {}",
         super::naming::quote_ident(name)
@@ -277,7 +295,7 @@ async fn deallocate(session: &mut PgConnection, name: &str) -> Result<(), String
     .execute(&mut *session)
     .await
     .map(|_| ())
-    .map_err(|e| describe(&e))
+    .map_err(PlannerError::Query)
 }
 
 /// The total cost in a plan line: the number after `..` in `(cost=startup..total`.
@@ -289,13 +307,12 @@ fn total_cost(line: &str) -> Option<f64> {
 
 /// No hypothetical index and none of our prepared statements is left in the session (sqlx's own
 /// prepared statements stay: it caches them per connection).
-async fn reset(session: &mut PgConnection) -> Result<(), String> {
+async fn reset(session: &mut PgConnection) -> Result<(), PlannerError> {
     let ours: Vec<String> = sqlx::query_scalar(marked!(
         "SELECT name FROM pg_prepared_statements WHERE name LIKE 'sm\\_probe\\_%'"
     ))
     .fetch_all(&mut *session)
-    .await
-    .map_err(|e| describe(&e))?;
+    .await?;
     for name in ours {
         deallocate(session, &name).await?;
     }
@@ -304,13 +321,11 @@ async fn reset(session: &mut PgConnection) -> Result<(), String> {
         "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hypopg')"
     ))
     .fetch_one(&mut *session)
-    .await
-    .map_err(|e| describe(&e))?;
+    .await?;
     if has_hypopg {
         sqlx::query(marked!("SELECT hypopg_reset()"))
             .execute(&mut *session)
-            .await
-            .map_err(|e| describe(&e))?;
+            .await?;
     }
     Ok(())
 }
@@ -322,6 +337,7 @@ pub async fn healthy(session: &mut PgConnection) -> bool {
         .is_ok_and(|r| r.is_ok())
 }
 
+/// A database error's own message (without sqlx's prefix), anything else as sqlx says it.
 fn describe(error: &sqlx::Error) -> String {
     match error {
         sqlx::Error::Database(db) => db.message().to_owned(),

@@ -188,12 +188,21 @@ impl TableUse {
     }
 }
 
+/// Why a statement's text was not analysed.
+#[derive(Debug, thiserror::Error)]
+pub enum StatementError {
+    #[error("statement does not parse: {0}")]
+    Parse(#[from] pg_query::Error),
+    #[error("{0} statements where one was expected")]
+    NotOneStatement(usize),
+}
+
 /// The tables a statement reads and how; an error when the text does not parse or holds more
 /// than one statement (pg_stat_statements keeps one per entry; anything else is not probed).
-pub fn analyse(sql: &str) -> Result<Vec<TableUse>, String> {
-    let parsed = pg_query::parse(sql, 0).map_err(|e| e.to_string())?;
+pub fn analyse(sql: &str) -> Result<Vec<TableUse>, StatementError> {
+    let parsed = pg_query::parse(sql, 0)?;
     if parsed.protobuf.stmts.len() != 1 {
-        return Err("not exactly one statement".into());
+        return Err(StatementError::NotOneStatement(parsed.protobuf.stmts.len()));
     }
     let mut uses = Vec::new();
     for raw in &parsed.protobuf.stmts {

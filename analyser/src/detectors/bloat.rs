@@ -6,6 +6,8 @@ use proto::events::Detection;
 use proto::metrics::{MetricSnapshot, XminHorizon};
 use serde_json::{Value, json};
 
+use proto::status::{ActionType, Category, Detector, Severity};
+
 use super::Finding;
 use crate::thresholds::Thresholds;
 
@@ -55,9 +57,9 @@ pub fn table_bloat(s: &MetricSnapshot, t: &Thresholds) -> Vec<Detection> {
         .take(MOST)
         .map(|(table, ratio)| {
             let (severity, priority) = match ratio {
-                r if r >= 0.3 => ("critical", "high"),
-                r if r >= 0.2 => ("warning", "medium"),
-                _ => ("info", "low"),
+                r if r >= 0.3 => (Severity::Critical, "high"),
+                r if r >= 0.2 => (Severity::Warning, "medium"),
+                _ => (Severity::Info, "low"),
             };
             let percent = (ratio * 100.0) as i64;
             let name = &table.qualified_name;
@@ -85,8 +87,8 @@ pub fn table_bloat(s: &MetricSnapshot, t: &Thresholds) -> Vec<Detection> {
             };
             Finding {
                 snapshot: s,
-                detector: "table_bloat",
-                category: "storage",
+                detector: Detector::TableBloat,
+                category: Category::Storage,
                 severity,
                 identifier: name.clone(),
                 title: format!("Table bloat detected on '{name}' ({percent}% dead tuples)"),
@@ -103,7 +105,7 @@ pub fn table_bloat(s: &MetricSnapshot, t: &Thresholds) -> Vec<Detection> {
                     "xmin_holder": holder.clone(),
                 }),
                 recommendation,
-                action_type: "vacuum_table",
+                action_type: ActionType::VacuumTable,
                 action_metadata: json!({
                     "table_name": name,
                     "schema": table.schema,

@@ -9,6 +9,8 @@ use proto::events::Detection;
 use proto::metrics::MetricSnapshot;
 use serde_json::json;
 
+use proto::status::{ActionType, Category, Detector, Severity};
+
 use super::Finding;
 use crate::thresholds::Thresholds;
 
@@ -22,9 +24,9 @@ pub fn cache_miss_rate_high(s: &MetricSnapshot, t: &Thresholds) -> Option<Detect
         return None;
     }
     let severity = match rate {
-        r if r < 0.70 => "critical",
-        r if r < 0.85 => "warning",
-        _ => "info",
+        r if r < 0.70 => Severity::Critical,
+        r if r < 0.85 => Severity::Warning,
+        _ => Severity::Info,
     };
     let hit = (rate * 100.0) as i64;
     let detail = s.postgres.as_ref();
@@ -61,8 +63,8 @@ pub fn cache_miss_rate_high(s: &MetricSnapshot, t: &Thresholds) -> Option<Detect
     Some(
         Finding {
             snapshot: s,
-            detector: "cache_miss_rate_high",
-            category: "cache",
+            detector: Detector::CacheMissRateHigh,
+            category: Category::Cache,
             severity,
             identifier: "cache".into(),
             title: format!("Cache hit rate at {hit}% ({}% miss rate)", 100 - hit),
@@ -84,7 +86,7 @@ pub fn cache_miss_rate_high(s: &MetricSnapshot, t: &Thresholds) -> Option<Detect
             recommendation: "Give PostgreSQL more shared buffers (needs a restart), or reduce the \
                              working set (indexes instead of scans)"
                 .into(),
-            action_type: "cache_optimization_recommendation",
+            action_type: ActionType::CacheRecommendation,
             action_metadata: json!({
                 "priority": "medium",
                 "database_type": s.database_type,

@@ -12,6 +12,8 @@ use proto::events::Detection;
 use proto::metrics::MetricSnapshot;
 use serde_json::json;
 
+use proto::status::{ActionType, Category, Detector, Severity};
+
 use super::Finding;
 use crate::thresholds::Thresholds;
 
@@ -43,9 +45,9 @@ pub fn connection_pool_exhaustion(s: &MetricSnapshot, t: &Thresholds) -> Option<
         .map_or(total, |n| *n as i64);
     let share = database_connections as f64 / total.max(1) as f64;
     let severity = match ratio {
-        r if r >= 0.95 => "critical",
-        r if r >= 0.85 => "warning",
-        _ => "info",
+        r if r >= 0.95 => Severity::Critical,
+        r if r >= 0.85 => Severity::Warning,
+        _ => Severity::Info,
     };
     let percent = (ratio * 100.0) as i64;
     let m = s.measurements.unwrap_or_default();
@@ -71,8 +73,8 @@ pub fn connection_pool_exhaustion(s: &MetricSnapshot, t: &Thresholds) -> Option<
     let finding = |recommendation: String, action_type, action_metadata| {
         Finding {
             snapshot: s,
-            detector: "connection_pool_exhaustion",
-            category: "connection",
+            detector: Detector::ConnectionPoolExhaustion,
+            category: Category::Connection,
             severity,
             identifier: "connection".into(),
             title: format!("Connection pool at {percent}% capacity"),
@@ -90,7 +92,7 @@ pub fn connection_pool_exhaustion(s: &MetricSnapshot, t: &Thresholds) -> Option<
                 "Put PgBouncer in front of the database with a server pool of about {pool_size} \
                  connections, and point the application at it"
             ),
-            "deploy_connection_pooler",
+            ActionType::DeployConnectionPooler,
             json!({
                 "priority": "high",
                 "database_type": s.database_type,
@@ -111,7 +113,7 @@ pub fn connection_pool_exhaustion(s: &MetricSnapshot, t: &Thresholds) -> Option<
              {database_connections} of {total}): a pooler in front of one database would not \
              relieve the server. Pool or shrink the applications' connections across databases"
         ),
-        "connection_recommendation",
+        ActionType::ConnectionRecommendation,
         json!({
             "priority": "high",
             "current_usage": percent,

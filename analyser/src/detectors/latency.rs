@@ -6,6 +6,8 @@ use proto::events::Detection;
 use proto::metrics::MetricSnapshot;
 use serde_json::json;
 
+use proto::status::{ActionType, Category, Detector, Severity};
+
 use super::Finding;
 use crate::thresholds::Thresholds;
 
@@ -22,9 +24,9 @@ pub fn high_query_latency(s: &MetricSnapshot, t: &Thresholds) -> Option<Detectio
         return None;
     }
     let severity = match p95 / t.p95_latency_ms {
-        r if r > 3.0 => "critical",
-        r if r > 2.0 => "warning",
-        _ => "info",
+        r if r > 3.0 => Severity::Critical,
+        r if r > 2.0 => Severity::Warning,
+        _ => Severity::Info,
     };
     let slowest: Vec<_> = detail
         .top_statements
@@ -44,8 +46,8 @@ pub fn high_query_latency(s: &MetricSnapshot, t: &Thresholds) -> Option<Detectio
     Some(
         Finding {
             snapshot: s,
-            detector: "high_query_latency",
-            category: "query",
+            detector: Detector::HighQueryLatency,
+            category: Category::Query,
             severity,
             identifier: "query".into(),
             title: format!("High query latency detected ({p95:.0}ms p95)"),
@@ -72,7 +74,7 @@ pub fn high_query_latency(s: &MetricSnapshot, t: &Thresholds) -> Option<Detectio
                              then review work_mem, effective_cache_size and random_page_cost \
                              against the server's memory"
                 .into(),
-            action_type: "tune_config_high_latency",
+            action_type: ActionType::TuneConfigHighLatency,
             action_metadata: json!({
                 "database_type": s.database_type,
                 "p95_latency_ms": p95,

@@ -10,6 +10,8 @@ use proto::events::Detection;
 use proto::metrics::MetricSnapshot;
 use serde_json::json;
 
+use proto::status::{ActionType, Category, Detector, Severity};
+
 use super::Finding;
 use crate::advisor::Advice;
 
@@ -64,9 +66,9 @@ pub fn missing_index(snapshot: &MetricSnapshot, advice: &[Advice]) -> Vec<Detect
                 .collect();
             Finding {
                 snapshot,
-                detector: "missing_index",
-                category: "query",
-                severity: "warning",
+                detector: Detector::MissingIndex,
+                category: Category::Query,
+                severity: Severity::Warning,
                 identifier: format!("{qualified}({column_list})"),
                 title: format!("Missing index on {qualified} ({column_list})"),
                 description: format!(
@@ -117,7 +119,7 @@ pub fn missing_index(snapshot: &MetricSnapshot, advice: &[Advice]) -> Vec<Detect
                     "{}; saves an estimated {saved_s_per_day:.0} s of query time per day.",
                     a.statement
                 ),
-                action_type: "create_index",
+                action_type: ActionType::CreateIndex,
                 action_metadata: json!({
                     "schema": a.schema,
                     "table_name": a.table,

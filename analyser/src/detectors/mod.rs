@@ -12,6 +12,7 @@ mod sessions;
 
 use proto::events::Detection;
 use proto::metrics::MetricSnapshot;
+use proto::status::{ActionType, Category, Detector, Severity};
 use serde_json::Value;
 
 use crate::thresholds::Thresholds;
@@ -56,9 +57,9 @@ pub fn explained_by_indexes(
         .map(|s| s.calls_per_second * s.mean_time_ms)
         .sum();
     let latency_explained = total > 0.0 && served >= total / 2.0;
-    found.retain(|d| match d.detector_name.as_str() {
-        "high_query_latency" => !latency_explained,
-        "cache_miss_rate_high" => false,
+    found.retain(|d| match d.parsed_detector() {
+        Ok(Detector::HighQueryLatency) => !latency_explained,
+        Ok(Detector::CacheMissRateHigh) => false,
         _ => true,
     });
 }
@@ -66,15 +67,15 @@ pub fn explained_by_indexes(
 /// What every detection has; the id is left empty for knowledge to assign.
 pub(crate) struct Finding<'a> {
     pub snapshot: &'a MetricSnapshot,
-    pub detector: &'static str,
-    pub category: &'static str,
-    pub severity: &'static str,
+    pub detector: Detector,
+    pub category: Category,
+    pub severity: Severity,
     pub identifier: String,
     pub title: String,
     pub description: String,
     pub evidence: Value,
     pub recommendation: String,
-    pub action_type: &'static str,
+    pub action_type: ActionType,
     pub action_metadata: Value,
 }
 
@@ -86,16 +87,16 @@ impl Finding<'_> {
                 "{}:{}:{}",
                 self.snapshot.database_id, self.detector, self.identifier
             ),
-            detector_name: self.detector.into(),
-            category: self.category.into(),
-            severity: self.severity.into(),
+            detector_name: self.detector.as_str().into(),
+            category: self.category.as_str().into(),
+            severity: self.severity.as_str().into(),
             database_id: self.snapshot.database_id.clone(),
             timestamp: self.snapshot.timestamp,
             title: self.title,
             description: self.description,
             evidence: self.evidence,
             recommendation: self.recommendation,
-            action_type: self.action_type.into(),
+            action_type: self.action_type.as_str().into(),
             action_metadata: Some(self.action_metadata),
         }
     }

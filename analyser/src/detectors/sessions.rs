@@ -7,6 +7,8 @@ use proto::events::Detection;
 use proto::metrics::{MetricSnapshot, SessionInfo};
 use serde_json::json;
 
+use proto::status::{ActionType, Category, Detector, Severity};
+
 use super::Finding;
 use crate::thresholds::Thresholds;
 
@@ -51,14 +53,14 @@ pub fn long_running_query(s: &MetricSnapshot, t: &Thresholds) -> Vec<Detection> 
         .filter(|session| session.duration_secs >= t.long_query_seconds)
         .map(|session| {
             let severity = match session.duration_secs {
-                d if d >= 120.0 => "critical",
-                d if d >= 60.0 => "warning",
-                _ => "info",
+                d if d >= 120.0 => Severity::Critical,
+                d if d >= 60.0 => Severity::Warning,
+                _ => Severity::Info,
             };
             Finding {
                 snapshot: s,
-                detector: "long_running_query",
-                category: "query",
+                detector: Detector::LongRunningQuery,
+                category: Category::Query,
                 severity,
                 identifier: format!("{}:{}", session.pid, session.backend_start_us),
                 title: format!(
@@ -73,7 +75,7 @@ pub fn long_running_query(s: &MetricSnapshot, t: &Thresholds) -> Vec<Detection> 
                 recommendation: "Cancel the statement if it is not expected to run this long; \
                                  set a statement_timeout for the role that runs it"
                     .into(),
-                action_type: "terminate_query",
+                action_type: ActionType::TerminateQuery,
                 action_metadata: json!({
                     "pid": session.pid.to_string(),
                     "username": session.username,
@@ -95,15 +97,15 @@ pub fn idle_transaction(s: &MetricSnapshot, t: &Thresholds) -> Vec<Detection> {
         .filter(|session| session.duration_secs >= t.idle_transaction_seconds)
         .map(|session| {
             let severity = match session.duration_secs {
-                d if d >= 900.0 => "critical",
-                d if d >= 600.0 => "warning",
-                _ => "info",
+                d if d >= 900.0 => Severity::Critical,
+                d if d >= 600.0 => Severity::Warning,
+                _ => Severity::Info,
             };
             let minutes = (session.duration_secs / 60.0) as i64;
             Finding {
                 snapshot: s,
-                detector: "idle_transaction",
-                category: "connection",
+                detector: Detector::IdleTransaction,
+                category: Category::Connection,
                 severity,
                 identifier: format!("{}:{}", session.pid, session.backend_start_us),
                 title: format!("Idle transaction detected ({minutes} minutes)"),
@@ -122,7 +124,7 @@ pub fn idle_transaction(s: &MetricSnapshot, t: &Thresholds) -> Vec<Detection> {
                     "End the session, and set idle_in_transaction_session_timeout for role {}",
                     session.username
                 ),
-                action_type: "terminate_query",
+                action_type: ActionType::TerminateQuery,
                 action_metadata: json!({
                     "pid": session.pid.to_string(),
                     "username": session.username,

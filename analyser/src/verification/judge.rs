@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 
+use proto::status::LedgerState;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -80,27 +81,12 @@ pub struct Rules {
     pub regression_tolerance: f64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    Kept,
-    RolledBack,
-    NoEffect,
-}
-
-impl Decision {
-    pub fn state(self) -> &'static str {
-        match self {
-            Decision::Kept => "kept",
-            Decision::RolledBack => "rolled_back",
-            Decision::NoEffect => "no_effect",
-        }
-    }
-}
-
 /// A decision with its reason and the ledger's figures.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
-    pub decision: Decision,
+    /// Kept, rolled back or no effect (never verifying or not judged: those are decided by
+    /// the caller, from the time limit).
+    pub decision: LedgerState,
     pub reason: String,
     pub time_saved_ms_per_day: f64,
     pub write_cost_ms_per_day: f64,
@@ -156,7 +142,7 @@ pub fn judge_index(
     });
     let (decision, reason) = if let Some((id, query, was, now)) = regressions.first() {
         (
-            Decision::RolledBack,
+            LedgerState::RolledBack,
             format!(
                 "another statement on the table got slower: {query:?} (queryid {id}) went from {was:.2} ms to {now:.2} ms (+{:.0} %, tolerance {:.0} %)",
                 (now / was - 1.0) * 100.0,
@@ -165,7 +151,7 @@ pub fn judge_index(
         )
     } else if gain >= rules.improvement_threshold {
         (
-            Decision::Kept,
+            LedgerState::Kept,
             format!(
                 "the statements it serves went from {:.2} ms to {:.2} ms on average (-{:.0} %) over {} calls",
                 b.mean_ms(),
@@ -176,7 +162,7 @@ pub fn judge_index(
         )
     } else {
         (
-            Decision::NoEffect,
+            LedgerState::NoEffect,
             format!(
                 "the statements it serves went from {:.2} ms to {:.2} ms: less than the {:.0} % required",
                 b.mean_ms(),
@@ -205,7 +191,7 @@ pub fn judge_config(before: &Figures, after: &Figures, rules: Rules) -> Option<V
     let delta = a.mean_ms() - b.mean_ms();
     let (decision, reason) = if change > rules.regression_tolerance && delta > NOISE_FLOOR_MS {
         (
-            Decision::RolledBack,
+            LedgerState::RolledBack,
             format!(
                 "the database's statements got slower: {:.2} ms to {:.2} ms on average (+{:.0} %)",
                 b.mean_ms(),
@@ -215,7 +201,7 @@ pub fn judge_config(before: &Figures, after: &Figures, rules: Rules) -> Option<V
         )
     } else if -change >= rules.improvement_threshold {
         (
-            Decision::Kept,
+            LedgerState::Kept,
             format!(
                 "the database's statements went from {:.2} ms to {:.2} ms on average (-{:.0} %)",
                 b.mean_ms(),
@@ -225,7 +211,7 @@ pub fn judge_config(before: &Figures, after: &Figures, rules: Rules) -> Option<V
         )
     } else {
         (
-            Decision::NoEffect,
+            LedgerState::NoEffect,
             format!(
                 "the database's statements went from {:.2} ms to {:.2} ms on average: no meaningful change",
                 b.mean_ms(),
@@ -277,7 +263,7 @@ mod tests {
         let before = figures(&[(1, 100, 20.0, false), (2, 100, 0.10, true)], 10.0);
         let after = figures(&[(1, 300, 0.5, false), (2, 300, 0.104, true)], 10.0);
         let v = judge_index(&["1".into()], &before, &after, RULES).unwrap();
-        assert_eq!(v.decision, Decision::Kept, "{}", v.reason);
+        assert_eq!(v.decision, LedgerState::Kept, "{}", v.reason);
         // 30 calls/s = 2,592,000 a day, 19.5 ms saved each.
         assert!((v.time_saved_ms_per_day - 2_592_000.0 * 19.5).abs() < 1.0);
         // The insert's +0.004 ms is under the noise floor but is still a write cost.
@@ -289,7 +275,7 @@ mod tests {
         let before = figures(&[(1, 100, 20.0, false), (2, 100, 0.10, true)], 10.0);
         let after = figures(&[(1, 300, 0.5, false), (2, 300, 5.2, true)], 10.0);
         let v = judge_index(&["1".into()], &before, &after, RULES).unwrap();
-        assert_eq!(v.decision, Decision::RolledBack);
+        assert_eq!(v.decision, LedgerState::RolledBack);
         assert!(
             v.reason.contains("q2") && v.reason.contains("5.20 ms"),
             "{}",
@@ -305,7 +291,7 @@ mod tests {
             judge_index(&["1".into()], &before, &small, RULES)
                 .unwrap()
                 .decision,
-            Decision::NoEffect
+            LedgerState::NoEffect
         );
         let few = figures(&[(1, 49, 1.0, false)], 10.0);
         assert_eq!(judge_index(&["1".into()], &before, &few, RULES), None);
@@ -316,7 +302,7 @@ mod tests {
             judge_index(&["1".into()], &before, &after, RULES)
                 .unwrap()
                 .decision,
-            Decision::Kept
+            LedgerState::Kept
         );
     }
 
@@ -326,12 +312,12 @@ mod tests {
         let worse = figures(&[(1, 100, 14.0, false), (2, 100, 2.0, false)], 10.0);
         assert_eq!(
             judge_config(&before, &worse, RULES).unwrap().decision,
-            Decision::RolledBack
+            LedgerState::RolledBack
         );
         let better = figures(&[(1, 100, 5.0, false), (2, 100, 2.0, false)], 10.0);
         assert_eq!(
             judge_config(&before, &better, RULES).unwrap().decision,
-            Decision::Kept
+            LedgerState::Kept
         );
     }
 }

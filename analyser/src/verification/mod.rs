@@ -17,25 +17,24 @@ use std::time::Duration;
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures::StreamExt;
 use lifecycle::Shutdown;
+use proto::clients::Knowledge;
+use proto::error::{Error, ErrorKind};
 use proto::events::{ActionCompletedEvent, RollbackRequest};
-use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
 use proto::knowledge::{
     Action, GetActionRequest, GetDetectionRequest, LedgerEntry, ListLedgerRequest,
     ResolveDetectionRequest, VerificationSettings,
 };
 use proto::metrics::MetricSnapshot;
-use proto::status::Resolution;
+use proto::status::{ActionType, LedgerState, Resolution};
 use proto::subjects;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
-use tonic::transport::Channel;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use self::judge::{Figures, Load, Rules, Verdict};
 use crate::advisor::statement;
 
-const RPC_DEADLINE: Duration = Duration::from_secs(5);
 /// Cycles kept per database for baselines.
 const RECENT: usize = 12;
 /// Cycles before an action that make its baseline.
@@ -66,6 +65,49 @@ pub struct Tracking {
     pub dead_before: Option<i64>,
 }
 
+/// Why the `actions.completed` intake stopped (it starts again after a pause).
+#[derive(Debug, thiserror::Error)]
+enum IntakeError {
+    #[error("the ACTIONS stream: {0}")]
+    Stream(#[from] jetstream::context::CreateStreamError),
+    #[error("the {CONSUMER} consumer: {0}")]
+    Consumer(#[from] jetstream::stream::ConsumerError),
+    #[error("subscribing: {0}")]
+    Subscribe(#[from] jetstream::consumer::StreamError),
+    #[error("receiving: {0}")]
+    Receive(#[from] pull::MessagesError),
+    #[error("the actions.completed subscription ended")]
+    Ended,
+}
+
+/// What the executor stored with an action that verification needs: the table its plan names,
+/// the index's size and the dead tuples before a VACUUM.
+///
+/// The one reader of the executor's `params_json` (`{plan, detection_key, description}`) and
+/// `result_json`, until they are typed in `proto::actions`.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct ActionFacts {
+    table: Option<(String, String)>,
+    storage_bytes: i64,
+    dead_before: Option<i64>,
+}
+
+impl ActionFacts {
+    fn of(action: &Action) -> Self {
+        let params: Value = serde_json::from_str(&action.params_json).unwrap_or(Value::Null);
+        let result: Value = serde_json::from_str(&action.result_json).unwrap_or(Value::Null);
+        let plan = &params["plan"];
+        Self {
+            table: match (plan["schema"].as_str(), plan["table"].as_str()) {
+                (Some(schema), Some(table)) => Some((schema.to_owned(), table.to_owned())),
+                _ => None,
+            },
+            storage_bytes: result["size_bytes"].as_i64().unwrap_or(0),
+            dead_before: result["dead_tuples_before"].as_i64(),
+        }
+    }
+}
+
 /// One cycle of a database, kept for baselines.
 #[derive(Debug, Clone)]
 struct Cycle {
@@ -74,14 +116,14 @@ struct Cycle {
 }
 
 pub struct Verifier {
-    knowledge: KnowledgeServiceClient<Channel>,
+    knowledge: Knowledge,
     nats: async_nats::Client,
     tracked: Mutex<Option<HashMap<String, Tracking>>>,
     recent: Mutex<HashMap<String, VecDeque<Cycle>>>,
 }
 
 impl Verifier {
-    pub fn new(knowledge: KnowledgeServiceClient<Channel>, nats: async_nats::Client) -> Self {
+    pub fn new(knowledge: Knowledge, nats: async_nats::Client) -> Self {
         Self {
             knowledge,
             nats,
@@ -102,8 +144,7 @@ impl Verifier {
                         max_age: subjects::STREAM_MAX_AGE,
                         ..Default::default()
                     })
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                 let consumer = stream
                     .get_or_create_consumer(
                         CONSUMER,
@@ -114,11 +155,10 @@ impl Verifier {
                             ..Default::default()
                         },
                     )
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+                    .await?;
+                let mut messages = consumer.messages().await?;
                 while let Some(message) = messages.next().await {
-                    let message = message.map_err(|e| e.to_string())?;
+                    let message = message?;
                     let event: ActionCompletedEvent = match serde_json::from_slice(&message.payload)
                     {
                         Ok(event) => event,
@@ -140,7 +180,7 @@ impl Verifier {
                         }
                     }
                 }
-                Err::<(), String>("the actions.completed subscription ended".into())
+                Err::<(), IntakeError>(IntakeError::Ended)
             };
             tokio::select! {
                 () = shutdown.wait() => return,
@@ -157,22 +197,27 @@ impl Verifier {
     }
 
     /// Starts following a completed action (idempotent: a ledger entry that exists is kept).
-    pub async fn start(&self, event: &ActionCompletedEvent) -> Result<(), String> {
+    pub async fn start(&self, event: &ActionCompletedEvent) -> Result<(), Error> {
         let mut tracked = self.tracked().await?;
         if tracked.contains_key(&event.action_id) {
             return Ok(());
         }
-        let mut knowledge = self.knowledge.clone();
-        if let Ok(Ok(existing)) = tokio::time::timeout(
-            RPC_DEADLINE,
-            knowledge.get_ledger_entry(proto::knowledge::GetLedgerEntryRequest {
-                action_id: event.action_id.clone(),
-            }),
-        )
-        .await
-            && existing.get_ref().found
+        let request = proto::knowledge::GetLedgerEntryRequest {
+            action_id: event.action_id.clone(),
+        };
+        match self
+            .knowledge
+            .call("GetLedgerEntry", |mut k| async move {
+                k.get_ledger_entry(request).await
+            })
+            .await
         {
-            return Ok(());
+            Ok(existing) if existing.found => return Ok(()),
+            Ok(_) => {}
+            // Knowledge down: offered again later.
+            Err(error) if error.kind().is_transient() => return Err(error),
+            // An id knowledge refuses (it cannot hold an action either: `action` says so).
+            Err(error) => debug!(action_id = %event.action_id, %error, "no ledger entry read"),
         }
         let Some(action) = self.action(&event.action_id).await? else {
             // Published by mistake or by someone else, or flushed since: there is nothing to
@@ -183,13 +228,7 @@ impl Verifier {
         };
         let evidence = self.evidence(&action.detection_id).await;
         let settings = self.settings().await?;
-        let result: Value = serde_json::from_str(&action.result_json).unwrap_or(Value::Null);
-        let params: Value = serde_json::from_str(&action.params_json).unwrap_or(Value::Null);
-        let plan = &params["plan"];
-        let table = match (plan["schema"].as_str(), plan["table"].as_str()) {
-            (Some(schema), Some(table)) => Some((schema.to_owned(), table.to_owned())),
-            _ => None,
-        };
+        let facts = ActionFacts::of(&action);
         let served: Vec<String> = evidence["statements"]
             .as_array()
             .map(|list| {
@@ -214,7 +253,7 @@ impl Verifier {
             detection_id: action.detection_id.clone(),
             detection_key: event.detection_key.clone(),
             action_type: action.action_type.clone(),
-            table,
+            table: facts.table,
             served,
             can_rollback: action.can_rollback,
             started_at,
@@ -222,13 +261,13 @@ impl Verifier {
             deadline: completed_at + settings.timeout_seconds.max(60),
             before: Figures::default(),
             after: Figures::default(),
-            storage_bytes: result["size_bytes"].as_i64().unwrap_or(0),
-            dead_before: result["dead_tuples_before"].as_i64(),
+            storage_bytes: facts.storage_bytes,
+            dead_before: facts.dead_before,
         };
         self.baseline(&mut tracking, &evidence).await;
         let entry = self.entry(
             &tracking,
-            "verifying",
+            LedgerState::Verifying,
             "measuring the cycles after the action",
             None,
         );
@@ -253,8 +292,12 @@ impl Verifier {
                 cycles.pop_front();
             }
         }
-        let Ok(mut tracked) = self.tracked().await else {
-            return;
+        let mut tracked = match self.tracked().await {
+            Ok(tracked) => tracked,
+            Err(error) => {
+                debug!(%error, "verifications in progress not loaded yet");
+                return;
+            }
         };
         let ids: Vec<String> = tracked
             .values()
@@ -265,8 +308,12 @@ impl Verifier {
             // Nothing to verify on this database: no configuration read either.
             return;
         }
-        let Ok(settings) = self.settings().await else {
-            return;
+        let settings = match self.settings().await {
+            Ok(settings) => settings,
+            Err(error) => {
+                warn!(%error, "verification settings not read; this cycle is not counted");
+                return;
+            }
         };
         for id in ids {
             let Some(tracking) = tracked.get_mut(&id) else {
@@ -281,20 +328,27 @@ impl Verifier {
             match decide(tracking, snapshot, &settings) {
                 Some((state, reason, verdict)) => {
                     let entry = self.entry(tracking, state, &reason, verdict.as_ref());
-                    if self.save(entry).await.is_ok() {
-                        self.act(tracking, state, &reason, &settings).await;
-                        info!(action_id = %id, state, %reason, "verified");
-                        tracked.remove(&id);
+                    match self.save(entry).await {
+                        Ok(()) => {
+                            self.act(tracking, state, &reason, &settings).await;
+                            info!(action_id = %id, %state, %reason, "verified");
+                            tracked.remove(&id);
+                        }
+                        Err(error) => {
+                            warn!(action_id = %id, %state, %error, "decision not saved; decided again next cycle");
+                        }
                     }
                 }
                 None => {
                     let entry = self.entry(
                         tracking,
-                        "verifying",
+                        LedgerState::Verifying,
                         "measuring the cycles after the action",
                         None,
                     );
-                    let _ = self.save(entry).await;
+                    if let Err(error) = self.save(entry).await {
+                        warn!(action_id = %id, %error, "verification progress not saved");
+                    }
                 }
             }
         }
@@ -304,14 +358,14 @@ impl Verifier {
     async fn act(
         &self,
         tracking: &Tracking,
-        state: &str,
+        state: LedgerState,
         reason: &str,
         settings: &VerificationSettings,
     ) {
         let rollback = match state {
-            "rolled_back" => true,
-            "no_effect" => settings.rollback_on_no_effect && tracking.can_rollback,
-            _ => false,
+            LedgerState::RolledBack => true,
+            LedgerState::NoEffect => settings.rollback_on_no_effect && tracking.can_rollback,
+            LedgerState::Verifying | LedgerState::Kept | LedgerState::NotJudged => false,
         };
         if rollback && tracking.can_rollback {
             let request = RollbackRequest {
@@ -322,34 +376,51 @@ impl Verifier {
                 reason: format!("verification: {reason}"),
                 timestamp: now(),
             };
-            if let Ok(payload) = serde_json::to_vec(&request) {
-                let _ = self
-                    .nats
-                    .publish(subjects::ROLLBACK_REQUESTED, payload.into())
-                    .await;
-                let _ = self.nats.flush().await;
+            let payload = match serde_json::to_vec(&request) {
+                Ok(payload) => payload,
+                Err(error) => {
+                    warn!(action_id = %tracking.action_id, %error, "rollback request not encoded");
+                    return;
+                }
+            };
+            if let Err(error) = self
+                .nats
+                .publish(subjects::ROLLBACK_REQUESTED, payload.into())
+                .await
+            {
+                warn!(action_id = %tracking.action_id, %error, "rollback request not sent");
+            } else if let Err(error) = self.nats.flush().await {
+                warn!(action_id = %tracking.action_id, %error, "rollback request not flushed");
             }
             return;
         }
         if tracking.detection_id.is_empty() {
             return;
         }
+        // A regression that cannot be undone leaves the change in place: the problem counts
+        // as fixed, as when it was not judged.
         let resolution = match state {
-            "kept" => Resolution::Verified,
-            "no_effect" => Resolution::NoEffect,
-            _ => Resolution::Fixed,
+            LedgerState::Kept => Resolution::Verified,
+            LedgerState::NoEffect => Resolution::NoEffect,
+            LedgerState::Verifying | LedgerState::RolledBack | LedgerState::NotJudged => {
+                Resolution::Fixed
+            }
         };
-        let mut knowledge = self.knowledge.clone();
-        let _ = tokio::time::timeout(
-            RPC_DEADLINE,
-            knowledge.mark_detection_resolved(ResolveDetectionRequest {
-                detection_id: tracking.detection_id.clone(),
-                solution: format!("{state}: {reason}"),
-                reason: resolution.to_string(),
-                cooldown_seconds: 0,
-            }),
-        )
-        .await;
+        let request = ResolveDetectionRequest {
+            detection_id: tracking.detection_id.clone(),
+            solution: format!("{state}: {reason}"),
+            reason: resolution.to_string(),
+            cooldown_seconds: 0,
+        };
+        if let Err(error) = self
+            .knowledge
+            .call("MarkDetectionResolved", |mut k| async move {
+                k.mark_detection_resolved(request).await
+            })
+            .await
+        {
+            warn!(detection_id = %tracking.detection_id, %error, "detection not resolved after verification");
+        }
     }
 
     /// Baseline: the cycles this analyser saw before the action started, for the statements
@@ -400,7 +471,7 @@ impl Verifier {
     fn entry(
         &self,
         t: &Tracking,
-        state: &str,
+        state: LedgerState,
         reason: &str,
         verdict: Option<&Verdict>,
     ) -> LedgerEntry {
@@ -410,10 +481,10 @@ impl Verifier {
             detection_id: t.detection_id.clone(),
             detection_key: t.detection_key.clone(),
             action_type: t.action_type.clone(),
-            state: state.into(),
+            state: state.as_str().into(),
             reason: reason.into(),
             started_at: t.completed_at,
-            decided_at: if state == "verifying" { 0 } else { now() },
+            decided_at: if state.is_final() { now() } else { 0 },
             cycles: t.after.cycles as i32,
             before_json: summary(&t.before, &t.served).to_string(),
             after_json: verdict
@@ -428,35 +499,34 @@ impl Verifier {
         }
     }
 
-    async fn save(&self, entry: LedgerEntry) -> Result<(), String> {
-        let mut knowledge = self.knowledge.clone();
-        tokio::time::timeout(RPC_DEADLINE, knowledge.save_ledger_entry(entry))
-            .await
-            .map_err(|_| "knowledge did not answer SaveLedgerEntry".to_owned())?
-            .map_err(|s| format!("SaveLedgerEntry: {}", s.message()))?;
+    async fn save(&self, entry: LedgerEntry) -> Result<(), Error> {
+        self.knowledge
+            .call("SaveLedgerEntry", |mut k| async move {
+                k.save_ledger_entry(entry).await
+            })
+            .await?;
         Ok(())
     }
 
     /// The verifications in progress, loaded from knowledge on first use (after a restart).
     async fn tracked(
         &self,
-    ) -> Result<tokio::sync::MappedMutexGuard<'_, HashMap<String, Tracking>>, String> {
+    ) -> Result<tokio::sync::MappedMutexGuard<'_, HashMap<String, Tracking>>, Error> {
         let mut guard = self.tracked.lock().await;
         if guard.is_none() {
-            let mut knowledge = self.knowledge.clone();
-            let entries = tokio::time::timeout(
-                RPC_DEADLINE,
-                knowledge.list_ledger(ListLedgerRequest {
-                    database_id: String::new(),
-                    state: "verifying".into(),
-                    limit: 1000,
-                }),
-            )
-            .await
-            .map_err(|_| "knowledge did not answer ListLedger".to_owned())?
-            .map_err(|s| format!("ListLedger: {}", s.message()))?
-            .into_inner()
-            .entries;
+            let request = ListLedgerRequest {
+                database_id: String::new(),
+                state: LedgerState::Verifying.as_str().into(),
+                limit: 1000,
+            };
+            let entries = self
+                .knowledge
+                .call(
+                    "ListLedger",
+                    |mut k| async move { k.list_ledger(request).await },
+                )
+                .await?
+                .entries;
             let resumed: HashMap<String, Tracking> = entries
                 .iter()
                 .filter_map(|e| serde_json::from_str::<Tracking>(&e.tracking_json).ok())
@@ -473,23 +543,21 @@ impl Verifier {
     }
 
     /// The action `id`; `None` when knowledge has none (or refuses the id: it cannot hold one).
-    async fn action(&self, id: &str) -> Result<Option<Action>, String> {
-        let mut knowledge = self.knowledge.clone();
-        let reply = tokio::time::timeout(
-            RPC_DEADLINE,
-            knowledge.get_action(GetActionRequest {
-                action_id: id.into(),
-            }),
-        )
-        .await
-        .map_err(|_| "knowledge did not answer GetAction".to_owned())?;
+    async fn action(&self, id: &str) -> Result<Option<Action>, Error> {
+        let request = GetActionRequest {
+            action_id: id.into(),
+        };
+        let reply = self
+            .knowledge
+            .call(
+                "GetAction",
+                |mut k| async move { k.get_action(request).await },
+            )
+            .await;
         match reply {
-            Ok(reply) => {
-                let reply = reply.into_inner();
-                Ok(reply.action.filter(|_| reply.found))
-            }
-            Err(status) if status.code() == tonic::Code::InvalidArgument => Ok(None),
-            Err(status) => Err(status.message().to_owned()),
+            Ok(reply) => Ok(reply.action.filter(|_| reply.found)),
+            Err(error) if error.kind() == ErrorKind::InvalidInput => Ok(None),
+            Err(error) => Err(error),
         }
     }
 
@@ -497,28 +565,29 @@ impl Verifier {
         if detection_id.is_empty() {
             return Value::Null;
         }
-        let mut knowledge = self.knowledge.clone();
-        match tokio::time::timeout(
-            RPC_DEADLINE,
-            knowledge.get_detection(GetDetectionRequest {
-                detection_id: detection_id.into(),
-            }),
-        )
-        .await
+        let request = GetDetectionRequest {
+            detection_id: detection_id.into(),
+        };
+        match self
+            .knowledge
+            .call("GetDetection", |mut k| async move {
+                k.get_detection(request).await
+            })
+            .await
         {
-            Ok(Ok(reply)) => reply
-                .into_inner()
+            Ok(reply) => reply
                 .detection
                 .and_then(|d| serde_json::from_str(&d.evidence_json).ok())
                 .unwrap_or(Value::Null),
-            _ => Value::Null,
+            Err(error) => {
+                debug!(detection_id, %error, "detection evidence not read; baseline from cycles only");
+                Value::Null
+            }
         }
     }
 
-    async fn settings(&self) -> Result<VerificationSettings, String> {
-        let config = proto::clients::system_config(&self.knowledge, RPC_DEADLINE)
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn settings(&self) -> Result<VerificationSettings, Error> {
+        let config = self.knowledge.system_config().await?;
         Ok(config.verification.unwrap_or_default())
     }
 }
@@ -528,7 +597,7 @@ fn decide(
     tracking: &Tracking,
     snapshot: &MetricSnapshot,
     settings: &VerificationSettings,
-) -> Option<(&'static str, String, Option<Verdict>)> {
+) -> Option<(LedgerState, String, Option<Verdict>)> {
     let rules = Rules {
         min_calls: settings.min_calls,
         improvement_threshold: settings.improvement_threshold,
@@ -536,12 +605,14 @@ fn decide(
     };
     let enough_cycles = tracking.after.cycles >= settings.cycles.max(1) as u32;
     let expired = snapshot.timestamp >= tracking.deadline;
-    let verdict = match tracking.action_type.as_str() {
-        "create_index" => {
+    let verdict = match tracking.action_type.parse::<ActionType>() {
+        Ok(ActionType::CreateIndex) => {
             judge::judge_index(&tracking.served, &tracking.before, &tracking.after, rules)
         }
-        "tune_config_high_latency" => judge::judge_config(&tracking.before, &tracking.after, rules),
-        "vacuum_table" => {
+        Ok(ActionType::TuneConfigHighLatency) => {
+            judge::judge_config(&tracking.before, &tracking.after, rules)
+        }
+        Ok(ActionType::VacuumTable) => {
             if tracking.after.cycles == 0 {
                 return None;
             }
@@ -564,31 +635,34 @@ fn decide(
                 ),
             };
             let state = if dead_now.is_some_and(|now| now < before) || dead_now.is_none() {
-                "kept"
+                LedgerState::Kept
             } else {
-                "no_effect"
+                LedgerState::NoEffect
             };
             return Some((state, reason, None));
         }
-        other => {
+        _ => {
             if tracking.after.cycles == 0 {
                 return None;
             }
             return Some((
-                "not_judged",
-                format!("{other} is not measured by verification; its result records what it did"),
+                LedgerState::NotJudged,
+                format!(
+                    "{} is not measured by verification; its result records what it did",
+                    tracking.action_type
+                ),
                 None,
             ));
         }
     };
     match verdict {
         Some(verdict) if enough_cycles => {
-            let state = verdict.decision.state();
+            let state = verdict.decision;
             let reason = verdict.reason.clone();
             Some((state, reason, Some(verdict)))
         }
         _ if expired => Some((
-            "not_judged",
+            LedgerState::NotJudged,
             format!(
                 "too few calls to judge within {} s (the served statements ran {} times; {} needed); the change stays",
                 tracking.deadline - tracking.completed_at,
@@ -731,6 +805,170 @@ mod tests {
         }
     }
 
+    /// A verifier whose knowledge does not answer, on a real NATS server.
+    async fn verifier(nats: &testkit::NatsServer) -> Arc<Verifier> {
+        let closed = format!("127.0.0.1:{}", testkit::free_port());
+        let client = async_nats::connect(nats.url()).await.unwrap();
+        Arc::new(Verifier::new(Knowledge::connect(&closed).unwrap(), client))
+    }
+
+    #[tokio::test]
+    async fn a_regression_and_an_ineffective_change_when_so_configured_ask_for_a_rollback() {
+        let nats = testkit::NatsServer::start();
+        let verifier = verifier(&nats).await;
+        let listener = async_nats::connect(nats.url()).await.unwrap();
+        let mut requests = listener
+            .subscribe(subjects::ROLLBACK_REQUESTED)
+            .await
+            .unwrap();
+        // A flush only writes the subscription out; a request's answer (here: no one answers)
+        // comes after the server has taken it, so the verifier's message cannot overtake it.
+        let barrier = listener.request("barrier", "".into()).await;
+        assert!(barrier.is_err(), "nobody answers on `barrier`");
+        let settings = VerificationSettings {
+            rollback_on_no_effect: true,
+            ..Default::default()
+        };
+        for (state, reason) in [
+            (LedgerState::RolledBack, "another statement got slower"),
+            (LedgerState::NoEffect, "no faster"),
+        ] {
+            verifier.act(&tracking(60), state, reason, &settings).await;
+            let message = tokio::time::timeout(Duration::from_secs(5), requests.next())
+                .await
+                .expect("a rollback request within 5 s")
+                .unwrap();
+            let request: RollbackRequest = serde_json::from_slice(&message.payload).unwrap();
+            assert_eq!(
+                (
+                    request.action_id.as_str(),
+                    request.detection_id.as_str(),
+                    request.action_type.as_str(),
+                    request.database_id.as_str()
+                ),
+                ("a", "d", "create_index", "db")
+            );
+            assert_eq!(request.reason, format!("verification: {reason}"));
+        }
+    }
+
+    #[tokio::test]
+    async fn intake_drops_a_malformed_event_and_redelivers_one_knowledge_could_not_take() {
+        let nats = testkit::NatsServer::start();
+        let verifier = verifier(&nats).await;
+        let client = async_nats::connect(nats.url()).await.unwrap();
+        let jetstream = jetstream::new(client);
+        let shutdown = Shutdown::new();
+        let intake = tokio::spawn(verifier.consume(jetstream.clone(), shutdown.clone()));
+        // The intake creates the stream; publish once it exists.
+        let stream = loop {
+            if let Ok(stream) = jetstream.get_stream(subjects::ACTIONS_STREAM).await {
+                break stream;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let event = ActionCompletedEvent {
+            action_id: "act-1".into(),
+            database_id: "db".into(),
+            ..Default::default()
+        };
+        for payload in [b"{not json".to_vec(), serde_json::to_vec(&event).unwrap()] {
+            jetstream
+                .publish(subjects::ACTIONS_COMPLETED, payload.into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+        // Knowledge is down: the event is refused with a delay and offered again; the malformed
+        // one was terminated, so only the event is still pending.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let info = stream.consumer_info(CONSUMER).await.unwrap();
+            if info.num_redelivered >= 1 && info.delivered.stream_sequence >= 2 {
+                assert_eq!(info.num_ack_pending, 1, "{info:?}");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never redelivered: {info:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        shutdown.trigger();
+        tokio::time::timeout(Duration::from_secs(5), intake)
+            .await
+            .expect("the intake stops on shutdown")
+            .unwrap();
+    }
+
+    #[test]
+    fn the_table_size_and_dead_tuples_are_read_from_what_the_executor_stored() {
+        let action = Action {
+            params_json: r#"{"plan": {"schema": "public", "table": "posts", "columns": []},
+                             "detection_key": "k", "description": "d"}"#
+                .into(),
+            result_json: r#"{"size_bytes": 8192, "dead_tuples_before": 6666}"#.into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            ActionFacts::of(&action),
+            ActionFacts {
+                table: Some(("public".into(), "posts".into())),
+                storage_bytes: 8192,
+                dead_before: Some(6666),
+            }
+        );
+        // A session's termination names no table; nothing stored is nothing known.
+        assert_eq!(ActionFacts::of(&Action::default()), ActionFacts::default());
+    }
+
+    #[test]
+    fn a_vacuum_is_kept_when_dead_tuples_fell_and_found_ineffective_when_not() {
+        let settings = VerificationSettings {
+            cycles: 3,
+            ..Default::default()
+        };
+        let mut vacuum = tracking(0);
+        vacuum.action_type = ActionType::VacuumTable.as_str().into();
+        vacuum.dead_before = Some(1000);
+        let with_dead = |dead: i64| {
+            let mut s = snapshot(200);
+            s.postgres = Some(proto::metrics::PostgresDetail {
+                tables: vec![proto::metrics::TableStats {
+                    schema: "public".into(),
+                    name: "posts".into(),
+                    dead_tuples: dead,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            });
+            s
+        };
+        let (state, reason, _) = decide(&vacuum, &with_dead(10), &settings).unwrap();
+        assert_eq!(state, LedgerState::Kept);
+        assert!(reason.contains("990 reclaimed"), "{reason}");
+        let (state, _, _) = decide(&vacuum, &with_dead(1000), &settings).unwrap();
+        assert_eq!(state, LedgerState::NoEffect);
+        // Before a cycle after it, nothing is decided.
+        vacuum.after.cycles = 0;
+        assert_eq!(decide(&vacuum, &with_dead(10), &settings), None);
+    }
+
+    #[test]
+    fn an_action_verification_does_not_measure_is_recorded_not_judged() {
+        let mut terminate = tracking(60);
+        terminate.action_type = ActionType::TerminateQuery.as_str().into();
+        let (state, reason, verdict) =
+            decide(&terminate, &snapshot(200), &VerificationSettings::default()).unwrap();
+        assert_eq!(state, LedgerState::NotJudged);
+        assert!(
+            reason.starts_with("terminate_query is not measured"),
+            "{reason}"
+        );
+        assert!(verdict.is_none());
+    }
+
     #[test]
     fn too_few_calls_wait_until_the_time_limit_and_are_then_not_judged() {
         let settings = VerificationSettings {
@@ -746,13 +984,13 @@ mod tests {
             "waits for calls"
         );
         let (state, reason, _) = decide(&tracking(10), &snapshot(701), &settings).unwrap();
-        assert_eq!(state, "not_judged");
+        assert_eq!(state, LedgerState::NotJudged);
         assert!(
             reason.contains("too few calls") && reason.contains("the change stays"),
             "{reason}"
         );
         let (state, _, verdict) = decide(&tracking(60), &snapshot(200), &settings).unwrap();
-        assert_eq!(state, "kept");
+        assert_eq!(state, LedgerState::Kept);
         assert!(verdict.unwrap().time_saved_ms_per_day > 0.0);
     }
 }

@@ -89,14 +89,23 @@ pub fn describe(error: &sqlx::Error) -> String {
     }
 }
 
+/// Why nothing could be collected from a database.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error("{}", describe(.0))]
+    Unreachable(#[from] sqlx::Error),
+    #[error("the server did not answer within {} s", QUERY_DEADLINE.as_secs())]
+    TimedOut,
+}
+
 /// Reads everything; fails only when the database cannot be reached at all.
-pub async fn collect(pool: &PgPool, local_host: bool) -> Result<Sample, sqlx::Error> {
+pub async fn collect(pool: &PgPool, local_host: bool) -> Result<Sample, CollectError> {
     let mut sample = Sample::default();
     // One cheap round trip first: if the server is unreachable, say so instead of N errors.
     let (version, version_num, database_name) =
         tokio::time::timeout(QUERY_DEADLINE, settings::version(pool))
             .await
-            .map_err(|_| sqlx::Error::PoolTimedOut)??;
+            .map_err(|_| CollectError::TimedOut)??;
     sample.server_version = version;
     sample.server_version_num = version_num;
     sample.database_name = database_name;

@@ -100,7 +100,8 @@ async fn a_big_table_read_by_a_slow_infrequent_statement_is_indexed_alike_at_1_5
         let live = Live::open(&api).await;
         // The collector's first sample has no window; the rates are there from the second.
         let within = Duration::from_secs(3 * interval + 20);
-        let seen = missing_index_detections(&api, &live, &["public.readings"], within).await;
+        let seen =
+            missing_index_detections(&stack, &api, &live, &["public.readings"], within).await;
         let mut decided: Vec<(String, serde_json::Value)> = seen
             .iter()
             .map(|d| {
@@ -143,8 +144,7 @@ async fn a_big_table_read_by_a_slow_infrequent_statement_is_indexed_alike_at_1_5
             r#"CREATE INDEX CONCURRENTLY "idx_readings_created_at" ON "public"."readings" ("created_at")"#
         );
         // Only the statements' own detections: nothing on the tiny or the cheap table, no other
-        // problem (the detection above proves snapshots were analysed meanwhile, and
-        // missing_index_detections waited a few cycles more).
+        // problem (missing_index_detections waited for three more cycles analysed).
         assert!(
             api.detections()
                 .await
@@ -237,6 +237,8 @@ async fn two_statement_families_get_an_index_each_and_a_lookup_by_lower_email_an
         let entry = api.decided(id, Duration::from_secs(120)).await;
         assert_eq!(entry["state"], "kept", "{entry}");
     }
+    // Three more cycles analysed with the workload still running: nothing else is proposed.
+    stack.analysed_cycles("app", 3).await;
     for task in load {
         task.abort();
     }

@@ -47,8 +47,9 @@ async fn analyser_restarted_mid_verification(how: Restart) {
     .await;
     if let Some(process) = process.as_mut() {
         process.kill();
-        // Down for a few collection cycles: the collector keeps going and reconnects by itself.
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        // Down for a few collection cycles (the collector keeps going, and reconnects by
+        // itself once an analyser listens again).
+        stack.collected_cycles("app", 3).await;
     }
     stack.restart_analyser().await;
 
@@ -63,8 +64,18 @@ async fn analyser_restarted_mid_verification(how: Restart) {
         entry["before"], before["before"],
         "the baseline measured before the restart was kept"
     );
-    let detection = api.detection(&detection_id).await;
-    assert_eq!(detection["resolution"], "verified", "{detection}");
+    // The detection is resolved once the decision is saved.
+    eventually(
+        "the detection resolved as verified",
+        Duration::from_secs(10),
+        || async {
+            let detection = api.detection(&detection_id).await;
+            (detection["resolution"] == "verified")
+                .then_some(())
+                .ok_or(detection.to_string())
+        },
+    )
+    .await;
     // One action per problem: the restart did not run or propose any of them again.
     crate::only_index_actions(&api).await;
     executor.stop().await;
@@ -93,24 +104,41 @@ async fn knowledge_collector_analyser_and_gateway_each_killed_mid_s1_lose_nothin
     let (status, created) = api
         .post(
             "/databases",
-            serde_json::json!({"database_name": "app", "connection_string": pg.url("app")}),
+            serde_json::json!({
+                "database_id": "app", "database_name": "app", "connection_string": pg.url("app"),
+            }),
         )
         .await;
     assert_eq!(status, 201, "{created}");
     let load = crate::s1_workload(pg.url("app"));
 
-    // Killed while the problem is being found: the collector, then the analyser.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The collector is killed while the problem is being found: the pipeline has analysed the
+    // database, and the posts index is not built yet (the first snapshot has no window, so
+    // nothing can be found on it).
+    services.analysed_cycles("app", 1).await;
+    let posts_built = |actions: &[serde_json::Value]| {
+        actions
+            .iter()
+            .any(|a| a["plan"]["table"] == "posts" && a["status"] == "completed")
+    };
+    let actions = api.actions().await;
+    assert!(!posts_built(&actions), "killed after the fix: {actions:#?}");
     services.kill("collector");
-    tokio::time::sleep(Duration::from_secs(2)).await;
     services.start_one("collector");
-    services.kill("analyser");
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    services.start_one("analyser");
 
-    // The posts index is proposed and built; then knowledge and the gateway die mid-verification.
+    // The analyser is killed once the posts index is proposed, before verification decided it.
     let action = crate::index_action(&api, "posts", Duration::from_secs(90)).await;
     let action_id = action["action_id"].as_str().unwrap().to_owned();
+    let undecided = api.ledger_entry(&action_id).await;
+    assert!(
+        undecided.as_ref().is_none_or(|e| e["state"] == "verifying"),
+        "killed before verification decided: {undecided:?}"
+    );
+    services.kill("analyser");
+    services.start_one("analyser");
+    services.analysed_cycles("app", 1).await;
+
+    // The posts index is built; then knowledge and the gateway die mid-verification.
     api.wait_for_action(&action_id, "completed", Duration::from_secs(60))
         .await;
     let undecided = api.ledger_entry(&action_id).await;
@@ -120,7 +148,8 @@ async fn knowledge_collector_analyser_and_gateway_each_killed_mid_s1_lose_nothin
     );
     services.kill("knowledge");
     services.kill("gateway");
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The analyser goes on through the outage: it analyses without knowledge.
+    services.analysed_cycles("app", 2).await;
     services.start_one("knowledge");
     services.start_one("gateway");
     services.wait_until_ready().await;

@@ -313,6 +313,8 @@ async fn s3_bloat_behind_an_xmin_holder_the_holder_is_ended_then_vacuum_reclaims
         },
     )
     .await;
+    // Three more cycles analysed with nothing active: no later action.
+    stack.analysed_cycles("app", 3).await;
     let after = api.get("/actions?database_id=app").await;
     assert_eq!(stack::list(&after).len(), 2, "no later action: {after}");
     executor.stop().await;
@@ -500,6 +502,8 @@ async fn s4_runaway_queries_are_cancelled_within_a_cycle_and_their_sessions_stay
             "{what}: ran {run_time:?}, more than one cycle past the {THRESHOLD} s threshold"
         );
     }
+    // Three more cycles analysed after both were cancelled: nothing else was found or done.
+    stack.analysed_cycles("app", 3).await;
     let detections = live.events("detection");
     assert_eq!(
         detections.len(),

@@ -56,10 +56,13 @@ async fn an_idle_transaction_is_detected_once_registered_in_knowledge_and_kept_i
     let mut detections = nats.subscribe(proto::subjects::DETECTIONS).await.unwrap();
     nats.flush().await.unwrap();
 
-    // A quiet database: a few cycles, and nothing is detected.
-    let quiet = tokio::time::timeout(Duration::from_secs(4), detections.next()).await;
+    // A quiet database: three cycles analysed, and nothing is detected.
+    let quiet = tokio::select! {
+        message = detections.next() => Some(message),
+        () = stack.analysed_cycles("app", 3) => None,
+    };
     assert!(
-        quiet.is_err(),
+        quiet.is_none(),
         "a healthy, idle database produced a detection: {quiet:?}"
     );
     assert_eq!(api.detections().await, Vec::<serde_json::Value>::new());
@@ -119,16 +122,18 @@ async fn an_idle_transaction_is_detected_once_registered_in_knowledge_and_kept_i
         active[0]
     );
 
-    // Still idle over the next cycles: the same key is not published again.
-    let until = Instant::now() + Duration::from_secs(4);
-    while let Ok(Some(message)) = tokio::time::timeout(
-        until.saturating_duration_since(Instant::now()),
-        detections.next(),
-    )
-    .await
-    {
-        let again: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
-        assert_ne!(again["key"], key, "published twice");
+    // Still idle over the next three cycles analysed: the same key is not published again.
+    let window = stack.analysed_cycles("app", 3);
+    tokio::pin!(window);
+    loop {
+        tokio::select! {
+            message = detections.next() => {
+                let message = message.expect("the subscription ends only with the test");
+                let again: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
+                assert_ne!(again["key"], key, "published twice");
+            }
+            () = &mut window => break,
+        }
     }
     let occurrences = api.detection(&id).await["occurrences"].as_i64().unwrap();
     assert!(
@@ -195,8 +200,19 @@ async fn s4_a_long_query_is_detected_after_its_threshold_is_lowered_in_the_dashb
         let _ = sqlx::query("SELECT pg_sleep(120)").execute(&sleeper).await;
     });
 
-    // Under the 600 s threshold nothing fires, however long we watch a few cycles.
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // Under the 600 s threshold nothing fires, however many cycles see it running.
+    crate::stack::eventually("the sleeper runs", Duration::from_secs(10), || async {
+        pg.psql(
+            "app",
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = {pid} AND state = 'active'"
+            ),
+        )
+        .eq("1")
+        .then_some(())
+    })
+    .await;
+    stack.analysed_cycles("app", 5).await;
     assert_eq!(
         live.detections(),
         Vec::<serde_json::Value>::new(),
@@ -306,8 +322,8 @@ async fn s2_s3_bloat_is_detected_per_table_and_names_the_xmin_holder() {
             .unwrap()
             .contains(&format!("session {holder_pid}"))
     );
-    // A few cycles later: that is the only problem, and nothing was done (no executor).
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Three cycles analysed later: that is the only problem, and nothing was done (no executor).
+    stack.analysed_cycles("app", 3).await;
     let active = api.detections().await;
     assert_eq!(active.len(), 1, "only the bloat of events: {active:#?}");
     assert_eq!(active[0]["id"], detection["id"]);
@@ -349,8 +365,8 @@ async fn s6_connection_exhaustion_is_detected_from_all_client_connections() {
         detection["action_metadata"]["recommended_tool"],
         "pgbouncer"
     );
-    // A few cycles later: that is the only problem, and nothing was done (no executor).
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Three cycles analysed later: that is the only problem, and nothing was done (no executor).
+    stack.analysed_cycles("app", 3).await;
     let active = api.detections().await;
     assert_eq!(active.len(), 1, "only the exhaustion: {active:#?}");
     assert_eq!(active[0]["id"], detection["id"]);
@@ -407,9 +423,11 @@ async fn s6_a_server_crowded_by_several_databases_is_reported_once_with_advice_n
         first["evidence"]["database_share"].as_f64().unwrap() < 0.5,
         "{first}"
     );
-    // Several collection cycles later, no other database has reported the same server, and
-    // nothing else was found.
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Three cycles of each database analysed later, no other database has reported the same
+    // server, and nothing else was found.
+    for name in ["app", "billing", "search"] {
+        stack.analysed_cycles(name, 3).await;
+    }
     let active = api.detections().await;
     assert_eq!(active.len(), 1, "reported once, nothing else: {active:#?}");
     assert_eq!(active[0]["id"], first["id"]);
@@ -436,8 +454,8 @@ async fn s7_cache_misses_are_detected_from_the_windowed_hit_rate() {
     let gateway = stack.start_gateway_alone(state.path()).await;
     let api = gateway.api();
     let live = Live::open(&api).await;
-    // Idle first: no reads, so no cache verdict at all.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Idle first: no reads, so no cache verdict at all, over three cycles analysed.
+    stack.analysed_cycles("app", 3).await;
     assert_eq!(
         live.detections(),
         Vec::<serde_json::Value>::new(),
@@ -474,8 +492,8 @@ async fn s7_cache_misses_are_detected_from_the_windowed_hit_rate() {
             .unwrap()
             > 0
     );
-    // A few cycles later: that is the only problem, and nothing was done (no executor).
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Three cycles analysed later: that is the only problem, and nothing was done (no executor).
+    stack.analysed_cycles("app", 3).await;
     let active = api.detections().await;
     assert_eq!(active.len(), 1, "only the cache misses: {active:#?}");
     assert_eq!(active[0]["id"], detection["id"]);
@@ -529,8 +547,8 @@ async fn s8_high_latency_is_detected_from_statement_deltas() {
     );
     assert_eq!(detection["action_type"], "tune_config_high_latency");
     assert_eq!(detection["database_id"], "app");
-    // A few cycles later: that is the only problem, and nothing was done (no executor).
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Three cycles analysed later: that is the only problem, and nothing was done (no executor).
+    stack.analysed_cycles("app", 3).await;
     let active = api.detections().await;
     assert_eq!(active.len(), 1, "only the latency: {active:#?}");
     assert_eq!(active[0]["id"], detection["id"]);
@@ -596,6 +614,7 @@ async fn s9_a_healthy_pgbench_load_produces_no_detection() {
             .unwrap()
     });
     // Watched throughout: a detection fails the test as soon as the gateway has it.
+    let analysed_before = stack.analysed("app").await;
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(seconds + 2) {
         assert_eq!(
@@ -613,6 +632,12 @@ async fn s9_a_healthy_pgbench_load_produces_no_detection() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("tps = "));
+    // The pipeline ran all along: at least a snapshot every two seconds of the load analysed.
+    let analysed = stack.analysed("app").await - analysed_before;
+    assert!(
+        analysed >= seconds / 2,
+        "only {analysed} snapshots analysed in {seconds} s of load"
+    );
     assert_eq!(live.detections(), Vec::<serde_json::Value>::new());
     assert_eq!(api.detections().await, Vec::<serde_json::Value>::new());
     assert_eq!(api.actions().await, Vec::<serde_json::Value>::new());
@@ -691,9 +716,11 @@ fn s1_settings() -> SystemConfig {
 }
 
 /// Waits until the gateway lists a missing_index detection for each expected table (or `within`
-/// passes), then a few more cycles, so a wrong detection on another table would be seen; returns
-/// every missing_index detection the gateway pushed live, each of them listed by `/detections`.
+/// passes), then three more cycles of `app` analysed, so a wrong detection on another table would
+/// be seen; returns every missing_index detection the gateway pushed live, each of them listed by
+/// `/detections`.
 pub(crate) async fn missing_index_detections(
+    stack: &Stack,
     api: &stack::Api,
     live: &Live,
     expected: &[&str],
@@ -723,7 +750,7 @@ pub(crate) async fn missing_index_detections(
         }
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    stack.analysed_cycles("app", 3).await;
     let seen: Vec<serde_json::Value> = live.detections().into_iter().filter(is_index).collect();
     let mut pushed: Vec<String> = seen.iter().map(|d| d["id"].to_string()).collect();
     let mut listed: Vec<String> = api
@@ -764,6 +791,7 @@ async fn s1_the_advisor_proposes_user_id_created_at_desc_measured_with_hypopg() 
     let live = Live::open(&api).await;
     let load = s1_workload(pg.url("app"));
     let seen = missing_index_detections(
+        &stack,
         &api,
         &live,
         &["public.posts", "Sales Data.Order Items"],
@@ -865,8 +893,14 @@ async fn s1_without_hypopg_the_parsed_heuristic_proposes_the_same_index_and_says
     let api = gateway.api();
     let live = Live::open(&api).await;
     let load = s1_workload(pg.url("app"));
-    let seen =
-        missing_index_detections(&api, &live, &["public.posts"], Duration::from_secs(60)).await;
+    let seen = missing_index_detections(
+        &stack,
+        &api,
+        &live,
+        &["public.posts"],
+        Duration::from_secs(60),
+    )
+    .await;
     load.abort();
     let posts = for_table(&seen, "public.posts");
     assert_eq!(posts.len(), 1, "{seen:#?}");
@@ -1075,8 +1109,8 @@ async fn approval_waits_survives_an_executor_restart_and_runs_exactly_once() {
         "{pending}"
     );
     assert_eq!(pending["action_type"], "terminate_query", "{pending}");
-    // Nothing happened to the session while it waits.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Nothing happened to the session while it waits, two cycles analysed.
+    stack.analysed_cycles("app", 2).await;
     sqlx::query("SELECT 1").execute(&mut *idle).await.unwrap();
     idle.execute("ROLLBACK; BEGIN; UPDATE accounts SET balance = 0 WHERE id = 1")
         .await
@@ -1123,7 +1157,7 @@ async fn approval_waits_survives_an_executor_restart_and_runs_exactly_once() {
     assert_eq!(status, 409, "{twice}");
     let nats = async_nats::connect(stack.nats.url()).await.unwrap();
     let jetstream = async_nats::jetstream::new(nats);
-    jetstream
+    let sent = jetstream
         .publish(
             proto::subjects::DETECTIONS,
             serde_json::to_vec(&detection).unwrap().into(),
@@ -1132,7 +1166,30 @@ async fn approval_waits_survives_an_executor_restart_and_runs_exactly_once() {
         .unwrap()
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The executor has handled it: its durable consumer acknowledged up to that message.
+    let stream = jetstream
+        .get_stream(proto::subjects::DETECTIONS_STREAM)
+        .await
+        .unwrap();
+    crate::stack::eventually(
+        "the executor acknowledges the redelivered detection",
+        Duration::from_secs(20),
+        || async {
+            let info = stream
+                .consumer_info(proto::subjects::EXECUTOR_CONSUMER)
+                .await
+                .map_err(|e| e.to_string())?;
+            if info.ack_floor.stream_sequence >= sent.sequence {
+                Ok(())
+            } else {
+                Err(format!(
+                    "acknowledged up to {}",
+                    info.ack_floor.stream_sequence
+                ))
+            }
+        },
+    )
+    .await;
     let after = api.action(&id).await.unwrap();
     assert_eq!(after["status"], "completed", "{after}");
     assert_eq!(after["started"], done["started"], "not started again");
@@ -1281,8 +1338,9 @@ async fn observe_only_suggests_and_a_rejection_resolves_the_detection() {
     assert_eq!(status, 404, "{missing}");
     assert!(missing["error"].is_string(), "{missing}");
 
-    // Nothing else: the two proposals, one still suggested, one rejected; the first detection
-    // still active; both sessions untouched.
+    // Three more cycles analysed, and nothing else: the two proposals, one still suggested, one
+    // rejected; the first detection still active; both sessions untouched.
+    stack.analysed_cycles("app", 3).await;
     let actions = api.actions().await;
     assert_eq!(actions.len(), 2, "{actions:#?}");
     assert_eq!(api.action(&id).await.unwrap()["status"], "suggested");
@@ -1608,7 +1666,14 @@ async fn an_index_that_slows_another_statement_is_rolled_back_and_the_ledger_say
          CREATE TRIGGER slow BEFORE INSERT ON posts FOR EACH ROW EXECUTE FUNCTION slow_when_indexed();",
     );
     let state = tempfile::tempdir().unwrap();
-    let stack = Stack::start_with(verifying(3, "autonomous"), ("app", pg.url("app")), "2s").await;
+    // The baseline may be a single 2 s cycle; on a busy machine the inserts below (one every
+    // 20 ms) make fewer than verifying's 20 calls in it, and a statement with fewer calls is not
+    // judged. Ten calls a side still make a 5 ms slowdown plain.
+    let mut settings = verifying(3, "autonomous");
+    if let Some(v) = settings.verification.as_mut() {
+        v.min_calls = 10;
+    }
+    let stack = Stack::start_with(settings, ("app", pg.url("app")), "2s").await;
     let executor = stack.start_executor(state.path()).await;
     let gateway = stack.start_gateway(&executor.grpc_addr, state.path()).await;
     let api = gateway.api();
@@ -1656,9 +1721,9 @@ async fn an_index_that_slows_another_statement_is_rolled_back_and_the_ledger_say
     assert_eq!(left, "0");
     let detection = api.detection(&detection_id).await;
     assert_eq!(detection["resolution"], "rolled_back", "{detection}");
-    // And the same fix does not come straight back: over the next cycles nothing is proposed
-    // for posts again (pushed live or listed).
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // And the same fix does not come straight back: over the next four cycles analysed nothing
+    // is proposed for posts again (pushed live or listed).
+    stack.analysed_cycles("app", 4).await;
     let on_posts = |d: &serde_json::Value| {
         d["detector_name"] == "missing_index" && d["evidence"]["table_name"] == "posts"
     };
@@ -2323,7 +2388,9 @@ async fn s5_an_idle_transaction_holding_a_lock_is_ended_and_the_blocked_client_p
         holder_pid.to_string(),
         "{detection}"
     );
-    // The one problem seen was the holder's; the blocked client was never reported.
+    // The one problem seen was the holder's; over three more cycles analysed, the blocked client
+    // was never reported.
+    stack.analysed_cycles("app", 3).await;
     let seen = live.detections();
     assert_eq!(seen.len(), 1, "{seen:#?}");
     assert_eq!(seen[0]["id"], detection["id"]);
@@ -2363,10 +2430,27 @@ async fn s12_nats_and_redis_restart_mid_scenario_and_nothing_is_lost_or_done_twi
         .await
         .unwrap();
     idle.execute("BEGIN; SELECT * FROM accounts").await.unwrap();
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    // Redis restarts too (append-only: knowledge's state survives).
+    // Past its threshold, and found (but not published) in cycles analysed meanwhile.
+    crate::stack::eventually(
+        "idle past the threshold",
+        Duration::from_secs(15),
+        || async {
+            pg.psql(
+                "app",
+                &format!(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = {pid} \
+                 AND state LIKE 'idle in transaction%' AND now() - state_change > interval '3 s'"
+                ),
+            )
+            .eq("1")
+            .then_some(())
+        },
+    )
+    .await;
+    stack.analysed_cycles("app", 2).await;
+    // Redis restarts too (append-only: knowledge's state survives), the analyser working on.
     stack.redis.stop();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    stack.analysed_cycles("app", 2).await;
     stack.redis.resume();
     stack.nats.resume();
 
@@ -2395,7 +2479,7 @@ async fn s12_nats_and_redis_restart_mid_scenario_and_nothing_is_lost_or_done_twi
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     assert!(sqlx::query("SELECT 1").execute(&mut idle).await.is_err());
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    stack.analysed_cycles("app", 3).await;
     // Through the gateway (which reconnected too): the session was terminated exactly once, and
     // nothing else was done.
     let done = api.actions().await;
@@ -2573,7 +2657,8 @@ async fn two_executors_share_the_detections_and_never_run_an_action_twice() {
         assert!(Instant::now() < deadline, "{left} sessions never ended");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Three more cycles analysed: no session is terminated twice.
+    stack.analysed_cycles("app", 3).await;
     let terminations: Vec<serde_json::Value> = api
         .actions()
         .await

@@ -12,6 +12,8 @@ pub struct Stack {
     pub knowledge: KnowledgeServiceClient<Channel>,
     pub knowledge_addr: String,
     analyser_port: u16,
+    /// The analyser's `/health` port, fixed like its gRPC port so a restarted one keeps it.
+    analyser_health_port: u16,
     analyser_shutdown: Shutdown,
     collection_interval: String,
     collector_shutdown: Shutdown,
@@ -116,12 +118,13 @@ impl Stack {
         }
 
         let analyser_port = testkit::free_port();
+        let analyser_health_port = testkit::free_port();
         let analyser_shutdown = Shutdown::new();
         start_analyser(
             &knowledge_addr,
             &nats.url(),
             &shared_env,
-            analyser_port,
+            (analyser_port, analyser_health_port),
             &analyser_shutdown,
         )
         .await;
@@ -143,6 +146,7 @@ impl Stack {
             knowledge: client,
             knowledge_addr,
             analyser_port,
+            analyser_health_port,
             analyser_shutdown,
             collection_interval: collection_interval.to_owned(),
             collector_shutdown,
@@ -260,18 +264,19 @@ impl Stack {
     }
 }
 
-/// An analyser on `port` (fixed, so the collector finds a restarted one at the same address).
+/// An analyser on `ports` (gRPC, health; fixed, so the collector finds a restarted one at the
+/// same address, and a test reads the same `/health`).
 async fn start_analyser(
     knowledge: &str,
     nats: &str,
     shared_env: &[(&'static str, String)],
-    port: u16,
+    (port, health_port): (u16, u16),
     shutdown: &Shutdown,
 ) {
     let env = Env::from_map(
         [
             ("GRPC_PORT", port.to_string()),
-            ("HEALTH_PORT", "0".to_owned()),
+            ("HEALTH_PORT", health_port.to_string()),
             ("KNOWLEDGE_ADDRESS", knowledge.to_owned()),
             ("NATS_URL", nats.to_owned()),
         ]
@@ -323,7 +328,7 @@ impl Stack {
         self.stop_analyser().await;
         let env = [
             ("GRPC_PORT", self.analyser_port.to_string()),
-            ("HEALTH_PORT", "0".to_owned()),
+            ("HEALTH_PORT", self.analyser_health_port.to_string()),
             ("KNOWLEDGE_ADDRESS", self.knowledge_addr.clone()),
             ("NATS_URL", self.nats.url()),
         ];
@@ -350,7 +355,9 @@ impl Stack {
         self.analyser_shutdown.trigger();
         // Wait until the old one has let go of its port.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::net::TcpListener::bind(("127.0.0.1", self.analyser_port)).is_err() {
+        while std::net::TcpListener::bind(("127.0.0.1", self.analyser_port)).is_err()
+            || std::net::TcpListener::bind(("127.0.0.1", self.analyser_health_port)).is_err()
+        {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the analyser did not stop"
@@ -367,11 +374,110 @@ impl Stack {
             &self.knowledge_addr,
             &self.nats.url(),
             &self.shared_env,
-            self.analyser_port,
+            (self.analyser_port, self.analyser_health_port),
             &self.analyser_shutdown,
         )
         .await;
     }
+
+    /// Returns once the first collector has collected `cycles` more of `database_id` than when
+    /// called (its `/health`), whether or not an analyser receives them.
+    pub async fn collected_cycles(&self, database_id: &str, cycles: u64) {
+        let collected = || async {
+            let body: serde_json::Value = reqwest::get(&self.collector_health)
+                .await
+                .map_err(|e| e.to_string())?
+                .json()
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<u64, String>(
+                body["databases"][database_id]["cycles"]
+                    .as_u64()
+                    .unwrap_or(0),
+            )
+        };
+        let from = collected().await.unwrap_or(0);
+        eventually(
+            format!("{cycles} more cycles of {database_id} collected (from {from})"),
+            std::time::Duration::from_secs(20 + 5 * cycles),
+            || async {
+                match collected().await {
+                    Ok(now) if now >= from + cycles => Ok(now),
+                    Ok(now) => Err(format!("{now} collected")),
+                    Err(error) => Err(error),
+                }
+            },
+        )
+        .await;
+    }
+
+    /// How many snapshots of `database_id` this stack's analyser has run its detectors on.
+    pub async fn analysed(&self, database_id: &str) -> u64 {
+        snapshots_analysed(self.analyser_health_port, database_id)
+            .await
+            .unwrap_or(0)
+    }
+
+    /// Returns once the analyser has run its detectors on `cycles` more snapshots of
+    /// `database_id` than when called: the proof the pipeline ran through a window in which a
+    /// test then asserts that nothing was found or done. Never a bare sleep.
+    pub async fn analysed_cycles(&self, database_id: &str, cycles: u64) {
+        let interval = self
+            .collection_interval
+            .strip_suffix('s')
+            .and_then(|n| n.parse().ok())
+            .map_or(
+                std::time::Duration::from_secs(1),
+                std::time::Duration::from_secs,
+            );
+        analysed_cycles(self.analyser_health_port, database_id, cycles, interval).await
+    }
+}
+
+/// `snapshots_analysed` of `database_id` on the analyser's `/health` at `port`; why not, when it
+/// does not answer.
+pub async fn snapshots_analysed(port: u16, database_id: &str) -> Result<u64, String> {
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let body: serde_json::Value = http
+        .get(format!("http://127.0.0.1:{port}/health"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(body["snapshots_analysed"][database_id]
+        .as_u64()
+        .unwrap_or(0))
+}
+
+/// See [`Stack::analysed_cycles`]: `cycles` more snapshots of `database_id` through the analyser
+/// whose `/health` is at `port`, collected every `interval`, within a generous deadline (slack
+/// for a slow advisor on a busy machine).
+pub async fn analysed_cycles(
+    port: u16,
+    database_id: &str,
+    cycles: u64,
+    interval: std::time::Duration,
+) {
+    let from = snapshots_analysed(port, database_id).await.unwrap_or(0);
+    let within = std::time::Duration::from_secs(20)
+        + (interval + std::time::Duration::from_secs(4)) * cycles as u32;
+    eventually(
+        format!("{cycles} more snapshots of {database_id} analysed (from {from})"),
+        within,
+        || async {
+            match snapshots_analysed(port, database_id).await {
+                Ok(now) if now >= from + cycles => Ok(now),
+                Ok(now) => Err(format!("{now} analysed")),
+                Err(error) => Err(error),
+            }
+        },
+    )
+    .await;
 }
 
 /// An executor of this stack, stopped and started on its own (to test restarts).
@@ -566,6 +672,8 @@ pub struct Services {
     /// The gateway's base URL and token.
     pub gateway: String,
     pub token: String,
+    /// The analyser's `/health` port (fixed, so a restarted one keeps it).
+    analyser_health_port: u16,
 }
 
 pub const SERVICES: [&str; 5] = ["knowledge", "analyser", "collector", "executor", "gateway"];
@@ -581,6 +689,7 @@ impl Services {
         let dir = tempfile::tempdir().unwrap();
         let port = || testkit::free_port().to_string();
         let (knowledge, analyser, executor, gateway) = (port(), port(), port(), port());
+        let analyser_health_port = testkit::free_port();
         let local = |p: &str| format!("127.0.0.1:{p}");
         let token = "services-token-0123456789".to_owned();
         let mut env = std::collections::HashMap::new();
@@ -606,7 +715,11 @@ impl Services {
                     own.extend(knowledge_env.iter().cloned());
                     own
                 }
-                "analyser" => vec![("GRPC_PORT", analyser.clone())],
+                // Later than the shared HEALTH_PORT=0 above, so it wins.
+                "analyser" => vec![
+                    ("GRPC_PORT", analyser.clone()),
+                    ("HEALTH_PORT", analyser_health_port.to_string()),
+                ],
                 "collector" => vec![
                     ("ANALYSER_ADDRESS", local(&analyser)),
                     ("COLLECTION_INTERVAL", "1s".to_owned()),
@@ -632,6 +745,7 @@ impl Services {
             running: Default::default(),
             gateway: format!("http://{}", local(&gateway)),
             token,
+            analyser_health_port,
         };
         for name in SERVICES {
             services.start_one(name);
@@ -673,6 +787,13 @@ impl Services {
     /// The gateway's API, as the dashboard uses it.
     pub fn api(&self) -> Api {
         Api::new(&self.gateway, &self.token)
+    }
+
+    /// See [`Stack::analysed_cycles`].
+    pub async fn analysed_cycles(&self, database_id: &str, cycles: u64) {
+        // The collector of `Services` collects every second.
+        let interval = std::time::Duration::from_secs(1);
+        analysed_cycles(self.analyser_health_port, database_id, cycles, interval).await
     }
 
     /// Waits until the gateway answers a read that needs knowledge.
