@@ -82,6 +82,10 @@ for path in sorted(pathlib.Path("lifecycle/src").glob("*.rs")):
 CONFIG = {}
 for service in RUST_SERVICES:
     source = read(f"{service}/src/config.rs")
+    # Variable names kept as constants (`pub const GRPC_PORT: &str = "GRPC_PORT";`, used as
+    # `vars::GRPC_PORT`) read as the literals they stand for.
+    constants = dict(re.findall(r'pub const (\w+): &str = "([A-Z][A-Z0-9_]*)";', source))
+    source = re.sub(r"\bvars::(\w+)", lambda m: f'"{constants.get(m.group(1), m.group(1))}"', source)
     names = set(re.findall(r'"([A-Z][A-Z0-9_]*)"', source))
     # Settings read through a lifecycle type (`NatsSettings::from_env(env)`) count as read.
     for type_name in re.findall(r"(\w+)::from_env\(", source):
