@@ -6,11 +6,8 @@
 //! losses are retried with a growing wait; shutdown stops fetching, and a message being handled
 //! when it starts is finished first.
 //!
-//! ```ignore
-//! DurableConsumer::new(stream_config, "executor")
-//!     .run(jetstream, shutdown, |detection: Detection| async move { ... })
-//!     .await;
-//! ```
+//! Used as `DurableConsumer::new(stream_config, "executor").run(jetstream, shutdown, handle)`,
+//! where `handle` takes a decoded message and answers `Ok(())` or a [`Failure`].
 
 use std::future::Future;
 use std::time::Duration;

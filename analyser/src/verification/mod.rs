@@ -12,11 +12,11 @@ pub mod judge;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
 
-use async_nats::jetstream::{self, AckKind, consumer::pull};
-use futures::StreamExt;
+use async_nats::jetstream;
 use lifecycle::Shutdown;
+use lifecycle::consumer::{DurableConsumer, Failure};
+use proto::actions::{ActionOutcome, StoredAction};
 use proto::clients::Knowledge;
 use proto::error::{Error, ErrorKind};
 use proto::events::{ActionCompletedEvent, RollbackRequest};
@@ -65,21 +65,6 @@ pub struct Tracking {
     pub dead_before: Option<i64>,
 }
 
-/// Why the `actions.completed` intake stopped (it starts again after a pause).
-#[derive(Debug, thiserror::Error)]
-enum IntakeError {
-    #[error("the ACTIONS stream: {0}")]
-    Stream(#[from] jetstream::context::CreateStreamError),
-    #[error("the {CONSUMER} consumer: {0}")]
-    Consumer(#[from] jetstream::stream::ConsumerError),
-    #[error("subscribing: {0}")]
-    Subscribe(#[from] jetstream::consumer::StreamError),
-    #[error("receiving: {0}")]
-    Receive(#[from] pull::MessagesError),
-    #[error("the actions.completed subscription ended")]
-    Ended,
-}
-
 /// What the executor stored with an action that verification needs: the table its plan names,
 /// the index's size and the dead tuples before a VACUUM.
 ///
@@ -93,19 +78,42 @@ struct ActionFacts {
 }
 
 impl ActionFacts {
+    /// Read through the contract's types (`proto::actions`); what they cannot read is absent.
     fn of(action: &Action) -> Self {
-        let params: Value = serde_json::from_str(&action.params_json).unwrap_or(Value::Null);
-        let result: Value = serde_json::from_str(&action.result_json).unwrap_or(Value::Null);
-        let plan = &params["plan"];
+        let table = StoredAction::from_params_json(&action.params_json)
+            .ok()
+            .and_then(|stored| {
+                stored
+                    .plan
+                    .table()
+                    .map(|(schema, table)| (schema.to_owned(), table.to_owned()))
+            });
+        let outcome = action
+            .parsed_action_type()
+            .ok()
+            .and_then(|kind| ActionOutcome::from_result_json(kind, &action.result_json).ok());
         Self {
-            table: match (plan["schema"].as_str(), plan["table"].as_str()) {
-                (Some(schema), Some(table)) => Some((schema.to_owned(), table.to_owned())),
-                _ => None,
-            },
-            storage_bytes: result["size_bytes"].as_i64().unwrap_or(0),
-            dead_before: result["dead_tuples_before"].as_i64(),
+            table,
+            storage_bytes: outcome
+                .as_ref()
+                .and_then(ActionOutcome::size_bytes)
+                .unwrap_or(0),
+            dead_before: outcome.as_ref().and_then(ActionOutcome::dead_tuples_before),
         }
     }
+}
+
+/// Verification's durable consumer `analyser` on the `ACTIONS` stream (`actions.completed`).
+pub fn completed_consumer() -> DurableConsumer {
+    DurableConsumer::new(
+        jetstream::stream::Config {
+            name: subjects::ACTIONS_STREAM.into(),
+            subjects: vec![subjects::ACTIONS_COMPLETED.into()],
+            max_age: subjects::STREAM_MAX_AGE,
+            ..Default::default()
+        },
+        CONSUMER,
+    )
 }
 
 /// One cycle of a database, kept for baselines.
@@ -132,68 +140,25 @@ impl Verifier {
         }
     }
 
-    /// Consumes `actions.completed` until shutdown, reconnecting whenever NATS is back.
+    /// Follows `actions.completed` with the durable consumer `analyser` until shutdown: an event
+    /// that does not decode, or names an action knowledge refuses, is dropped; one that could not
+    /// be started (knowledge down) is offered again.
     pub async fn consume(self: Arc<Self>, jetstream: jetstream::Context, shutdown: Shutdown) {
-        let mut wait = Duration::from_millis(500);
-        loop {
-            let attempt = async {
-                let stream = jetstream
-                    .get_or_create_stream(jetstream::stream::Config {
-                        name: subjects::ACTIONS_STREAM.into(),
-                        subjects: vec![subjects::ACTIONS_COMPLETED.into()],
-                        max_age: subjects::STREAM_MAX_AGE,
-                        ..Default::default()
+        completed_consumer()
+            .run(jetstream, shutdown, |event: ActionCompletedEvent| {
+                let verifier = self.clone();
+                async move {
+                    verifier.start(&event).await.map_err(|error| {
+                        warn!(action_id = %event.action_id, %error, "verification not started yet");
+                        if error.kind() == ErrorKind::InvalidInput {
+                            Failure::poison(error)
+                        } else {
+                            Failure::retry(error)
+                        }
                     })
-                    .await?;
-                let consumer = stream
-                    .get_or_create_consumer(
-                        CONSUMER,
-                        pull::Config {
-                            durable_name: Some(CONSUMER.into()),
-                            ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                            ack_wait: Duration::from_secs(60),
-                            ..Default::default()
-                        },
-                    )
-                    .await?;
-                let mut messages = consumer.messages().await?;
-                while let Some(message) = messages.next().await {
-                    let message = message?;
-                    let event: ActionCompletedEvent = match serde_json::from_slice(&message.payload)
-                    {
-                        Ok(event) => event,
-                        Err(error) => {
-                            warn!(%error, "malformed actions.completed dropped");
-                            let _ = message.ack_with(AckKind::Term).await;
-                            continue;
-                        }
-                    };
-                    match self.start(&event).await {
-                        Ok(()) => {
-                            let _ = message.double_ack().await;
-                        }
-                        Err(error) => {
-                            warn!(action_id = %event.action_id, %error, "verification not started yet");
-                            let _ = message
-                                .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
-                                .await;
-                        }
-                    }
                 }
-                Err::<(), IntakeError>(IntakeError::Ended)
-            };
-            tokio::select! {
-                () = shutdown.wait() => return,
-                result = attempt => if let Err(error) = result {
-                    warn!(%error, "verification intake interrupted; retrying");
-                }
-            }
-            tokio::select! {
-                () = shutdown.wait() => return,
-                () = tokio::time::sleep(wait) => {}
-            }
-            wait = (wait * 2).min(Duration::from_secs(30));
-        }
+            })
+            .await;
     }
 
     /// Starts following a completed action (idempotent: a ledger entry that exists is kept).
@@ -751,6 +716,10 @@ fn now() -> i64 {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use futures::StreamExt;
+
     use super::*;
 
     fn tracking(after_calls: i64) -> Tracking {
@@ -904,18 +873,44 @@ mod tests {
 
     #[test]
     fn the_table_size_and_dead_tuples_are_read_from_what_the_executor_stored() {
-        let action = Action {
-            params_json: r#"{"plan": {"schema": "public", "table": "posts", "columns": []},
+        // As the executor stores them (proto::actions): an index and a VACUUM.
+        let index = Action {
+            action_type: "create_index".into(),
+            params_json: r#"{"plan": {"kind": "create_index", "schema": "public", "table": "posts",
+                             "index_name": "posts_user_id_idx", "columns": [{"name": "user_id", "descending": false}]},
                              "detection_key": "k", "description": "d"}"#
                 .into(),
-            result_json: r#"{"size_bytes": 8192, "dead_tuples_before": 6666}"#.into(),
+            result_json: r#"{"index_name": "posts_user_id_idx", "schema": "public", "table_name": "posts",
+                             "statement": "CREATE INDEX CONCURRENTLY …", "index_oid": 16400,
+                             "size_bytes": 8192, "concurrent": true}"#
+                .into(),
             ..Default::default()
         };
         assert_eq!(
-            ActionFacts::of(&action),
+            ActionFacts::of(&index),
             ActionFacts {
                 table: Some(("public".into(), "posts".into())),
                 storage_bytes: 8192,
+                dead_before: None,
+            }
+        );
+        let vacuum = Action {
+            action_type: "vacuum_table".into(),
+            params_json: r#"{"plan": {"kind": "vacuum", "schema": "public", "table": "events"},
+                             "detection_key": "k", "description": "d"}"#
+                .into(),
+            result_json: r#"{"schema": "public", "table_name": "events", "operation": "VACUUM",
+                             "statement": "VACUUM (ANALYZE) \"public\".\"events\"",
+                             "dead_tuples_before": 6666, "dead_tuples_after": 0, "tuples_reclaimed": 6666,
+                             "live_tuples": 10, "duration_ms": 5}"#
+                .into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            ActionFacts::of(&vacuum),
+            ActionFacts {
+                table: Some(("public".into(), "events".into())),
+                storage_bytes: 0,
                 dead_before: Some(6666),
             }
         );
