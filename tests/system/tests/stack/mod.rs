@@ -510,6 +510,9 @@ impl Stack {
             ("ACTION_TIMEOUT_SECONDS", "60".to_owned()),
             ("STATE_DIR", state_dir.display().to_string()),
             ("EXECUTOR_ID", id.to_owned()),
+            // A running action gets this long at shutdown before it is cancelled (and the
+            // cancellation up to 30 s more): see `Executor::stop`.
+            ("SHUTDOWN_DRAIN_SECONDS", "5".to_owned()),
         ];
         env.extend(self.shared_env.iter().cloned());
         env
@@ -559,9 +562,10 @@ impl Executor {
     pub async fn stop(mut self) {
         self.shutdown.trigger();
         let task = self.task.take().expect("running");
-        tokio::time::timeout(std::time::Duration::from_secs(20), task)
+        // The 5 s drain, then at most 30 s to cancel a running statement and record it.
+        tokio::time::timeout(std::time::Duration::from_secs(40), task)
             .await
-            .expect("the executor stops within its drain deadline")
+            .expect("the executor stops within its drain and cancel deadlines")
             .unwrap()
             .unwrap();
     }
@@ -730,6 +734,7 @@ impl Services {
                     ("GRPC_PORT", executor.clone()),
                     ("HTTP_PORT", "0".to_owned()),
                     ("EXECUTOR_ID", "executor-1".to_owned()),
+                    ("SHUTDOWN_DRAIN_SECONDS", "5".to_owned()),
                 ],
                 _ => vec![
                     ("PORT", gateway.clone()),
