@@ -9,7 +9,7 @@ use proto::clients::Knowledge;
 use proto::events::Detection;
 use proto::knowledge::{RegisterDetectionRequest, ResolveDetectionRequest};
 use proto::metrics::MetricSnapshot;
-use proto::status::{Detector, Resolution};
+use proto::status::{Detector, RegistrationOutcome, Resolution};
 use tracing::{debug, info, warn};
 
 use crate::advisor::Advisor;
@@ -234,10 +234,10 @@ impl Pipeline {
                 return false;
             }
         };
-        match reply.outcome.as_str() {
-            "created" => {}
+        match reply.outcome.parse::<RegistrationOutcome>() {
+            Ok(RegistrationOutcome::Created) => {}
             outcome => {
-                debug!(key = %detection.key, outcome, "not new; not published");
+                debug!(key = %detection.key, ?outcome, "not new; not published");
                 return false;
             }
         }

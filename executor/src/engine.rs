@@ -869,7 +869,10 @@ impl Engine {
                 k.get_detection(request).await
             })
             .await?;
-        Ok(reply.found && reply.detection.is_some_and(|d| d.state == "active"))
+        Ok(reply.found
+            && reply
+                .detection
+                .is_some_and(|d| d.state == proto::status::DetectionState::Active.as_str()))
     }
 }
 

@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use proto::status::OperatorDecision;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -65,16 +66,11 @@ async fn decide(
     } else {
         requested_by.as_str()
     };
-    let outcome = match decision.as_str() {
-        "approve" => engine.approve(&id, by).await,
-        "reject" => engine.reject(&id, by, &reason).await,
-        "rollback" => engine.rollback(&id, by, &reason).await,
-        other => {
-            return error(
-                StatusCode::NOT_FOUND,
-                format!("unknown decision {other:?}: expected approve, reject or rollback"),
-            );
-        }
+    let outcome = match decision.parse::<OperatorDecision>() {
+        Ok(OperatorDecision::Approve) => engine.approve(&id, by).await,
+        Ok(OperatorDecision::Reject) => engine.reject(&id, by, &reason).await,
+        Ok(OperatorDecision::Rollback) => engine.rollback(&id, by, &reason).await,
+        Err(unknown) => return error(StatusCode::NOT_FOUND, unknown.to_string()),
     };
     match outcome {
         Ok(action) => {

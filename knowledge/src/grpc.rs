@@ -4,7 +4,7 @@
 
 use proto::knowledge::knowledge_service_server::KnowledgeService;
 use proto::knowledge::*;
-use proto::status::{ActionStatus, DatabaseStatus, LedgerState, Resolution};
+use proto::status::{ActionStatus, DatabaseStatus, LedgerState, RegistrationOutcome, Resolution};
 use tonic::{Request, Response as GrpcResponse, Status};
 use tracing::warn;
 
@@ -159,14 +159,14 @@ impl KnowledgeService for KnowledgeGrpc {
                 success: true,
                 message: "detection registered".into(),
                 detection_id: id,
-                outcome: "created".into(),
+                outcome: RegistrationOutcome::Created.to_string(),
                 cooldown_until: 0,
             },
             RegisterOutcome::Duplicate(id) => DetectionResponse {
                 success: true,
                 message: format!("an active detection already has key {}", r.key),
                 detection_id: id,
-                outcome: "duplicate".into(),
+                outcome: RegistrationOutcome::Duplicate.to_string(),
                 cooldown_until: 0,
             },
             RegisterOutcome::CoolingDown { until } => DetectionResponse {
@@ -176,7 +176,7 @@ impl KnowledgeService for KnowledgeGrpc {
                     r.key
                 ),
                 detection_id: String::new(),
-                outcome: "cooling_down".into(),
+                outcome: RegistrationOutcome::CoolingDown.to_string(),
                 cooldown_until: until,
             },
         })

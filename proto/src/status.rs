@@ -208,6 +208,28 @@ vocabulary!(
 );
 
 vocabulary!(
+    /// What knowledge did with a registered detection (`DetectionResponse.outcome`).
+    RegistrationOutcome, "registration outcome", {
+        /// New: publish it.
+        Created => "created",
+        /// Its key is already active.
+        Duplicate => "duplicate",
+        /// Its key's last fix failed, was rejected or rolled back: not again yet.
+        CoolingDown => "cooling_down",
+    }
+);
+
+vocabulary!(
+    /// What an operator may decide about an action (the last segment of
+    /// `POST /actions/{id}/{decision}`).
+    OperatorDecision, "decision", {
+        Approve => "approve",
+        Reject => "reject",
+        Rollback => "rollback",
+    }
+);
+
+vocabulary!(
     /// Where verification stands on a completed action (`LedgerEntry.state`).
     LedgerState, "ledger state", {
         /// Still measuring.

@@ -9,7 +9,7 @@ use proto::actions::{ActionOutcome, Claim, StoredAction};
 use proto::error::Error;
 use proto::executor::ActionDecisionRequest;
 use proto::knowledge::{Action, ListActionsRequest};
-use proto::status::ActionStatus;
+use proto::status::{ActionStatus, OperatorDecision};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::warn;
@@ -165,29 +165,6 @@ pub struct Decided {
     pub error: String,
 }
 
-/// What may be decided about an action.
-#[derive(Debug, Clone, Copy)]
-enum Decision {
-    Approve,
-    Reject,
-    Rollback,
-}
-
-impl std::str::FromStr for Decision {
-    type Err = Error;
-
-    fn from_str(word: &str) -> Result<Self, Error> {
-        match word {
-            "approve" => Ok(Self::Approve),
-            "reject" => Ok(Self::Reject),
-            "rollback" => Ok(Self::Rollback),
-            other => Err(Error::not_found(format!(
-                "unknown decision {other:?}: expected approve, reject or rollback"
-            ))),
-        }
-    }
-}
-
 /// Approves, rejects or rolls back an action: the executor's answer.
 #[utoipa::path(
     post,
@@ -213,7 +190,10 @@ pub async fn decide(
     body: Option<Body<DecisionBody>>,
 ) -> Reply<Json<Decided>> {
     let Path((id, decision)) = path?;
-    let decision: Decision = decision.parse()?;
+    // An unknown decision is a path that does not exist.
+    let decision: OperatorDecision = decision
+        .parse()
+        .map_err(|unknown: proto::status::UnknownWord| Error::not_found(unknown.to_string()))?;
     let reason = body.map(|Body(b)| b.reason).unwrap_or_default();
     if reason.len() > 1000 {
         return Err(Error::invalid("reason is longer than 1000 characters").into());
@@ -224,21 +204,21 @@ pub async fn decide(
         reason,
     };
     let reply = match decision {
-        Decision::Approve => {
+        OperatorDecision::Approve => {
             s.executor
                 .call("ApproveAction", |mut e| async move {
                     e.approve_action(request).await
                 })
                 .await
         }
-        Decision::Reject => {
+        OperatorDecision::Reject => {
             s.executor
                 .call("RejectAction", |mut e| async move {
                     e.reject_action(request).await
                 })
                 .await
         }
-        Decision::Rollback => {
+        OperatorDecision::Rollback => {
             s.executor
                 .call("RollbackAction", |mut e| async move {
                     e.rollback_action(request).await
