@@ -606,7 +606,16 @@ fn decide(
             };
             return Some((state, reason, None));
         }
-        _ => {
+        // Named one by one, so a new action type must be given a rule here or listed.
+        Ok(
+            ActionType::TerminateQuery
+            | ActionType::CacheRecommendation
+            | ActionType::ConnectionRecommendation
+            | ActionType::DeployConnectionPooler
+            | ActionType::DeployRedis
+            | ActionType::SetRoleTimeout,
+        )
+        | Err(_) => {
             if tracking.after.cycles == 0 {
                 return None;
             }
