@@ -385,11 +385,11 @@ async fn on_a_network_of_its_own_the_cache_listens_on_the_standard_port_under_it
 }
 
 #[tokio::test]
-async fn the_client_negotiates_the_engines_api_version_and_reads_a_containers_log() {
+async fn the_client_takes_the_engines_api_version_and_reads_a_containers_log() {
     let engine = DockerEngine::start();
     let api = Api::new(&engine.socket());
-    // Podman's compatible service speaks an older version than bollard's newest; the client
-    // speaks the engine's.
+    // Podman's compatible service offers an older version than bollard's newest; the client
+    // lowers its own to it.
     let spoken = api.ping().await.unwrap();
     let (_, offered) = engine.get("/version");
     let offered: Value = serde_json::from_str(&offered).unwrap();

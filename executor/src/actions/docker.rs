@@ -7,8 +7,9 @@
 //! `io.startupmonkey.deployment` (what the action reported, no secrets), so a restarted executor
 //! finds it by name, as the process backend finds its pid file; only a container with our name
 //! *and* our labels is ever stopped or removed. Its configuration files are uploaded as a tar
-//! (`PUT /containers/{id}/archive`, written by `tar.rs`) before it starts, owned by nobody (65534) and 0600: secrets
-//! live there and nowhere else (not in the command, the environment or the labels).
+//! (`PUT /containers/{id}/archive`, written by `tar.rs`) before it starts, owned by nobody
+//! (65534) and 0600: secrets live there and nowhere else (not in the command, the environment or
+//! the labels).
 //!
 //! The container runs as 65534:65534 with every capability dropped and `no-new-privileges`,
 //! restarts unless stopped (so it outlives the executor), and with `DOCKER_NETWORK=host` listens

@@ -1,7 +1,11 @@
 //! The Docker Engine API calls the `docker` backend makes, through `bollard` on the engine's Unix
-//! socket: every call under a time limit, the API version negotiated once, on the first call, down
-//! to the engine's (podman's compatible service speaks 1.41), and errors that name the call and
-//! carry the engine's own message.
+//! socket (no TCP, TLS or SSH compiled in): every call under a time limit, and errors that name
+//! the call and carry the engine's own message.
+//!
+//! The engine's API version is read once, on the first call (`GET /version`), to refuse one older
+//! than 1.24 and to lower bollard's version to it. bollard 0.20 sends its paths without a version
+//! prefix, which an engine serves in its own current version (podman's compatible service: 1.41);
+//! either way no call asks for a version newer than the engine offers.
 
 use std::future::{Future, ready};
 use std::path::{Path, PathBuf};
@@ -93,7 +97,8 @@ impl Api {
     }
 
     /// The client, made on the first call: bollard's newest API version, lowered to the engine's
-    /// (`GET /version`) as the docker CLI negotiates it.
+    /// (`GET /version`) as the docker CLI negotiates it. A failure is not kept: the next call
+    /// tries again (the engine may start after the executor).
     async fn client(&self) -> Result<&bollard::Docker, ApiError> {
         self.client
             .get_or_try_init(|| async {
@@ -361,5 +366,80 @@ mod tests {
             engine(409, "conflict").to_string(),
             "Docker API create x: conflict (HTTP 409)"
         );
+    }
+
+    /// An engine on a Unix socket that offers API `version`, answers every call with an empty
+    /// JSON object (its `/version` with `version`), and reports each request line.
+    fn fake_engine(
+        version: &'static str,
+    ) -> (
+        tempfile::TempDir,
+        Api,
+        tokio::sync::mpsc::UnboundedReceiver<String>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("engine.sock");
+        let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+        let (requests, seen) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut head = vec![0; 4096];
+                let read = stream.read(&mut head).await.unwrap_or(0);
+                let line = String::from_utf8_lossy(&head[..read])
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                let body = if line.contains("/version ") {
+                    format!(r#"{{"ApiVersion":"{version}","Version":"fake"}}"#)
+                } else {
+                    "{}".to_owned()
+                };
+                let _ = requests.send(line);
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes()).await;
+            }
+        });
+        let api = Api::new(&socket);
+        (dir, api, seen)
+    }
+
+    #[tokio::test]
+    async fn no_call_asks_for_an_api_version_newer_than_the_engine_offers() {
+        let (_dir, api, mut seen) = fake_engine("1.41");
+        assert_eq!(api.ping().await.unwrap(), "1.41");
+        assert!(
+            api.inspect("startupmonkey-redis-x")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let mut lines = Vec::new();
+        while let Ok(line) = seen.try_recv() {
+            lines.push(line);
+        }
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        for line in &lines {
+            // bollard 0.20 sends no version (the engine answers in its own); a version, if one
+            // is ever sent, is the engine's.
+            let path = line.split(' ').nth(1).unwrap_or_default();
+            let versioned = path
+                .strip_prefix("/v")
+                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
+            assert!(!versioned || path.starts_with("/v1.41/"), "{lines:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_engine_older_than_api_1_24_is_refused_naming_its_version() {
+        let (_dir, api, _seen) = fake_engine("1.23");
+        let refused = api.ping().await.unwrap_err().to_string();
+        assert!(refused.contains("1.23"), "{refused}");
+        assert!(refused.contains("1.24 or later"), "{refused}");
     }
 }
