@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use executor::actions::backend::Deploy;
+use executor::actions::docker::api::Api;
 use executor::actions::docker::{Docker, DockerSettings};
 use executor::actions::terminate::Policy;
 use executor::actions::{Context, Outcome, Plan, PlanExt};
@@ -381,4 +382,50 @@ async fn on_a_network_of_its_own_the_cache_listens_on_the_standard_port_under_it
     let undone = stored(&cache.rollback(&ctx, &outcome).await.unwrap());
     assert_eq!(undone["stopped"], true, "{undone}");
     assert!(inspect(&engine, &name).is_none());
+}
+
+#[tokio::test]
+async fn the_client_takes_the_engines_api_version_and_reads_a_containers_log() {
+    let engine = DockerEngine::start();
+    let api = Api::new(&engine.socket());
+    // Podman's compatible service offers an older version than bollard's newest; the client
+    // lowers its own to it.
+    let spoken = api.ping().await.unwrap();
+    let (_, offered) = engine.get("/version");
+    let offered: Value = serde_json::from_str(&offered).unwrap();
+    assert_eq!(spoken, offered["ApiVersion"].as_str().unwrap(), "{offered}");
+
+    // What a helper writes to stdout and to stderr, as the executor quotes it when a helper
+    // does not start (the image has no shell: redis-server itself writes and exits).
+    let log_of = async |name: &str, args: &[&str]| {
+        let mut run = vec![
+            "run",
+            "-d",
+            "--name",
+            name,
+            engine.redis_image(),
+            "redis-server",
+        ];
+        run.extend_from_slice(args);
+        engine.podman(&run);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = api.logs(name, 20).await.unwrap();
+            if !log.is_empty() || std::time::Instant::now() > deadline {
+                return log;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let version = log_of(&engine.unique("stdout"), &["--version"]).await;
+    assert!(version.starts_with("Redis server v="), "{version:?}");
+    let name = engine.unique("stderr");
+    let refused = log_of(&name, &["--no-such-directive", "x"]).await;
+    assert!(refused.contains("no-such-directive"), "{refused:?}");
+
+    assert!(api.remove(&name).await.unwrap(), "removed");
+    assert!(!api.remove(&name).await.unwrap(), "already gone");
+    assert!(api.inspect(&name).await.unwrap().is_none());
+    let missing = api.start(&name).await.unwrap_err();
+    assert!(missing.to_string().contains("HTTP 404"), "{missing}");
 }

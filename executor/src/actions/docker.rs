@@ -1,13 +1,15 @@
 //! The `docker` backend (`DEPLOY_BACKEND=docker`, for compose deployments): each helper is a
-//! container made through the Docker Engine API on `DOCKER_HOST`'s Unix socket.
+//! container made through the Docker Engine API on `DOCKER_HOST`'s Unix socket (`bollard`, behind
+//! the calls in `api.rs`).
 //!
 //! A helper's container is named `startupmonkey-<pooler|redis>-<database id made safe>` and
 //! labelled `io.startupmonkey.kind`, `io.startupmonkey.database` and
 //! `io.startupmonkey.deployment` (what the action reported, no secrets), so a restarted executor
 //! finds it by name, as the process backend finds its pid file; only a container with our name
 //! *and* our labels is ever stopped or removed. Its configuration files are uploaded as a tar
-//! (`PUT /containers/{id}/archive`) before it starts, owned by nobody (65534) and 0600: secrets
-//! live there and nowhere else (not in the command, the environment or the labels).
+//! (`PUT /containers/{id}/archive`, written by `tar.rs`) before it starts, owned by nobody
+//! (65534) and 0600: secrets live there and nowhere else (not in the command, the environment or
+//! the labels).
 //!
 //! The container runs as 65534:65534 with every capability dropped and `no-new-privileges`,
 //! restarts unless stopped (so it outlives the executor), and with `DOCKER_NETWORK=host` listens
@@ -17,9 +19,14 @@
 pub mod api;
 mod tar;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, HostConfig,
+    RestartPolicy, RestartPolicyNameEnum,
+};
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use tracing::info;
@@ -93,14 +100,16 @@ impl Docker {
     }
 
     /// The container with `helper`'s name, if any; an error if it is not ours.
-    async fn existing(&self, helper: &Helper) -> Result<Option<Value>, ActionError> {
+    async fn existing(
+        &self,
+        helper: &Helper,
+    ) -> Result<Option<ContainerInspectResponse>, ActionError> {
         let name = container_name(helper);
         let Some(container) = self.api.inspect(&name).await? else {
             return Ok(None);
         };
-        let labels = &container["Config"]["Labels"];
-        let kind = labels[LABEL_KIND].as_str().unwrap_or("");
-        let database = labels[LABEL_DATABASE].as_str().unwrap_or("");
+        let kind = label(&container, LABEL_KIND).unwrap_or("");
+        let database = label(&container, LABEL_DATABASE).unwrap_or("");
         if kind != helper.kind.name() || database != helper.database_id {
             return Err(ActionError::Refused(format!(
                 "a container named {name} exists but was not deployed by StartupMonkey for \
@@ -115,35 +124,42 @@ impl Docker {
     async fn create(&self, launch: &Launch, name: &str) -> Result<String, ActionError> {
         let kind = launch.helper.kind;
         let image = self.image(kind);
-        let mut host_config = json!({
-            "NetworkMode": self.settings.network,
-            "RestartPolicy": {"Name": "unless-stopped"},
-            "CapDrop": ["ALL"],
-            "SecurityOpt": ["no-new-privileges"],
-        });
-        if let Some(bytes) = launch.memory_bytes {
-            host_config["Memory"] = json!(bytes);
-            // No swap beyond the limit.
-            host_config["MemorySwap"] = json!(bytes);
-        }
-        let config = json!({
-            "Image": image,
-            "Entrypoint": [kind.program()],
-            "Cmd": [launch.site.file(kind.config_file())],
-            "User": format!("{}:{}", NOBODY.0, NOBODY.1),
-            "Labels": {
-                LABEL_KIND: kind.name(),
-                LABEL_DATABASE: launch.helper.database_id,
-                LABEL_DEPLOYMENT: launch.deployment.to_string(),
-            },
-            "HostConfig": host_config,
-        });
-        match self.api.create(name, &config).await {
+        // No swap beyond the limit.
+        let memory = launch
+            .memory_bytes
+            .map(|bytes| i64::try_from(bytes).unwrap_or(i64::MAX));
+        let config = ContainerCreateBody {
+            image: Some(image.to_owned()),
+            entrypoint: Some(vec![kind.program().to_owned()]),
+            cmd: Some(vec![
+                launch.site.file(kind.config_file()).display().to_string(),
+            ]),
+            user: Some(format!("{}:{}", NOBODY.0, NOBODY.1)),
+            labels: Some(HashMap::from([
+                (LABEL_KIND.to_owned(), kind.name().to_owned()),
+                (LABEL_DATABASE.to_owned(), launch.helper.database_id.clone()),
+                (LABEL_DEPLOYMENT.to_owned(), launch.deployment.to_string()),
+            ])),
+            host_config: Some(HostConfig {
+                network_mode: Some(self.settings.network.clone()),
+                restart_policy: Some(RestartPolicy {
+                    name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                    maximum_retry_count: None,
+                }),
+                cap_drop: Some(vec!["ALL".to_owned()]),
+                security_opt: Some(vec!["no-new-privileges".to_owned()]),
+                memory,
+                memory_swap: memory,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        match self.api.create(name, config.clone()).await {
             Ok(id) => Ok(id),
             Err(error) if error.is_missing_image() => {
                 info!(image, "pulling the helper image");
                 self.api.pull(image).await?;
-                Ok(self.api.create(name, &config).await?)
+                Ok(self.api.create(name, config).await?)
             }
             Err(error) => Err(ActionError::Refused(format!(
                 "creating container {name} from {image}: {error}"
@@ -168,20 +184,22 @@ impl Docker {
             let container = self.api.inspect(id).await?.ok_or_else(|| {
                 ActionError::Refused("the container disappeared while starting".into())
             })?;
-            let state = &container["State"];
+            let state = container.state.clone().unwrap_or_default();
             // With restarts allowed, a helper that exits at once may already be starting again.
-            let exited = matches!(state["Status"].as_str(), Some("exited" | "dead"))
-                || state["Restarting"] == true
-                || container["RestartCount"].as_u64().unwrap_or(0) > 0;
+            let exited = matches!(
+                state.status,
+                Some(ContainerStateStatusEnum::EXITED | ContainerStateStatusEnum::DEAD)
+            ) || state.restarting == Some(true)
+                || container.restart_count.unwrap_or(0) > 0;
             if exited {
                 return Err(ActionError::Refused(format!(
                     "{} exited (status {}, exit code {})",
                     launch.helper.kind.title(),
-                    state["Status"].as_str().unwrap_or("?"),
-                    state["ExitCode"]
+                    state.status.map_or("?".to_owned(), |s| s.to_string()),
+                    state.exit_code.map_or("?".to_owned(), |c| c.to_string())
                 )));
             }
-            if state["Running"] == true && self.listens(&container, &launch.site).await {
+            if running(&container) && self.listens(&container, &launch.site).await {
                 return Ok(());
             }
             if started.elapsed() > READY_LIMIT {
@@ -199,12 +217,16 @@ impl Docker {
     /// Whether a started helper accepts connections where the executor can check: the loopback
     /// on the host's network, else the container's address on its network (reachable from a
     /// container on the same network, and from the host of a local engine), else its name.
-    async fn listens(&self, container: &Value, site: &Site) -> bool {
+    async fn listens(&self, container: &ContainerInspectResponse, site: &Site) -> bool {
         let address = if self.host_network() {
             format!("127.0.0.1:{}", site.port)
         } else {
-            let ip = container["NetworkSettings"]["Networks"][&self.settings.network]["IPAddress"]
-                .as_str()
+            let ip = container
+                .network_settings
+                .as_ref()
+                .and_then(|settings| settings.networks.as_ref())
+                .and_then(|networks| networks.get(&self.settings.network))
+                .and_then(|endpoint| endpoint.ip_address.as_deref())
                 .filter(|ip| !ip.is_empty());
             format!("{}:{}", ip.unwrap_or(&site.host), site.port)
         };
@@ -226,14 +248,13 @@ impl Backend for Docker {
             let Some(container) = self.existing(helper).await? else {
                 return Ok(None);
             };
-            if container["State"]["Running"] != true {
+            if !running(&container) {
                 return Ok(None);
             }
-            let mut deployment: Value = container["Config"]["Labels"][LABEL_DEPLOYMENT]
-                .as_str()
+            let mut deployment: Value = label(&container, LABEL_DEPLOYMENT)
                 .and_then(|label| serde_json::from_str(label).ok())
                 .unwrap_or_else(|| json!({"backend": "docker"}));
-            deployment["container_id"] = container["Id"].clone();
+            deployment["container_id"] = json!(container.id);
             deployment["container_name"] = json!(container_name(helper));
             Ok(Some(deployment))
         })
@@ -263,14 +284,14 @@ impl Backend for Docker {
             let name = container_name(&launch.helper);
             // One of ours that stopped (or never started): replaced by a fresh one.
             if let Some(stale) = self.existing(&launch.helper).await? {
-                if stale["State"]["Running"] == true {
+                if running(&stale) {
                     return Err(ActionError::Refused(format!(
                         "container {name} already runs"
                     )));
                 }
                 info!(container = %name, "removing a stopped helper container before deploying again");
                 self.api
-                    .remove(stale["Id"].as_str().unwrap_or(&name))
+                    .remove(stale.id.as_deref().unwrap_or(&name))
                     .await?;
             }
             let id = self.create(&launch, &name).await?;
@@ -303,8 +324,8 @@ impl Backend for Docker {
                     "note": format!("no container named {name}; nothing to remove"),
                 }));
             };
-            let id = container["Id"].as_str().unwrap_or(&name).to_owned();
-            let running = container["State"]["Running"] == true;
+            let id = container.id.clone().unwrap_or_else(|| name.clone());
+            let running = running(&container);
             if running {
                 self.api.stop(&id, STOP_GRACE).await?;
             }
@@ -312,6 +333,20 @@ impl Backend for Docker {
             Ok(json!({"stopped": running, "removed": name, "container_id": id}))
         })
     }
+}
+
+/// One of the container's labels.
+fn label<'a>(container: &'a ContainerInspectResponse, key: &str) -> Option<&'a str> {
+    let labels = container.config.as_ref()?.labels.as_ref()?;
+    labels.get(key).map(String::as_str)
+}
+
+fn running(container: &ContainerInspectResponse) -> bool {
+    container
+        .state
+        .as_ref()
+        .and_then(|state| state.running)
+        .unwrap_or(false)
 }
 
 /// Where a helper's configuration lives inside its container.

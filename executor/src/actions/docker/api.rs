@@ -1,17 +1,23 @@
-//! A minimal Docker Engine API client over the engine's Unix socket: HTTP/1.1 (hyper), one
-//! connection per call, every call under a time limit, the API version the engine offers (read
-//! from `GET /_ping` once, as the docker CLI negotiates it), and errors carrying the engine's own
-//! message. Only the calls the `docker` backend makes.
+//! The Docker Engine API calls the `docker` backend makes, through `bollard` on the engine's Unix
+//! socket (no TCP, TLS or SSH compiled in): every call under a time limit, and errors that name
+//! the call and carry the engine's own message.
+//!
+//! The engine's API version is read once, on the first call (`GET /version`), to refuse one older
+//! than 1.24 and to lower bollard's version to it. bollard 0.20 sends its paths without a version
+//! prefix, which an engine serves in its own current version (podman's compatible service: 1.41);
+//! either way no call asks for a version newer than the engine offers.
 
+use std::future::{Future, ready};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
-use serde_json::Value;
-use tokio::net::UnixStream;
+use bollard::errors::Error as ClientError;
+use bollard::models::{ContainerCreateBody, ContainerInspectResponse};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, LogsOptions, RemoveContainerOptions,
+    StopContainerOptions, UploadToContainerOptions,
+};
+use futures::TryStreamExt;
 use tokio::sync::OnceCell;
 
 /// Most calls answer in milliseconds; creating a container may unpack an image.
@@ -19,51 +25,63 @@ const CALL_LIMIT: Duration = Duration::from_secs(30);
 /// Pulling an image over a slow network.
 const PULL_LIMIT: Duration = Duration::from_secs(300);
 /// The oldest API version whose fields we rely on (Docker 1.12).
-const MIN_VERSION: (u32, u32) = (1, 24);
+const MIN_VERSION: (usize, usize) = (1, 24);
 
-/// A call that failed: the HTTP status when the engine answered, and its message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    pub status: Option<u16>,
-    pub message: String,
+/// A call that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The engine answered with an error status and this message.
+    #[error("Docker API {call}: {message} (HTTP {status})")]
+    Engine {
+        call: String,
+        status: u16,
+        message: String,
+    },
+    /// No usable answer: no engine at the socket, a broken connection, a reply that is not what
+    /// the API documents.
+    #[error("Docker engine at {}: {call}: {source}", .socket.display())]
+    Client {
+        socket: PathBuf,
+        call: String,
+        #[source]
+        source: ClientError,
+    },
+    #[error("the Docker engine at {} did not answer {call} within {} s", .socket.display(), .limit.as_secs())]
+    TimedOut {
+        socket: PathBuf,
+        call: String,
+        limit: Duration,
+    },
+    #[error("the engine speaks Docker API {version}; {}.{} or later is needed", MIN_VERSION.0, MIN_VERSION.1)]
+    TooOld { version: String },
+    /// The engine accepted a pull and reported its failure in the progress stream.
+    #[error("pulling {image}: {message}")]
+    Pull { image: String, message: String },
 }
-
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.status {
-            Some(status) => write!(f, "{} (HTTP {status})", self.message),
-            None => f.write_str(&self.message),
-        }
-    }
-}
-
-impl std::error::Error for ApiError {}
 
 impl ApiError {
-    fn local(message: String) -> Self {
-        Self {
-            status: None,
-            message,
-        }
-    }
-
     /// The image is not on the engine (a create may pull it and try again).
     pub fn is_missing_image(&self) -> bool {
-        self.status == Some(404) && self.message.to_ascii_lowercase().contains("no such image")
+        matches!(self, Self::Engine { status: 404, message, .. }
+            if message.to_ascii_lowercase().contains("no such image"))
+    }
+
+    fn is_not_found(&self) -> bool {
+        matches!(self, Self::Engine { status: 404, .. })
     }
 }
 
 pub struct Api {
     socket: PathBuf,
-    /// `1.41`: negotiated on the first call.
-    version: OnceCell<String>,
+    /// Connected, with the API version negotiated, by the first call that gets that far.
+    client: OnceCell<bollard::Docker>,
 }
 
 impl Api {
     pub fn new(socket: &Path) -> Self {
         Self {
             socket: socket.to_owned(),
-            version: OnceCell::new(),
+            client: OnceCell::new(),
         }
     }
 
@@ -71,298 +89,226 @@ impl Api {
         &self.socket
     }
 
-    /// `GET /_ping`: the engine answers and says which API version it speaks.
+    /// `GET /_ping`: the engine answers; the API version spoken with it.
     pub async fn ping(&self) -> Result<String, ApiError> {
-        let reply = self
-            .send(Method::GET, "/_ping", None, CALL_LIMIT)
-            .await?
-            .ok("GET /_ping")?;
-        let version = reply.api_version.ok_or_else(|| {
-            ApiError::local("the engine's /_ping has no API-Version header".into())
-        })?;
-        let parsed = version
-            .split_once('.')
-            .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)));
-        match parsed {
-            Some(v) if v >= MIN_VERSION => Ok(version),
-            _ => Err(ApiError::local(format!(
-                "the engine speaks Docker API {version}; {}.{} or later is needed",
-                MIN_VERSION.0, MIN_VERSION.1
-            ))),
+        let client = self.client().await?;
+        self.within("GET /_ping", CALL_LIMIT, client.ping()).await?;
+        Ok(client.client_version().to_string())
+    }
+
+    /// The client, made on the first call: bollard's newest API version, lowered to the engine's
+    /// (`GET /version`) as the docker CLI negotiates it. A failure is not kept: the next call
+    /// tries again (the engine may start after the executor).
+    async fn client(&self) -> Result<&bollard::Docker, ApiError> {
+        self.client
+            .get_or_try_init(|| async {
+                // Our own limits apply per call; bollard's only bounds the wait for a reply's head.
+                let client = bollard::Docker::connect_with_unix(
+                    &self.socket.to_string_lossy(),
+                    PULL_LIMIT.as_secs(),
+                    bollard::API_DEFAULT_VERSION,
+                )
+                .map_err(|error| self.failed("connect".into(), error))?;
+                let client = self
+                    .within("GET /version", CALL_LIMIT, client.negotiate_version())
+                    .await?;
+                let version = client.client_version();
+                if (version.major_version, version.minor_version) < MIN_VERSION {
+                    return Err(ApiError::TooOld {
+                        version: version.to_string(),
+                    });
+                }
+                Ok(client)
+            })
+            .await
+    }
+
+    /// A container's inspect document, or `None` when there is no such container.
+    pub async fn inspect(
+        &self,
+        name_or_id: &str,
+    ) -> Result<Option<ContainerInspectResponse>, ApiError> {
+        let client = self.client().await?;
+        let call = format!("inspect {name_or_id}");
+        match self
+            .within(call, CALL_LIMIT, client.inspect_container(name_or_id, None))
+            .await
+        {
+            Err(error) if error.is_not_found() => Ok(None),
+            other => other.map(Some),
         }
     }
 
-    /// `path` under the negotiated version: `/v1.41/containers/...`.
-    async fn versioned(&self, path: &str) -> Result<String, ApiError> {
-        let version = self.version.get_or_try_init(|| self.ping()).await?;
-        Ok(format!("/v{version}{path}"))
-    }
-
-    /// A container's inspect document, or `None` (404) when there is no such container.
-    pub async fn inspect(&self, name_or_id: &str) -> Result<Option<Value>, ApiError> {
-        let path = self
-            .versioned(&format!("/containers/{}/json", encode(name_or_id)))
-            .await?;
-        let reply = self.send(Method::GET, &path, None, CALL_LIMIT).await?;
-        if reply.status == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        reply.ok("inspect")?.json().map(Some)
-    }
-
-    /// `POST /containers/create?name=`: the new container's id.
-    pub async fn create(&self, name: &str, config: &Value) -> Result<String, ApiError> {
-        let path = self
-            .versioned(&format!("/containers/create?name={}", encode(name)))
-            .await?;
-        let body = Body::json(config);
-        let reply = self
-            .send(Method::POST, &path, Some(body), CALL_LIMIT)
-            .await?
-            .ok("create")?
-            .json()?;
-        reply["Id"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| ApiError::local(format!("create answered without an Id: {reply}")))
-    }
-
-    /// `POST /images/create?fromImage=&tag=`. The engine answers 200 at once and reports a
-    /// failure inside the progress stream, which is read to its end.
-    pub async fn pull(&self, image: &str) -> Result<(), ApiError> {
-        let (name, tag) = split_reference(image);
-        let mut query = format!("fromImage={}", encode(name));
-        if let Some(tag) = tag {
-            query.push_str(&format!("&tag={}", encode(tag)));
-        }
-        let path = self.versioned(&format!("/images/create?{query}")).await?;
-        let reply = self
-            .send(Method::POST, &path, None, PULL_LIMIT)
-            .await?
-            .ok("pull")?;
-        let text = String::from_utf8_lossy(&reply.body);
-        let error = serde_json::Deserializer::from_str(&text)
-            .into_iter::<Value>()
-            .filter_map(Result::ok)
-            .find_map(|event| event["error"].as_str().map(str::to_owned));
-        match error {
-            Some(error) => Err(ApiError::local(format!("pulling {image}: {error}"))),
-            None => Ok(()),
-        }
-    }
-
-    /// `PUT /containers/{id}/archive?path=/`: extracts a tar archive at the root.
-    pub async fn upload(&self, id: &str, tar: Vec<u8>) -> Result<(), ApiError> {
-        let path = self
-            .versioned(&format!("/containers/{}/archive?path=%2F", encode(id)))
-            .await?;
-        let body = Body {
-            content_type: "application/x-tar",
-            bytes: tar.into(),
+    /// Creates container `name`: its id.
+    pub async fn create(
+        &self,
+        name: &str,
+        config: ContainerCreateBody,
+    ) -> Result<String, ApiError> {
+        let client = self.client().await?;
+        let options = CreateContainerOptions {
+            name: Some(name.to_owned()),
+            ..Default::default()
         };
-        self.send(Method::PUT, &path, Some(body), CALL_LIMIT)
-            .await?
-            .ok("upload")?;
-        Ok(())
+        let created = self
+            .within(
+                format!("create {name}"),
+                CALL_LIMIT,
+                client.create_container(Some(options), config),
+            )
+            .await?;
+        Ok(created.id)
     }
 
-    /// `POST /containers/{id}/start` (304, already started, is fine).
+    /// Pulls `image`, reading the progress stream to its end: the engine answers 200 at once and
+    /// reports a failure inside it.
+    pub async fn pull(&self, image: &str) -> Result<(), ApiError> {
+        let client = self.client().await?;
+        let (name, tag) = split_reference(image);
+        let options = CreateImageOptions {
+            from_image: Some(name.to_owned()),
+            tag: tag.map(str::to_owned),
+            ..Default::default()
+        };
+        let progress = client
+            .create_image(Some(options), None, None)
+            .try_for_each(|_| ready(Ok(())));
+        match self
+            .within(format!("pull {image}"), PULL_LIMIT, progress)
+            .await
+        {
+            Err(ApiError::Client {
+                source: ClientError::DockerStreamError { error },
+                ..
+            }) => Err(ApiError::Pull {
+                image: image.to_owned(),
+                message: error,
+            }),
+            other => other,
+        }
+    }
+
+    /// Extracts a tar archive at the container's root.
+    pub async fn upload(&self, id: &str, tar: Vec<u8>) -> Result<(), ApiError> {
+        let client = self.client().await?;
+        let options = UploadToContainerOptions {
+            path: "/".into(),
+            ..Default::default()
+        };
+        let upload = client.upload_to_container(id, Some(options), bollard::body_full(tar.into()));
+        self.within(format!("upload to {id}"), CALL_LIMIT, upload)
+            .await
+    }
+
+    /// Starts a container (one already started is fine).
     pub async fn start(&self, id: &str) -> Result<(), ApiError> {
-        let path = self
-            .versioned(&format!("/containers/{}/start", encode(id)))
-            .await?;
-        let reply = self.send(Method::POST, &path, None, CALL_LIMIT).await?;
-        if reply.status == StatusCode::NOT_MODIFIED {
-            return Ok(());
-        }
-        reply.ok("start")?;
-        Ok(())
+        let client = self.client().await?;
+        self.within(
+            format!("start {id}"),
+            CALL_LIMIT,
+            client.start_container(id, None),
+        )
+        .await
     }
 
-    /// `POST /containers/{id}/stop?t=` (304, already stopped, is fine).
+    /// Stops a container, killed after `grace` (one already stopped is fine).
     pub async fn stop(&self, id: &str, grace: Duration) -> Result<(), ApiError> {
-        let seconds = grace.as_secs();
-        let path = self
-            .versioned(&format!("/containers/{}/stop?t={seconds}", encode(id)))
-            .await?;
-        let limit = CALL_LIMIT + grace;
-        let reply = self.send(Method::POST, &path, None, limit).await?;
-        if reply.status == StatusCode::NOT_MODIFIED {
-            return Ok(());
-        }
-        reply.ok("stop")?;
-        Ok(())
+        let client = self.client().await?;
+        let options = StopContainerOptions {
+            t: Some(i32::try_from(grace.as_secs()).unwrap_or(i32::MAX)),
+            signal: None,
+        };
+        self.within(
+            format!("stop {id}"),
+            CALL_LIMIT + grace,
+            client.stop_container(id, Some(options)),
+        )
+        .await
     }
 
-    /// `DELETE /containers/{id}?force=true&v=true`; false when it was already gone.
+    /// Removes a container and its anonymous volumes, running or not; false when it was
+    /// already gone.
     pub async fn remove(&self, id: &str) -> Result<bool, ApiError> {
-        let path = self
-            .versioned(&format!("/containers/{}?force=true&v=true", encode(id)))
-            .await?;
-        let reply = self.send(Method::DELETE, &path, None, CALL_LIMIT).await?;
-        if reply.status == StatusCode::NOT_FOUND {
-            return Ok(false);
+        let client = self.client().await?;
+        let options = RemoveContainerOptions {
+            force: true,
+            v: true,
+            link: false,
+        };
+        match self
+            .within(
+                format!("remove {id}"),
+                CALL_LIMIT,
+                client.remove_container(id, Some(options)),
+            )
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(error) if error.is_not_found() => Ok(false),
+            Err(error) => Err(error),
         }
-        reply.ok("remove")?;
-        Ok(true)
     }
 
     /// The last `lines` lines of stdout and stderr, as text.
     pub async fn logs(&self, id: &str, lines: u32) -> Result<String, ApiError> {
-        let path = self
-            .versioned(&format!(
-                "/containers/{}/logs?stdout=true&stderr=true&tail={lines}",
-                encode(id)
-            ))
+        let client = self.client().await?;
+        let options = LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: lines.to_string(),
+            ..Default::default()
+        };
+        let read = client
+            .logs(id, Some(options))
+            .try_fold(Vec::new(), |mut text, output| {
+                text.extend_from_slice(output.as_ref());
+                ready(Ok(text))
+            });
+        let text = self
+            .within(format!("logs of {id}"), CALL_LIMIT, read)
             .await?;
-        let reply = self
-            .send(Method::GET, &path, None, CALL_LIMIT)
-            .await?
-            .ok("logs")?;
-        Ok(demultiplex(&reply.body))
+        Ok(String::from_utf8_lossy(&text).into_owned())
     }
 
-    /// One request on a new connection, under `limit`.
-    async fn send(
+    /// `call` under `limit`, its failure named.
+    async fn within<T>(
         &self,
-        method: Method,
-        path: &str,
-        body: Option<Body>,
+        call: impl Into<String>,
         limit: Duration,
-    ) -> Result<Reply, ApiError> {
-        let call = format!("{method} {}", path.split('?').next().unwrap_or(path));
-        tokio::time::timeout(limit, self.exchange(method, path, body))
-            .await
-            .map_err(|_| {
-                ApiError::local(format!(
-                    "the Docker engine at {} did not answer {call} within {} s",
-                    self.socket.display(),
-                    limit.as_secs()
-                ))
-            })?
+        call_future: impl Future<Output = Result<T, ClientError>>,
+    ) -> Result<T, ApiError> {
+        match tokio::time::timeout(limit, call_future).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(self.failed(call.into(), error)),
+            Err(_) => Err(ApiError::TimedOut {
+                socket: self.socket.clone(),
+                call: call.into(),
+                limit,
+            }),
+        }
     }
 
-    async fn exchange(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Body>,
-    ) -> Result<Reply, ApiError> {
-        let failed = |what: &str, error: &dyn std::fmt::Display| {
-            ApiError::local(format!(
-                "Docker engine at {}: {what}: {error}",
-                self.socket.display()
-            ))
-        };
-        let stream = UnixStream::connect(&self.socket)
-            .await
-            .map_err(|e| failed("cannot connect", &e))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| failed("handshake", &e))?;
-        // Drives the connection; stopped when this call ends, however it ends.
-        let _driver = AbortOnDrop(tokio::spawn(async move {
-            let _ = connection.await;
-        }));
-        let mut request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(hyper::header::HOST, "docker");
-        let bytes = match body {
-            Some(body) => {
-                request = request.header(hyper::header::CONTENT_TYPE, body.content_type);
-                body.bytes
-            }
-            None => Bytes::new(),
-        };
-        let request = request
-            .body(Full::new(bytes))
-            .map_err(|e| failed("request", &e))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| failed(path, &e))?;
-        let status = response.status();
-        let api_version = response
-            .headers()
-            .get("api-version")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| failed(path, &e))?
-            .to_bytes();
-        Ok(Reply {
-            status,
-            api_version,
-            body,
-        })
-    }
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-struct Body {
-    content_type: &'static str,
-    bytes: Bytes,
-}
-
-impl Body {
-    fn json(value: &Value) -> Self {
-        Self {
-            content_type: "application/json",
-            bytes: value.to_string().into(),
+    fn failed(&self, call: String, error: ClientError) -> ApiError {
+        match error {
+            ClientError::DockerResponseServerError {
+                status_code,
+                message,
+            } => ApiError::Engine {
+                call,
+                status: status_code,
+                message,
+            },
+            source => ApiError::Client {
+                socket: self.socket.clone(),
+                call,
+                source,
+            },
         }
     }
 }
 
-struct Reply {
-    status: StatusCode,
-    api_version: Option<String>,
-    body: Bytes,
-}
-
-impl Reply {
-    /// The reply if it is a success, else the engine's message (`{"message": ...}`).
-    fn ok(self, call: &str) -> Result<Self, ApiError> {
-        if self.status.is_success() {
-            return Ok(self);
-        }
-        let message = serde_json::from_slice::<Value>(&self.body)
-            .ok()
-            .and_then(|v| v["message"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| String::from_utf8_lossy(&self.body).trim().to_owned());
-        Err(ApiError {
-            status: Some(self.status.as_u16()),
-            message: format!("Docker API {call}: {message}"),
-        })
-    }
-
-    fn json(self) -> Result<Value, ApiError> {
-        serde_json::from_slice(&self.body).map_err(|e| {
-            ApiError::local(format!(
-                "the Docker engine answered something that is not JSON ({e}): {}",
-                String::from_utf8_lossy(&self.body[..self.body.len().min(200)])
-            ))
-        })
-    }
-}
-
-/// A path segment or query value, percent-encoded.
-fn encode(value: &str) -> String {
-    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
-}
-
-/// `redis:7-alpine` → (`redis`, `7-alpine`); `host:5000/a/b` → (`host:5000/a/b`, none: the
-/// engine's default, `latest`); a digest stays in the name.
+/// `redis:7-alpine` → (`redis`, `7-alpine`); `host:5000/a/b` → (`host:5000/a/b`, `latest`, the
+/// tag the engine would take); a digest stays in the name.
 fn split_reference(image: &str) -> (&str, Option<&str>) {
     if image.contains('@') {
         return (image, None);
@@ -375,25 +321,6 @@ fn split_reference(image: &str) -> (&str, Option<&str>) {
         ),
         None => (image, Some("latest")),
     }
-}
-
-/// A container's log stream as text. Without a TTY the engine multiplexes stdout and stderr
-/// in frames: one byte for the stream (0, 1 or 2), three zero bytes, a big-endian length, then
-/// that many bytes. Anything else is taken as plain text (a TTY container).
-pub fn demultiplex(stream: &[u8]) -> String {
-    let mut text = Vec::with_capacity(stream.len());
-    let mut rest = stream;
-    while !rest.is_empty() {
-        let framed = rest.len() >= 8 && rest[0] <= 2 && rest[1..4] == [0, 0, 0];
-        if !framed {
-            return String::from_utf8_lossy(stream).into_owned();
-        }
-        let size = u32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]) as usize;
-        let end = (8 + size).min(rest.len());
-        text.extend_from_slice(&rest[8..end]);
-        rest = &rest[end..];
-    }
-    String::from_utf8_lossy(&text).into_owned()
 }
 
 #[cfg(test)]
@@ -425,14 +352,94 @@ mod tests {
     }
 
     #[test]
-    fn multiplexed_logs_are_joined_and_plain_text_is_kept() {
-        let mut stream = vec![1, 0, 0, 0, 0, 0, 0, 6];
-        stream.extend_from_slice(b"hello\n");
-        stream.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0, 4]);
-        stream.extend_from_slice(b"err\n");
-        assert_eq!(demultiplex(&stream), "hello\nerr\n");
-        assert_eq!(demultiplex(b"plain text\n"), "plain text\n");
-        // A frame cut short keeps what arrived.
-        assert_eq!(demultiplex(&[1, 0, 0, 0, 0, 0, 0, 9, b'a']), "a");
+    fn only_a_missing_image_is_pulled_and_only_a_missing_container_is_absent() {
+        let engine = |status, message: &str| ApiError::Engine {
+            call: "create x".into(),
+            status,
+            message: message.into(),
+        };
+        assert!(engine(404, "No such image: redis:7").is_missing_image());
+        assert!(!engine(404, "No such container: x").is_missing_image());
+        assert!(!engine(500, "no such image: redis:7").is_missing_image());
+        assert!(engine(404, "No such container: x").is_not_found());
+        assert_eq!(
+            engine(409, "conflict").to_string(),
+            "Docker API create x: conflict (HTTP 409)"
+        );
+    }
+
+    /// An engine on a Unix socket that offers API `version`, answers every call with an empty
+    /// JSON object (its `/version` with `version`), and reports each request line.
+    fn fake_engine(
+        version: &'static str,
+    ) -> (
+        tempfile::TempDir,
+        Api,
+        tokio::sync::mpsc::UnboundedReceiver<String>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("engine.sock");
+        let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+        let (requests, seen) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut head = vec![0; 4096];
+                let read = stream.read(&mut head).await.unwrap_or(0);
+                let line = String::from_utf8_lossy(&head[..read])
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                let body = if line.contains("/version ") {
+                    format!(r#"{{"ApiVersion":"{version}","Version":"fake"}}"#)
+                } else {
+                    "{}".to_owned()
+                };
+                let _ = requests.send(line);
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes()).await;
+            }
+        });
+        let api = Api::new(&socket);
+        (dir, api, seen)
+    }
+
+    #[tokio::test]
+    async fn no_call_asks_for_an_api_version_newer_than_the_engine_offers() {
+        let (_dir, api, mut seen) = fake_engine("1.41");
+        assert_eq!(api.ping().await.unwrap(), "1.41");
+        assert!(
+            api.inspect("startupmonkey-redis-x")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let mut lines = Vec::new();
+        while let Ok(line) = seen.try_recv() {
+            lines.push(line);
+        }
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        for line in &lines {
+            // bollard 0.20 sends no version (the engine answers in its own); a version, if one
+            // is ever sent, is the engine's.
+            let path = line.split(' ').nth(1).unwrap_or_default();
+            let versioned = path
+                .strip_prefix("/v")
+                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
+            assert!(!versioned || path.starts_with("/v1.41/"), "{lines:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_engine_older_than_api_1_24_is_refused_naming_its_version() {
+        let (_dir, api, _seen) = fake_engine("1.23");
+        let refused = api.ping().await.unwrap_err().to_string();
+        assert!(refused.contains("1.23"), "{refused}");
+        assert!(refused.contains("1.24 or later"), "{refused}");
     }
 }
