@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use executor::actions::backend::Deploy;
+use executor::actions::deploy::Deploy;
 use executor::actions::terminate::Policy;
 use executor::actions::{Context, Plan, PlanExt};
 use executor::databases::Database;

@@ -14,7 +14,7 @@ use proto::knowledge::knowledge_service_client::KnowledgeServiceClient;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
-use crate::actions::backend::Deploy;
+use crate::actions::deploy::Deploy;
 use crate::actions::docker::Docker;
 use crate::actions::terminate::Policy;
 use crate::config::{Config, DeployBackend};

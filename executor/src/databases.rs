@@ -186,29 +186,3 @@ pub async fn execute_or_stop(
     };
     Ok(run)
 }
-
-/// A PostgreSQL error as its message, detail and hint (which often name the missing
-/// privilege) with the SQLSTATE; anything else as itself.
-pub fn describe(error: &sqlx::Error) -> String {
-    match error {
-        sqlx::Error::Database(db) => {
-            let mut text = db.message().to_owned();
-            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
-                for extra in [pg.detail(), pg.hint()].into_iter().flatten() {
-                    text.push_str(". ");
-                    text.push_str(extra);
-                }
-            }
-            match db.code() {
-                Some(code) => format!("{text} (SQLSTATE {code})"),
-                None => text,
-            }
-        }
-        other => other.to_string(),
-    }
-}
-
-/// True for "canceling statement due to lock timeout" (55P03).
-pub fn is_lock_timeout(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03"))
-}

@@ -38,7 +38,7 @@ use tokio_util::task::TaskTracker;
 use tonic::transport::Channel;
 use tracing::{info, warn};
 
-use crate::actions::backend::Deploy;
+use crate::actions::deploy::Deploy;
 use crate::actions::{
     ActionOutcome, Context, Outcome, Plan, PlanError, PlanExt, StoredAction, terminate::Policy,
 };

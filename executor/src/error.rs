@@ -7,7 +7,6 @@
 use proto::error::{Error, ErrorKind};
 
 use crate::actions::docker::api::ApiError;
-use crate::databases::describe;
 
 /// Why an action, or one step of it, failed. The message is what is stored with the action.
 #[derive(Debug, thiserror::Error)]
@@ -189,6 +188,32 @@ impl From<EngineError> for Error {
             other => Error::with_source(other.kind(), other.to_string(), other),
         }
     }
+}
+
+/// A PostgreSQL error as its message, detail and hint (which often name the missing
+/// privilege) with the SQLSTATE; anything else as itself.
+pub fn describe(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Database(db) => {
+            let mut text = db.message().to_owned();
+            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                for extra in [pg.detail(), pg.hint()].into_iter().flatten() {
+                    text.push_str(". ");
+                    text.push_str(extra);
+                }
+            }
+            match db.code() {
+                Some(code) => format!("{text} (SQLSTATE {code})"),
+                None => text,
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+/// True for "canceling statement due to lock timeout" (55P03).
+pub fn is_lock_timeout(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03"))
 }
 
 #[cfg(test)]

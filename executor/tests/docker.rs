@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use executor::actions::backend::Deploy;
+use executor::actions::deploy::Deploy;
 use executor::actions::docker::api::Api;
 use executor::actions::docker::{Docker, DockerSettings};
 use executor::actions::terminate::Policy;

@@ -234,7 +234,7 @@ async fn the_binary_refuses_a_bad_setting_naming_the_variable_and_value() {
 
 // ------------------------------------------------------------------ actions, for real
 
-use executor::actions::backend::Deploy;
+use executor::actions::deploy::Deploy;
 use executor::actions::terminate::Policy;
 use executor::actions::{Context, Plan, PlanExt};
 use executor::databases::Database;

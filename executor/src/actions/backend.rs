@@ -1,20 +1,18 @@
 //! Where the helpers the executor deploys (PgBouncer, Redis) run: one [`Backend`] trait, with
 //! local processes (`processes.rs`: bare metal and tests) and containers through the Docker
-//! Engine API (`docker.rs`: compose deployments) behind it, chosen by `DEPLOY_BACKEND`.
+//! Engine API (`docker.rs`: compose deployments) behind it, chosen by `DEPLOY_BACKEND`
+//! (`deploy.rs`). This module depends on neither implementation; they depend on it.
 //!
 //! The actions say *what* runs (configuration files, the deployment they report); a backend says
 //! *where*: the [`Site`] a new helper gets (its files' directory, address and port), starting it
 //! until it accepts connections, finding it again after an executor restart, and removing only
 //! what it started.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
 use futures::future::BoxFuture;
 use serde_json::Value;
 
-use super::docker::Docker;
-use super::processes::Processes;
 use crate::error::ActionError;
 
 /// A database id as it may appear in a directory or container name: kept when it is all ASCII
@@ -197,32 +195,12 @@ pub trait Backend: Send + Sync {
     fn remove<'a>(&'a self, helper: &'a Helper) -> BoxFuture<'a, Result<Value, ActionError>>;
 }
 
-/// The backend in force (`DEPLOY_BACKEND`), as the executor carries it.
-#[derive(Clone, Default)]
-pub enum Deploy {
-    /// Local processes under the action context's `state_dir`.
-    #[default]
-    Process,
-    Docker(Arc<Docker>),
-}
-
-impl Deploy {
-    /// The backend, with local processes kept under `state_dir`.
-    pub fn backend(&self, state_dir: &Path) -> Arc<dyn Backend> {
-        match self {
-            Deploy::Process => Arc::new(Processes::new(state_dir)),
-            Deploy::Docker(docker) => docker.clone(),
-        }
-    }
-}
-
-impl std::fmt::Debug for Deploy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Deploy::Process => f.write_str("Process"),
-            Deploy::Docker(docker) => write!(f, "Docker({})", docker.describe()),
-        }
-    }
+/// A free local TCP port for a new helper.
+pub fn free_port() -> Result<u16, ActionError> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| ActionError::host("no free port", e))
 }
 
 #[cfg(test)]

@@ -15,8 +15,9 @@ use serde_json::Value;
 use sqlx::PgConnection;
 
 use super::{Context, identifier, shown};
-use crate::databases::{describe, execute_or_stop, is_lock_timeout};
+use crate::databases::execute_or_stop;
 use crate::error::ActionError;
+use crate::error::{describe, is_lock_timeout};
 
 const ATTEMPTS: u32 = 3;
 const MAX_COLUMNS: usize = 32;

@@ -263,7 +263,7 @@ impl Backend for Docker {
     fn site(&self, helper: &Helper) -> Result<Site, ActionError> {
         let name = container_name(helper);
         let (listen_addr, port, host) = if self.host_network() {
-            let port = super::processes::free_port()?;
+            let port = super::backend::free_port()?;
             ("127.0.0.1", port, "127.0.0.1".to_owned())
         } else {
             ("0.0.0.0", helper.kind.standard_port(), name.clone())

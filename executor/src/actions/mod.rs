@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod create_index;
+pub mod deploy;
 pub mod docker;
 pub mod pooler;
 pub mod processes;
@@ -59,7 +60,7 @@ pub struct Context {
     /// Where deployed helpers keep their files.
     pub state_dir: PathBuf,
     /// Where deployed helpers run (`DEPLOY_BACKEND`).
-    pub deploy: backend::Deploy,
+    pub deploy: deploy::Deploy,
     pub action_id: String,
     pub policy: terminate::Policy,
     /// Starts when the executor stops waiting for running actions at shutdown: a long

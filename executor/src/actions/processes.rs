@@ -12,7 +12,7 @@ use tokio::process::Command;
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
-use super::backend::{Backend, Daemon, Helper, Kind, Launch, Site};
+use super::backend::{Backend, Daemon, Helper, Kind, Launch, Site, free_port};
 use crate::error::ActionError;
 
 /// What the action reported when it started the helper, beside its configuration.
@@ -258,14 +258,6 @@ fn directory(state_dir: &Path, kind: &str, database_id: &str) -> PathBuf {
     state_dir
         .join(kind)
         .join(super::backend::safe_name(database_id))
-}
-
-/// A loopback port nothing listens on right now.
-pub fn free_port() -> Result<u16, ActionError> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| ActionError::host("no free port", e))
 }
 
 /// Whether this process runs as root (the owner of `/proc/self` is the process's user).
