@@ -1,6 +1,6 @@
-//! Shutdown while an action runs: the executor, started as a process would start it (knowledge,
-//! NATS and Redis real and in-process), is stopped the way SIGTERM stops it in the middle of a
-//! `CREATE INDEX CONCURRENTLY`.
+//! Shutdown while an action runs: the executor (in this process, or the `executor` binary sent a
+//! real SIGTERM; knowledge, NATS and Redis real) is stopped in the middle of a
+//! `CREATE INDEX CONCURRENTLY` on a two-million-row table.
 
 use std::time::{Duration, Instant};
 
@@ -36,7 +36,7 @@ struct Running {
     pg: PgCluster,
     client: KnowledgeServiceClient<tonic::transport::Channel>,
     shutdown: Shutdown,
-    app: tokio::task::JoinHandle<Result<(), executor::app::AppError>>,
+    app: Executor,
     knowledge_shutdown: Shutdown,
     _servers: (
         RedisServer,
@@ -46,8 +46,28 @@ struct Running {
     ),
 }
 
+/// The executor under test: in this process, or the `executor` binary as a child process.
+enum Executor {
+    InProcess(tokio::task::JoinHandle<Result<(), executor::app::AppError>>),
+    Process(std::process::Child),
+}
+
+impl Drop for Executor {
+    /// A test that failed half-way leaves no executor process behind.
+    fn drop(&mut self) {
+        if let Executor::Process(child) = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 impl Running {
     async fn start(drain_seconds: u64) -> Self {
+        Self::start_as(drain_seconds, false).await
+    }
+
+    async fn start_as(drain_seconds: u64, as_process: bool) -> Self {
         // A build slow enough to be caught running and to outlast a 1 s drain deadline: two
         // million wide rows sorted in 1 MB (about 8 s on a quiet machine).
         let pg = PgCluster::start_with(&[
@@ -110,7 +130,7 @@ impl Running {
             .await
             .unwrap();
 
-        let env = Env::from_map([
+        let env = [
             ("GRPC_PORT", "0".to_owned()),
             ("HEALTH_PORT", "0".to_owned()),
             ("HTTP_PORT", "0".to_owned()),
@@ -119,12 +139,25 @@ impl Running {
             ("STATE_DIR", state_dir.path().display().to_string()),
             ("EXECUTOR_ID", "executor-under-test".to_owned()),
             ("SHUTDOWN_DRAIN_SECONDS", drain_seconds.to_string()),
-        ]);
+        ];
         let shutdown = Shutdown::new();
-        let app = App::build(Config::from_env(&env).unwrap(), shutdown.clone())
+        let app = if as_process {
+            let child = std::process::Command::new(env!("CARGO_BIN_EXE_executor"))
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .envs(env.iter().map(|(k, v)| (k.to_owned(), v.to_owned())))
+                .spawn()
+                .expect("the executor binary starts");
+            Executor::Process(child)
+        } else {
+            let app = App::build(
+                Config::from_env(&Env::from_map(env)).unwrap(),
+                shutdown.clone(),
+            )
             .await
             .unwrap();
-        let app = tokio::spawn(app.run());
+            Executor::InProcess(tokio::spawn(app.run()))
+        };
         Self {
             pg,
             client,
@@ -157,6 +190,20 @@ impl Running {
         }
     }
 
+    /// Stops the in-process executor the way SIGTERM does (its shutdown is triggered) and waits
+    /// for `run` to return.
+    async fn stop_in_process(&mut self, limit: Duration) {
+        self.shutdown.trigger();
+        let Executor::InProcess(app) = &mut self.app else {
+            panic!("not in process")
+        };
+        tokio::time::timeout(limit, app)
+            .await
+            .expect("the executor stops within the drain deadline and its cleanup")
+            .unwrap()
+            .unwrap();
+    }
+
     async fn action(&self) -> proto::knowledge::Action {
         self.client
             .clone()
@@ -179,18 +226,19 @@ async fn shutdown_cancels_a_running_index_build_drops_its_leftover_and_records_w
 
     // The path SIGTERM takes: the process's shutdown is triggered, `run` returns.
     let stopping = Instant::now();
-    running.shutdown.trigger();
-    tokio::time::timeout(Duration::from_secs(45), &mut running.app)
-        .await
-        .expect("the executor stops within the drain deadline and its cleanup")
-        .unwrap()
-        .unwrap();
+    running.stop_in_process(Duration::from_secs(45)).await;
     assert!(
         stopping.elapsed() >= Duration::from_secs(1),
         "the running action was given the drain deadline"
     );
 
-    // Nothing of the build is left: no INVALID index, no index at all, no session building.
+    assert_cancelled_cleanly(&running).await;
+    running.knowledge_shutdown.trigger();
+}
+
+/// Nothing of the build is left — no INVALID index, no index at all, no session building — and
+/// knowledge holds a definite state with the reason.
+async fn assert_cancelled_cleanly(running: &Running) {
     let pg = &running.pg;
     let indexes = pg.psql(
         "app",
@@ -218,6 +266,35 @@ async fn shutdown_cancels_a_running_index_build_drops_its_leftover_and_records_w
         "{}",
         recorded.error
     );
+}
+
+#[tokio::test]
+async fn sigterm_to_the_executor_process_mid_build_leaves_no_invalid_index_and_records_why() {
+    let mut running = Running::start_as(1, true).await;
+    let phase = running.building().await;
+    assert_eq!(running.action().await.status, "executing", "{phase}");
+    let Executor::Process(child) = &mut running.app else {
+        unreachable!()
+    };
+    let pid = child.id().to_string();
+    let signalled = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(signalled.success(), "SIGTERM sent to {pid}");
+    let deadline = Instant::now() + Duration::from_secs(45);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the executor did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "a clean exit after SIGTERM: {status}");
+    assert_cancelled_cleanly(&running).await;
     running.knowledge_shutdown.trigger();
 }
 
@@ -225,12 +302,7 @@ async fn shutdown_cancels_a_running_index_build_drops_its_leftover_and_records_w
 async fn a_build_that_finishes_within_the_drain_deadline_completes_before_the_executor_stops() {
     let mut running = Running::start(60).await;
     running.building().await;
-    running.shutdown.trigger();
-    tokio::time::timeout(Duration::from_secs(90), &mut running.app)
-        .await
-        .expect("the executor stops once the build is done")
-        .unwrap()
-        .unwrap();
+    running.stop_in_process(Duration::from_secs(90)).await;
     let recorded = running.action().await;
     assert_eq!(recorded.status, "completed", "{recorded:?}");
     let indexes = running.pg.psql(
