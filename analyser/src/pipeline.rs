@@ -413,6 +413,12 @@ mod tests {
         // Idempotent: the analyser creates it at every start.
         ensure_stream(&pipeline.jetstream).await.unwrap();
         pipeline.publish(&detection()).await.unwrap();
+        let decoded = last_kept(&pipeline).await;
+        assert_eq!(decoded, detection());
+    }
+
+    /// The last detection the `DETECTIONS` stream keeps.
+    async fn last_kept(pipeline: &Pipeline) -> Detection {
         let kept = pipeline
             .jetstream
             .get_stream(DETECTIONS_STREAM)
@@ -421,8 +427,7 @@ mod tests {
             .get_last_raw_message_by_subject(proto::subjects::DETECTIONS)
             .await
             .unwrap();
-        let decoded: Detection = serde_json::from_slice(&kept.payload).unwrap();
-        assert_eq!(decoded, detection());
+        serde_json::from_slice(&kept.payload).unwrap()
     }
 
     #[tokio::test]
@@ -458,15 +463,7 @@ mod tests {
         ensure_stream(&pipeline.jetstream).await.unwrap();
         pipeline.settle().await;
         assert!(pipeline.unsettled.lock().await.is_empty());
-        let kept = pipeline
-            .jetstream
-            .get_stream(DETECTIONS_STREAM)
-            .await
-            .unwrap()
-            .get_last_raw_message_by_subject(proto::subjects::DETECTIONS)
-            .await
-            .unwrap();
-        let decoded: Detection = serde_json::from_slice(&kept.payload).unwrap();
+        let decoded = last_kept(&pipeline).await;
         assert_eq!(decoded.id, "det-1");
     }
 

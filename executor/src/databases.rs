@@ -8,7 +8,6 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use proto::clients::Knowledge;
-use proto::knowledge::GetDatabaseRequest;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgConnection, PgPool};
 use tokio::sync::Mutex;
@@ -94,27 +93,17 @@ impl Databases {
         {
             return Ok(database.clone());
         }
-        let request = GetDatabaseRequest {
-            database_id: id.to_owned(),
-            include_connection_string: true,
-        };
-        let reply = self
-            .knowledge
-            .call("GetDatabase", |mut k| async move {
-                k.get_database(request).await
-            })
-            .await?;
-        if !reply.found || reply.connection_string.is_empty() {
+        let Some(connection_string) = self.knowledge.connection_string(id).await? else {
             known.remove(id);
             return Err(DatabaseError::NotRegistered(id.to_owned()));
-        }
+        };
         if let Some((checked, database)) = known.get_mut(id)
-            && database.connection_string == reply.connection_string
+            && database.connection_string == connection_string
         {
             *checked = Instant::now();
             return Ok(database.clone());
         }
-        let database = Database::connect(id, &reply.connection_string)?;
+        let database = Database::connect(id, &connection_string)?;
         known.insert(id.to_owned(), (Instant::now(), database.clone()));
         Ok(database)
     }

@@ -8,7 +8,7 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use crate::error::Error;
 use crate::executor::executor_service_client::ExecutorServiceClient;
 use crate::knowledge::knowledge_service_client::KnowledgeServiceClient;
-use crate::knowledge::{GetSystemConfigRequest, SystemConfig};
+use crate::knowledge::{GetDatabaseRequest, GetSystemConfigRequest, SystemConfig};
 use crate::metrics::metrics_service_client::MetricsServiceClient;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -101,6 +101,21 @@ impl Knowledge {
             Ok(Err(status)) => Err(Error::from_status(rpc, status)),
             Ok(Ok(response)) => Ok(response.into_inner()),
         }
+    }
+
+    /// A registered database's connection string, decrypted (only the services that connect to
+    /// it ask); `None` when the database is not registered or has none.
+    pub async fn connection_string(&self, database_id: &str) -> Result<Option<String>, Error> {
+        let request = GetDatabaseRequest {
+            database_id: database_id.to_owned(),
+            include_connection_string: true,
+        };
+        let reply = self
+            .call("GetDatabase", |mut k| async move {
+                k.get_database(request).await
+            })
+            .await?;
+        Ok(Some(reply.connection_string).filter(|c| reply.found && !c.is_empty()))
     }
 
     /// Knowledge's configuration.

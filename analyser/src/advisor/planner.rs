@@ -18,7 +18,6 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use proto::clients::Knowledge;
-use proto::knowledge::GetDatabaseRequest;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Postgres, Row};
@@ -91,28 +90,18 @@ impl Planner {
         {
             return Ok(entry.pool.clone());
         }
-        let request = GetDatabaseRequest {
-            database_id: database_id.to_owned(),
-            include_connection_string: true,
-        };
-        let reply = self
-            .knowledge
-            .call("GetDatabase", |mut k| async move {
-                k.get_database(request).await
-            })
-            .await?;
-        if !reply.found || reply.connection_string.is_empty() {
+        let Some(connection_string) = self.knowledge.connection_string(database_id).await? else {
             pools.remove(database_id);
             return Err(PlannerError::NotRegistered(database_id.to_owned()));
-        }
+        };
         if let Some(entry) = pools.get_mut(database_id)
-            && entry.connection_string == reply.connection_string
+            && entry.connection_string == connection_string
         {
             entry.checked = Instant::now();
             return Ok(entry.pool.clone());
         }
         let options =
-            connect_options(&reply.connection_string).map_err(PlannerError::ConnectionString)?;
+            connect_options(&connection_string).map_err(PlannerError::ConnectionString)?;
         let pool = PgPoolOptions::new()
             .max_connections(1)
             .min_connections(0)
@@ -122,7 +111,7 @@ impl Planner {
         pools.insert(
             database_id.to_owned(),
             Entry {
-                connection_string: reply.connection_string,
+                connection_string,
                 checked: Instant::now(),
                 pool: pool.clone(),
             },

@@ -10,8 +10,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use proto::error::Error;
 use proto::knowledge::{
-    DatabaseFeatures, GetDatabaseRequest, ListDatabasesRequest, RegisterDatabaseRequest,
-    RegisteredDatabase, UnavailableFeature, UnregisterDatabaseRequest, UpdateDatabaseRequest,
+    DatabaseFeatures, ListDatabasesRequest, RegisterDatabaseRequest, RegisteredDatabase,
+    UnavailableFeature, UnregisterDatabaseRequest, UpdateDatabaseRequest,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -447,20 +447,15 @@ pub async fn doctor_registered(
     path: Result<Path<String>, PathRejection>,
 ) -> Reply<Json<Report>> {
     let Path(id) = path?;
-    let database_id = id.clone();
-    let database = s
-        .knowledge("GetDatabase", |mut k| async move {
-            k.get_database(GetDatabaseRequest {
-                database_id,
-                include_connection_string: true,
-            })
-            .await
-        })
-        .await?;
-    if !database.found || database.connection_string.is_empty() {
+    let Some(connection_string) = s
+        .knowledge
+        .connection_string(&id)
+        .await
+        .map_err(|e| e.context("knowledge"))?
+    else {
         return Err(Error::not_found(format!("database {id} not found")).into());
-    }
-    Ok(Json(doctor::examine(&database.connection_string).await?))
+    };
+    Ok(Json(doctor::examine(&connection_string).await?))
 }
 
 /// `POST /databases/doctor` with `{"connection_string": …}`, as `/databases/test` takes it.
