@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use lifecycle::Shutdown;
 use proto::clients::Knowledge;
 use proto::knowledge::ListDatabasesRequest;
+use proto::status::DatabaseStatus;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -185,7 +186,10 @@ async fn watch(
         Err(error) => {
             let message = format!("invalid connection string: {}", pg_stats::describe(&error));
             warn!(database_id = %id, error = %message, "cannot watch");
-            status.set(&id, json!({"status": "unreachable", "error": message}));
+            status.set(
+                &id,
+                json!({"status": DatabaseStatus::Unreachable, "error": message}),
+            );
             outputs.report_health(unreachable(&id, message)).await;
             shutdown.wait().await;
             return;
@@ -257,9 +261,9 @@ async fn collect_once(
                 .collect();
             *cycles += 1;
             let state = if errors.is_empty() {
-                "healthy"
+                DatabaseStatus::Healthy
             } else {
-                "degraded"
+                DatabaseStatus::Degraded
             };
             status.set(
                 id,
@@ -287,7 +291,10 @@ async fn collect_once(
         Err(error) => {
             let message = error.to_string();
             warn!(database_id = %id, error = %message, "database unreachable");
-            status.set(id, json!({"status": "unreachable", "error": message}));
+            status.set(
+                id,
+                json!({"status": DatabaseStatus::Unreachable, "error": message}),
+            );
             outputs.report_health(unreachable(id, message)).await;
         }
     }
@@ -296,7 +303,7 @@ async fn collect_once(
 fn unreachable(id: &str, message: String) -> HealthReport {
     HealthReport {
         database_id: id.to_owned(),
-        status: "unreachable",
+        status: DatabaseStatus::Unreachable,
         health_score: 0.0,
         version: String::new(),
         features: None,

@@ -11,6 +11,7 @@ use proto::clients::Knowledge;
 use proto::knowledge::{DatabaseFeatures, UpdateDatabaseHealthRequest};
 use proto::metrics::MetricSnapshot;
 use proto::metrics::metrics_service_client::MetricsServiceClient;
+use proto::status::DatabaseStatus;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{debug, info, warn};
@@ -25,8 +26,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct HealthReport {
     pub database_id: String,
-    /// `healthy`, `degraded` (some queries failed) or `unreachable`.
-    pub status: &'static str,
+    /// `Healthy`, `Degraded` (some queries failed) or `Unreachable`.
+    pub status: DatabaseStatus,
     pub health_score: f64,
     pub version: String,
     pub features: Option<DatabaseFeatures>,
@@ -97,7 +98,7 @@ impl Outputs {
         let request = UpdateDatabaseHealthRequest {
             database_id: report.database_id.clone(),
             last_seen: 0,
-            status: report.status.into(),
+            status: report.status.to_string(),
             health_score: report.health_score,
             version: report.version,
             features: report.features,
