@@ -8,6 +8,9 @@
 //! * For a configuration change: the database's mean statement latency, the same way.
 //! * Nothing is judged on fewer than `min_calls` calls on each side: until the time limit, the
 //!   verification waits; at the limit it is "not judged" and the change stays.
+//! * The ledger's figures are conservative: time saved (and a write cost) is the change in mean
+//!   latency times the *lower* of the call rates before and after, so a closed-loop workload
+//!   that calls 100× more once it is faster is credited at the demand seen before the fix.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +21,14 @@ use serde_json::{Value, json};
 /// Below this change in mean latency (ms), a difference is noise.
 pub const NOISE_FLOOR_MS: f64 = 0.05;
 const MS_PER_DAY: f64 = 86_400.0;
+
+/// Calls per day at the demand a figure may count on: the lower of the call rates before and
+/// after. A fix that makes a closed-loop workload faster raises its call rate; crediting the
+/// saving at the raised rate would count demand that only exists because of the fix.
+fn demand_per_day(before: &Load, before_seconds: f64, after: &Load, after_seconds: f64) -> f64 {
+    let rate = |load: &Load, seconds: f64| load.calls as f64 / seconds.max(1.0);
+    rate(before, before_seconds).min(rate(after, after_seconds)) * MS_PER_DAY
+}
 
 /// One statement's calls and time over some cycles.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -88,7 +99,10 @@ pub struct Verdict {
     /// the caller, from the time limit).
     pub decision: LedgerState,
     pub reason: String,
+    /// Database time saved per day: the drop in mean latency times the lower of the call rates
+    /// before and after (never the demand the fix itself created).
     pub time_saved_ms_per_day: f64,
+    /// Time added per day to the table's writes, at the same conservative demand.
     pub write_cost_ms_per_day: f64,
     pub after: Value,
 }
@@ -104,9 +118,9 @@ pub fn judge_index(
     if a.calls < rules.min_calls || b.calls == 0 {
         return None;
     }
-    let per_day = |calls: i64| calls as f64 / after.seconds.max(1.0) * MS_PER_DAY;
     let gain = 1.0 - a.mean_ms() / b.mean_ms().max(f64::MIN_POSITIVE);
-    let time_saved = (b.mean_ms() - a.mean_ms()) * per_day(a.calls);
+    let time_saved =
+        (b.mean_ms() - a.mean_ms()) * demand_per_day(&b, before.seconds, &a, after.seconds);
     let mut regressions = Vec::new();
     let mut write_cost = 0.0;
     for (id, after_load) in &after.statements {
@@ -121,7 +135,8 @@ pub fn judge_index(
         }
         let delta = after_load.mean_ms() - before_load.mean_ms();
         if after_load.writes && delta > 0.0 {
-            write_cost += delta * per_day(after_load.calls);
+            write_cost +=
+                delta * demand_per_day(before_load, before.seconds, after_load, after.seconds);
         }
         if delta > NOISE_FLOOR_MS
             && after_load.mean_ms() > before_load.mean_ms() * (1.0 + rules.regression_tolerance)
@@ -219,7 +234,7 @@ pub fn judge_config(before: &Figures, after: &Figures, rules: Rules) -> Option<V
             ),
         )
     };
-    let per_day = a.calls as f64 / after.seconds.max(1.0) * MS_PER_DAY;
+    let per_day = demand_per_day(&b, before.seconds, &a, after.seconds);
     Some(Verdict {
         decision,
         reason,
@@ -264,10 +279,48 @@ mod tests {
         let after = figures(&[(1, 300, 0.5, false), (2, 300, 0.104, true)], 10.0);
         let v = judge_index(&["1".into()], &before, &after, RULES).unwrap();
         assert_eq!(v.decision, LedgerState::Kept, "{}", v.reason);
-        // 30 calls/s = 2,592,000 a day, 19.5 ms saved each.
-        assert!((v.time_saved_ms_per_day - 2_592_000.0 * 19.5).abs() < 1.0);
+        // The calls rose from 10/s to 30/s; the saving counts the 10/s seen before the index:
+        // 864,000 calls a day, 19.5 ms saved each.
+        assert!((v.time_saved_ms_per_day - 864_000.0 * 19.5).abs() < 1.0);
         // The insert's +0.004 ms is under the noise floor but is still a write cost.
         assert!(v.write_cost_ms_per_day > 0.0);
+    }
+
+    #[test]
+    fn a_closed_loop_whose_call_rate_rises_100x_is_credited_at_the_demand_before() {
+        // A client loop waiting on each statement: 20 ms each before, so 50 calls/s; 0.2 ms
+        // after, so 5,000 calls/s over the same 10 s. The same loop, the same demand for work.
+        let before = figures(&[(1, 500, 20.0, false), (2, 50, 0.10, true)], 10.0);
+        let after = figures(&[(1, 50_000, 0.2, false), (2, 5_000, 0.12, true)], 10.0);
+        let v = judge_index(&["1".into()], &before, &after, RULES).unwrap();
+        assert_eq!(v.decision, LedgerState::Kept, "{}", v.reason);
+        // 50 calls/s × 86,400 s × 19.8 ms = 85,536,000 ms a day (23.8 h of database time) —
+        // not 5,000 calls/s × 19.8 ms, which would claim 99 s of database time every second.
+        let expected = 50.0 * 86_400.0 * 19.8;
+        assert!(
+            (v.time_saved_ms_per_day - expected).abs() < 1.0,
+            "{} ms/day",
+            v.time_saved_ms_per_day
+        );
+        assert!(
+            v.time_saved_ms_per_day <= 86_400_000.0 * 1.0,
+            "at most a day per day here"
+        );
+        // The insert's cost is counted at its lower rate too: 5 calls/s × 0.02 ms.
+        assert!(
+            (v.write_cost_ms_per_day - 5.0 * 86_400.0 * 0.02).abs() < 1.0,
+            "{} ms/day",
+            v.write_cost_ms_per_day
+        );
+    }
+
+    #[test]
+    fn a_configuration_change_is_credited_at_the_lower_call_rate() {
+        let before = figures(&[(1, 1_000, 4.0, false)], 10.0);
+        let after = figures(&[(1, 4_000, 1.0, false)], 10.0);
+        let v = judge_config(&before, &after, RULES).unwrap();
+        assert_eq!(v.decision, LedgerState::Kept, "{}", v.reason);
+        assert!((v.time_saved_ms_per_day - 100.0 * 86_400.0 * 3.0).abs() < 1.0);
     }
 
     #[test]
