@@ -3,10 +3,12 @@
 //!
 //! `orchestrator` decides which databases are watched and runs one task per database;
 //! `pg_stats` reads the statistics; `window` turns counters into per-interval values;
-//! `snapshot` and `normalise` build what is sent; `outputs` sends it.
+//! `constants` learns which literal values statements always use; `snapshot` and `normalise`
+//! build what is sent; `outputs` sends it.
 
 pub mod app;
 pub mod config;
+pub mod constants;
 pub mod lease;
 pub mod literals;
 pub mod normalise;

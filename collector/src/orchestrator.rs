@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tracing::{info, warn};
 
+use crate::constants::FixedConstants;
 use crate::lease::{Lease, Turn};
 use crate::outputs::{HealthReport, Outputs};
 use crate::window::Window;
@@ -203,6 +204,7 @@ async fn watch(
         .idle_timeout(Some(Duration::from_secs(60)))
         .connect_lazy_with(options);
     let mut window = Window::default();
+    let mut constants = FixedConstants::default();
     // Cycles completed since watching started, shown in /health beside the last one's duration,
     // so a reader polling it can tell each cycle's duration apart (the load benchmark does).
     let mut cycles: u64 = 0;
@@ -216,13 +218,14 @@ async fn watch(
         if let Turn::StandBy { holder } = lease.turn().await {
             // Another collector has it; the window restarts when this one takes over.
             window = Window::default();
+            constants = FixedConstants::default();
             status.set(&id, json!({"status": "standby", "collected_by": holder}));
             continue;
         }
         // A cycle in progress is abandoned on shutdown: it may be waiting on a server that
         // never answers.
         tokio::select! {
-            _ = collect_once(&id, &pool, local, &mut window, &mut cycles, &outputs, &status) => {}
+            _ = collect_once(&id, &pool, local, (&mut window, &mut constants), &mut cycles, &outputs, &status) => {}
             _ = shutdown.wait() => break,
         }
     }
@@ -240,7 +243,7 @@ async fn collect_once(
     id: &str,
     pool: &PgPool,
     local: bool,
-    window: &mut Window,
+    (window, constants): (&mut Window, &mut FixedConstants),
     cycles: &mut u64,
     outputs: &Outputs,
     status: &Status,
@@ -253,7 +256,13 @@ async fn collect_once(
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs() as i64)
                 .unwrap_or_default();
-            let snap = snapshot::build(id, now, &sample, interval);
+            let mut snap = snapshot::build(id, now, &sample, interval);
+            if let Some(statements) = &sample.statements {
+                constants.observe(&sample.query_samples, statements);
+            }
+            if let Some(detail) = snap.postgres.as_mut() {
+                detail.statement_constants = constants.fixed();
+            }
             let errors: Vec<String> = sample
                 .errors
                 .iter()

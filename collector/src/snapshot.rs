@@ -267,6 +267,8 @@ pub fn build(
             statements_calls: latency.calls,
             statements_total_time_ms: latency.total_time_ms,
             database_name: sample.database_name.clone(),
+            // Set by the orchestrator from what it learnt over many cycles (`constants`).
+            statement_constants: Vec::new(),
         }),
     }
 }

@@ -109,6 +109,7 @@ impl Running {
                 })
                 .to_vec(),
             include: Vec::new(),
+            predicate: None,
         });
         // Queued before the executor starts: its start-up recovery runs it.
         client

@@ -16,7 +16,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::sql::{IndexFunction, valid_identifier};
+use crate::sql::{IndexFunction, IndexPredicate, valid_identifier};
 use crate::status::ActionType;
 
 /// A stored plan or value that breaks a rule its type keeps.
@@ -147,6 +147,10 @@ pub struct CreateIndex {
     /// stored before covering indexes were proposed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub include: Vec<String>,
+    /// For a partial index: the rows it holds (`WHERE "column" = constant`). Absent from plans
+    /// stored before partial indexes were proposed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicate: Option<IndexPredicate>,
 }
 
 /// `vacuum_table`: `VACUUM (ANALYZE)` on `schema.table`.
@@ -461,6 +465,8 @@ pub struct IndexBuilt {
     pub columns: Vec<KeyColumn>,
     #[serde(default)]
     pub include: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicate: Option<IndexPredicate>,
     pub statement: String,
     pub index_oid: i64,
     /// `pg_relation_size` right after the build; absent when the build was confirmed after a

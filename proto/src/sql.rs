@@ -61,6 +61,120 @@ pub fn include_clause(columns: &[String]) -> String {
     format!(" INCLUDE ({})", quoted.join(", "))
 }
 
+/// A constant an application's statement always compares a column with (`status = 'pending'`),
+/// as a partial index's predicate holds it. A closed set of kinds, each written by
+/// [`SqlConstant::literal`] and read back only by [`SqlConstant::parse_literal`], so a predicate
+/// the executor writes is never SQL text carried by a detection.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "lowercase")]
+pub enum SqlConstant {
+    /// A string, without backslashes (whose meaning depends on `standard_conforming_strings`)
+    /// and without NUL (which PostgreSQL text cannot hold).
+    Text(String),
+    Integer(i64),
+    /// A decimal number as written (`-1.5`, `2e3`), checked by [`is_number`].
+    Number(String),
+    Boolean(bool),
+}
+
+/// Longest text constant carried: application constants are short words.
+pub const MAX_CONSTANT_CHARS: usize = 200;
+
+impl SqlConstant {
+    /// A text constant, or `None` when it cannot be carried safely (see [`SqlConstant::Text`]).
+    pub fn text(value: &str) -> Option<Self> {
+        (value.chars().count() <= MAX_CONSTANT_CHARS && !value.contains(['\\', '\0']))
+            .then(|| Self::Text(value.to_owned()))
+    }
+
+    /// A number as PostgreSQL's parser wrote it, or `None` when it is not a plain decimal.
+    pub fn number(text: &str) -> Option<Self> {
+        if let Ok(integer) = text.parse::<i64>() {
+            return Some(Self::Integer(integer));
+        }
+        is_number(text).then(|| Self::Number(text.to_owned()))
+    }
+
+    /// Whether the constant is well formed (a deserialised one may not be).
+    pub fn is_valid(&self) -> bool {
+        match self {
+            Self::Text(value) => Self::text(value).is_some(),
+            Self::Number(text) => is_number(text),
+            Self::Integer(_) | Self::Boolean(_) => true,
+        }
+    }
+
+    /// The constant as a SQL literal: `'it''s'`, `42`, `-1.5`, `true`.
+    pub fn literal(&self) -> String {
+        match self {
+            Self::Text(value) => format!("'{}'", value.replace('\'', "''")),
+            Self::Integer(value) => value.to_string(),
+            Self::Number(text) => text.clone(),
+            Self::Boolean(value) => value.to_string(),
+        }
+    }
+
+    /// The inverse of [`SqlConstant::literal`], refusing anything else.
+    pub fn parse_literal(literal: &str) -> Option<Self> {
+        match literal {
+            "true" => return Some(Self::Boolean(true)),
+            "false" => return Some(Self::Boolean(false)),
+            _ => {}
+        }
+        if let Some(inner) = literal
+            .strip_prefix('\'')
+            .and_then(|rest| rest.strip_suffix('\''))
+        {
+            // Inside, a quote only ever comes doubled.
+            if inner.replace("''", "").contains('\'') {
+                return None;
+            }
+            return Self::text(&inner.replace("''", "'"));
+        }
+        Self::number(literal)
+    }
+}
+
+/// `-?digits[.digits][e[+-]digits]`, or starting with the point: a numeric literal and nothing
+/// else.
+pub fn is_number(text: &str) -> bool {
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((m, e)) => (m, Some(e)),
+        None => (unsigned, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some((whole, fraction)) => {
+            (digits(whole) || whole.is_empty())
+                && (digits(fraction) || fraction.is_empty())
+                && !(whole.is_empty() && fraction.is_empty())
+        }
+        None => digits(mantissa),
+    };
+    let exponent_ok = exponent.is_none_or(|e| digits(e.strip_prefix(['+', '-']).unwrap_or(e)));
+    mantissa_ok && exponent_ok
+}
+
+/// A partial index's predicate: one column equal to one constant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct IndexPredicate {
+    pub column: String,
+    pub value: SqlConstant,
+}
+
+impl IndexPredicate {
+    /// `"column" = literal`, the column quoted.
+    pub fn condition(&self) -> String {
+        format!("{} = {}", quote_ident(&self.column), self.value.literal())
+    }
+}
+
+/// ` WHERE "column" = literal` after an index's keys and included columns, or nothing.
+pub fn where_clause(predicate: Option<&IndexPredicate>) -> String {
+    predicate.map_or_else(String::new, |p| format!(" WHERE {}", p.condition()))
+}
+
 /// FNV-1a of `text`: a stable short fingerprint (the same on every run and platform) for names
 /// and ids derived from identifiers.
 pub fn fnv1a(text: &str) -> u64 {
@@ -84,6 +198,66 @@ mod tests {
         assert_eq!(
             include_clause(&["a\"b".into(), "c".into()]),
             r#" INCLUDE ("a""b", "c")"#
+        );
+    }
+
+    #[test]
+    fn constants_read_back_only_from_their_own_literals() {
+        for constant in [
+            SqlConstant::Text("pending".into()),
+            SqlConstant::Text("it's".into()),
+            SqlConstant::Text(String::new()),
+            SqlConstant::Integer(-42),
+            SqlConstant::Number("1.50".into()),
+            SqlConstant::Number("2e-3".into()),
+            SqlConstant::Boolean(false),
+        ] {
+            assert!(constant.is_valid(), "{constant:?}");
+            assert_eq!(
+                SqlConstant::parse_literal(&constant.literal()),
+                Some(constant.clone())
+            );
+        }
+        assert_eq!(SqlConstant::Text("it's".into()).literal(), "'it''s'");
+        for refused in [
+            "'a' OR 1=1 --'",
+            "'unterminated",
+            "'back\\slash'",
+            "1; DROP TABLE t",
+            "E'x'",
+            "NULL",
+            "1.2.3",
+            "--1",
+            ".",
+            "1e",
+            "",
+        ] {
+            assert_eq!(SqlConstant::parse_literal(refused), None, "{refused}");
+        }
+        assert_eq!(
+            SqlConstant::parse_literal("'a'' OR ''1'"),
+            Some(SqlConstant::Text("a' OR '1".into())),
+            "doubled quotes are the text's own"
+        );
+        assert!(SqlConstant::text(&"x".repeat(MAX_CONSTANT_CHARS + 1)).is_none());
+        assert!(!SqlConstant::Number("1 OR 1".into()).is_valid());
+    }
+
+    #[test]
+    fn a_predicate_quotes_its_column_and_writes_its_constant() {
+        let predicate = IndexPredicate {
+            column: "Status".into(),
+            value: SqlConstant::Text("pending".into()),
+        };
+        assert_eq!(
+            where_clause(Some(&predicate)),
+            r#" WHERE "Status" = 'pending'"#
+        );
+        assert_eq!(where_clause(None), "");
+        let json = serde_json::to_value(&predicate).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"column": "Status", "value": {"kind": "text", "value": "pending"}})
         );
     }
 

@@ -4,9 +4,17 @@
 //! otherwise one range column. Join columns count as equality for the inner side of a nested loop.
 //! A covering variant carries the other few columns a statement reads in the index's leaf pages
 //! (`INCLUDE`), so the statement is answered by an index-only scan without visiting the table.
+//! Where the statement compares a column with a constant written into it (`status = 'pending'`,
+//! or a parameter the collector saw always hold one value), a partial variant indexes only those
+//! rows (`… WHERE status = 'pending'`) on the rest of the keys; the planner (HypoPG) tells
+//! whether the constant selects few enough rows for it to pay.
 
 pub use proto::sql::IndexFunction as KeyFunction;
+use proto::sql::IndexPredicate;
 
+use proto::metrics::IndexStats;
+
+use super::coverage;
 use super::statement::TableUse;
 
 /// An index key: a column (or a function of it, for an expression index) and its direction.
@@ -71,11 +79,13 @@ pub fn function_key(expression: &str) -> Option<(KeyFunction, String)> {
 /// At most this many `INCLUDE` columns: beyond that the index approaches a copy of the table.
 pub const MAX_INCLUDE: usize = 3;
 
-/// An index to try: its key columns, and the columns it carries without ordering by them.
+/// An index to try: its key columns, the columns it carries without ordering by them, and for
+/// a partial index the rows it holds.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Candidate {
     pub keys: Vec<KeyColumn>,
     pub include: Vec<String>,
+    pub predicate: Option<IndexPredicate>,
 }
 
 impl Candidate {
@@ -83,23 +93,92 @@ impl Candidate {
         Self {
             keys,
             include: Vec::new(),
+            predicate: None,
         }
     }
 }
 
-/// The covering variant of `keys` for a statement that reads only a few more columns of the
-/// table than the keys; `None` when it reads the whole row, nothing more, or too much more.
-pub fn covering(keys: &[KeyColumn], table_use: &TableUse) -> Option<Candidate> {
+/// The covering variant of `base` for a statement that reads only a few more columns of the
+/// table than the keys (and the partial index's predicate column, which its rows all share);
+/// `None` when it reads the whole row, nothing more, or too much more.
+pub fn covering(base: &Candidate, table_use: &TableUse) -> Option<Candidate> {
     let read = table_use.read_columns.as_ref()?;
     let include: Vec<String> = read
         .iter()
-        .filter(|c| !keys.iter().any(|k| &k.name == *c && k.function.is_none()))
+        .filter(|c| {
+            !base
+                .keys
+                .iter()
+                .any(|k| &k.name == *c && k.function.is_none())
+                && base.predicate.as_ref().is_none_or(|p| &p.column != *c)
+        })
         .cloned()
         .collect();
     (!include.is_empty() && include.len() <= MAX_INCLUDE).then(|| Candidate {
-        keys: keys.to_vec(),
+        keys: base.keys.clone(),
         include,
+        predicate: base.predicate.clone(),
     })
+}
+
+/// Every candidate for one table use that none of the table's `existing` indexes serves: each
+/// key list of [`for_use`] and each [`partial`] one, with its [`covering`] variant. Nothing when
+/// an existing partial index already serves the use.
+pub fn uncovered(table_use: &TableUse, existing: &[&IndexStats]) -> Vec<Candidate> {
+    let covered = |c: &Candidate| {
+        existing
+            .iter()
+            .any(|i| coverage::covers(i, &c.keys, c.predicate.as_ref()))
+    };
+    let partial = partial(table_use);
+    if partial.iter().any(covered) {
+        return Vec::new();
+    }
+    let plain = for_use(table_use).into_iter().map(Candidate::plain);
+    let mut found = Vec::new();
+    for base in plain.chain(partial) {
+        if covered(&base) {
+            continue;
+        }
+        let covering = covering(&base, table_use);
+        for candidate in std::iter::once(base).chain(covering) {
+            if !found.contains(&candidate) {
+                found.push(candidate);
+            }
+        }
+    }
+    found
+}
+
+/// At most this many partial candidates per table use (one per constant it compares with).
+pub const MAX_PARTIAL: usize = 2;
+
+/// Partial candidates for one table use: for each column it compares with a constant, an index
+/// of only the rows holding that constant, on the keys [`for_use`] gives for the rest of the
+/// statement (the column itself when nothing else is left).
+pub fn partial(table_use: &TableUse) -> Vec<Candidate> {
+    table_use
+        .equality_constants
+        .iter()
+        .take(MAX_PARTIAL)
+        .map(|(column, value)| {
+            let mut rest = table_use.clone();
+            rest.equality.retain(|c| c != column);
+            rest.equality_constants.clear();
+            let keys = for_use(&rest)
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| vec![KeyColumn::column(column, false)]);
+            Candidate {
+                keys,
+                include: Vec::new(),
+                predicate: Some(IndexPredicate {
+                    column: column.clone(),
+                    value: value.clone(),
+                }),
+            }
+        })
+        .collect()
 }
 
 /// Candidate key column lists for one table use, the most specific first; empty when the
@@ -212,14 +291,16 @@ mod tests {
             "SELECT id, total FROM orders WHERE customer_id = $1 ORDER BY created_at DESC LIMIT 10",
         )
         .unwrap();
-        let keys = &for_use(&uses[0])[0];
-        let variant = covering(keys, &uses[0]).unwrap();
+        let keys = Candidate::plain(for_use(&uses[0])[0].clone());
+        let variant = covering(&keys, &uses[0]).unwrap();
         assert_eq!(names(&variant.keys), ["customer_id", "created_at DESC"]);
         assert_eq!(variant.include, ["id", "total"]);
-        let whole_row = analyse("SELECT * FROM orders WHERE customer_id = $1").unwrap();
-        assert!(covering(&for_use(&whole_row[0])[0], &whole_row[0]).is_none());
-        let keys_only = analyse("SELECT count(*) FROM orders WHERE customer_id = $1").unwrap();
-        assert!(covering(&for_use(&keys_only[0])[0], &keys_only[0]).is_none());
+        let first = |sql: &str| {
+            let uses = analyse(sql).unwrap();
+            covering(&Candidate::plain(for_use(&uses[0])[0].clone()), &uses[0])
+        };
+        assert!(first("SELECT * FROM orders WHERE customer_id = $1").is_none());
+        assert!(first("SELECT count(*) FROM orders WHERE customer_id = $1").is_none());
     }
 
     #[test]
@@ -250,5 +331,36 @@ mod tests {
     #[test]
     fn nothing_to_serve_means_no_candidate() {
         assert!(best("SELECT count(*) FROM posts").is_empty());
+    }
+
+    #[test]
+    fn a_constant_filter_gets_a_partial_index_on_the_rest_of_the_statement() {
+        let uses = analyse(
+            "SELECT id, customer_id, created_at FROM orders WHERE status = 'pending' \
+             ORDER BY created_at LIMIT 50",
+        )
+        .unwrap();
+        let [pending] = partial(&uses[0]).try_into().unwrap();
+        assert_eq!(names(&pending.keys), ["created_at"]);
+        let predicate = pending.predicate.clone().unwrap();
+        assert_eq!(predicate.condition(), r#""status" = 'pending'"#);
+        let variant = covering(&pending, &uses[0]).unwrap();
+        assert_eq!(
+            variant.include,
+            ["id", "customer_id"],
+            "not the predicate's column"
+        );
+        assert_eq!(variant.predicate, pending.predicate);
+
+        let count = analyse("SELECT count(*) FROM jobs WHERE done = false").unwrap();
+        let [alone] = partial(&count[0]).try_into().unwrap();
+        assert_eq!(
+            names(&alone.keys),
+            ["done"],
+            "the column itself when nothing is left"
+        );
+        let bound = analyse("SELECT * FROM jobs WHERE queue = $1 AND done = false").unwrap();
+        assert_eq!(names(&partial(&bound[0])[0].keys), ["queue"]);
+        assert!(partial(&analyse("SELECT * FROM t WHERE a = $1").unwrap()[0]).is_empty());
     }
 }

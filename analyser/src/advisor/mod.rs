@@ -35,8 +35,13 @@
 //! while the statements, indexes and thresholds stay the same, so the planner is not asked every
 //! cycle.
 //!
-//! Partial indexes are not proposed: pg_stat_statements replaces every constant with `$n`, so the
-//! text never shows that statements always filter on the same value.
+//! Partial indexes: pg_stat_statements replaces every constant with `$n`, so its text never shows
+//! that a statement always filters on the same value. The collector learns which parameters
+//! always hold one value from live samples (its `constants` module); the workload puts those
+//! literals back into the text (`statement::with_constants`), the planner then sees the real
+//! values (a range `now() - interval '1 minute'` at its real size), and an equality with a
+//! constant yields a partial candidate (`candidates::partial`) that HypoPG judges like any other,
+//! its size estimated for the rows it holds.
 
 pub mod candidates;
 pub mod coverage;
@@ -396,7 +401,7 @@ impl Advisor {
                 subject
                     .statements
                     .iter()
-                    .map(|s| s.queryid.to_string())
+                    .map(|s| format!("{}:{:x}", s.queryid, proto::sql::fnv1a(&s.query)))
                     .collect()
             ),
             sorted(subject.taken_names.clone()),
@@ -573,15 +578,9 @@ fn subject(
             .collect();
         let mut own: Vec<Candidate> = Vec::new();
         for table_use in &table_uses {
-            for keys in candidates::for_use(table_use) {
-                if own_indexes.iter().any(|i| coverage::covers(i, &keys)) {
-                    continue;
-                }
-                let covering = candidates::covering(&keys, table_use);
-                for candidate in std::iter::once(Candidate::plain(keys)).chain(covering) {
-                    if !own.contains(&candidate) {
-                        own.push(candidate);
-                    }
+            for candidate in candidates::uncovered(table_use, &own_indexes) {
+                if !own.contains(&candidate) {
+                    own.push(candidate);
                 }
             }
         }

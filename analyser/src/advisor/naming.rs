@@ -6,7 +6,7 @@ pub use proto::sql::{MAX_IDENTIFIER_BYTES, qualified, quote_ident};
 
 use super::candidates::{Candidate, KeyColumn};
 
-/// `idx_<table>_<columns>[_incl_<columns>]`: letters, digits and `_` only (lower-cased), at most 63 bytes (a long
+/// `idx_<table>_<columns>[_incl_<columns>][_where_<column>]`: letters, digits and `_` only (lower-cased), at most 63 bytes (a long
 /// name is cut and ends in a hash of the whole so two long names stay distinct), and different
 /// from every name in `taken` (a numeric suffix when needed).
 pub fn index_name(table: &str, candidate: &Candidate, taken: &[String]) -> String {
@@ -26,6 +26,10 @@ pub fn index_name(table: &str, candidate: &Candidate, taken: &[String]) -> Strin
             base.push_str(&plain(column));
         }
     }
+    if let Some(predicate) = &candidate.predicate {
+        base.push_str("_where_");
+        base.push_str(&plain(&predicate.column));
+    }
     for attempt in 1.. {
         let wanted = if attempt == 1 {
             base.clone()
@@ -40,7 +44,8 @@ pub fn index_name(table: &str, candidate: &Candidate, taken: &[String]) -> Strin
     unreachable!("an unbounded range always yields a free name")
 }
 
-/// `CREATE INDEX CONCURRENTLY "name" ON "schema"."table" ("a", "b" DESC) INCLUDE ("c")`.
+/// `CREATE INDEX CONCURRENTLY "name" ON "schema"."table" ("a", "b" DESC) INCLUDE ("c")`, and
+/// the partial index's `WHERE`.
 pub fn create_statement(schema: &str, table: &str, name: &str, candidate: &Candidate) -> String {
     format!(
         "CREATE INDEX CONCURRENTLY {} ON {}",
@@ -49,13 +54,15 @@ pub fn create_statement(schema: &str, table: &str, name: &str, candidate: &Candi
     )
 }
 
-/// `"schema"."table" ("a", "b" DESC) INCLUDE ("c")`: what follows `ON` in `CREATE INDEX`.
+/// `"schema"."table" ("a", "b" DESC) INCLUDE ("c") WHERE "d" = 'x'`: what follows `ON` in
+/// `CREATE INDEX`.
 pub fn definition(schema: &str, table: &str, candidate: &Candidate) -> String {
     format!(
-        "{} ({}){}",
+        "{} ({}){}{}",
         qualified(schema, table),
         key_list(&candidate.keys),
-        proto::sql::include_clause(&candidate.include)
+        proto::sql::include_clause(&candidate.include),
+        proto::sql::where_clause(candidate.predicate.as_ref())
     )
 }
 
@@ -163,12 +170,31 @@ mod tests {
         let candidate = Candidate {
             keys: vec![key("customer_id", false)],
             include: vec!["Total".into(), "id".into()],
+            predicate: None,
         };
         let name = index_name("orders", &candidate, &[]);
         assert_eq!(name, "idx_orders_customer_id_incl_total_id");
         assert_eq!(
             create_statement("public", "orders", &name, &candidate),
             r#"CREATE INDEX CONCURRENTLY "idx_orders_customer_id_incl_total_id" ON "public"."orders" ("customer_id") INCLUDE ("Total", "id")"#
+        );
+    }
+
+    #[test]
+    fn a_partial_index_names_its_predicate_column_and_writes_its_condition() {
+        let candidate = Candidate {
+            keys: vec![key("created_at", false)],
+            include: vec!["id".into()],
+            predicate: Some(proto::sql::IndexPredicate {
+                column: "Status".into(),
+                value: proto::sql::SqlConstant::Text("it's pending".into()),
+            }),
+        };
+        let name = index_name("orders", &candidate, &[]);
+        assert_eq!(name, "idx_orders_created_at_incl_id_where_status");
+        assert_eq!(
+            create_statement("public", "orders", &name, &candidate),
+            r#"CREATE INDEX CONCURRENTLY "idx_orders_created_at_incl_id_where_status" ON "public"."orders" ("created_at") INCLUDE ("id") WHERE "Status" = 'it''s pending'"#
         );
     }
 }

@@ -20,10 +20,12 @@
 //! covering index).
 
 use pg_query::NodeEnum;
+use pg_query::protobuf::a_const::Val;
 use pg_query::protobuf::{
     AExprKind, BoolExprType, ColumnRef, FuncCall, LimitOption, Node, ResTarget, SelectStmt,
     SetOperation, SortByDir,
 };
+use proto::sql::SqlConstant;
 
 /// PostgreSQL's volatile functions an application is likely to call (`provolatile = 'v'` in
 /// `pg_proc`, and in the uuid-ossp and pgcrypto extensions), matched by the function's last name
@@ -151,6 +153,10 @@ pub struct TableUse {
     /// `CREATE INDEX … ((expression))` needs them: column unqualified, quoted where needed. Only
     /// [`IMMUTABLE_FUNCTIONS`], `COALESCE` and constants, so the expression can be indexed.
     pub equality_expressions: Vec<String>,
+    /// Columns of `equality` compared with `=` to a constant written in the text (`status =
+    /// 'pending'`, or a parameter the collector saw fixed and `with_constants` put back), for a
+    /// partial index.
+    pub equality_constants: Vec<(String, SqlConstant)>,
     /// Columns compared with `<`, `>`, `<=`, `>=` or `BETWEEN` to values.
     pub range: Vec<String>,
     /// Columns compared with another table's column.
@@ -581,9 +587,17 @@ impl Scope {
                 TableUse::add(&mut self.uses[a].join, &ca);
                 TableUse::add(&mut self.uses[b].join, &cb);
             }
-            (Operand::Column(t, c), Operand::Value) => self.filtered(t, &c, comparison.kind),
+            (Operand::Column(t, c), Operand::Value) => {
+                self.filtered(t, &c, comparison.kind);
+                if comparison == Comparison::PLAIN_EQUALITY {
+                    self.constant_filtered(t, &c, right);
+                }
+            }
             (Operand::Value, Operand::Column(t, c)) if comparison.mirrors => {
-                self.filtered(t, &c, comparison.kind)
+                self.filtered(t, &c, comparison.kind);
+                if comparison == Comparison::PLAIN_EQUALITY {
+                    self.constant_filtered(t, &c, left);
+                }
             }
             (Operand::Expression(t, expression), Operand::Value)
                 if comparison.kind == Filter::Equality =>
@@ -604,6 +618,15 @@ impl Scope {
         match kind {
             Filter::Equality => TableUse::add(&mut use_.equality, column),
             Filter::Range => TableUse::add(&mut use_.range, column),
+        }
+    }
+
+    fn constant_filtered(&mut self, table: usize, column: &str, value: &Node) {
+        let constants = &mut self.uses[table].equality_constants;
+        if let Some(constant) = constant_of(value)
+            && !constants.iter().any(|(c, _)| c == column)
+        {
+            constants.push((column.to_owned(), constant));
         }
     }
 
@@ -804,6 +827,76 @@ impl Comparison {
         };
         Some(Self { kind, mirrors })
     }
+}
+
+/// A constant written as one (`'pending'`, `42`, `-1.5`, `true`), or cast to a type
+/// (`'pending'::text`, as PostgreSQL writes an index predicate back).
+fn constant_of(node: &Node) -> Option<SqlConstant> {
+    match node.node.as_ref()? {
+        NodeEnum::AConst(constant) if !constant.isnull => match constant.val.as_ref()? {
+            Val::Ival(i) => Some(SqlConstant::Integer(i.ival.into())),
+            Val::Fval(f) => SqlConstant::number(&f.fval),
+            Val::Sval(s) => SqlConstant::text(&s.sval),
+            Val::Boolval(b) => Some(SqlConstant::Boolean(b.boolval)),
+            Val::Bsval(_) => None,
+        },
+        NodeEnum::TypeCast(cast) => constant_of(cast.arg.as_ref()?),
+        _ => None,
+    }
+}
+
+/// `column = constant` (either way round, the column possibly cast, as PostgreSQL writes an
+/// index predicate back: `(status)::text = 'pending'::text`) → the column and the constant.
+pub fn column_equals_constant(node: &Node) -> Option<(String, SqlConstant)> {
+    let Some(NodeEnum::AExpr(expr)) = node.node.as_ref() else {
+        return None;
+    };
+    if Comparison::of(expr)? != Comparison::PLAIN_EQUALITY
+        || AExprKind::try_from(expr.kind).ok()? != AExprKind::AexprOp
+    {
+        return None;
+    }
+    fn column(n: &Node) -> Option<&str> {
+        match n.node.as_ref()? {
+            NodeEnum::TypeCast(cast) => bare_name(cast.arg.as_ref()?),
+            _ => bare_name(n),
+        }
+    }
+    let (left, right) = (expr.lexpr.as_ref()?, expr.rexpr.as_ref()?);
+    match (column(left), column(right)) {
+        (Some(c), None) => Some((c.to_owned(), constant_of(right)?)),
+        (None, Some(c)) => Some((c.to_owned(), constant_of(left)?)),
+        _ => None,
+    }
+}
+
+/// `normalised` (pg_stat_statements' text) with each `$n` of `constants` replaced by its literal;
+/// `None` when the text does not scan. Everything else stays as written.
+pub fn with_constants(normalised: &str, constants: &[(i32, SqlConstant)]) -> Option<String> {
+    if constants.is_empty() {
+        return Some(normalised.to_owned());
+    }
+    let tokens = pg_query::scan_tokens(normalised).ok()?;
+    let mut out = String::with_capacity(normalised.len() + 16);
+    let mut copied = 0;
+    for token in tokens {
+        if token.token != pg_query::protobuf::Token::Param as i32 {
+            continue;
+        }
+        let (start, end) = (token.start as usize, token.end as usize);
+        let number: Option<i32> = normalised
+            .get(start..end)
+            .and_then(|t| t.strip_prefix('$'))
+            .and_then(|n| n.parse().ok());
+        let Some((_, constant)) = constants.iter().find(|(n, _)| Some(*n) == number) else {
+            continue;
+        };
+        out.push_str(normalised.get(copied..start)?);
+        out.push_str(&constant.literal());
+        copied = end;
+    }
+    out.push_str(normalised.get(copied..)?);
+    Some(out)
 }
 
 /// Whether an expression is fixed before the scan (see the module documentation).
@@ -1382,5 +1475,59 @@ mod tests {
     #[test]
     fn unparseable_text_is_an_error_not_a_panic() {
         assert!(analyse("SELEC nonsense FROM").is_err());
+    }
+
+    #[test]
+    fn an_equality_with_a_written_constant_is_recorded_for_a_partial_index() {
+        let t = only(
+            "SELECT id FROM orders WHERE status = 'pending' AND customer_id = $1 \
+             AND 7 = priority AND archived = false AND kind = 'a'::text AND at > 'x'",
+        );
+        assert_eq!(
+            t.equality_constants,
+            [
+                ("status".to_owned(), SqlConstant::Text("pending".into())),
+                ("priority".to_owned(), SqlConstant::Integer(7)),
+                ("archived".to_owned(), SqlConstant::Boolean(false)),
+                ("kind".to_owned(), SqlConstant::Text("a".into())),
+            ]
+        );
+        assert_eq!(
+            t.equality,
+            ["status", "customer_id", "priority", "archived", "kind"]
+        );
+        assert!(
+            only("SELECT * FROM t WHERE a IN ('x', 'y')")
+                .equality_constants
+                .is_empty()
+        );
+        assert!(
+            only("SELECT * FROM t WHERE a = lower('X')")
+                .equality_constants
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn fixed_parameters_are_put_back_as_literals_and_nothing_else_changes() {
+        let normalised =
+            "SELECT a FROM t WHERE s = $1 AND c = $2 AND note = '$1' ORDER BY a LIMIT $3";
+        let constants = [
+            (1, SqlConstant::Text("it's".into())),
+            (3, SqlConstant::Integer(50)),
+        ];
+        assert_eq!(
+            with_constants(normalised, &constants).unwrap(),
+            "SELECT a FROM t WHERE s = 'it''s' AND c = $2 AND note = '$1' ORDER BY a LIMIT 50"
+        );
+        assert_eq!(
+            with_constants(
+                "SELECT now() - interval $1",
+                &[(1, SqlConstant::Text("1 minute".into()))]
+            )
+            .unwrap(),
+            "SELECT now() - interval '1 minute'"
+        );
+        assert_eq!(with_constants(normalised, &[]).unwrap(), normalised);
     }
 }

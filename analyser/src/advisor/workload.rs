@@ -8,7 +8,10 @@
 //! keeps its share of the last minute or so instead of vanishing from the next window. On a
 //! database's first windows the rate is simply what those windows saw.
 //!
-//! Each statement is parsed once, when first seen (`statement::analyse`), and forgotten when its
+//! Each statement is parsed when first seen (`statement::analyse`), and again when the constants
+//! the collector saw it always use change (`statement::with_constants`: those `$n` become their
+//! literals, so a partial index can be found and the planner sees the real values), and forgotten
+//! when its
 //! rate falls below [`FORGET_BELOW`] calls per second; a table when its scans and writes do and
 //! its sequential scans read less than a row per second. Memory is bounded by what ran in the last
 //! few horizons.
@@ -16,6 +19,7 @@
 use std::collections::HashMap;
 
 use proto::metrics::MetricSnapshot;
+use proto::sql::SqlConstant;
 
 use super::statement::{self, TableUse};
 
@@ -29,7 +33,10 @@ const FORGET_BELOW: f64 = 1e-4;
 #[derive(Debug, Clone)]
 pub struct StatementLoad {
     pub queryid: i64,
+    /// pg_stat_statements' text with its fixed constants in place.
     pub query: String,
+    /// The parameters the collector saw always hold one value, put into `query`.
+    pub constants: Vec<(i32, SqlConstant)>,
     /// Decayed sums (divide by [`DatabaseWorkload::seconds`] for rates).
     pub calls: f64,
     pub time_ms: f64,
@@ -104,24 +111,48 @@ impl DatabaseWorkload {
             load.scans *= keep;
             load.writes *= keep;
         }
+        let fixed: HashMap<i64, Vec<(i32, SqlConstant)>> = detail
+            .statement_constants
+            .iter()
+            .map(|s| {
+                let constants = s
+                    .constants
+                    .iter()
+                    .filter_map(|c| Some((c.parameter, SqlConstant::parse_literal(&c.literal)?)))
+                    .collect();
+                (s.queryid, constants)
+            })
+            .collect();
         for s in &detail.top_statements {
-            let load = self.statements.entry(s.queryid).or_insert_with(|| {
-                // The text as PostgreSQL accepts it (`interval $1` → `$1::interval`), kept only
-                // when an index could serve some use of a table (the advisor probes it then);
-                // an INSERT or a bare scan keeps its rates alone.
-                let query = statement::parseable(&s.query);
-                let uses = statement::analyse(&query)
-                    .ok()
-                    .filter(|uses| uses.iter().any(TableUse::may_use_an_index));
-                StatementLoad {
+            let constants = fixed.get(&s.queryid).cloned().unwrap_or_default();
+            let new = !self.statements.contains_key(&s.queryid);
+            let load = self
+                .statements
+                .entry(s.queryid)
+                .or_insert_with(|| StatementLoad {
                     queryid: s.queryid,
-                    query: if uses.is_some() { query } else { String::new() },
-                    uses,
+                    query: String::new(),
+                    constants: Vec::new(),
+                    uses: None,
                     calls: 0.0,
                     time_ms: 0.0,
                     rows: 0.0,
-                }
-            });
+                });
+            if new || load.constants != constants {
+                // The text as PostgreSQL accepts it (`interval $1` → `$1::interval`), kept only
+                // when an index could serve some use of a table (the advisor probes it then);
+                // an INSERT or a bare scan keeps its rates alone.
+                let query = statement::parseable(
+                    &statement::with_constants(&s.query, &constants)
+                        .unwrap_or_else(|| s.query.clone()),
+                );
+                let uses = statement::analyse(&query)
+                    .ok()
+                    .filter(|uses| uses.iter().any(TableUse::may_use_an_index));
+                load.query = if uses.is_some() { query } else { String::new() };
+                load.uses = uses;
+                load.constants = constants;
+            }
             load.calls += s.calls as f64;
             load.time_ms += s.total_time_ms;
             load.rows += s.rows as f64;

@@ -42,6 +42,9 @@ pub fn missing_index(snapshot: &MetricSnapshot, advice: &[Advice]) -> Vec<Detect
             if !a.candidate.include.is_empty() {
                 column_list.push_str(&format!(" INCLUDE {}", a.candidate.include.join(", ")));
             }
+            if let Some(p) = &a.candidate.predicate {
+                column_list.push_str(&format!(" WHERE {} = {}", p.column, p.value.literal()));
+            }
             let seconds = a.trigger.seconds_observed;
             let saved_s_per_day = a.saved_ms_per_day / 1000.0;
             let write_s_per_day = a.write_cost_ms_per_day / 1000.0;
@@ -97,6 +100,7 @@ pub fn missing_index(snapshot: &MetricSnapshot, advice: &[Advice]) -> Vec<Detect
                     "table_name": a.table,
                     "columns": columns,
                     "include": a.candidate.include,
+                    "predicate": a.candidate.predicate,
                     "statement_seconds_per_second": a.trigger.statement_seconds_per_second,
                     "rows_read_per_second": a.trigger.rows_read_per_second,
                     "live_tuples": table.map_or(0, |t| t.live_tuples),
@@ -130,6 +134,7 @@ pub fn missing_index(snapshot: &MetricSnapshot, advice: &[Advice]) -> Vec<Detect
                         "function": k.function.map(|f| f.as_str()),
                     })).collect::<Vec<_>>(),
                     "include": a.candidate.include,
+                    "predicate": a.candidate.predicate,
                     "index_name": a.index_name,
                     "statement": a.statement,
                     "method": a.method.as_str(),

@@ -9,6 +9,7 @@
 pub mod activity;
 pub mod capabilities;
 pub mod database;
+pub mod samples;
 pub mod settings;
 pub mod statements;
 pub mod tables;
@@ -22,6 +23,7 @@ use sqlx::PgPool;
 
 pub use activity::{Activity, Connections};
 pub use database::DatabaseCounters;
+pub use samples::QuerySample;
 pub use statements::StatementCounters;
 pub use tables::TableCounters;
 
@@ -53,6 +55,9 @@ pub struct Sample {
     /// `None` when pg_stat_statements cannot be read.
     pub statements: Option<Vec<StatementCounters>>,
     pub activity: Option<Activity>,
+    /// Each client session's latest statement with its literals (PostgreSQL 14+, with
+    /// pg_stat_statements): read for `constants`, never sent.
+    pub query_samples: Vec<QuerySample>,
     pub host_memory_bytes: Option<i64>,
     pub errors: Vec<QueryError>,
 }
@@ -133,6 +138,11 @@ pub async fn collect(pool: &PgPool, local_host: bool) -> Result<Sample, CollectE
             statements::read(pool, version_num),
         )
         .await;
+        if version_num >= 140_000
+            && let Some(samples) = attempt(errors, "statement samples", samples::read(pool)).await
+        {
+            sample.query_samples = samples;
+        }
     }
     sample.capabilities.server_version_num = version_num;
     sample.host_memory_bytes = if local_host {

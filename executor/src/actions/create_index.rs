@@ -1,5 +1,6 @@
 //! `create_index`: `CREATE INDEX CONCURRENTLY` (key columns, optionally `INCLUDE` columns for an
-//! index-only scan) with quoted, schema-qualified identifiers on a
+//! index-only scan, and for a partial index `WHERE "column" = constant` written from a typed
+//! constant, never from SQL text) with quoted, schema-qualified identifiers on a
 //! connection of its own (the action's time limit as `statement_timeout`, a 2 s `lock_timeout`,
 //! retried up to three times when a lock is busy). An INVALID index left by a failed or
 //! interrupted build is dropped; an index of that name that was there before is never touched.
@@ -7,7 +8,10 @@
 
 use std::time::{Duration, Instant};
 
-use proto::sql::{include_clause, index_key, qualified, quote_ident, valid_identifier};
+use proto::sql::{
+    IndexPredicate, include_clause, index_key, qualified, quote_ident, valid_identifier,
+    where_clause,
+};
 use std::future::Future;
 
 use proto::actions::{CreateIndex, IndexBuilt, IndexDropped, KeyColumn};
@@ -117,6 +121,26 @@ impl CreateIndexRun for CreateIndex {
                 shown(format!("{twice:?}"))
             )));
         }
+        let predicate: Option<IndexPredicate> = match metadata.get("predicate") {
+            None | Some(Value::Null) => None,
+            Some(value) => {
+                let predicate: IndexPredicate = serde_json::from_value(value.clone())
+                    .map_err(|e| ActionError::Invalid(shown(format!("predicate: {e}"))))?;
+                if !valid_identifier(&predicate.column) {
+                    return Err(ActionError::Invalid(format!(
+                        "predicate column {} is not a valid identifier",
+                        shown(format!("{:?}", predicate.column))
+                    )));
+                }
+                if !predicate.value.is_valid() {
+                    return Err(ActionError::Invalid(format!(
+                        "predicate constant {} cannot be written safely",
+                        shown(format!("{:?}", predicate.value))
+                    )));
+                }
+                Some(predicate)
+            }
+        };
         let index_name = match metadata.get("index_name") {
             None | Some(Value::Null) => format!("idx_{table}_{}", columns[0].name),
             Some(_) => identifier(metadata, "index_name")?,
@@ -132,6 +156,7 @@ impl CreateIndexRun for CreateIndex {
             index_name,
             columns,
             include,
+            predicate,
         })
     }
 
@@ -143,11 +168,12 @@ impl CreateIndexRun for CreateIndex {
             .map(|k| index_key(&k.name, k.function, k.descending))
             .collect();
         format!(
-            "CREATE INDEX CONCURRENTLY {} ON {} ({}){}",
+            "CREATE INDEX CONCURRENTLY {} ON {} ({}){}{}",
             quote_ident(&self.index_name),
             qualified(&self.schema, &self.table),
             keys.join(", "),
-            include_clause(&self.include)
+            include_clause(&self.include),
+            where_clause(self.predicate.as_ref())
         )
     }
 
@@ -243,6 +269,7 @@ impl CreateIndexRun for CreateIndex {
             table_name: self.table.clone(),
             columns: self.columns.clone(),
             include: self.include.clone(),
+            predicate: self.predicate.clone(),
             statement,
             index_oid: oid,
             size_bytes: Some(size),
@@ -297,6 +324,7 @@ impl CreateIndexRun for CreateIndex {
                 table_name: self.table.clone(),
                 columns: Vec::new(),
                 include: Vec::new(),
+                predicate: None,
                 statement: self.statement(),
                 index_oid: oid,
                 size_bytes: None,
@@ -488,6 +516,46 @@ mod tests {
             plan.statement(),
             r#"CREATE INDEX CONCURRENTLY "i" ON "public"."customers" (lower("email")) INCLUDE ("id", "email")"#
         );
+    }
+
+    #[test]
+    fn a_partial_index_writes_its_predicate_from_the_typed_constant() {
+        let plan = CreateIndex::from_metadata(&json!({
+            "table_name": "orders", "index_name": "idx_orders_created_at_where_status",
+            "columns": [{"name": "created_at"}], "include": ["id"],
+            "predicate": {"column": "Status", "value": {"kind": "text", "value": "it's pending"}},
+        }))
+        .unwrap();
+        assert_eq!(
+            plan.statement(),
+            r#"CREATE INDEX CONCURRENTLY "idx_orders_created_at_where_status" ON "public"."orders" ("created_at") INCLUDE ("id") WHERE "Status" = 'it''s pending'"#
+        );
+        for (predicate, why) in [
+            (
+                json!({"column": "s", "value": {"kind": "number", "value": "1 OR true"}}),
+                "cannot be written safely",
+            ),
+            (
+                json!({"column": "s", "value": {"kind": "text", "value": "a\\b"}}),
+                "cannot be written safely",
+            ),
+            (
+                json!({"column": "", "value": {"kind": "integer", "value": 1}}),
+                "not a valid identifier",
+            ),
+            (
+                json!({"column": "s", "value": {"kind": "sql", "value": "1=1"}}),
+                "predicate:",
+            ),
+            (json!("status = 'x'"), "predicate:"),
+        ] {
+            let error = CreateIndex::from_metadata(&json!({
+                "table_name": "orders", "columns": [{"name": "created_at"}], "predicate": predicate,
+            }))
+            .unwrap_err()
+            .to_string();
+            assert!(error.contains(why), "{error}");
+        }
     }
 
     #[test]

@@ -44,9 +44,10 @@
 //!   configuration's `storage_bytes`.
 //!
 //! **Offline search** (`offline`): the candidate space is the advisor's own — every distinct
-//! statement text the workload ran (pg_stat_statements, normalised), parsed by
-//! `advisor::statement`, each table use's `candidates::for_use` key lists and their
-//! `candidates::covering` variants, less those an existing index serves (`coverage`). A set is
+//! statement text the workload ran (pg_stat_statements, normalised) and the workload's own SQL
+//! with its written constants (as the collector's fixed constants show them to the agent),
+//! parsed by `advisor::statement`, each table use's `candidates::uncovered`: the `for_use` key
+//! lists and `partial` ones with their `covering` variants, less those an existing index serves. A set is
 //! judged with HypoPG (`advisor::planner::plan_costs`: hypothetical indexes, then each statement
 //! PREPAREd and explained): the sum over statements of rate × planner cost, plus each index's
 //! write cost (rows written per second to its table × the planner's cost of one primary-key
@@ -75,7 +76,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use analyser::advisor::candidates::{self, Candidate};
-use analyser::advisor::{coverage, naming, planner, statement};
+use analyser::advisor::{naming, planner, statement};
 use futures::StreamExt;
 use lifecycle::Shutdown;
 use proto::knowledge::{
@@ -569,7 +570,7 @@ async fn secondary_indexes(connection: &mut PgConnection) -> Vec<Built> {
     .collect()
 }
 
-/// Every index of the schema as the collector reports it, for `coverage::covers`.
+/// Every index of the schema as the collector reports it, for `candidates::uncovered`.
 async fn index_stats(connection: &mut PgConnection) -> Vec<IndexStats> {
     query_rows(
         connection,
@@ -926,9 +927,9 @@ struct Choice {
 }
 
 /// The advisor's candidate space for these statements: see the module documentation.
-fn candidate_space(queries: &[(i64, String)], existing: &[IndexStats]) -> Vec<Choice> {
+fn candidate_space(texts: &[&str], existing: &[IndexStats]) -> Vec<Choice> {
     let mut space: Vec<Choice> = Vec::new();
-    for (_, text) in queries {
+    for text in texts {
         let Ok(uses) = statement::analyse(&statement::parseable(text)) else {
             eprintln!("  not parsed: {text}");
             continue;
@@ -936,15 +937,12 @@ fn candidate_space(queries: &[(i64, String)], existing: &[IndexStats]) -> Vec<Ch
         for table_use in &uses {
             let table = table_use.table.clone();
             let qualified = format!("public.{table}");
-            for keys in candidates::for_use(table_use) {
-                if existing
-                    .iter()
-                    .any(|i| i.qualified_table == qualified && coverage::covers(i, &keys))
-                {
-                    continue;
-                }
-                let covering = candidates::covering(&keys, table_use);
-                for candidate in std::iter::once(Candidate::plain(keys)).chain(covering) {
+            let own: Vec<&IndexStats> = existing
+                .iter()
+                .filter(|i| i.qualified_table == qualified)
+                .collect();
+            {
+                for candidate in candidates::uncovered(table_use, &own) {
                     let label = naming::definition("public", &table, &candidate);
                     if space.iter().any(|c| c.label == label) {
                         continue;
@@ -1340,7 +1338,15 @@ async fn main() {
     eprintln!("offline search...");
     let mut judging = PgConnection::connect(&bench.url).await.unwrap();
     let existing = index_stats(&mut judging).await;
-    let mut choices = candidate_space(&bench.queries, &existing);
+    // The normalised texts, and the workload's own SQL with the constants written into it (what
+    // the collector's fixed constants show the agent): partial candidates come from the latter.
+    let texts: Vec<&str> = bench
+        .queries
+        .iter()
+        .map(|(_, text)| text.as_str())
+        .chain(bench.families.iter().map(|f| f.sql))
+        .collect();
+    let mut choices = candidate_space(&texts, &existing);
     let searchable = choices.len();
     for built in &agent.indexes {
         choices.push(Choice {
