@@ -116,9 +116,9 @@ impl Pipeline {
         }
         let thresholds = self.thresholds.current().await;
         let mut found = detectors::detect_all(snapshot, &thresholds);
-        let advice = self.advisor.advise(snapshot, &thresholds).await;
-        detectors::explained_by_indexes(&mut found, snapshot, &advice);
-        found.extend(detectors::missing_index(snapshot, &advice));
+        let advised = self.advisor.advise(snapshot, &thresholds).await;
+        detectors::explained_by_indexes(&mut found, snapshot, &advised);
+        found.extend(detectors::missing_index(snapshot, &advised.proposed));
         let mut outcome = Outcome {
             found: found.len(),
             published: 0,

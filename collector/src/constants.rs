@@ -207,17 +207,18 @@ impl FixedConstants {
         }
     }
 
-    /// The statements with at least one constant every sampled execution used, once each was
-    /// sampled [`MIN_SAMPLES`] times; by queryid.
-    pub fn fixed(&self) -> Vec<StatementConstants> {
-        let mut fixed: Vec<StatementConstants> = self
+    /// Every statement sampled, by queryid: once [`MIN_SAMPLES`] executions were sampled it is
+    /// settled, with the constants they all used; before, it is reported as still being learnt.
+    pub fn report(&self) -> Vec<StatementConstants> {
+        let mut report: Vec<StatementConstants> = self
             .statements
             .iter()
-            .filter(|(_, o)| o.samples >= MIN_SAMPLES)
-            .filter_map(|(&queryid, observed)| {
-                let constants: Vec<FixedConstant> = observed
+            .map(|(&queryid, observed)| {
+                let settled = observed.samples >= MIN_SAMPLES;
+                let constants = observed
                     .parameters
                     .iter()
+                    .filter(|_| settled)
                     .filter_map(|(&parameter, seen)| match seen {
                         Seen::Always(value) => Some(FixedConstant {
                             parameter,
@@ -226,15 +227,16 @@ impl FixedConstants {
                         Seen::Varies => None,
                     })
                     .collect();
-                (!constants.is_empty()).then(|| StatementConstants {
+                StatementConstants {
                     queryid,
                     constants,
                     samples: observed.samples.min(i32::MAX as u32) as i32,
-                })
+                    settled,
+                }
             })
             .collect();
-        fixed.sort_by_key(|s| s.queryid);
-        fixed
+        report.sort_by_key(|s| s.queryid);
+        report
     }
 }
 
@@ -327,7 +329,7 @@ mod tests {
 
     fn literals(tracker: &FixedConstants) -> Vec<(i32, String)> {
         tracker
-            .fixed()
+            .report()
             .iter()
             .flat_map(|s| s.constants.iter().map(|c| (c.parameter, c.literal.clone())))
             .collect()
@@ -342,13 +344,18 @@ mod tests {
         for cycle in 1..=2 {
             tracker.observe(&[sample(10, cycle, &sql(cycle as i32))], &statement());
         }
-        assert!(tracker.fixed().is_empty(), "two executions are not enough");
+        let learning = &tracker.report()[0];
+        assert!(
+            !learning.settled && learning.constants.is_empty(),
+            "two executions are not enough"
+        );
+        assert_eq!(learning.samples, 2);
         // The same execution seen again (the session idle since) does not count.
         tracker.observe(&[sample(10, 2, &sql(2))], &statement());
-        assert!(tracker.fixed().is_empty());
+        assert_eq!(tracker.report()[0].samples, 2);
         tracker.observe(&[sample(11, 3, &sql(3))], &statement());
         assert_eq!(literals(&tracker), [(1, "'pending'".to_owned())]);
-        assert_eq!(tracker.fixed()[0].samples, 3);
+        assert!(tracker.report()[0].settled);
         // One execution with another status: that parameter varies from then on.
         tracker.observe(
             &[sample(
@@ -361,7 +368,8 @@ mod tests {
         for cycle in 5..=8 {
             tracker.observe(&[sample(10, cycle, &sql(cycle as i32))], &statement());
         }
-        assert!(tracker.fixed().is_empty(), "{:?}", tracker.fixed());
+        assert!(literals(&tracker).is_empty(), "{:?}", tracker.report());
+        assert!(tracker.report()[0].settled);
     }
 
     #[test]

@@ -261,7 +261,7 @@ async fn collect_once(
                 constants.observe(&sample.query_samples, statements);
             }
             if let Some(detail) = snap.postgres.as_mut() {
-                detail.statement_constants = constants.fixed();
+                detail.statement_constants = constants.report();
             }
             let errors: Vec<String> = sample
                 .errors

@@ -186,7 +186,22 @@ pub struct Advice {
     /// The rest of the set chosen for the table's workload (`CREATE INDEX` statements), proposed
     /// one at a time once this one exists.
     pub then: Vec<String>,
+    /// The database time per second (ms) of the statements the whole set serves (this index
+    /// and `then`), each once: what the set is expected to explain.
+    pub explains_ms_per_second: f64,
     pub note: String,
+}
+
+/// What the advisor has to say after one snapshot.
+#[derive(Debug, Default)]
+pub struct Advised {
+    /// At most one index per table.
+    pub proposed: Vec<Advice>,
+    /// Database time per second (ms) of statements whose index question is open: on tables held
+    /// back while the collector settles which of their parameters are constants (at most
+    /// `workload::LEARNING_WAIT`), or on tables whose indexes just changed and whose statements
+    /// are being measured again (`workload::REMEASURE`). An index may be about to explain it.
+    pub pending_ms_per_second: f64,
 }
 
 pub struct Advisor {
@@ -312,22 +327,40 @@ impl Advisor {
 
     /// At most one proposed index per table that needs one; every snapshot also feeds the
     /// database's recent workload.
-    pub async fn advise(&self, snapshot: &MetricSnapshot, thresholds: &Thresholds) -> Vec<Advice> {
+    pub async fn advise(&self, snapshot: &MetricSnapshot, thresholds: &Thresholds) -> Advised {
+        let mut advised = Advised::default();
         let Some(detail) = snapshot.postgres.as_ref() else {
-            return Vec::new();
+            return advised;
         };
         let subjects: Vec<Subject> = {
             let mut workloads = self.workloads.lock().await;
             let workload = workloads.entry(snapshot.database_id.clone()).or_default();
-            workload.observe(snapshot);
+            let now = Instant::now();
+            workload.observe_at(snapshot, now);
             if workload.seconds <= 0.0 {
-                return Vec::new();
+                return advised;
             }
+            let big = |u: &TableUse| {
+                detail.tables.iter().any(|t| {
+                    t.live_tuples >= thresholds.index_min_table_rows
+                        && t.name == u.table
+                        && (u.schema.is_empty() || u.schema == t.schema)
+                })
+            };
+            let learning: f64 = workload
+                .statements
+                .values()
+                .filter(|s| s.learning(now))
+                .filter(|s| s.uses.iter().flatten().any(big))
+                .map(|s| workload.per_second(s.time_ms))
+                .sum();
+            let remeasuring: f64 = workload.remeasuring.values().map(|(_, ms)| ms).sum();
+            advised.pending_ms_per_second = learning + remeasuring;
             detail
                 .tables
                 .iter()
                 .filter(|t| t.live_tuples >= thresholds.index_min_table_rows)
-                .filter_map(|t| subject(t, &detail.tables, &detail.indexes, workload))
+                .filter_map(|t| subject(t, &detail.tables, &detail.indexes, workload, now))
                 .filter(|s| {
                     s.trigger.statement_seconds_per_second
                         >= thresholds.index_min_statement_seconds_per_second
@@ -337,7 +370,7 @@ impl Advisor {
                 .collect()
         };
         let hypopg = detail.capabilities.as_ref().is_some_and(|c| c.hypopg);
-        let mut advice = Vec::new();
+        let advice = &mut advised.proposed;
         for subject in subjects {
             let Some(found) = self
                 .advise_table(&snapshot.database_id, &subject, thresholds, hypopg)
@@ -370,7 +403,7 @@ impl Advisor {
                 );
             }
         }
-        advice
+        advised
     }
 
     async fn advise_table(
@@ -485,13 +518,14 @@ impl Advisor {
                     .skip(1)
                     .map(|step| statement_for(&subject, step.candidate))
                     .collect();
+                let explains = explained_ms_per_second(steps.iter().flat_map(|s| &s.served));
                 steps.into_iter().next().map(|first| {
                     let judged = Judged {
                         method: Method::HypoPg,
                         bar,
                         note: String::new(),
                     };
-                    advice(&subject, first, then, judged)
+                    advice(&subject, first, then, explains, judged)
                 })
             })
         } else {
@@ -525,7 +559,8 @@ impl Advisor {
                         bar,
                         note,
                     };
-                    advice(subject, step, Vec::new(), judged)
+                    let explains = explained_ms_per_second(&step.served);
+                    advice(subject, step, Vec::new(), explains, judged)
                 })
             })
         };
@@ -553,6 +588,7 @@ fn subject(
     all_tables: &[TableStats],
     indexes: &[IndexStats],
     workload: &DatabaseWorkload,
+    now: Instant,
 ) -> Option<Subject> {
     let own_indexes: Vec<&IndexStats> = indexes
         .iter()
@@ -576,6 +612,10 @@ fn subject(
             })
             .cloned()
             .collect();
+        if !table_uses.is_empty() && load.learning(now) {
+            // Judged once the collector knows which of its parameters are constants.
+            return None;
+        }
         let mut own: Vec<Candidate> = Vec::new();
         for table_use in &table_uses {
             for candidate in candidates::uncovered(table_use, &own_indexes) {
@@ -990,7 +1030,27 @@ fn statement_for(subject: &Subject, i: usize) -> String {
     naming::create_statement(&subject.schema, &subject.name, &name, candidate)
 }
 
-fn advice(subject: &Subject, step: Step, then: Vec<String>, judged: Judged) -> Advice {
+/// The database time per second (ms) of the distinct statements `served` lists.
+fn explained_ms_per_second<'a>(served: impl IntoIterator<Item = &'a Served>) -> f64 {
+    let mut seen = Vec::new();
+    served
+        .into_iter()
+        .filter(|s| {
+            let first = !seen.contains(&s.queryid);
+            seen.push(s.queryid);
+            first
+        })
+        .map(|s| s.calls_per_second * s.mean_time_ms)
+        .sum()
+}
+
+fn advice(
+    subject: &Subject,
+    step: Step,
+    then: Vec<String>,
+    explains_ms_per_second: f64,
+    judged: Judged,
+) -> Advice {
     let candidate = subject.candidates[step.candidate].clone();
     let index_name = naming::index_name(&subject.name, &candidate, &subject.taken_names);
     let statement =
@@ -1012,6 +1072,7 @@ fn advice(subject: &Subject, step: Step, then: Vec<String>, judged: Judged) -> A
         bar: judged.bar,
         trigger: subject.trigger,
         then,
+        explains_ms_per_second,
         note: judged.note,
     }
 }
@@ -1075,7 +1136,13 @@ mod tests {
         for s in snapshots {
             workload.observe(s);
         }
-        subject(table, std::slice::from_ref(table), &[], &workload)
+        subject(
+            table,
+            std::slice::from_ref(table),
+            &[],
+            &workload,
+            Instant::now(),
+        )
     }
 
     const S1: &str = "SELECT * FROM posts WHERE user_id = $1 ORDER BY created_at DESC LIMIT $2";
@@ -1158,6 +1225,7 @@ mod tests {
             &subject,
             steps[0].clone(),
             Vec::new(),
+            explained_ms_per_second(&steps[0].served),
             Judged {
                 method: Method::HypoPg,
                 bar: 0.3,
@@ -1165,6 +1233,7 @@ mod tests {
             },
         );
         assert!((advice.saved_ms_per_day - 864_000.0 * 20.0 * reduction).abs() < 1e-3);
+        assert!((advice.explains_ms_per_second - 10.0 * 20.0).abs() < 1e-9);
         assert_eq!(advice.write_cost_ms_per_day, 0.0);
     }
 
@@ -1422,7 +1491,73 @@ mod tests {
             is_valid: true,
             ..Default::default()
         };
-        assert!(subject(&posts, std::slice::from_ref(&posts), &[existing], &workload).is_none());
+        let now = Instant::now();
+        let tables = std::slice::from_ref(&posts);
+        assert!(subject(&posts, tables, &[existing], &workload, now).is_none());
+    }
+
+    #[test]
+    fn a_constant_the_collector_settled_yields_a_partial_candidate_and_waits_until_then() {
+        use proto::metrics::{FixedConstant, StatementConstants};
+        let tasks = table("tasks", 500_000);
+        let pending =
+            "SELECT id, created_at FROM tasks WHERE status = $1 ORDER BY created_at LIMIT $2";
+        let sampled = |settled: bool| {
+            let mut w = window(1.0, vec![tasks.clone()], &[(5, pending, 10, 40.0)]);
+            w.postgres.as_mut().unwrap().statement_constants = vec![StatementConstants {
+                queryid: 5,
+                constants: if settled {
+                    vec![
+                        FixedConstant {
+                            parameter: 1,
+                            literal: "'pending'".into(),
+                        },
+                        FixedConstant {
+                            parameter: 2,
+                            literal: "20".into(),
+                        },
+                    ]
+                } else {
+                    Vec::new()
+                },
+                samples: if settled { 3 } else { 2 },
+                settled,
+            }];
+            w
+        };
+        let start = Instant::now();
+        let mut workload = DatabaseWorkload::default();
+        workload.observe_at(&sampled(false), start);
+        let tables = std::slice::from_ref(&tasks);
+        let at = |seconds: u64| start + Duration::from_secs(seconds);
+        assert!(
+            subject(&tasks, tables, &[], &workload, at(1)).is_none(),
+            "its constants are still being learnt"
+        );
+        let waited = subject(&tasks, tables, &[], &workload, at(121)).unwrap();
+        assert!(
+            waited.candidates.iter().all(|c| c.predicate.is_none()),
+            "judged without them after the wait"
+        );
+        workload.observe_at(&sampled(true), at(3));
+        let settled = subject(&tasks, tables, &[], &workload, at(3)).unwrap();
+        assert_eq!(
+            settled.statements[0].query,
+            "SELECT id, created_at FROM tasks WHERE status = 'pending' ORDER BY created_at LIMIT 20"
+        );
+        let partial: Vec<String> = settled
+            .candidates
+            .iter()
+            .filter(|c| c.predicate.is_some())
+            .map(|c| naming::definition("public", "tasks", c))
+            .collect();
+        assert_eq!(
+            partial,
+            [
+                r#""public"."tasks" ("created_at") WHERE "status" = 'pending'"#,
+                r#""public"."tasks" ("created_at") INCLUDE ("id") WHERE "status" = 'pending'"#
+            ]
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! few horizons.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use proto::metrics::MetricSnapshot;
 use proto::sql::SqlConstant;
@@ -29,6 +30,16 @@ pub const HORIZON: f64 = 60.0;
 /// almost three hours).
 const FORGET_BELOW: f64 = 1e-4;
 
+/// The longest a statement's tables wait for the collector to settle which of its parameters are
+/// constants (it needs three sampled executions), so an index is not chosen on the generic text
+/// a moment before the constants would have shown a partial index.
+pub const LEARNING_WAIT: Duration = Duration::from_secs(120);
+
+/// How long the time of a table's statements still counts as about to change after one of its
+/// indexes appeared or went: their old times are forgotten, and the new ones are measured over
+/// windows that straddle the change.
+pub const REMEASURE: Duration = Duration::from_secs(30);
+
 /// One statement's recent load.
 #[derive(Debug, Clone)]
 pub struct StatementLoad {
@@ -37,6 +48,9 @@ pub struct StatementLoad {
     pub query: String,
     /// The parameters the collector saw always hold one value, put into `query`.
     pub constants: Vec<(i32, SqlConstant)>,
+    /// Since when the collector has been sampling the statement without having settled its
+    /// constants; `None` once settled, or when it is not sampled at all.
+    pub learning_since: Option<Instant>,
     /// Decayed sums (divide by [`DatabaseWorkload::seconds`] for rates).
     pub calls: f64,
     pub time_ms: f64,
@@ -47,6 +61,12 @@ pub struct StatementLoad {
 }
 
 impl StatementLoad {
+    /// Whether its constants are still being learnt at `now` (see [`LEARNING_WAIT`]).
+    pub fn learning(&self, now: Instant) -> bool {
+        self.learning_since
+            .is_some_and(|since| now.duration_since(since) < LEARNING_WAIT)
+    }
+
     pub fn mean_time_ms(&self) -> f64 {
         if self.calls > 0.0 {
             self.time_ms / self.calls
@@ -86,11 +106,19 @@ pub struct DatabaseWorkload {
     pub statements: HashMap<i64, StatementLoad>,
     /// By qualified name (`schema.table`).
     pub tables: HashMap<String, TableLoad>,
+    /// Tables whose indexes changed lately: when, and their statements' database time per second
+    /// (ms) just before.
+    pub remeasuring: HashMap<String, (Instant, f64)>,
 }
 
 impl DatabaseWorkload {
     /// Adds one snapshot's window; a snapshot without a window (a database's first) adds nothing.
     pub fn observe(&mut self, snapshot: &MetricSnapshot) {
+        self.observe_at(snapshot, Instant::now());
+    }
+
+    /// [`DatabaseWorkload::observe`] at `now`.
+    pub fn observe_at(&mut self, snapshot: &MetricSnapshot, now: Instant) {
         let window = snapshot.time_delta_seconds.unwrap_or(0.0);
         let Some(detail) = snapshot.postgres.as_ref() else {
             return;
@@ -111,7 +139,7 @@ impl DatabaseWorkload {
             load.scans *= keep;
             load.writes *= keep;
         }
-        let fixed: HashMap<i64, Vec<(i32, SqlConstant)>> = detail
+        let fixed: HashMap<i64, (bool, Vec<(i32, SqlConstant)>)> = detail
             .statement_constants
             .iter()
             .map(|s| {
@@ -120,11 +148,12 @@ impl DatabaseWorkload {
                     .iter()
                     .filter_map(|c| Some((c.parameter, SqlConstant::parse_literal(&c.literal)?)))
                     .collect();
-                (s.queryid, constants)
+                (s.queryid, (s.settled, constants))
             })
             .collect();
         for s in &detail.top_statements {
-            let constants = fixed.get(&s.queryid).cloned().unwrap_or_default();
+            // A statement the collector did not sample has nothing to wait for.
+            let (settled, constants) = fixed.get(&s.queryid).cloned().unwrap_or((true, Vec::new()));
             let new = !self.statements.contains_key(&s.queryid);
             let load = self
                 .statements
@@ -133,6 +162,7 @@ impl DatabaseWorkload {
                     queryid: s.queryid,
                     query: String::new(),
                     constants: Vec::new(),
+                    learning_since: None,
                     uses: None,
                     calls: 0.0,
                     time_ms: 0.0,
@@ -153,6 +183,11 @@ impl DatabaseWorkload {
                 load.uses = uses;
                 load.constants = constants;
             }
+            load.learning_since = if settled {
+                None
+            } else {
+                Some(load.learning_since.unwrap_or(now))
+            };
             load.calls += s.calls as f64;
             load.time_ms += s.total_time_ms;
             load.rows += s.rows as f64;
@@ -175,16 +210,28 @@ impl DatabaseWorkload {
             // their times say nothing of the new plans. They are measured again from the next
             // window (an index judged on times from before the last one would look too useful).
             if load.indexes.as_ref().is_some_and(|known| known != &indexes) {
-                self.statements.retain(|_, statement| {
-                    !statement.uses.as_ref().is_some_and(|uses| {
+                let on_table = |statement: &StatementLoad| {
+                    statement.uses.as_ref().is_some_and(|uses| {
                         uses.iter().any(|u| {
                             u.table == t.name && (u.schema.is_empty() || u.schema == t.schema)
                         })
                     })
-                });
+                };
+                let before: f64 = self
+                    .statements
+                    .values()
+                    .filter(|s| on_table(s))
+                    .map(|s| s.time_ms)
+                    .sum::<f64>()
+                    / self.seconds;
+                self.remeasuring
+                    .insert(t.qualified_name.clone(), (now, before));
+                self.statements.retain(|_, statement| !on_table(statement));
             }
             load.indexes = Some(indexes);
         }
+        self.remeasuring
+            .retain(|_, (since, _)| now.duration_since(*since) < REMEASURE);
         let floor = FORGET_BELOW * self.seconds;
         self.statements.retain(|_, l| l.calls >= floor);
         self.tables
@@ -309,13 +356,22 @@ mod tests {
             is_valid: true,
             ..Default::default()
         }];
-        w.observe(&indexed);
+        let at = Instant::now();
+        w.observe_at(&indexed, at);
         assert!(
             !w.statements.contains_key(&7),
             "measured again from the next window"
         );
-        w.observe(&indexed);
+        let (since, ms) = w.remeasuring["public.big"];
+        assert_eq!(since, at);
+        assert!((ms - 100.0).abs() < 15.0, "{ms} ms/s before the index");
+        w.observe_at(&indexed, at + Duration::from_secs(10));
         assert_eq!(w.statements[&7].calls, 3.0);
+        w.observe_at(&indexed, at + REMEASURE);
+        assert!(
+            w.remeasuring.is_empty(),
+            "judged on the new times after {REMEASURE:?}"
+        );
         // An index being built (INVALID) changes nothing yet.
         let mut building = window(10.0, 3);
         building.postgres.as_mut().unwrap().indexes = vec![proto::metrics::IndexStats {

@@ -33,16 +33,20 @@ pub fn detect_all(snapshot: &MetricSnapshot, thresholds: &Thresholds) -> Vec<Det
     found
 }
 
-/// Root cause first: while the advisor proposes an index for statements that account for at
-/// least half of the statement time per second, high latency is that missing index (tuning memory
+/// Root cause first: while the advisor proposes an index (or a set of them, one at a time) for
+/// statements that account for at least half of the statement time per second, high latency is that missing index (tuning memory
 /// settings would treat the symptom), and cache misses are its sequential scans reading the
 /// table. Those detections wait until the index exists; if the problem remains, they come back.
+/// Statements whose index question is still open count as served (see
+/// `Advised::pending_ms_per_second`): their constants are being learnt, or an index on their
+/// table has just been built and they are being measured again.
 pub fn explained_by_indexes(
     found: &mut Vec<Detection>,
     snapshot: &MetricSnapshot,
-    advice: &[crate::advisor::Advice],
+    advised: &crate::advisor::Advised,
 ) {
-    if advice.is_empty() {
+    let advice = &advised.proposed;
+    if advice.is_empty() && advised.pending_ms_per_second <= 0.0 {
         return;
     }
     let window = snapshot.time_delta_seconds.unwrap_or(0.0);
@@ -51,11 +55,8 @@ pub fn explained_by_indexes(
         .as_ref()
         .filter(|_| window > 0.0)
         .map_or(0.0, |p| p.statements_total_time_ms / window);
-    let served: f64 = advice
-        .iter()
-        .flat_map(|a| &a.served)
-        .map(|s| s.calls_per_second * s.mean_time_ms)
-        .sum();
+    let served: f64 = advice.iter().map(|a| a.explains_ms_per_second).sum::<f64>()
+        + advised.pending_ms_per_second;
     let latency_explained = total > 0.0 && served >= total / 2.0;
     found.retain(|d| match d.parsed_detector() {
         Ok(Detector::HighQueryLatency) => !latency_explained,
@@ -194,6 +195,7 @@ mod tests {
             reads_per_second: 0.0,
             bar: 0.3,
             trigger: Trigger::default(),
+            explains_ms_per_second: calls as f64 / 10.0 * mean_time_ms,
             then: Vec::new(),
             note: String::new(),
         }
@@ -216,15 +218,32 @@ mod tests {
                 .map(|d| d.detector_name.clone())
                 .collect::<Vec<_>>()
         };
+        let advised =
+            |proposed: Vec<crate::advisor::Advice>, learning: f64| crate::advisor::Advised {
+                proposed,
+                pending_ms_per_second: learning,
+            };
         let mut found = all();
-        explained_by_indexes(&mut found, &snapshot, &[advice(100, 90.0)]);
+        explained_by_indexes(
+            &mut found,
+            &snapshot,
+            &advised(vec![advice(100, 90.0)], 0.0),
+        );
         assert_eq!(names(&found), ["idle_transaction"]);
         // The index serves a tenth of the time: latency has another cause.
         let mut found = all();
-        explained_by_indexes(&mut found, &snapshot, &[advice(10, 100.0)]);
+        explained_by_indexes(
+            &mut found,
+            &snapshot,
+            &advised(vec![advice(10, 100.0)], 0.0),
+        );
         assert_eq!(names(&found), ["high_query_latency", "idle_transaction"]);
         let mut found = all();
-        explained_by_indexes(&mut found, &snapshot, &[]);
+        explained_by_indexes(&mut found, &snapshot, &advised(Vec::new(), 0.0));
         assert_eq!(found.len(), 3);
+        // No index yet, but the statements taking the time wait for their constants.
+        let mut found = all();
+        explained_by_indexes(&mut found, &snapshot, &advised(Vec::new(), 900.0));
+        assert_eq!(names(&found), ["idle_transaction"]);
     }
 }

@@ -1,7 +1,9 @@
 //! The index advisor judged by cost, on workloads written for these tests: a big table read by a
 //! slow statement every second or so (which a count of scans per window never noticed), judged the
 //! same at 1 s, 5 s and 10 s collection intervals; and a table read by two statement families,
-//! served by one index each. Asserted through the gateway, as a user sees it.
+//! served by one index each; and a queue polled for one status, given a partial index, beside a
+//! lookup whose varying values never leave the collector. Asserted through the gateway, as a user
+//! sees it.
 
 use std::time::Duration;
 
@@ -288,6 +290,153 @@ async fn two_statement_families_get_an_index_each_and_a_lookup_by_lower_email_an
     assert_eq!(
         expression,
         "CREATE INDEX idx_customers_lower_email ON public.customers USING btree (lower(email)) true"
+    );
+    executor.stop().await;
+}
+
+/// `tasks`: 500,000 rows, one in 500 pending; 50,000 owners of ten tasks each.
+fn tasks_database() -> PgCluster {
+    let pg = app_database();
+    pg.psql(
+        "app",
+        "CREATE TABLE tasks (id serial PRIMARY KEY, owner text NOT NULL, status text NOT NULL, \
+                             created_at timestamptz NOT NULL, payload text); \
+         INSERT INTO tasks (owner, status, created_at, payload) \
+           SELECT 'owner' || (g % 50000), CASE WHEN g % 500 = 0 THEN 'pending' ELSE 'done' END, \
+                  now() - g * interval '1 second', repeat('x', 50) \
+           FROM generate_series(1, 500000) g; \
+         CREATE EXTENSION hypopg; \
+         ANALYZE;",
+    );
+    pg
+}
+
+/// Runs `statement(n)` every `every` with a new `n` each time, the value written into the SQL
+/// text as an application that formats its own SQL does, until aborted.
+fn every_written(
+    url: String,
+    every: Duration,
+    statement: fn(i32) -> String,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        let mut tick = tokio::time::interval(every);
+        let mut n: i32 = 0;
+        loop {
+            tick.tick().await;
+            n = n.wrapping_add(7919);
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(statement(n.rem_euclid(50_000))))
+                .execute(&pool)
+                .await;
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_queue_polled_for_one_status_gets_a_partial_index_and_a_value_that_varies_does_not() {
+    let pg = tasks_database();
+    let url = pg.url("app");
+    let load = [
+        // The poller: the status is part of the application's SQL.
+        every(
+            url.clone(),
+            Duration::from_millis(100),
+            "SELECT id, created_at FROM tasks WHERE status = 'pending' ORDER BY created_at LIMIT 20",
+        ),
+        // A lookup whose client writes each owner into the text: a different value every time.
+        every_written(url.clone(), Duration::from_millis(100), |n| {
+            format!("SELECT id, status FROM tasks WHERE owner = 'owner{n}'")
+        }),
+    ];
+    let state = tempfile::tempdir().unwrap();
+    let mut settings = defaults();
+    settings.execution_mode = "autonomous".into();
+    let stack = Stack::start(settings, ("app", url.clone())).await;
+    let executor = stack.start_executor(state.path()).await;
+    let gateway = stack.start_gateway(&executor.grpc_addr, state.path()).await;
+    let api = gateway.api();
+    let built = api
+        .wait_for_actions("two indexes", Duration::from_secs(120), |actions| {
+            actions
+                .iter()
+                .filter(|a| a["action_type"] == "create_index" && a["status"] == "completed")
+                .count()
+                >= 2
+        })
+        .await;
+    for action in &built {
+        let id = action["action_id"].as_str().unwrap();
+        let entry = api.decided(id, Duration::from_secs(120)).await;
+        assert_eq!(entry["state"], "kept", "{entry}");
+    }
+    stack.analysed_cycles("app", 3).await;
+    for task in load {
+        task.abort();
+    }
+    let after = api.actions().await;
+    assert_eq!(after.len(), 2, "{after:#?}");
+    let keys = |a: &serde_json::Value| -> Vec<String> {
+        a["plan"]["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let poller = after
+        .iter()
+        .find(|a| keys(a) == ["created_at"])
+        .unwrap_or_else(|| panic!("no index for the poller: {after:#?}"));
+    assert_eq!(
+        poller["plan"]["predicate"],
+        serde_json::json!({"column": "status", "value": {"kind": "text", "value": "pending"}}),
+        "{poller:#}"
+    );
+    let lookup = after
+        .iter()
+        .find(|a| keys(a) == ["owner"])
+        .unwrap_or_else(|| panic!("no index for the lookup: {after:#?}"));
+    assert!(lookup["plan"].get("predicate").is_none(), "{lookup:#}");
+    let definition = pg.psql(
+        "app",
+        &format!(
+            "SELECT pg_get_indexdef(c.oid) || ' ' || i.indisvalid FROM pg_class c \
+             JOIN pg_index i ON i.indexrelid = c.oid WHERE c.relname = '{}'",
+            poller["plan"]["index_name"].as_str().unwrap()
+        ),
+    );
+    assert!(
+        definition.ends_with("(created_at) WHERE (status = 'pending'::text) true"),
+        "{definition}"
+    );
+    // The owners the lookup was asked for never left the collector: the detection shows the
+    // statement as pg_stat_statements keeps it.
+    let mut detections = Vec::new();
+    for action in &after {
+        detections.push(
+            api.detection(action["detection_id"].as_str().unwrap())
+                .await,
+        );
+    }
+    let texts: Vec<&str> = detections
+        .iter()
+        .flat_map(|d| d["evidence"]["statements"].as_array().into_iter().flatten())
+        .filter_map(|s| s["query"].as_str())
+        .collect();
+    assert!(texts.iter().any(|t| t.contains("owner = $1")), "{texts:#?}");
+    assert!(
+        texts.iter().all(|t| !t.contains("'owner")),
+        "a sampled owner in a detection: {texts:#?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("status = 'pending' ORDER BY created_at LIMIT 20")),
+        "{texts:#?}"
     );
     executor.stop().await;
 }
