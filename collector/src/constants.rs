@@ -232,6 +232,7 @@ impl FixedConstants {
                     constants,
                     samples: observed.samples.min(i32::MAX as u32) as i32,
                     settled,
+                    constant_parameters: observed.parameters.keys().copied().collect(),
                 }
             })
             .collect();
@@ -350,6 +351,7 @@ mod tests {
             "two executions are not enough"
         );
         assert_eq!(learning.samples, 2);
+        assert_eq!(learning.constant_parameters, [1, 2]);
         // The same execution seen again (the session idle since) does not count.
         tracker.observe(&[sample(10, 2, &sql(2))], &statement());
         assert_eq!(tracker.report()[0].samples, 2);

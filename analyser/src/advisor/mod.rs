@@ -1522,6 +1522,7 @@ mod tests {
                 },
                 samples: if settled { 3 } else { 2 },
                 settled,
+                constant_parameters: vec![1, 2],
             }];
             w
         };

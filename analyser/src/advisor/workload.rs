@@ -139,21 +139,20 @@ impl DatabaseWorkload {
             load.scans *= keep;
             load.writes *= keep;
         }
-        let fixed: HashMap<i64, (bool, Vec<(i32, SqlConstant)>)> = detail
+        let sampled: HashMap<i64, &proto::metrics::StatementConstants> = detail
             .statement_constants
             .iter()
-            .map(|s| {
-                let constants = s
-                    .constants
-                    .iter()
-                    .filter_map(|c| Some((c.parameter, SqlConstant::parse_literal(&c.literal)?)))
-                    .collect();
-                (s.queryid, (s.settled, constants))
-            })
+            .map(|s| (s.queryid, s))
             .collect();
         for s in &detail.top_statements {
             // A statement the collector did not sample has nothing to wait for.
-            let (settled, constants) = fixed.get(&s.queryid).cloned().unwrap_or((true, Vec::new()));
+            let sample = sampled.get(&s.queryid);
+            let constants: Vec<(i32, SqlConstant)> = sample
+                .iter()
+                .flat_map(|c| &c.constants)
+                .filter_map(|c| Some((c.parameter, SqlConstant::parse_literal(&c.literal)?)))
+                .collect();
+            let unsettled = sample.filter(|c| !c.settled);
             let new = !self.statements.contains_key(&s.queryid);
             let load = self
                 .statements
@@ -183,10 +182,11 @@ impl DatabaseWorkload {
                 load.uses = uses;
                 load.constants = constants;
             }
-            load.learning_since = if settled {
-                None
-            } else {
-                Some(load.learning_since.unwrap_or(now))
+            load.learning_since = match unsettled {
+                None => None,
+                Some(_) if load.learning_since.is_some() => load.learning_since,
+                Some(c) if equality_at_stake(&s.query, &c.constant_parameters) => Some(now),
+                Some(_) => None,
             };
             load.calls += s.calls as f64;
             load.time_ms += s.total_time_ms;
@@ -246,6 +246,18 @@ impl DatabaseWorkload {
             0.0
         }
     }
+}
+
+/// Whether one of `parameters` of `normalised` is compared with a column by `=`: if it turns out
+/// to be a constant, a partial index may serve the statement.
+fn equality_at_stake(normalised: &str, parameters: &[i32]) -> bool {
+    let placeholders: Vec<(i32, SqlConstant)> = parameters
+        .iter()
+        .map(|&p| (p, SqlConstant::Integer(0)))
+        .collect();
+    statement::with_constants(normalised, &placeholders)
+        .and_then(|text| statement::analyse(&statement::parseable(&text)).ok())
+        .is_some_and(|uses| uses.iter().any(|u| !u.equality_constants.is_empty()))
 }
 
 #[cfg(test)]
@@ -392,5 +404,16 @@ mod tests {
         first.time_delta_seconds = None;
         w.observe(&first);
         assert!(w.statements.is_empty() && w.seconds == 0.0);
+    }
+
+    #[test]
+    fn only_a_constant_compared_by_equality_is_worth_waiting_for() {
+        let s1 = "SELECT * FROM posts WHERE user_id = $1 ORDER BY created_at DESC LIMIT $2";
+        assert!(!equality_at_stake(s1, &[2]), "a LIMIT is no partial index");
+        assert!(equality_at_stake(s1, &[1]));
+        assert!(!equality_at_stake(
+            "SELECT * FROM t WHERE at > now() - interval $1",
+            &[1]
+        ));
     }
 }
