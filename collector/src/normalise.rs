@@ -7,8 +7,9 @@ pub struct Inputs {
     /// Client connections of every state, and the connections usable by clients.
     pub connections: Option<(i32, i32)>,
     pub p95_latency_ms: Option<f64>,
-    /// Sequential scans over the interval.
-    pub seq_scans: Option<i64>,
+    /// Sequential scans per second over the interval (a rate, so the score does not change with
+    /// the collection interval).
+    pub seq_scans_per_second: Option<f64>,
     pub cache_hit_rate: Option<f64>,
 }
 
@@ -31,13 +32,14 @@ pub fn scores(inputs: Inputs) -> Scores {
         }
         _ => 1.0,
     };
-    let query = if inputs.p95_latency_ms.is_some() || inputs.seq_scans.is_some() {
+    let query = if inputs.p95_latency_ms.is_some() || inputs.seq_scans_per_second.is_some() {
         let mut score: f64 = 1.0;
         if let Some(latency) = inputs.p95_latency_ms.filter(|l| *l > 0.0) {
             score = (1.0 - latency / 1000.0).max(0.0);
         }
-        if let Some(scans) = inputs.seq_scans {
-            score -= ((scans as f64 / 100.0) * 0.1).min(0.5);
+        // The original took 0.1 off per 100 scans of its 10 s window: per 10 scans a second.
+        if let Some(rate) = inputs.seq_scans_per_second {
+            score -= ((rate / 10.0) * 0.1).min(0.5);
         }
         let score = score.max(0.0);
         counted.push(score);
@@ -89,15 +91,15 @@ mod tests {
     }
 
     #[test]
-    fn latency_and_windowed_seq_scans_lower_query_health() {
+    fn latency_and_the_rate_of_seq_scans_lower_query_health() {
         let s = scores(Inputs {
             p95_latency_ms: Some(250.0),
-            seq_scans: Some(200),
+            seq_scans_per_second: Some(20.0),
             ..Default::default()
         });
         assert!((s.query - (0.75 - 0.2)).abs() < 1e-9);
         let saturated = scores(Inputs {
-            seq_scans: Some(100_000),
+            seq_scans_per_second: Some(10_000.0),
             ..Default::default()
         });
         assert_eq!(saturated.query, 0.5);

@@ -214,7 +214,10 @@ pub fn build(
     let score = scores(Inputs {
         connections: sample.connections.as_ref().map(|c| (c.total, usable)),
         p95_latency_ms: measurements.p95_query_latency_ms,
-        seq_scans: interval.seq_scans,
+        seq_scans_per_second: interval
+            .seq_scans
+            .zip(interval.seconds.filter(|s| *s > 0.0))
+            .map(|(scans, seconds)| scans as f64 / seconds),
         cache_hit_rate: measurements.cache_hit_rate,
     });
 
