@@ -199,8 +199,9 @@ pub struct Advised {
     pub proposed: Vec<Advice>,
     /// Database time per second (ms) of statements whose index question is open: on tables held
     /// back while the collector settles which of their parameters are constants (at most
-    /// `workload::LEARNING_WAIT`), or on tables whose indexes just changed and whose statements
-    /// are being measured again (`workload::REMEASURE`). An index may be about to explain it.
+    /// `workload::LEARNING_WAIT`), on tables whose indexes just changed and whose statements are
+    /// being measured again (`workload::REMEASURE`), or served by an index that waits for its
+    /// table's turn. An index may be about to explain it.
     pub pending_ms_per_second: f64,
 }
 
@@ -304,6 +305,8 @@ struct Subject {
     statements: Vec<Demand>,
     candidates: Vec<Candidate>,
     taken_names: Vec<String>,
+    /// The table's valid indexes: an answer judged before one became valid is not reused.
+    valid_indexes: Vec<String>,
     writes_per_second: f64,
     reads_per_second: f64,
     trigger: Trigger,
@@ -379,10 +382,12 @@ impl Advisor {
                 continue;
             };
             let table = (snapshot.database_id.clone(), subject.qualified_name.clone());
+            // Built means valid: while CREATE INDEX CONCURRENTLY runs, the index exists but is
+            // INVALID, and the table's next proposal waits for it.
             let existing: Vec<&str> = detail
                 .indexes
                 .iter()
-                .filter(|i| i.qualified_table == subject.qualified_name)
+                .filter(|i| i.qualified_table == subject.qualified_name && i.is_valid)
                 .map(|i| i.name.as_str())
                 .collect();
             let admitted = self.proposed.lock().await.admit(
@@ -396,10 +401,13 @@ impl Advisor {
             if admitted {
                 advice.push(found);
             } else {
+                // Another index of the table is being built, or the hour's are: what this one
+                // would explain is still an index question.
+                advised.pending_ms_per_second += found.explains_ms_per_second;
                 debug!(
                     database_id = %snapshot.database_id,
                     statement = %found.statement,
-                    "index waits: its table had its new indexes for this hour"
+                    "index waits: another of its table's is being built, or it had its new indexes for this hour"
                 );
             }
         }
@@ -421,7 +429,7 @@ impl Advisor {
             items
         };
         let fingerprint = format!(
-            "{hypopg}|{}|{:?}|{:?}|{:?}",
+            "{hypopg}|{}|{:?}|{:?}|{:?}|{:?}",
             thresholds.index_min_cost_reduction,
             sorted(
                 subject
@@ -438,6 +446,7 @@ impl Advisor {
                     .collect()
             ),
             sorted(subject.taken_names.clone()),
+            sorted(subject.valid_indexes.clone()),
         );
         if let Some(known) = self.remembered.lock().await.get(&key)
             && known.fingerprint == fingerprint
@@ -670,6 +679,11 @@ fn subject(
         live_tuples: table.live_tuples,
         statements,
         candidates: all_candidates,
+        valid_indexes: own_indexes
+            .iter()
+            .filter(|i| i.is_valid)
+            .map(|i| i.name.clone())
+            .collect(),
         // Index names are unique per schema.
         taken_names: indexes
             .iter()

@@ -25,6 +25,7 @@ pub async fn read(pool: &PgPool) -> Result<Vec<QuerySample>, sqlx::Error> {
          FROM pg_stat_activity \
          WHERE datname = current_database() AND backend_type = 'client backend' \
            AND pid <> pg_backend_pid() AND query_id IS NOT NULL AND query_id <> 0 \
+           AND application_name NOT LIKE 'startupmonkey-%' \
            AND query NOT LIKE '/* startupmonkey-%'",
     )
     .bind(QUERY_CHARS)

@@ -1,6 +1,9 @@
 //! Per-statement lifetime counters from `pg_stat_statements` (1.8+ names from PostgreSQL 13,
 //! `total_time` before), for this database only, without the collector's own statements.
-//! Texts are the normalised ones pg_stat_statements keeps (constants replaced by `$n`).
+//! Texts are the normalised ones pg_stat_statements keeps (constants replaced by `$n`). With
+//! `pg_stat_statements.track = all` a statement can also have a row whose text is the analyser's
+//! probe of it (`PREPARE sm_probe_<n> AS …`, the same queryid): the application's own text is
+//! preferred.
 
 use sqlx::{PgPool, Row};
 
@@ -9,7 +12,8 @@ macro_rules! statement_sql {
     ($total_time:literal) => {
         concat!(
             "/* startupmonkey-collector */ SELECT s.queryid, coalesce(r.rolname::text, ''), ",
-            "left(min(s.query), $1), sum(s.calls)::bigint, sum(s.",
+            "left(coalesce(min(s.query) FILTER (WHERE s.query NOT LIKE 'PREPARE sm\\_probe\\_%'), ",
+            "min(s.query)), $1), sum(s.calls)::bigint, sum(s.",
             $total_time,
             ")::float8, sum(s.rows)::bigint, sum(s.shared_blks_hit)::bigint, ",
             "sum(s.shared_blks_read)::bigint ",

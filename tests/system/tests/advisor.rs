@@ -35,8 +35,23 @@ fn readings_database() -> PgCluster {
     pg
 }
 
-/// Runs `statement` (binding a counter to `$1` when it has one) every `every`, until aborted.
-fn every(url: String, every: Duration, statement: &'static str) -> tokio::task::JoinHandle<()> {
+/// How a statement gets a new value each time: bound to `$1` as a parameter (the text has none
+/// when it has no `$1`), or written into the text, as an application that formats its own SQL
+/// does.
+enum Sql {
+    Bound(&'static str),
+    Written(fn(i32) -> String),
+}
+
+impl From<&'static str> for Sql {
+    fn from(statement: &'static str) -> Self {
+        Sql::Bound(statement)
+    }
+}
+
+/// Runs `statement` every `every` with a new counter value each time, until aborted.
+fn every(url: String, every: Duration, statement: impl Into<Sql>) -> tokio::task::JoinHandle<()> {
+    let statement = statement.into();
     tokio::spawn(async move {
         let pool = PgPoolOptions::new()
             .max_connections(1)
@@ -48,13 +63,22 @@ fn every(url: String, every: Duration, statement: &'static str) -> tokio::task::
         loop {
             tick.tick().await;
             n = n.wrapping_add(7919);
-            let query = sqlx::query(statement);
-            let query = if statement.contains("$1") {
-                query.bind(n.rem_euclid(1000))
-            } else {
-                query
-            };
-            let _ = query.fetch_all(&pool).await;
+            match &statement {
+                Sql::Bound(text) if text.contains("$1") => {
+                    let _ = sqlx::query(*text)
+                        .bind(n.rem_euclid(1000))
+                        .fetch_all(&pool)
+                        .await;
+                }
+                Sql::Bound(text) => {
+                    let _ = sqlx::query(*text).fetch_all(&pool).await;
+                }
+                Sql::Written(write) => {
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(write(n.rem_euclid(50_000))))
+                        .execute(&pool)
+                        .await;
+                }
+            }
         }
     })
 }
@@ -311,31 +335,6 @@ fn tasks_database() -> PgCluster {
     pg
 }
 
-/// Runs `statement(n)` every `every` with a new `n` each time, the value written into the SQL
-/// text as an application that formats its own SQL does, until aborted.
-fn every_written(
-    url: String,
-    every: Duration,
-    statement: fn(i32) -> String,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let pool = PgPoolOptions::new()
-            .max_connections(1)
-            .connect(&url)
-            .await
-            .unwrap();
-        let mut tick = tokio::time::interval(every);
-        let mut n: i32 = 0;
-        loop {
-            tick.tick().await;
-            n = n.wrapping_add(7919);
-            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(statement(n.rem_euclid(50_000))))
-                .execute(&pool)
-                .await;
-        }
-    })
-}
-
 #[tokio::test]
 async fn a_queue_polled_for_one_status_gets_a_partial_index_and_a_value_that_varies_does_not() {
     let pg = tasks_database();
@@ -348,9 +347,11 @@ async fn a_queue_polled_for_one_status_gets_a_partial_index_and_a_value_that_var
             "SELECT id, created_at FROM tasks WHERE status = 'pending' ORDER BY created_at LIMIT 20",
         ),
         // A lookup whose client writes each owner into the text: a different value every time.
-        every_written(url.clone(), Duration::from_millis(100), |n| {
-            format!("SELECT id, status FROM tasks WHERE owner = 'owner{n}'")
-        }),
+        every(
+            url.clone(),
+            Duration::from_millis(100),
+            Sql::Written(|n| format!("SELECT id, status FROM tasks WHERE owner = 'owner{n}'")),
+        ),
     ];
     let state = tempfile::tempdir().unwrap();
     let mut settings = defaults();
