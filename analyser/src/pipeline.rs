@@ -118,6 +118,13 @@ impl Pipeline {
         let mut found = detectors::detect_all(snapshot, &thresholds);
         let advised = self.advisor.advise(snapshot, &thresholds).await;
         detectors::explained_by_indexes(&mut found, snapshot, &advised);
+        if self
+            .verifier
+            .index_being_verified(&snapshot.database_id)
+            .await
+        {
+            detectors::wait_for_index_verification(&mut found);
+        }
         found.extend(detectors::missing_index(snapshot, &advised.proposed));
         let mut outcome = Outcome {
             found: found.len(),

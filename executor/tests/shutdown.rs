@@ -249,7 +249,7 @@ async fn assert_cancelled_cleanly(running: &Running) {
     assert_eq!(indexes, "0|0", "INVALID and all indexes on the table");
     let building = pg.psql(
         "app",
-        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX%' \
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%CREATE INDEX%' \
          AND application_name = 'startupmonkey-executor'",
     );
     assert_eq!(building, "0");

@@ -244,6 +244,17 @@ impl Verifier {
 
     /// Takes one snapshot: remembers it for baselines and advances every verification of its
     /// database, deciding those that have seen enough.
+    /// Whether an index built on `database_id` is being verified: what it does to the
+    /// database's latency is still being measured, and tuning now would blur that measurement.
+    pub async fn index_being_verified(&self, database_id: &str) -> bool {
+        self.tracked.lock().await.as_ref().is_some_and(|tracked| {
+            tracked.values().any(|t| {
+                t.database_id == database_id
+                    && t.action_type.parse::<ActionType>() == Ok(ActionType::CreateIndex)
+            })
+        })
+    }
+
     pub async fn observe(&self, snapshot: &MetricSnapshot) {
         let seconds = snapshot.time_delta_seconds.unwrap_or(0.0);
         if seconds > 0.0 {

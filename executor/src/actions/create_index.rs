@@ -352,7 +352,7 @@ async fn stop_orphaned_build(conn: &mut PgConnection, statement: &str) -> Result
         .enumerate()
     {
         let pids: Vec<i32> = sqlx::query_scalar(find)
-            .bind(statement)
+            .bind(crate::databases::marked(statement))
             .fetch_all(&mut *conn)
             .await
             .map_err(ActionError::from)?;

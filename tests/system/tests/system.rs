@@ -2909,7 +2909,7 @@ async fn an_executor_killed_during_create_index_concurrently_leaves_nothing_half
     loop {
         let building: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'startupmonkey-executor' \
-             AND query LIKE 'CREATE INDEX CONCURRENTLY%'",
+             AND query LIKE '%CREATE INDEX CONCURRENTLY%'",
         )
         .fetch_one(&admin)
         .await
@@ -2952,7 +2952,8 @@ async fn an_executor_killed_during_create_index_concurrently_leaves_nothing_half
         .unwrap();
     assert_eq!(invalid, 0, "no INVALID index left");
     let builds: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX CONCURRENTLY%' AND state = 'active'",
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%CREATE INDEX CONCURRENTLY%' \
+         AND state = 'active' AND pid <> pg_backend_pid()",
     )
     .fetch_one(&admin)
     .await
