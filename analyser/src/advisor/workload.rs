@@ -10,11 +10,10 @@
 //!
 //! Each statement is parsed when first seen (`statement::analyse`), and again when the constants
 //! the collector saw it always use change (`statement::with_constants`: those `$n` become their
-//! literals, so a partial index can be found and the planner sees the real values), and forgotten
-//! when its
-//! rate falls below [`FORGET_BELOW`] calls per second; a table when its scans and writes do and
-//! its sequential scans read less than a row per second. Memory is bounded by what ran in the last
-//! few horizons.
+//! literals, so a partial index can be found and the planner sees the real values). It is
+//! forgotten when its rate falls below [`FORGET_BELOW`] calls per second; a table when its scans
+//! and writes do and its sequential scans read less than a row per second. Memory is bounded by
+//! what ran in the last few horizons.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
