@@ -24,6 +24,10 @@ use crate::pg_stats::{QuerySample, StatementCounters};
 pub const MIN_SAMPLES: u32 = 3;
 /// Statements tracked per database; the least recently sampled is forgotten first.
 pub const MAX_STATEMENTS: usize = 500;
+/// New executions parsed per database per cycle (each is normalised and scanned twice): a
+/// server with thousands of sessions costs the collector a bounded time, and is sampled over
+/// several cycles instead.
+pub const MAX_PARSED_PER_CYCLE: usize = 200;
 
 /// What one constant of a sample was: a value the advisor can carry, or one it cannot (a bit
 /// string, an escape string), which counts as varying.
@@ -144,14 +148,21 @@ impl FixedConstants {
             .map(|s| (s.queryid, s.query.as_str()))
             .collect();
         let mut sampled = HashMap::with_capacity(samples.len());
+        let mut parsed = 0;
         for sample in samples {
-            sampled.insert(sample.pid, sample.query_start_us);
             if self.sampled.get(&sample.pid) == Some(&sample.query_start_us) {
-                continue; // the same execution as last cycle (the session has been idle since)
+                // The same execution as last cycle (the session has been idle since).
+                sampled.insert(sample.pid, sample.query_start_us);
+                continue;
             }
             let Some(normalised) = texts.get(&sample.queryid) else {
                 continue;
             };
+            if parsed == MAX_PARSED_PER_CYCLE {
+                continue; // not marked as seen: taken in a later cycle if still there
+            }
+            parsed += 1;
+            sampled.insert(sample.pid, sample.query_start_us);
             let Some(constants) = constants_of(&sample.text, normalised) else {
                 continue;
             };
@@ -393,7 +404,32 @@ mod tests {
                 text: format!("SELECT * FROM t{} WHERE a = 1", s.queryid),
             })
             .collect();
-        tracker.observe(&samples, &statements);
+        // Parsed over several cycles, at most MAX_PARSED_PER_CYCLE at a time.
+        for _ in 0..samples.len().div_ceil(MAX_PARSED_PER_CYCLE) {
+            tracker.observe(&samples, &statements);
+        }
         assert_eq!(tracker.statements.len(), MAX_STATEMENTS);
+    }
+
+    #[test]
+    fn a_cycle_parses_a_bounded_number_of_executions_and_the_rest_later() {
+        let mut tracker = FixedConstants::default();
+        let samples: Vec<QuerySample> = (0..MAX_PARSED_PER_CYCLE as i32 + 20)
+            .map(|pid| {
+                sample(
+                    pid,
+                    1,
+                    "SELECT * FROM orders WHERE status = 'new' AND customer_id = 1",
+                )
+            })
+            .collect();
+        tracker.observe(&samples, &statement());
+        assert_eq!(tracker.report()[0].samples as usize, MAX_PARSED_PER_CYCLE);
+        tracker.observe(&samples, &statement());
+        assert_eq!(
+            tracker.report()[0].samples as usize,
+            MAX_PARSED_PER_CYCLE + 20,
+            "the executions left over were taken next cycle, none twice"
+        );
     }
 }
