@@ -87,7 +87,12 @@ pub fn constants_of(sample: &str, normalised: &str) -> Option<Vec<(i32, Sampled)
                 (SqlConstant::number(&written), 2)
             }
             Token::Iconst | Token::Fconst => (SqlConstant::number(&text(sample, have)?), 1),
-            Token::Sconst => (plain_string(&text(sample, have)?), 1),
+            // `'it''s'`; an escape (`E'…'`) or dollar-quoted string is not carried.
+            Token::Sconst => (
+                SqlConstant::parse_literal(&text(sample, have)?)
+                    .filter(|c| matches!(c, SqlConstant::Text(_))),
+                1,
+            ),
             Token::TrueP => (Some(SqlConstant::Boolean(true)), 1),
             Token::FalseP => (Some(SqlConstant::Boolean(false)), 1),
             Token::Bconst | Token::Xconst | Token::Usconst => (None, 1),
@@ -106,15 +111,6 @@ fn kind(token: &ScanToken) -> Token {
 
 fn parameter_number(text: &str) -> Option<i32> {
     text.strip_prefix('$')?.parse().ok()
-}
-
-/// `'it''s'` → `it's`; an escape (`E'…'`) or dollar-quoted string is not carried.
-fn plain_string(token: &str) -> Option<SqlConstant> {
-    let inner = token.strip_prefix('\'')?.strip_suffix('\'')?;
-    if inner.replace("''", "").contains('\'') {
-        return None; // two literals the lexer joined across a line break
-    }
-    SqlConstant::text(&inner.replace("''", "'"))
 }
 
 /// Per database: what each statement's parameters were in the executions sampled.
