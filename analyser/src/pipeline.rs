@@ -116,13 +116,13 @@ impl Pipeline {
         }
         let thresholds = self.thresholds.current().await;
         let mut found = detectors::detect_all(snapshot, &thresholds);
-        let advised = self.advisor.advise(snapshot, &thresholds).await;
-        detectors::explained_by_indexes(&mut found, snapshot, &advised);
-        if self
+        let verifying = self
             .verifier
-            .index_being_verified(&snapshot.database_id)
-            .await
-        {
+            .tables_being_verified(&snapshot.database_id)
+            .await;
+        let advised = self.advisor.advise(snapshot, &thresholds, &verifying).await;
+        detectors::explained_by_indexes(&mut found, snapshot, &advised);
+        if !verifying.is_empty() {
             detectors::wait_for_index_verification(&mut found);
         }
         found.extend(detectors::missing_index(snapshot, &advised.proposed));

@@ -22,8 +22,9 @@
 //!   the smaller index (HypoPG's size estimate) wins. An index joins only if it cuts some
 //!   statement's cost by at least `index_min_cost_reduction` beyond what the set already does, and
 //!   saves more than it costs. The set's first index is proposed; the rest are listed in its
-//!   evidence and proposed one at a time once it exists (the real index then replaces the
-//!   hypothetical one in the planner's view, and verification measures each alone). At most
+//!   evidence and proposed one at a time once the one before is built and verified (the real
+//!   index then replaces the hypothetical one in the planner's view, and verification measures
+//!   each alone). At most
 //!   `index_max_new_per_table_per_hour` different indexes are proposed per table per hour.
 //! * **No HypoPG**: the parsed heuristic, said so in the evidence. The leading column must be
 //!   selective by the planner's statistics (one value matches at most 5 % of the rows), or be the
@@ -329,8 +330,14 @@ impl Advisor {
     }
 
     /// At most one proposed index per table that needs one; every snapshot also feeds the
-    /// database's recent workload.
-    pub async fn advise(&self, snapshot: &MetricSnapshot, thresholds: &Thresholds) -> Advised {
+    /// database's recent workload. A table in `verifying` (`schema.table`: an index of it is
+    /// being verified) gets no new index until that verdict, so each is measured alone.
+    pub async fn advise(
+        &self,
+        snapshot: &MetricSnapshot,
+        thresholds: &Thresholds,
+        verifying: &[String],
+    ) -> Advised {
         let mut advised = Advised::default();
         let Some(detail) = snapshot.postgres.as_ref() else {
             return advised;
@@ -390,24 +397,25 @@ impl Advisor {
                 .filter(|i| i.qualified_table == subject.qualified_name && i.is_valid)
                 .map(|i| i.name.as_str())
                 .collect();
-            let admitted = self.proposed.lock().await.admit(
-                table,
-                &found.candidate,
-                &found.index_name,
-                &existing,
-                thresholds.index_max_new_per_table_per_hour,
-                Instant::now(),
-            );
+            let admitted = !verifying.contains(&subject.qualified_name)
+                && self.proposed.lock().await.admit(
+                    table,
+                    &found.candidate,
+                    &found.index_name,
+                    &existing,
+                    thresholds.index_max_new_per_table_per_hour,
+                    Instant::now(),
+                );
             if admitted {
                 advice.push(found);
             } else {
-                // Another index of the table is being built, or the hour's are: what this one
-                // would explain is still an index question.
+                // Another index of the table is being built or verified, or the hour's are
+                // built: what this one would explain is still an index question.
                 advised.pending_ms_per_second += found.explains_ms_per_second;
                 debug!(
                     database_id = %snapshot.database_id,
                     statement = %found.statement,
-                    "index waits: another of its table's is being built, or it had its new indexes for this hour"
+                    "index waits: another of its table's is being built or verified, or it had its new indexes for this hour"
                 );
             }
         }

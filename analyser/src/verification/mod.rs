@@ -242,19 +242,31 @@ impl Verifier {
         Ok(())
     }
 
-    /// Takes one snapshot: remembers it for baselines and advances every verification of its
-    /// database, deciding those that have seen enough.
-    /// Whether an index built on `database_id` is being verified: what it does to the
-    /// database's latency is still being measured, and tuning now would blur that measurement.
-    pub async fn index_being_verified(&self, database_id: &str) -> bool {
-        self.tracked.lock().await.as_ref().is_some_and(|tracked| {
-            tracked.values().any(|t| {
+    /// The tables (`schema.table`) of `database_id` with an index being verified: what it does
+    /// to the database's latency is still being measured, and tuning now, or building another
+    /// index on the same table, would blur that measurement.
+    pub async fn tables_being_verified(&self, database_id: &str) -> Vec<String> {
+        let tracked = self.tracked.lock().await;
+        let mut tables: Vec<String> = tracked
+            .iter()
+            .flat_map(|tracked| tracked.values())
+            .filter(|t| {
                 t.database_id == database_id
                     && t.action_type.parse::<ActionType>() == Ok(ActionType::CreateIndex)
             })
-        })
+            .filter_map(|t| {
+                t.table
+                    .as_ref()
+                    .map(|(schema, table)| format!("{schema}.{table}"))
+            })
+            .collect();
+        tables.sort();
+        tables.dedup();
+        tables
     }
 
+    /// Takes one snapshot: remembers it for baselines and advances every verification of its
+    /// database, deciding those that have seen enough.
     pub async fn observe(&self, snapshot: &MetricSnapshot) {
         let seconds = snapshot.time_delta_seconds.unwrap_or(0.0);
         if seconds > 0.0 {

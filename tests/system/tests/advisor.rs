@@ -258,11 +258,29 @@ async fn two_statement_families_get_an_index_each_and_a_lookup_by_lower_email_an
         .await;
     // Verification follows each index for several cycles while the workload runs on: the
     // pipeline kept analysing the database after the third build, and nothing else was done.
+    let mut on_orders = Vec::new();
     for action in built.iter().filter(|a| a["action_type"] == "create_index") {
         let id = action["action_id"].as_str().unwrap();
         let entry = api.decided(id, Duration::from_secs(120)).await;
         assert_eq!(entry["state"], "kept", "{entry}");
+        if action["description"]
+            .as_str()
+            .unwrap()
+            .contains(r#"ON "public"."orders""#)
+        {
+            on_orders.push((action["created_at"].as_str().unwrap().to_owned(), entry));
+        }
     }
+    // Each index is measured alone: the second on `orders` was proposed only once the first
+    // had its verdict (both RFC 3339 in UTC, so they compare as text).
+    on_orders.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(on_orders.len(), 2, "{built:#?}");
+    let first_decided = on_orders[0].1["decided_at"].as_str().unwrap();
+    assert!(
+        on_orders[1].0.as_str() >= first_decided,
+        "the second index on orders was proposed at {} before the first was decided at {first_decided}",
+        on_orders[1].0
+    );
     // Three more cycles analysed with the workload still running: nothing else is proposed.
     stack.analysed_cycles("app", 3).await;
     for task in load {
