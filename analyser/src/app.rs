@@ -57,7 +57,10 @@ impl App {
         let ready_knowledge = knowledge.raw();
         let analysed = Analysed::default();
         let shown = analysed.clone();
+        let mut registry = lifecycle::metrics::registry();
+        analysed.register(&mut registry);
         let health_service = Health::new("analyser")
+            .with_metrics(registry)
             .with_health_check(move || {
                 let counts = shown.to_json();
                 Box::pin(async move { Report::ok().with("snapshots_analysed", counts) })

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use lifecycle::metrics::{self, Counter, Histogram};
 use proto::clients::Knowledge;
 use proto::events::Detection;
 use proto::knowledge::{RegisterDetectionRequest, ResolveDetectionRequest};
@@ -36,23 +37,58 @@ pub enum PublishError {
 
 /// How many snapshots of each database went through the detectors and registration since the
 /// analyser started, shown on `/health` as `snapshots_analysed` (`{"<database id>": n}`): the
-/// proof that the pipeline ran, which a test of "nothing was found" waits for first.
-#[derive(Debug, Clone, Default)]
-pub struct Analysed(std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>);
+/// proof that the pipeline ran, which a test of "nothing was found" waits for first. For
+/// Prometheus (`/metrics`), every snapshot taken and the time each took, all databases together.
+#[derive(Debug, Clone)]
+pub struct Analysed {
+    counts: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>,
+    snapshots: Counter,
+    seconds: Histogram,
+}
+
+impl Default for Analysed {
+    fn default() -> Self {
+        Self {
+            counts: Default::default(),
+            snapshots: Counter::default(),
+            seconds: metrics::duration_histogram(),
+        }
+    }
+}
 
 impl Analysed {
+    /// Registers `snapshots_analysed_total` and `snapshot_analysis_seconds`.
+    pub fn register(&self, registry: &mut metrics::Registry) {
+        registry.register(
+            "snapshots_analysed",
+            "Snapshots the analyser took (every database)",
+            self.snapshots.clone(),
+        );
+        registry.register_with_unit(
+            "snapshot_analysis",
+            "Time from a snapshot's arrival to its detections registered and published",
+            metrics::Unit::Seconds,
+            self.seconds.clone(),
+        );
+    }
+
     fn add(&self, database_id: &str) {
         let mut counts = self
-            .0
+            .counts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         *counts.entry(database_id.to_owned()).or_default() += 1;
     }
 
+    fn took(&self, started: std::time::Instant) {
+        self.snapshots.inc();
+        self.seconds.observe(started.elapsed().as_secs_f64());
+    }
+
     /// The count for one database (0 before its first snapshot).
     pub fn of(&self, database_id: &str) -> u64 {
         let counts = self
-            .0
+            .counts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         counts.get(database_id).copied().unwrap_or(0)
@@ -61,7 +97,7 @@ impl Analysed {
     /// `{"<database id>": n}`.
     pub fn to_json(&self) -> serde_json::Value {
         let counts = self
-            .0
+            .counts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         serde_json::json!(*counts)
@@ -109,6 +145,13 @@ enum Delivery {
 impl Pipeline {
     /// Runs the detectors on one snapshot and publishes what is new.
     pub async fn process(&self, snapshot: &MetricSnapshot) -> Outcome {
+        let started = std::time::Instant::now();
+        let outcome = self.analyse(snapshot).await;
+        self.analysed.took(started);
+        outcome
+    }
+
+    async fn analyse(&self, snapshot: &MetricSnapshot) -> Outcome {
         // Verification is not a detector: it runs whatever ENABLE_ALL_DETECTORS says.
         self.verifier.observe(snapshot).await;
         if !self.detectors_enabled {

@@ -81,6 +81,21 @@ async fn started_alone_it_is_healthy_not_ready_acknowledges_snapshots_and_stops(
         serde_json::json!({"quiet": 3}),
         "{body}"
     );
+    // And /metrics, for Prometheus: three snapshots, each timed.
+    let metrics = http()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "startupmonkey_snapshots_analysed_total 3",
+        "startupmonkey_snapshot_analysis_seconds_count 3",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
     let error = client
         .register_database(DatabaseInfo::default())
         .await

@@ -1,4 +1,4 @@
-//! `GET /health` and `GET /ready` for every service.
+//! `GET /health`, `GET /ready` and `GET /metrics` for every service.
 //!
 //! `/health` answers the original's JSON (`status`, `service`, `uptime_seconds`, `timestamp`) plus
 //! whatever the service's health check adds; 200 when healthy, 503 when not. `/ready` says whether
@@ -54,6 +54,7 @@ pub struct Health {
     started: Instant,
     health: Option<Check>,
     ready: Option<Check>,
+    metrics: Option<Arc<crate::metrics::Registry>>,
 }
 
 impl Health {
@@ -63,6 +64,7 @@ impl Health {
             started: Instant::now(),
             health: None,
             ready: None,
+            metrics: None,
         }
     }
 
@@ -84,11 +86,26 @@ impl Health {
         self
     }
 
+    /// The service's own Prometheus metrics, served at `/metrics` (see [`crate::metrics`]).
+    pub fn with_metrics(mut self, registry: crate::metrics::Registry) -> Self {
+        self.metrics = Some(Arc::new(registry));
+        self
+    }
+
     pub fn router(self) -> Router {
-        Router::new()
+        let metrics = self.metrics.clone();
+        let router = Router::new()
             .route("/health", get(health))
             .route("/ready", get(ready))
-            .with_state(Arc::new(self))
+            .with_state(Arc::new(self));
+        match metrics {
+            Some(registry) => router.merge(
+                Router::new()
+                    .route("/metrics", get(crate::metrics::serve))
+                    .with_state(registry),
+            ),
+            None => router,
+        }
     }
 
     fn base(&self, report: &Report) -> Map<String, Value> {

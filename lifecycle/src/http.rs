@@ -57,6 +57,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn metrics_registered_by_the_service_are_served_as_openmetrics_text() {
+        use crate::metrics::{Counter, Family};
+        let mut registry = crate::metrics::registry();
+        let done: Family<Vec<(&'static str, String)>, Counter> = Family::default();
+        registry.register("things_done", "Things the service did", done.clone());
+        let (base, shutdown, _task) = start(Health::new("executor").with_metrics(registry)).await;
+        // Counted after registration: the endpoint reads the values now.
+        done.get_or_create(&vec![("kind", "index".to_owned())])
+            .inc_by(3);
+        let response = reqwest::get(format!("{base}/metrics")).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/openmetrics-text")
+        );
+        let body = response.text().await.unwrap();
+        assert!(
+            body.contains("startupmonkey_things_done_total{kind=\"index\"} 3"),
+            "{body}"
+        );
+        assert!(body.ends_with("# EOF\n"), "{body}");
+        // A service that registers nothing has no /metrics.
+        let (base, shutdown_bare, _task) = start(Health::new("knowledge")).await;
+        let response = reqwest::get(format!("{base}/metrics")).await.unwrap();
+        assert_eq!(response.status(), 404);
+        shutdown.trigger();
+        shutdown_bare.trigger();
+    }
+
+    #[tokio::test]
     async fn failing_checks_answer_503_with_their_fields() {
         let health = Health::new("knowledge")
             .with_health_check(|| {

@@ -116,11 +116,56 @@ pub fn completed_consumer() -> DurableConsumer {
     )
 }
 
-/// One cycle of a database, kept for baselines.
-#[derive(Debug, Clone)]
+/// One cycle of a database as verification reads it: each statement's calls and time, not the
+/// whole snapshot (a database's tables, indexes and sessions are not needed for a baseline, and
+/// twelve whole snapshots of a thousand databases would not fit in a small analyser).
+#[derive(Debug, Clone, Default)]
 struct Cycle {
     end: i64,
-    snapshot: Arc<MetricSnapshot>,
+    seconds: f64,
+    statements: Vec<Ran>,
+}
+
+/// A statement's work in one cycle; its text is shared with the cycles before that ran it.
+#[derive(Debug, Clone)]
+struct Ran {
+    queryid: i64,
+    query: Arc<str>,
+    calls: i64,
+    total_ms: f64,
+}
+
+impl Cycle {
+    /// `snapshot`'s cycle, reusing the texts of `previous` where they are the same.
+    fn of(snapshot: &MetricSnapshot, previous: Option<&Cycle>) -> Self {
+        let known: HashMap<i64, &Arc<str>> = previous
+            .map(|c| c.statements.iter().map(|r| (r.queryid, &r.query)).collect())
+            .unwrap_or_default();
+        let statements = snapshot
+            .postgres
+            .as_ref()
+            .map(|detail| {
+                detail
+                    .top_statements
+                    .iter()
+                    .map(|s| Ran {
+                        queryid: s.queryid,
+                        query: match known.get(&s.queryid) {
+                            Some(text) if ***text == *s.query => Arc::clone(text),
+                            _ => Arc::from(s.query.as_str()),
+                        },
+                        calls: s.calls,
+                        total_ms: s.total_time_ms,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            end: snapshot.timestamp,
+            seconds: snapshot.time_delta_seconds.unwrap_or(0.0),
+            statements,
+        }
+    }
 }
 
 pub struct Verifier {
@@ -269,17 +314,18 @@ impl Verifier {
     /// database, deciding those that have seen enough.
     pub async fn observe(&self, snapshot: &MetricSnapshot) {
         let seconds = snapshot.time_delta_seconds.unwrap_or(0.0);
-        if seconds > 0.0 {
+        let cycle = {
             let mut recent = self.recent.lock().await;
             let cycles = recent.entry(snapshot.database_id.clone()).or_default();
-            cycles.push_back(Cycle {
-                end: snapshot.timestamp,
-                snapshot: Arc::new(snapshot.clone()),
-            });
-            while cycles.len() > RECENT {
-                cycles.pop_front();
+            let cycle = Cycle::of(snapshot, cycles.back());
+            if seconds > 0.0 {
+                cycles.push_back(cycle.clone());
+                while cycles.len() > RECENT {
+                    cycles.pop_front();
+                }
             }
-        }
+            cycle
+        };
         let mut tracked = match self.tracked().await {
             Ok(tracked) => tracked,
             Err(error) => {
@@ -311,7 +357,7 @@ impl Verifier {
             let began = snapshot.timestamp - seconds.ceil() as i64;
             if seconds > 0.0 && began >= tracking.completed_at {
                 let (served, table) = (tracking.served.clone(), tracking.table.clone());
-                accumulate(&mut tracking.after, &served, table.as_ref(), snapshot);
+                accumulate(&mut tracking.after, &served, table.as_ref(), &cycle);
             }
             match decide(tracking, snapshot, &settings) {
                 Some((state, reason, verdict)) => {
@@ -426,12 +472,7 @@ impl Verifier {
             .unwrap_or_default();
         let (served, table) = (tracking.served.clone(), tracking.table.clone());
         for cycle in before.iter().rev().take(BASELINE_CYCLES) {
-            accumulate(
-                &mut tracking.before,
-                &served,
-                table.as_ref(),
-                &cycle.snapshot,
-            );
+            accumulate(&mut tracking.before, &served, table.as_ref(), cycle);
         }
         if tracking.before.statements.is_empty()
             && let Some(list) = evidence["statements"].as_array()
@@ -683,12 +724,9 @@ fn accumulate(
     figures: &mut Figures,
     served: &[String],
     table: Option<&(String, String)>,
-    snapshot: &MetricSnapshot,
+    cycle: &Cycle,
 ) {
-    let Some(detail) = snapshot.postgres.as_ref() else {
-        return;
-    };
-    for s in &detail.top_statements {
+    for s in &cycle.statements {
         let queryid = s.queryid.to_string();
         let (concerns, writes) = match table {
             _ if served.contains(&queryid) => (true, false),
@@ -709,15 +747,15 @@ fn accumulate(
             figures.add(
                 s.queryid,
                 Load {
-                    query: s.query.clone(),
+                    query: s.query.to_string(),
                     calls: s.calls,
-                    total_ms: s.total_time_ms,
+                    total_ms: s.total_ms,
                     writes,
                 },
             );
         }
     }
-    figures.seconds += snapshot.time_delta_seconds.unwrap_or(0.0);
+    figures.seconds += cycle.seconds;
     figures.cycles += 1;
 }
 
@@ -804,6 +842,44 @@ mod tests {
             timestamp: at,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_kept_cycle_holds_each_statements_figures_and_shares_a_text_seen_before() {
+        let with = |at: i64, calls: i64| {
+            let mut s = snapshot(at);
+            s.time_delta_seconds = Some(10.0);
+            s.postgres = Some(proto::metrics::PostgresDetail {
+                top_statements: vec![proto::metrics::StatementStats {
+                    queryid: 7,
+                    query: "SELECT * FROM orders WHERE customer_id = $1".into(),
+                    calls,
+                    total_time_ms: calls as f64 * 2.0,
+                    ..Default::default()
+                }],
+                tables: vec![proto::metrics::TableStats::default(); 100],
+                ..Default::default()
+            });
+            s
+        };
+        let first = Cycle::of(&with(10, 5), None);
+        let second = Cycle::of(&with(20, 8), Some(&first));
+        assert!(Arc::ptr_eq(
+            &first.statements[0].query,
+            &second.statements[0].query
+        ));
+        assert_eq!(
+            (second.end, second.seconds, second.statements.len()),
+            (20, 10.0, 1)
+        );
+        assert_eq!(
+            (second.statements[0].calls, second.statements[0].total_ms),
+            (8, 16.0)
+        );
+        let mut figures = Figures::default();
+        accumulate(&mut figures, &["7".into()], None, &second);
+        assert_eq!(figures.statements["7"].calls, 8);
+        assert_eq!((figures.seconds, figures.cycles), (10.0, 1));
     }
 
     /// A verifier whose knowledge does not answer, on a real NATS server.

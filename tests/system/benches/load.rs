@@ -12,14 +12,16 @@
 //!    skipped). Snapshots pass through a counting relay in this process on their way to the
 //!    analyser process, which receives them all.
 //! 2. **The analyser alone**: `db000`'s real snapshot, as the collector sent it, replayed straight
-//!    to the analyser's `MetricsService` as 100 databases, counters scaled 0.6–1.4×, one in ten
+//!    to the analyser's `MetricsService` as 1,000 databases, counters scaled 0.6–1.4×, one in ten
 //!    with a session idle in a transaction for an hour (a problem found in every one of its
 //!    snapshots: registered in knowledge and published on JetStream once, found again after).
 //!    Snapshots per second on one stream (what one collector's stream gets: a stream is processed
 //!    in order) and on four concurrent streams, the analyser's processor time per snapshot, and
 //!    the latency of a snapshot sent on a stream of its own (stream set-up included).
 //! 3. **`rss_mb`**: VmRSS of each service process at the end of the 100-database window (VmHWM
-//!    beside it), and at the end of each larger step.
+//!    beside it), and at the end of each larger step. **`analyser_rss_mb_1000db`**: the
+//!    analyser's VmRSS after every one of the 1,000 replayed databases sent it 30 snapshots (10 s
+//!    apart in their own time), with the figure after 15 beside it: flat means bounded.
 //!
 //! Needs the release binaries (`cargo build --release --bins`, which `make bench` runs first).
 //! Writes `bench/results/<unix time>-load.json` and prints a markdown table. The machine is
@@ -59,7 +61,11 @@ const WIDE: &str = "db000";
 const WIDE_TABLES: usize = 50;
 const SERVICES: [&str; 5] = ["knowledge", "analyser", "executor", "collector", "gateway"];
 /// Snapshot variants replayed to the analyser (one database id each).
-const VARIANTS: usize = 100;
+const VARIANTS: usize = 1_000;
+/// Rounds of every variant for the analyser's memory: RSS after each of these many rounds (a
+/// round is one snapshot of each database, 10 s apart in the snapshots' own time), so enough to
+/// fill whatever it keeps per database, and as many again to see whether it keeps growing.
+const MEMORY_ROUNDS: [usize; 2] = [15, 30];
 /// One variant in this many carries a problem (a session idle in a transaction for an hour): its
 /// detection is registered and published once, then found again in every snapshot.
 const PROBLEM_EVERY: usize = 10;
@@ -331,6 +337,15 @@ async fn main() {
     let replay = replay(&analyser_addr, services["analyser"].child.id(), variants).await;
     let published_replay = published(&logs) - published_before;
     let analyser_after = services["analyser"].memory_mb();
+    let memory = memory_over_rounds(
+        &analyser_addr,
+        services["analyser"].child.id(),
+        variants.clone(),
+    )
+    .await;
+    for (rounds, mb) in &memory {
+        eprintln!("analyser: {mb:.1} MB resident after {rounds} rounds of {VARIANTS} databases");
+    }
     eprintln!(
         "analyser: {:.0} snapshots/s on one stream, {:.0} on {CONCURRENT_STREAMS}; \
          latency p50 {:.2} ms, p99 {:.2} ms",
@@ -371,6 +386,11 @@ async fn main() {
         "analyser_latency_ms_p99": replay.p99_ms,
         "analyser_cpu_ms_per_snapshot": replay.cpu_ms_per_snapshot,
         "analyser_rss_mb_after_replay": analyser_after.0,
+        "analyser_rss_mb_1000db": memory.last().map(|(_, mb)| *mb),
+        "analyser_rss_mb_1000db_by_rounds": memory
+            .iter()
+            .map(|(rounds, mb)| json!({"rounds": rounds, "rss_mb": mb}))
+            .collect::<Vec<_>>(),
         "detections_published_during_load": published_before,
         "detections_published_during_replay": published_replay,
         "replayed_snapshot": {
@@ -415,6 +435,11 @@ async fn main() {
     );
     for (service, mb) in &rss_mb {
         println!("| RSS {service} at 100 databases (MB) | {mb:.1} |");
+    }
+    for (rounds, mb) in &memory {
+        println!(
+            "| RSS analyser, {VARIANTS} databases replayed, after {rounds} snapshots each (MB) | {mb:.1} |"
+        );
     }
     println!("\nwritten to {}", path.display());
     drop(services);
@@ -1061,6 +1086,59 @@ fn vary(snapshot: &MetricSnapshot, id: &str, factor: f64) -> MetricSnapshot {
         pg.statements_total_time_ms *= factor;
     }
     s
+}
+
+/// The analyser's VmRSS (MB) after each of [`MEMORY_ROUNDS`] rounds: every variant sent once per
+/// round, on [`CONCURRENT_STREAMS`] streams, its timestamp 10 s after the round before's.
+async fn memory_over_rounds(
+    address: &str,
+    analyser_pid: u32,
+    variants: Arc<Vec<MetricSnapshot>>,
+) -> Vec<(usize, f64)> {
+    let start = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mut measured = Vec::new();
+    let mut round = 0;
+    for until in MEMORY_ROUNDS {
+        while round < until {
+            let mut tasks = Vec::new();
+            for stream in 0..CONCURRENT_STREAMS {
+                let variants = variants.clone();
+                let mut client = proto::clients::metrics(address).unwrap();
+                let timestamp = start + 10 * round as i64;
+                tasks.push(tokio::spawn(async move {
+                    let sent: Vec<MetricSnapshot> = (stream..variants.len())
+                        .step_by(CONCURRENT_STREAMS)
+                        .map(|k| {
+                            let mut s = variants[k].clone();
+                            s.timestamp = timestamp;
+                            s
+                        })
+                        .collect();
+                    client
+                        .stream_metrics(futures::stream::iter(sent))
+                        .await
+                        .unwrap();
+                }));
+            }
+            for task in tasks {
+                task.await.unwrap();
+            }
+            round += 1;
+        }
+        let status =
+            std::fs::read_to_string(format!("/proc/{analyser_pid}/status")).unwrap_or_default();
+        let rss = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0);
+        measured.push((until, rss));
+    }
+    measured
 }
 
 struct Replay {
