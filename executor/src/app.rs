@@ -63,8 +63,6 @@ impl App {
                 .map_err(AppError::KnowledgeAddress)?,
         );
         let ready_knowledge = knowledge.clone();
-        let health_service = Health::new("executor")
-            .with_readiness_check(move || Box::pin(readiness::knowledge(ready_knowledge.clone())));
         let nats = config
             .nats
             .connect("executor")
@@ -86,6 +84,11 @@ impl App {
             },
             deploy(&config.deploy_backend).await,
         );
+        let mut registry = lifecycle::metrics::registry();
+        engine.metrics.register(&mut registry);
+        let health_service = Health::new("executor")
+            .with_metrics(registry)
+            .with_readiness_check(move || Box::pin(readiness::knowledge(ready_knowledge.clone())));
         Ok(Self {
             server: config.grpc_tls.server().map_err(AppError::GrpcTls)?,
             grpc: net::bind(config.grpc_addr).await?,

@@ -45,6 +45,7 @@ use crate::actions::{
 use crate::databases::Databases;
 pub use crate::error::EngineError;
 use crate::error::{ActionError, DatabaseError};
+use crate::metrics::{ActionMetrics, Ending};
 use proto::actions::{Claim, TerminateOutcome};
 use proto::status::ActionType;
 
@@ -98,6 +99,8 @@ pub struct Engine {
     draining: Shutdown,
     /// The drain deadline passed: running actions cancel their statements and clean up.
     stop: Shutdown,
+    /// What `/metrics` shows of the actions run here.
+    pub metrics: ActionMetrics,
 }
 
 pub fn action_id(detection_id: &str) -> String {
@@ -134,6 +137,7 @@ impl Engine {
             tasks: TaskTracker::new(),
             draining: Shutdown::new(),
             stop: Shutdown::new(),
+            metrics: ActionMetrics::default(),
         })
     }
 
@@ -572,6 +576,7 @@ impl Engine {
         )
         .await?;
         info!(action_id = %id, action = %stored.description, "executing");
+        let started = std::time::Instant::now();
         let outcome = match self.context(&action, &stored.plan).await {
             Ok(context) => {
                 let limit = self.settings.action_timeout + CLEANUP_GRACE;
@@ -584,6 +589,13 @@ impl Engine {
             }
             Err(error) => Err(error.into()),
         };
+        let ending = match &outcome {
+            Ok(_) => Ending::Completed,
+            Err(ActionError::Cancelled(_)) => Ending::Cancelled,
+            Err(_) => Ending::Failed,
+        };
+        self.metrics
+            .ended(&action.action_type, ending, started.elapsed().as_secs_f64());
         match outcome {
             Ok(result) => {
                 self.transition(

@@ -3,7 +3,7 @@
 //! from NATS; `engine` moves each action through its states in knowledge; `actions` are the
 //! plans themselves (their data in `proto::actions`); `databases` the connections to watched
 //! databases; `error` the error types, turned into `proto::error::Error` at the doors; `grpc` and
-//! `http` the APIs on 50052 and 8084.
+//! `http` the APIs on 50052 and 8084; `metrics` its own Prometheus metrics.
 
 pub mod actions;
 pub mod app;
@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod grpc;
 pub mod http;
+pub mod metrics;
 
 pub use app::App;
 pub use config::Config;

@@ -86,6 +86,18 @@ async fn started_alone_it_is_healthy_not_ready_and_says_knowledge_is_unreachable
         "{body}"
     );
 
+    // Its own metrics for Prometheus are served (a series appears once an action of its type
+    // ended: `metrics::tests` shows what is counted).
+    let metrics = http().get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    assert!(
+        metrics.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    assert_eq!(metrics.text().await.unwrap(), "# EOF\n");
+
     let mut client = proto::clients::executor(&grpc).unwrap();
     let reply = client
         .health_check(HealthRequest {})

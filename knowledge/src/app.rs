@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::crypto::{CryptoError, SecretBox};
 use crate::error::KnowledgeError;
 use crate::grpc::KnowledgeGrpc;
+use crate::metrics::RpcMetrics;
 use crate::store::Store;
 
 /// Longest a single RPC may take before the client gets DEADLINE_EXCEEDED.
@@ -83,10 +84,15 @@ impl App {
             Box::pin(async move { redis_report(&store).await })
         });
         let ready_store = self.store.clone();
-        let health = health.with_readiness_check(move || {
-            let store = ready_store.clone();
-            Box::pin(async move { redis_report(&store).await })
-        });
+        let rpcs = RpcMetrics::default();
+        let mut registry = lifecycle::metrics::registry();
+        rpcs.register(&mut registry);
+        let health = health
+            .with_readiness_check(move || {
+                let store = ready_store.clone();
+                Box::pin(async move { redis_report(&store).await })
+            })
+            .with_metrics(registry);
         let health_server = lifecycle::http::serve(
             "knowledge health",
             self.health,
@@ -97,7 +103,7 @@ impl App {
         let router = self
             .server
             .timeout(RPC_TIMEOUT)
-            .add_service(KnowledgeServiceServer::new(KnowledgeGrpc::new(self.store)));
+            .add_service(rpcs.timed(KnowledgeServiceServer::new(KnowledgeGrpc::new(self.store))));
         let grpc_server = net::serve_grpc("knowledge grpc", router, self.grpc, self.shutdown);
 
         let (health_result, grpc_result) = tokio::join!(health_server, grpc_server);

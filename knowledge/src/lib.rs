@@ -3,13 +3,14 @@
 //! `grpc` converts requests and delegates to `store`, which owns the Redis key layout
 //! (docs/ARCHITECTURE.md). `crypto` keeps connection strings encrypted at rest; `system_config`
 //! holds the defaults and validation of the system configuration; `records` the validation of
-//! what clients register.
+//! what clients register; `metrics` the time each RPC took, for Prometheus.
 
 pub mod app;
 pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod grpc;
+pub mod metrics;
 pub mod records;
 pub mod store;
 pub mod system_config;

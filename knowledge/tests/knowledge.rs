@@ -991,6 +991,38 @@ async fn health_follows_redis_down_and_back_without_a_restart() {
         (body["status"].as_str(), body["redis"].as_str()),
         (Some("healthy"), Some("connected"))
     );
+    // Its own metrics: the call above, timed under its method's name; a path no RPC answers
+    // is counted as `unknown`, never under the name a client made up.
+    let mut raw = tonic::client::Grpc::new(
+        tonic::transport::Channel::from_shared(format!("http://{}", k.grpc_target))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    );
+    raw.ready().await.unwrap();
+    let made_up = raw
+        .unary::<(), (), _>(
+            tonic::Request::new(()),
+            "/knowledge.KnowledgeService/MadeUp".parse().unwrap(),
+            tonic_prost::ProstCodec::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(made_up.code(), tonic::Code::Unimplemented);
+    let metrics = reqwest::get(k.health_url.replace("/health", "/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"startupmonkey_rpc_duration_seconds_count{method="RegisterDatabase"} 1"#,
+        r#"startupmonkey_rpc_duration_seconds_count{method="unknown"} 1"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
+    assert!(!metrics.contains("MadeUp"), "{metrics}");
 
     redis.stop();
     let response = reqwest::get(&k.health_url).await.unwrap();

@@ -42,10 +42,16 @@ pub fn size_histogram() -> Histogram {
     Histogram::new(size_buckets())
 }
 
-pub(crate) async fn serve(State(registry): State<Arc<Registry>>) -> Response {
+/// `registry` as OpenMetrics text, as `/metrics` serves it.
+pub fn text(registry: &Registry) -> Result<String, std::fmt::Error> {
     let mut out = String::new();
-    match encode(&mut out, &registry) {
-        Ok(()) => ([(header::CONTENT_TYPE, OPENMETRICS)], out).into_response(),
+    encode(&mut out, registry)?;
+    Ok(out)
+}
+
+pub(crate) async fn serve(State(registry): State<Arc<Registry>>) -> Response {
+    match text(&registry) {
+        Ok(out) => ([(header::CONTENT_TYPE, OPENMETRICS)], out).into_response(),
         Err(error) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("metrics not encoded: {error}"),
