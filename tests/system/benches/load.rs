@@ -334,7 +334,12 @@ async fn main() {
             .collect(),
     );
     let published_before = published(&logs);
-    let replay = replay(&analyser_addr, services["analyser"].child.id(), variants).await;
+    let replay = replay(
+        &analyser_addr,
+        services["analyser"].child.id(),
+        variants.clone(),
+    )
+    .await;
     let published_replay = published(&logs) - published_before;
     let analyser_after = services["analyser"].memory_mb();
     let memory = memory_over_rounds(
