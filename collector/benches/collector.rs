@@ -1,7 +1,14 @@
 //! Collector benchmarks (run by `make bench`, not by `make test`), on a private cluster:
 //!
 //! * `cycle_ms_10k_tables` — one collection cycle (every query, the window and the snapshot) on a
-//!   database with 10,000 tables: the median of 10 cycles.
+//!   database with 10,000 tables, each with a primary key and ten rows, one in ten with dead rows
+//!   (so some tables are of interest even when nothing moves): the median of 10 cycles after a
+//!   first one (which reads everything).
+//! * `cycle_server_ms_10k_tables` — the server time of our own statements over those cycles, per
+//!   cycle (pg_stat_statements, reset after the first cycle, statements marked
+//!   `/* startupmonkey-collector */`).
+//! * `snapshot_bytes_10k_tables_idle` — the encoded size of the snapshot sent to the analyser on
+//!   the last of those cycles, when nothing changed in the database.
 //! * `overhead_tps_ratio` — pgbench select-only TPS with the collector collecting every second,
 //!   divided by TPS without it, in the same run: after a warm-up, off / on / on / off, so a
 //!   steady drift of the machine cancels out.
@@ -14,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use collector::pg_stats;
 use collector::snapshot;
 use collector::window::Window;
+use prost::Message;
 use sqlx::postgres::PgPoolOptions;
 use testkit::PgCluster;
 
@@ -34,6 +42,8 @@ async fn main() {
             &format!(
                 "DO $$ BEGIN FOR i IN {}..{} LOOP \
                  EXECUTE format('CREATE TABLE t%s (id int PRIMARY KEY, v int)', i); \
+                 EXECUTE format('INSERT INTO t%s SELECT g, g FROM generate_series(1, 10) g', i); \
+                 IF i % 10 = 0 THEN EXECUTE format('DELETE FROM t%s WHERE id <= 3', i); END IF; \
                  END LOOP; END $$",
                 batch * 1000 + 1,
                 batch * 1000 + 1000
@@ -47,17 +57,39 @@ async fn main() {
         .await
         .unwrap();
 
+    // Statistics reach shared memory at most a second after each transaction: let them settle, so
+    // the measured cycles see a database where nothing changes.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
     let mut window = Window::default();
     let mut cycles = Vec::new();
-    for _ in 0..CYCLES {
+    let mut idle_bytes = 0;
+    for cycle in 0..=CYCLES {
+        if cycle == 1 {
+            sqlx::query("SELECT pg_stat_statements_reset()")
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
         let started = Instant::now();
         let sample = pg_stats::collect(&pool, true).await.unwrap();
         assert!(sample.errors.is_empty(), "{:?}", sample.errors);
         let interval = window.advance(&sample, started);
         let snap = snapshot::build("bench", 0, &sample, interval);
+        idle_bytes = snap.encoded_len();
         std::hint::black_box(snap);
-        cycles.push(started.elapsed().as_secs_f64() * 1000.0);
+        if cycle > 0 {
+            cycles.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
     }
+    let server_ms: f64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(total_exec_time), 0)::float8 FROM pg_stat_statements \
+         WHERE query LIKE '/* startupmonkey-collector */%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let server_ms = server_ms / CYCLES as f64;
     cycles.sort_by(f64::total_cmp);
     let cycle_ms = cycles[CYCLES / 2];
     eprintln!(
@@ -65,6 +97,7 @@ async fn main() {
         cycles[0],
         cycles[CYCLES - 1]
     );
+    eprintln!("server time per cycle {server_ms:.1} ms; idle snapshot {idle_bytes} bytes");
 
     // Overhead: pgbench -S on a scale-10 database, collector off and on, alternating.
     pg.create_database("load");
@@ -157,6 +190,8 @@ async fn main() {
         "cycle_ms_10k_tables": cycle_ms,
         "cycle_ms_10k_tables_min": cycles[0],
         "cycle_ms_10k_tables_max": cycles[CYCLES - 1],
+        "cycle_server_ms_10k_tables": server_ms,
+        "snapshot_bytes_10k_tables_idle": idle_bytes,
         "overhead_tps_ratio": ratio,
         "tps_collector_off": off,
         "tps_collector_on": on,
@@ -169,6 +204,8 @@ async fn main() {
     std::fs::write(&path, serde_json::to_string_pretty(&result).unwrap()).unwrap();
     println!("| metric | value |\n|---|---|");
     println!("| cycle_ms_10k_tables (median of {CYCLES}) | {cycle_ms:.1} |");
+    println!("| cycle_server_ms_10k_tables (per cycle) | {server_ms:.1} |");
+    println!("| snapshot_bytes_10k_tables_idle | {idle_bytes} |");
     println!("| overhead_tps_ratio (on / off, 1 s interval) | {ratio:.3} |");
     println!("| tps off / on | {:.0} / {:.0} |", mean(&off), mean(&on));
     println!("\nwritten to {}", path.display());
