@@ -18,9 +18,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use collector::pg_stats;
-use collector::snapshot;
-use collector::window::Window;
+use collector::cycle;
 use prost::Message;
 use sqlx::postgres::PgPoolOptions;
 use testkit::PgCluster;
@@ -61,7 +59,7 @@ async fn main() {
     // the measured cycles see a database where nothing changes.
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let mut window = Window::default();
+    let mut database = cycle::Database::default();
     let mut cycles = Vec::new();
     let mut idle_bytes = 0;
     for cycle in 0..=CYCLES {
@@ -72,10 +70,13 @@ async fn main() {
                 .unwrap();
         }
         let started = Instant::now();
-        let sample = pg_stats::collect(&pool, true).await.unwrap();
+        let (sample, mut snap) = database
+            .collect("bench", &pool, true, 0, started)
+            .await
+            .unwrap();
         assert!(sample.errors.is_empty(), "{:?}", sample.errors);
-        let interval = window.advance(&sample, started);
-        let snap = snapshot::build("bench", 0, &sample, interval);
+        // What `Outputs::publish` sends the analyser, on one stream.
+        database.sent.encode(&mut snap, 1, started);
         idle_bytes = snap.encoded_len();
         std::hint::black_box(snap);
         if cycle > 0 {
@@ -147,19 +148,18 @@ async fn main() {
             let pool = load_pool.clone();
             let stop = stop.clone();
             tokio::spawn(async move {
-                let mut window = Window::default();
+                let mut database = cycle::Database::default();
                 let mut ticker = tokio::time::interval(Duration::from_secs(1));
                 let mut cycles = 0;
                 while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                     ticker.tick().await;
                     let started = Instant::now();
-                    let sample = pg_stats::collect(&pool, true).await.unwrap();
-                    std::hint::black_box(snapshot::build(
-                        "load",
-                        0,
-                        &sample,
-                        window.advance(&sample, started),
-                    ));
+                    let (_, mut snap) = database
+                        .collect("load", &pool, true, 0, started)
+                        .await
+                        .unwrap();
+                    database.sent.encode(&mut snap, 1, started);
+                    std::hint::black_box(snap);
                     cycles += 1;
                 }
                 cycles

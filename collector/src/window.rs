@@ -181,8 +181,9 @@ fn table_interval(now: &TableCounters, before: Option<&TableCounters>) -> TableS
         n_tup_upd: d(|t| t.n_tup_upd),
         n_tup_del: d(|t| t.n_tup_del),
         n_tup_hot_upd: d(|t| t.n_tup_hot_upd),
-        table_bytes: now.table_bytes,
-        indexes_bytes: now.indexes_bytes,
+        // Read afterwards, for the tables a snapshot carries only (`pg_stats::Details`).
+        table_bytes: 0,
+        indexes_bytes: 0,
         last_vacuum: now.last_vacuum,
         last_autovacuum: now.last_autovacuum,
         autovacuum_enabled: now.autovacuum_enabled,
@@ -190,7 +191,9 @@ fn table_interval(now: &TableCounters, before: Option<&TableCounters>) -> TableS
     }
 }
 
-/// The most scanned, the most bloated and the most written tables, each list bounded.
+/// The most scanned, the most bloated and the most written tables, each list bounded; ties are
+/// broken by name, so the same figures choose the same tables whatever order the server listed
+/// them in (an idle database sends the same list, which costs nothing to send: `table_list`).
 fn tables_of_interest(mut tables: Vec<TableStats>) -> Vec<TableStats> {
     if tables.len() <= TABLES_PER_KIND {
         tables.sort_by(|a, b| a.qualified_name.cmp(&b.qualified_name));
@@ -198,7 +201,11 @@ fn tables_of_interest(mut tables: Vec<TableStats>) -> Vec<TableStats> {
     }
     let mut keep = HashSet::new();
     let mut pick = |key: fn(&TableStats) -> i64, tables: &mut Vec<TableStats>| {
-        tables.sort_by_key(|t| std::cmp::Reverse(key(t)));
+        tables.sort_by(|a, b| {
+            key(b)
+                .cmp(&key(a))
+                .then_with(|| a.qualified_name.cmp(&b.qualified_name))
+        });
         for t in tables.iter().take(TABLES_PER_KIND).filter(|t| key(t) > 0) {
             keep.insert(t.qualified_name.clone());
         }
