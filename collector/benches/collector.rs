@@ -13,7 +13,9 @@
 //!   divided by TPS without it, in the same run: after a warm-up, off / on / on / off, so a
 //!   steady drift of the machine cancels out.
 //!
-//! Writes `bench/results/<UTC timestamp>-collector.json` and prints a markdown table.
+//! Writes `bench/results/<UTC timestamp>-collector.json` and prints a markdown table, and the server
+//! time of each of our statements per cycle on stderr. `BENCH_CYCLE_ONLY=1` stops after the cycle
+//! figures (no overhead run, nothing written).
 
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -91,6 +93,23 @@ async fn main() {
     .await
     .unwrap();
     let server_ms = server_ms / CYCLES as f64;
+    // Where that time goes, statement by statement.
+    let by_statement: Vec<(f64, i64, String)> = sqlx::query_as(
+        "SELECT total_exec_time::float8 / $1, calls, left(regexp_replace(query, '\\s+', ' ', 'g'), 110) \
+         FROM pg_stat_statements WHERE query LIKE '/* startupmonkey-collector */%' \
+         ORDER BY total_exec_time DESC LIMIT 8",
+    )
+    .bind(CYCLES as f64)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for (ms, calls, query) in &by_statement {
+        eprintln!("  {ms:7.2} ms/cycle  {calls:3} calls  {query}");
+    }
+    if std::env::var_os("BENCH_CYCLE_ONLY").is_some() {
+        eprintln!("BENCH_CYCLE_ONLY: no overhead run, nothing written");
+        return;
+    }
     cycles.sort_by(f64::total_cmp);
     let cycle_ms = cycles[CYCLES / 2];
     eprintln!(

@@ -2,7 +2,8 @@
 //! of lifetime counters, the sizes and indexes already read, the constants learnt from samples and
 //! the table list last sent to the analyser. The steps, in order: read the counters
 //! (`pg_stats::collect`), window them (which chooses the tables the snapshot carries), complete
-//! those tables' sizes and indexes (`pg_stats::Details`), build the snapshot.
+//! those tables' sizes and indexes (`pg_stats::Details`), build the snapshot. The database's size is
+//! read only when it can have changed (`pg_stats::database::Size`).
 
 use std::time::Instant;
 
@@ -10,7 +11,7 @@ use proto::metrics::MetricSnapshot;
 use sqlx::PgPool;
 
 use crate::constants::FixedConstants;
-use crate::pg_stats::{self, CollectError, Details, Sample};
+use crate::pg_stats::{self, CollectError, Details, Sample, database};
 use crate::snapshot;
 use crate::table_list::SentTables;
 use crate::window::Window;
@@ -20,6 +21,7 @@ use crate::window::Window;
 pub struct Database {
     pub window: Window,
     pub details: Details,
+    pub size: database::Size,
     pub constants: FixedConstants,
     /// Used by `Outputs::publish`: the table list the analyser was last sent.
     pub sent: SentTables,
@@ -37,6 +39,11 @@ impl Database {
         started: Instant,
     ) -> Result<(Sample, MetricSnapshot), CollectError> {
         let mut sample = pg_stats::collect(pool, local_host).await?;
+        if let Some(counters) = sample.database.as_mut() {
+            self.size
+                .complete(pool, counters, &sample.tables, &mut sample.errors, started)
+                .await;
+        }
         let mut interval = self.window.advance(&sample, started);
         let indexes = self
             .details

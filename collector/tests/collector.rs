@@ -156,10 +156,6 @@ async fn a_seq_scan_loop_on_one_table_counts_on_that_table_only_schema_qualified
         .unwrap();
     assert_eq!(customers.seq_scan, 20);
     assert_eq!(customers.seq_tup_read, 20 * 1000);
-    assert_eq!(
-        customers.idx_scan, None,
-        "a table without any index has no idx_scan"
-    );
     let orders = interval
         .tables
         .iter()
@@ -178,6 +174,25 @@ async fn a_seq_scan_loop_on_one_table_counts_on_that_table_only_schema_qualified
     );
 
     let snap = build(&pool, &sample(&pool).await, interval).await;
+    let detail = snap.postgres.as_ref().unwrap();
+    let scans = |name: &str| {
+        detail
+            .tables
+            .iter()
+            .find(|t| t.qualified_name == name)
+            .unwrap()
+            .idx_scan
+    };
+    assert_eq!(
+        scans("public.customers"),
+        None,
+        "a table without any index has no idx_scan"
+    );
+    assert_eq!(
+        scans("public.orders"),
+        Some(0),
+        "first cycle: nothing windowed"
+    );
     assert_eq!(
         snap.extended_metrics["pg.table.public.customers.seq_scans"],
         20.0
@@ -975,6 +990,14 @@ async fn sizes_and_definitions_are_read_again_only_when_they_can_have_changed() 
         snap.postgres.unwrap()
     };
     let first = collect(&mut database).await;
+    let (_, whole) = database
+        .collect("db1", &pool, true, 0, Instant::now())
+        .await
+        .unwrap();
+    assert!(
+        whole.measurements.unwrap().used_storage_bytes.unwrap() > 0,
+        "the database's size is known from the first cycle"
+    );
     let orders = first.tables.iter().find(|t| t.name == "orders").unwrap();
     assert!(
         orders.table_bytes > 0 && orders.indexes_bytes > 0,
@@ -994,16 +1017,35 @@ async fn sizes_and_definitions_are_read_again_only_when_they_can_have_changed() 
         collect(&mut database).await;
         let sizes = our_calls(&pool, "pg_table_size").await;
         let definitions = our_calls(&pool, "pg_get_indexdef").await;
-        if sizes == 0 && definitions == 0 {
+        let database_size = our_calls(&pool, "pg_database_size").await;
+        if sizes == 0 && definitions == 0 && database_size == 0 {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "an idle database still has its sizes ({sizes} calls) or definitions \
-             ({definitions} calls) read every cycle"
+            "an idle database still has its sizes ({sizes} calls), definitions \
+             ({definitions} calls) or the database's size ({database_size} calls) read every cycle"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+
+    // Index scans are windowed for the tables carried, as every other counter.
+    let mut script = "SET enable_seqscan = off;".to_owned();
+    script.push_str(&"SELECT note FROM orders WHERE id = 7;".repeat(10));
+    pg.psql("app", &script);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut scanned = 0;
+    while scanned < 10 {
+        let detail = collect(&mut database).await;
+        let orders = detail.tables.iter().find(|t| t.name == "orders").unwrap();
+        scanned += orders.idx_scan.expect("orders has an index");
+        assert!(
+            Instant::now() < deadline,
+            "10 index scans of orders, {scanned} seen"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(scanned, 10);
 
     // A new index is in the very next snapshot: the catalog changed.
     pg.psql("app", "CREATE INDEX orders_note ON orders (note)");

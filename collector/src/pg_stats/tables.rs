@@ -1,16 +1,22 @@
-//! Per-table lifetime counters of every table (`pg_stat_user_tables`, NULL-safe: a table without
-//! any index has no `idx_scan`), and the sizes and indexes of the tables a snapshot carries,
-//! re-read only when they can have changed (`Details`). Tables are named `schema.table`.
+//! Per-table lifetime counters of every table (what `pg_stat_user_tables` shows, read from
+//! `pg_class` with the statistics functions it uses), and the index scans, sizes and indexes of
+//! the tables a snapshot carries, re-read only when they can have changed (`Details`). Tables are
+//! named `schema.table`.
 //!
-//! What each cycle costs at 10,000 tables: one read of the counters of every table (no function
-//! per table but the statistics getters), one grouped read of the index catalog rows of the tables
-//! the snapshot carries (at most `window::TABLES_PER_KIND` × 3, or every table of a small
-//! database), and sizes or definitions only for those of them that moved or whose catalog rows
-//! changed. `pg_table_size`, `pg_indexes_size` and `pg_get_indexdef` read files and deparse: they
-//! were most of a cycle when run for every table every time.
+//! What each cycle costs at 10,000 tables: one read of the counters of every table (the
+//! statistics getters of the table itself; not the view, whose sum of index scans over every
+//! index of every table was half its cost), one grouped read of the index catalog rows and index
+//! scans of the tables the snapshot carries (at most `window::TABLES_PER_KIND` × 3, or every table
+//! of a small database), and sizes or definitions only for those of them that moved or whose
+//! catalog rows changed. `pg_table_size`, `pg_indexes_size` and `pg_get_indexdef` read files and
+//! deparse: they were most of a cycle when run for every table every time.
 //!
-//! Catalog views: `pg_stat_user_tables`, `pg_class`, `pg_index`, `pg_namespace`; PostgreSQL 11+
-//! for `indnkeyatts`. A descending key column is reported as `name DESC`, from `indoption`, since
+//! A table's index scans in the window (`TableStats.idx_scan`) are therefore known from its second
+//! cycle in a row among the tables carried; on its first they count as 0, as every counter does on
+//! a database's first sample. `None` still means the table has no index.
+//!
+//! Catalog views: `pg_class`, `pg_namespace`, `pg_index`, the `pg_stat_get_*` functions;
+//! PostgreSQL 11+ for `indnkeyatts`. A descending key column is reported as `name DESC`, from `indoption`, since
 //! `pg_get_indexdef` leaves the direction out for a single column.
 
 use std::collections::{HashMap, HashSet};
@@ -40,8 +46,6 @@ pub struct TableCounters {
     pub dead_tuples: i64,
     pub seq_scan: i64,
     pub seq_tup_read: i64,
-    /// `None` when the table has no index.
-    pub idx_scan: Option<i64>,
     pub n_tup_ins: i64,
     pub n_tup_upd: i64,
     pub n_tup_del: i64,
@@ -59,10 +63,10 @@ impl TableCounters {
     }
 
     /// What moves whenever the table's or its indexes' sizes or index scan counts can have.
-    fn movement(&self) -> Movement {
+    fn movement(&self, idx_scan: Option<i64>) -> Movement {
         Movement {
             writes: (self.n_tup_ins, self.n_tup_upd, self.n_tup_del),
-            idx_scan: self.idx_scan,
+            idx_scan,
             vacuums: (self.last_vacuum, self.last_autovacuum),
             relfilenode: self.relfilenode,
         }
@@ -77,16 +81,18 @@ pub fn qualified(schema: &str, name: &str) -> String {
 /// The counters of every table: one row each, nothing per table but the statistics getters.
 pub async fn read(pool: &PgPool) -> Result<Vec<TableCounters>, sqlx::Error> {
     let rows = sqlx::query(
-        "/* startupmonkey-collector */ SELECT s.relid::int8, s.schemaname::text, s.relname::text, \
-           coalesce(s.n_live_tup, 0), coalesce(s.n_dead_tup, 0), \
-           coalesce(s.seq_scan, 0), coalesce(s.seq_tup_read, 0), s.idx_scan, \
-           coalesce(s.n_tup_ins, 0), coalesce(s.n_tup_upd, 0), coalesce(s.n_tup_del, 0), \
-           coalesce(s.n_tup_hot_upd, 0), \
-           coalesce(extract(epoch FROM s.last_vacuum), 0)::bigint, \
-           coalesce(extract(epoch FROM s.last_autovacuum), 0)::bigint, \
+        "/* startupmonkey-collector */ SELECT c.oid::int8, n.nspname::text, c.relname::text, \
+           pg_stat_get_live_tuples(c.oid), pg_stat_get_dead_tuples(c.oid), \
+           pg_stat_get_numscans(c.oid), pg_stat_get_tuples_returned(c.oid), \
+           pg_stat_get_tuples_inserted(c.oid), pg_stat_get_tuples_updated(c.oid), \
+           pg_stat_get_tuples_deleted(c.oid), pg_stat_get_tuples_hot_updated(c.oid), \
+           coalesce(extract(epoch FROM pg_stat_get_last_vacuum_time(c.oid)), 0)::bigint, \
+           coalesce(extract(epoch FROM pg_stat_get_last_autovacuum_time(c.oid)), 0)::bigint, \
            NOT coalesce(c.reloptions && ARRAY['autovacuum_enabled=false', 'autovacuum_enabled=off'], false), \
            c.relfilenode::int8 \
-         FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid",
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 't', 'm', 'p') \
+           AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'",
     )
     .fetch_all(pool)
     .await?;
@@ -100,15 +106,14 @@ pub async fn read(pool: &PgPool) -> Result<Vec<TableCounters>, sqlx::Error> {
                 dead_tuples: row.try_get(4)?,
                 seq_scan: row.try_get(5)?,
                 seq_tup_read: row.try_get(6)?,
-                idx_scan: row.try_get(7)?,
-                n_tup_ins: row.try_get(8)?,
-                n_tup_upd: row.try_get(9)?,
-                n_tup_del: row.try_get(10)?,
-                n_tup_hot_upd: row.try_get(11)?,
-                last_vacuum: row.try_get(12)?,
-                last_autovacuum: row.try_get(13)?,
-                autovacuum_enabled: row.try_get(14)?,
-                relfilenode: row.try_get(15)?,
+                n_tup_ins: row.try_get(7)?,
+                n_tup_upd: row.try_get(8)?,
+                n_tup_del: row.try_get(9)?,
+                n_tup_hot_upd: row.try_get(10)?,
+                last_vacuum: row.try_get(11)?,
+                last_autovacuum: row.try_get(12)?,
+                autovacuum_enabled: row.try_get(13)?,
+                relfilenode: row.try_get(14)?,
             })
         })
         .collect()
@@ -122,9 +127,11 @@ struct Movement {
     relfilenode: i64,
 }
 
-/// What is known of one table's sizes and indexes, and from when.
-#[derive(Debug, Clone)]
+/// What is known of one table's index scans, sizes and indexes, and from when.
+#[derive(Debug, Clone, Default)]
 struct Known {
+    /// The cycle (`Details::cycle`) its index scans were last read in, and their lifetime count.
+    scans: Option<(u64, i64)>,
     sizes: Option<Sizes>,
     indexes: Option<Indexes>,
 }
@@ -141,7 +148,7 @@ struct Sizes {
 #[derive(Debug, Clone)]
 struct Indexes {
     read_at: Instant,
-    /// The index catalog rows' stamp when they were read (`stamps`).
+    /// The index catalog rows' stamp when they were read (`catalog`).
     stamp: Stamp,
     /// By index oid; `qualified_table` and `schema` are set from the table's current name.
     list: Vec<(i64, IndexStats)>,
@@ -151,15 +158,18 @@ struct Indexes {
 /// created, dropped, renamed, rebuilt or changes validity.
 type Stamp = (i64, i64);
 
-/// Sizes and indexes of the tables a snapshot carries, kept between cycles of one database.
+/// Index scans, sizes and indexes of the tables a snapshot carries, kept between cycles of one
+/// database.
 #[derive(Debug, Default)]
 pub struct Details {
     known: HashMap<i64, Known>,
+    /// Cycles completed.
+    cycle: u64,
 }
 
 impl Details {
-    /// Fills in the sizes of `tables` (the snapshot's, each found in `counters` by name) and
-    /// returns their indexes, ordered by table and name. What a failed query should have read
+    /// Fills in the index scans in the window and the sizes of `tables` (the snapshot's, each
+    /// found in `counters` by name) and returns their indexes, ordered by table and name. What a failed query should have read
     /// stays as last known (or empty) and the failure is recorded in `errors`.
     pub async fn complete(
         &mut self,
@@ -169,22 +179,28 @@ impl Details {
         errors: &mut Vec<QueryError>,
         now: Instant,
     ) -> Vec<IndexStats> {
+        self.cycle += 1;
         let present: HashSet<i64> = counters.iter().map(|c| c.oid).collect();
         self.known.retain(|oid, _| present.contains(oid));
-        let by_name: HashMap<String, &TableCounters> =
-            counters.iter().map(|c| (c.qualified_name(), c)).collect();
+        let by_name: HashMap<(&str, &str), &TableCounters> = counters
+            .iter()
+            .map(|c| ((c.schema.as_str(), c.name.as_str()), c))
+            .collect();
         let carried: Vec<&TableCounters> = tables
             .iter()
-            .filter_map(|t| by_name.get(&t.qualified_name).copied())
+            .filter_map(|t| by_name.get(&(t.schema.as_str(), t.name.as_str())).copied())
             .collect();
         if carried.is_empty() {
             return Vec::new();
         }
         let oids: Vec<i64> = carried.iter().map(|c| c.oid).collect();
 
-        let stamps = attempt(errors, "index catalog", stamps(pool, &oids))
-            .await
-            .unwrap_or_default();
+        let catalog = attempt(errors, "index catalog", catalog(pool, &oids)).await;
+        let failed = catalog.is_none();
+        let catalog = catalog.unwrap_or_default();
+        let stamps: HashMap<i64, Stamp> = catalog.iter().map(|(t, (s, _))| (*t, *s)).collect();
+        // A table without an index has no row, hence no scans.
+        let scans = |oid: i64| catalog.get(&oid).map(|(_, scans)| *scans);
         let redefine: Vec<i64> = carried
             .iter()
             .filter(|c| {
@@ -205,7 +221,8 @@ impl Details {
                     .get(&c.oid)
                     .and_then(|k| k.sizes.as_ref())
                     .is_none_or(|s| {
-                        s.movement != c.movement() || now.duration_since(s.read_at) >= SIZE_REFRESH
+                        s.movement != c.movement(scans(c.oid))
+                            || now.duration_since(s.read_at) >= SIZE_REFRESH
                     })
             })
             .map(|c| c.oid)
@@ -224,13 +241,12 @@ impl Details {
             && let Some(sizes) =
                 attempt(errors, "table sizes", table_sizes(pool, &stale_sizes)).await
         {
-            let movements: HashMap<i64, Movement> =
-                carried.iter().map(|c| (c.oid, c.movement())).collect();
+            let movements: HashMap<i64, Movement> = carried
+                .iter()
+                .map(|c| (c.oid, c.movement(scans(c.oid))))
+                .collect();
             for (oid, table_bytes, indexes_bytes) in sizes {
-                let known = self.known.entry(oid).or_insert(Known {
-                    sizes: None,
-                    indexes: None,
-                });
+                let known = self.known.entry(oid).or_default();
                 known.sizes = Some(Sizes {
                     read_at: now,
                     movement: movements[&oid],
@@ -269,10 +285,7 @@ impl Details {
                 lists.entry(table).or_default().push((oid, index));
             }
             for (table, list) in lists {
-                let known = self.known.entry(table).or_insert(Known {
-                    sizes: None,
-                    indexes: None,
-                });
+                let known = self.known.entry(table).or_default();
                 known.indexes = Some(Indexes {
                     read_at: now,
                     stamp: stamps.get(&table).copied().unwrap_or_default(),
@@ -283,12 +296,22 @@ impl Details {
 
         let mut out = Vec::new();
         for table in tables.iter_mut() {
-            let Some(counters) = by_name.get(&table.qualified_name) else {
+            let Some(counters) = by_name
+                .get(&(table.schema.as_str(), table.name.as_str()))
+                .copied()
+            else {
                 continue;
             };
-            let Some(known) = self.known.get(&counters.oid) else {
-                continue;
-            };
+            let known = self.known.entry(counters.oid).or_default();
+            if !failed {
+                let now = scans(counters.oid);
+                let previous = known
+                    .scans
+                    .filter(|(cycle, _)| *cycle + 1 == self.cycle)
+                    .map(|(_, count)| count);
+                table.idx_scan = now.map(|n| previous.map_or(0, |p| crate::window::delta(n, p)));
+                known.scans = now.map(|n| (self.cycle, n));
+            }
             if let Some(sizes) = &known.sizes {
                 table.table_bytes = sizes.table_bytes;
                 table.indexes_bytes = sizes.indexes_bytes;
@@ -309,12 +332,14 @@ impl Details {
     }
 }
 
-/// Each table's index stamp (`Stamp`); a table without an index has none.
-async fn stamps(pool: &PgPool, tables: &[i64]) -> Result<HashMap<i64, Stamp>, sqlx::Error> {
+/// Each table's index stamp (`Stamp`) and index scans (lifetime, all its indexes); a table without
+/// an index has no row.
+async fn catalog(pool: &PgPool, tables: &[i64]) -> Result<HashMap<i64, (Stamp, i64)>, sqlx::Error> {
     let rows = sqlx::query(
         "/* startupmonkey-collector */ SELECT x.indrelid::int8, count(*)::int8, \
            sum(hashtext(concat_ws(':', x.indexrelid, x.indisvalid, x.indisready, x.indislive, \
-                                  i.relname, i.relfilenode, x.xmin, i.xmin)))::int8 \
+                                  i.relname, i.relfilenode, x.xmin, i.xmin)))::int8, \
+           sum(pg_stat_get_numscans(x.indexrelid))::int8 \
          FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid \
          WHERE x.indrelid = ANY($1::int8[]::oid[]) GROUP BY x.indrelid",
     )
@@ -322,7 +347,12 @@ async fn stamps(pool: &PgPool, tables: &[i64]) -> Result<HashMap<i64, Stamp>, sq
     .fetch_all(pool)
     .await?;
     rows.iter()
-        .map(|row| Ok((row.try_get(0)?, (row.try_get(1)?, row.try_get(2)?))))
+        .map(|row| {
+            Ok((
+                row.try_get(0)?,
+                ((row.try_get(1)?, row.try_get(2)?), row.try_get(3)?),
+            ))
+        })
         .collect()
 }
 

@@ -110,7 +110,7 @@ async fn the_analysers_view_equals_the_whole_list_through_ddl_writes_scans_and_d
         }
         if *what == "a new table with dead rows" {
             assert!(
-                view_has(&view, &database, &pool, "public.fresh").await,
+                view_has(&view, &mut database, &pool, "public.fresh").await,
                 "a new table with dead rows is reported"
             );
         }
