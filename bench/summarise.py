@@ -79,6 +79,10 @@ document = {
     },
     "overhead_tps_ratio": collector["overhead_tps_ratio"],
     "cycle_ms_10k_tables": collector["cycle_ms_10k_tables"],
+    # Server time of the collector's own statements per cycle (pg_stat_statements), and the
+    # snapshot's encoded size when nothing changed; older collector results lack them.
+    "cycle_server_ms_10k_tables": collector.get("cycle_server_ms_10k_tables"),
+    "snapshot_bytes_10k_tables_idle": collector.get("snapshot_bytes_10k_tables_idle"),
     # The largest number of databases tried (100, 200, 400) whose every cycle finished within
     # the 10 s interval; a lower bound when the largest tried still fitted.
     "databases_per_collector_10s": from_load("databases_per_collector_10s"),
@@ -112,6 +116,8 @@ table = f"""| measure | value |
 | max lock wait during CREATE INDEX CONCURRENTLY on 1M rows (ms) | {s['max_lock_wait_ms']:.1f} |
 | collector overhead, TPS ratio on/off at 1 s | {document['overhead_tps_ratio']:.3f} |
 | collector cycle at 10,000 tables (ms) | {document['cycle_ms_10k_tables']:.0f} |
+| collector server time per cycle at 10,000 tables (ms) | {fmt(document['cycle_server_ms_10k_tables'], '.1f')} |
+| snapshot at 10,000 idle tables (bytes) | {fmt(document['snapshot_bytes_10k_tables_idle'], ',d')} |
 """
 if load:
     d = document

@@ -1,5 +1,6 @@
-//! The `proto.MetricsService` server: every snapshot of a stream goes through the pipeline, in
-//! order; the stream is acknowledged with the count received. RegisterDatabase answers
+//! The `proto.MetricsService` server: every snapshot of a stream has its table list made whole
+//! (`tables_view`) and goes through the pipeline, in order; the stream is acknowledged with the
+//! count received. RegisterDatabase answers
 //! UNIMPLEMENTED: databases are registered in knowledge.
 
 use std::sync::Arc;
@@ -9,14 +10,19 @@ use proto::metrics::{DatabaseInfo, MetricSnapshot, MetricsAck, RegistrationAck};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::pipeline::Pipeline;
+use crate::tables_view::TablesView;
 
 pub struct MetricsGrpc {
     pipeline: Arc<Pipeline>,
+    tables: TablesView,
 }
 
 impl MetricsGrpc {
     pub fn new(pipeline: Arc<Pipeline>) -> Self {
-        Self { pipeline }
+        Self {
+            pipeline,
+            tables: TablesView::default(),
+        }
     }
 }
 
@@ -37,8 +43,9 @@ impl MetricsService for MetricsGrpc {
     ) -> Result<Response<MetricsAck>, Status> {
         let mut stream = request.into_inner();
         let mut received = 0;
-        while let Some(snapshot) = stream.message().await? {
+        while let Some(mut snapshot) = stream.message().await? {
             received += 1;
+            self.tables.apply(&mut snapshot);
             self.pipeline.process(&snapshot).await;
         }
         Ok(Response::new(MetricsAck {

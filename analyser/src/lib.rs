@@ -10,6 +10,7 @@ pub mod config;
 pub mod detectors;
 pub mod grpc;
 pub mod pipeline;
+pub mod tables_view;
 pub mod thresholds;
 pub mod verification;
 

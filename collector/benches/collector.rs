@@ -1,19 +1,27 @@
 //! Collector benchmarks (run by `make bench`, not by `make test`), on a private cluster:
 //!
 //! * `cycle_ms_10k_tables` — one collection cycle (every query, the window and the snapshot) on a
-//!   database with 10,000 tables: the median of 10 cycles.
+//!   database with 10,000 tables, each with a primary key and ten rows, one in ten with dead rows
+//!   (so some tables are of interest even when nothing moves): the median of 10 cycles after a
+//!   first one (which reads everything).
+//! * `cycle_server_ms_10k_tables` — the server time of our own statements over those cycles, per
+//!   cycle (pg_stat_statements, reset after the first cycle, statements marked
+//!   `/* startupmonkey-collector */`).
+//! * `snapshot_bytes_10k_tables_idle` — the encoded size of the snapshot sent to the analyser on
+//!   the last of those cycles, when nothing changed in the database.
 //! * `overhead_tps_ratio` — pgbench select-only TPS with the collector collecting every second,
 //!   divided by TPS without it, in the same run: after a warm-up, off / on / on / off, so a
 //!   steady drift of the machine cancels out.
 //!
-//! Writes `bench/results/<UTC timestamp>-collector.json` and prints a markdown table.
+//! Writes `bench/results/<UTC timestamp>-collector.json` and prints a markdown table, and the server
+//! time of each of our statements per cycle on stderr. `BENCH_CYCLE_ONLY=1` stops after the cycle
+//! figures (no overhead run, nothing written).
 
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use collector::pg_stats;
-use collector::snapshot;
-use collector::window::Window;
+use collector::cycle;
+use prost::Message;
 use sqlx::postgres::PgPoolOptions;
 use testkit::PgCluster;
 
@@ -34,6 +42,8 @@ async fn main() {
             &format!(
                 "DO $$ BEGIN FOR i IN {}..{} LOOP \
                  EXECUTE format('CREATE TABLE t%s (id int PRIMARY KEY, v int)', i); \
+                 EXECUTE format('INSERT INTO t%s SELECT g, g FROM generate_series(1, 10) g', i); \
+                 IF i % 10 = 0 THEN EXECUTE format('DELETE FROM t%s WHERE id <= 3', i); END IF; \
                  END LOOP; END $$",
                 batch * 1000 + 1,
                 batch * 1000 + 1000
@@ -47,16 +57,58 @@ async fn main() {
         .await
         .unwrap();
 
-    let mut window = Window::default();
+    // Statistics reach shared memory at most a second after each transaction: let them settle, so
+    // the measured cycles see a database where nothing changes.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let mut database = cycle::Database::default();
     let mut cycles = Vec::new();
-    for _ in 0..CYCLES {
+    let mut idle_bytes = 0;
+    for cycle in 0..=CYCLES {
+        if cycle == 1 {
+            sqlx::query("SELECT pg_stat_statements_reset()")
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
         let started = Instant::now();
-        let sample = pg_stats::collect(&pool, true).await.unwrap();
+        let (sample, mut snap) = database
+            .collect("bench", &pool, true, 0, started)
+            .await
+            .unwrap();
         assert!(sample.errors.is_empty(), "{:?}", sample.errors);
-        let interval = window.advance(&sample, started);
-        let snap = snapshot::build("bench", 0, &sample, interval);
+        // What `Outputs::publish` sends the analyser, on one stream.
+        database.sent.encode(&mut snap, 1, started);
+        idle_bytes = snap.encoded_len();
         std::hint::black_box(snap);
-        cycles.push(started.elapsed().as_secs_f64() * 1000.0);
+        if cycle > 0 {
+            cycles.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    let server_ms: f64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(total_exec_time), 0)::float8 FROM pg_stat_statements \
+         WHERE query LIKE '/* startupmonkey-collector */%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let server_ms = server_ms / CYCLES as f64;
+    // Where that time goes, statement by statement.
+    let by_statement: Vec<(f64, i64, String)> = sqlx::query_as(
+        "SELECT total_exec_time::float8 / $1, calls, left(regexp_replace(query, '\\s+', ' ', 'g'), 110) \
+         FROM pg_stat_statements WHERE query LIKE '/* startupmonkey-collector */%' \
+         ORDER BY total_exec_time DESC LIMIT 8",
+    )
+    .bind(CYCLES as f64)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for (ms, calls, query) in &by_statement {
+        eprintln!("  {ms:7.2} ms/cycle  {calls:3} calls  {query}");
+    }
+    if std::env::var_os("BENCH_CYCLE_ONLY").is_some() {
+        eprintln!("BENCH_CYCLE_ONLY: no overhead run, nothing written");
+        return;
     }
     cycles.sort_by(f64::total_cmp);
     let cycle_ms = cycles[CYCLES / 2];
@@ -65,6 +117,7 @@ async fn main() {
         cycles[0],
         cycles[CYCLES - 1]
     );
+    eprintln!("server time per cycle {server_ms:.1} ms; idle snapshot {idle_bytes} bytes");
 
     // Overhead: pgbench -S on a scale-10 database, collector off and on, alternating.
     pg.create_database("load");
@@ -114,19 +167,18 @@ async fn main() {
             let pool = load_pool.clone();
             let stop = stop.clone();
             tokio::spawn(async move {
-                let mut window = Window::default();
+                let mut database = cycle::Database::default();
                 let mut ticker = tokio::time::interval(Duration::from_secs(1));
                 let mut cycles = 0;
                 while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                     ticker.tick().await;
                     let started = Instant::now();
-                    let sample = pg_stats::collect(&pool, true).await.unwrap();
-                    std::hint::black_box(snapshot::build(
-                        "load",
-                        0,
-                        &sample,
-                        window.advance(&sample, started),
-                    ));
+                    let (_, mut snap) = database
+                        .collect("load", &pool, true, 0, started)
+                        .await
+                        .unwrap();
+                    database.sent.encode(&mut snap, 1, started);
+                    std::hint::black_box(snap);
                     cycles += 1;
                 }
                 cycles
@@ -157,6 +209,8 @@ async fn main() {
         "cycle_ms_10k_tables": cycle_ms,
         "cycle_ms_10k_tables_min": cycles[0],
         "cycle_ms_10k_tables_max": cycles[CYCLES - 1],
+        "cycle_server_ms_10k_tables": server_ms,
+        "snapshot_bytes_10k_tables_idle": idle_bytes,
         "overhead_tps_ratio": ratio,
         "tps_collector_off": off,
         "tps_collector_on": on,
@@ -169,6 +223,8 @@ async fn main() {
     std::fs::write(&path, serde_json::to_string_pretty(&result).unwrap()).unwrap();
     println!("| metric | value |\n|---|---|");
     println!("| cycle_ms_10k_tables (median of {CYCLES}) | {cycle_ms:.1} |");
+    println!("| cycle_server_ms_10k_tables (per cycle) | {server_ms:.1} |");
+    println!("| snapshot_bytes_10k_tables_idle | {idle_bytes} |");
     println!("| overhead_tps_ratio (on / off, 1 s interval) | {ratio:.3} |");
     println!("| tps off / on | {:.0} / {:.0} |", mean(&off), mean(&on));
     println!("\nwritten to {}", path.display());

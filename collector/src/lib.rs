@@ -9,6 +9,7 @@
 pub mod app;
 pub mod config;
 pub mod constants;
+pub mod cycle;
 pub mod lease;
 pub mod literals;
 pub mod normalise;
@@ -16,6 +17,7 @@ pub mod orchestrator;
 pub mod outputs;
 pub mod pg_stats;
 pub mod snapshot;
+pub mod table_list;
 pub mod window;
 
 pub use app::App;

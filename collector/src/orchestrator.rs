@@ -18,11 +18,9 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tracing::{info, warn};
 
-use crate::constants::FixedConstants;
 use crate::lease::{Lease, Turn};
 use crate::outputs::{HealthReport, Outputs};
-use crate::window::Window;
-use crate::{pg_stats, snapshot};
+use crate::{cycle, pg_stats};
 
 /// Our sessions on a monitored database carry this name; the executor never touches them.
 pub const APPLICATION_NAME: &str = "startupmonkey-collector";
@@ -203,8 +201,7 @@ async fn watch(
         .acquire_timeout(Duration::from_secs(5))
         .idle_timeout(Some(Duration::from_secs(60)))
         .connect_lazy_with(options);
-    let mut window = Window::default();
-    let mut constants = FixedConstants::default();
+    let mut database = cycle::Database::default();
     // Cycles completed since watching started, shown in /health beside the last one's duration,
     // so a reader polling it can tell each cycle's duration apart (the load benchmark does).
     let mut cycles: u64 = 0;
@@ -217,15 +214,14 @@ async fn watch(
         }
         if let Turn::StandBy { holder } = lease.turn().await {
             // Another collector has it; the window restarts when this one takes over.
-            window = Window::default();
-            constants = FixedConstants::default();
+            database = cycle::Database::default();
             status.set(&id, json!({"status": "standby", "collected_by": holder}));
             continue;
         }
         // A cycle in progress is abandoned on shutdown: it may be waiting on a server that
         // never answers.
         tokio::select! {
-            _ = collect_once(&id, &pool, local, (&mut window, &mut constants), &mut cycles, &outputs, &status) => {}
+            _ = collect_once(&id, &pool, local, &mut database, &mut cycles, &outputs, &status) => {}
             _ = shutdown.wait() => break,
         }
     }
@@ -243,26 +239,18 @@ async fn collect_once(
     id: &str,
     pool: &PgPool,
     local: bool,
-    (window, constants): (&mut Window, &mut FixedConstants),
+    database: &mut cycle::Database,
     cycles: &mut u64,
     outputs: &Outputs,
     status: &Status,
 ) {
     let started = Instant::now();
-    match pg_stats::collect(pool, local).await {
-        Ok(sample) => {
-            let interval = window.advance(&sample, started);
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or_default();
-            let mut snap = snapshot::build(id, now, &sample, interval);
-            if let Some(statements) = &sample.statements {
-                constants.observe(&sample.query_samples, statements);
-            }
-            if let Some(detail) = snap.postgres.as_mut() {
-                detail.statement_constants = constants.report();
-            }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default();
+    match database.collect(id, pool, local, now, started).await {
+        Ok((sample, snap)) => {
             let errors: Vec<String> = sample
                 .errors
                 .iter()
@@ -294,7 +282,7 @@ async fn collect_once(
                 features: Some(sample.capabilities.clone()),
                 last_error: errors.join("; "),
             };
-            outputs.publish(snap).await;
+            outputs.publish(snap, &mut database.sent).await;
             outputs.report_health(report).await;
         }
         Err(error) => {

@@ -17,6 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tracing::{debug, info, warn};
 
 use crate::snapshot;
+use crate::table_list::SentTables;
 
 /// Snapshots waiting for the analyser stream.
 const QUEUE: usize = 256;
@@ -40,6 +41,9 @@ pub struct Outputs {
     nats: Option<async_nats::Client>,
     knowledge: Knowledge,
     dropped: Arc<AtomicU64>,
+    /// Numbers the analyser streams opened so far: a database's first snapshot on a new stream
+    /// carries its whole table list.
+    streams: Arc<AtomicU64>,
 }
 
 impl Outputs {
@@ -52,7 +56,14 @@ impl Outputs {
         shutdown: Shutdown,
     ) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(stream_to_analyser(analyser_address, grpc_tls, rx, shutdown));
+        let streams = Arc::new(AtomicU64::new(0));
+        tokio::spawn(stream_to_analyser(
+            analyser_address,
+            grpc_tls,
+            rx,
+            streams.clone(),
+            shutdown,
+        ));
         let nats = match nats {
             Some(settings) => match settings.connect("collector").await {
                 Ok(client) => Some(client),
@@ -68,11 +79,13 @@ impl Outputs {
             nats,
             knowledge,
             dropped: Arc::new(AtomicU64::new(0)),
+            streams,
         }
     }
 
-    /// Sends a snapshot to the analyser and to NATS.
-    pub async fn publish(&self, snapshot: MetricSnapshot) {
+    /// Sends a snapshot with its whole table list to NATS, and to the analyser with only what
+    /// changed in its table list since the last one `sent` (`table_list`).
+    pub async fn publish(&self, mut snapshot: MetricSnapshot, sent: &mut SentTables) {
         if let Some(nats) = &self.nats {
             match serde_json::to_vec(&snapshot::to_event(&snapshot)) {
                 Ok(json) => {
@@ -83,7 +96,13 @@ impl Outputs {
                 Err(error) => warn!(%error, "metrics not serialisable"),
             }
         }
+        sent.encode(
+            &mut snapshot,
+            self.streams.load(Ordering::Relaxed),
+            Instant::now(),
+        );
         if self.analyser.try_send(snapshot).is_err() {
+            sent.lost();
             let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if dropped.is_power_of_two() {
                 warn!(
@@ -123,6 +142,7 @@ async fn stream_to_analyser(
     address: String,
     grpc_tls: lifecycle::grpc::GrpcTls,
     mut queue: mpsc::Receiver<MetricSnapshot>,
+    streams: Arc<AtomicU64>,
     shutdown: Shutdown,
 ) {
     let mut backoff = Duration::from_millis(500);
@@ -144,6 +164,7 @@ async fn stream_to_analyser(
             true
         };
         let opened = Instant::now();
+        streams.fetch_add(1, Ordering::Relaxed);
         tokio::select! {
             result = client.stream_metrics(ReceiverStream::new(rx)) => match result {
                 Ok(ack) => info!(received = ack.into_inner().total_metrics, "analyser stream closed"),

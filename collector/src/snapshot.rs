@@ -20,7 +20,7 @@
 //! | `pg.commits`, `pg.rollbacks` | transactions in the window |
 //! | `pg.statements_calls`, `pg.statements_total_time_ms` | pg_stat_statements calls and time in the window |
 //! | `pg.table.<schema.table>.seq_scans` / `.seq_tup_read` / `.idx_scans` | that table's scans in the window (`.idx_scans` absent without an index) |
-//! | `pg.table.<schema.table>.live_tuples` / `.dead_tuples` / `.bloat_ratio` | that table's tuples now |
+//! | `pg.table.<schema.table>.live_tuples` / `.dead_tuples` / `.bloat_ratio` | that table's tuples now (the `pg.table.*` keys are on NATS only: the analyser reads the typed detail, `table_list::SentTables`) |
 //!
 //! | label | meaning |
 //! |---|---|
@@ -41,7 +41,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use proto::events::{Measurements as JsonMeasurements, NormalisedMetrics};
-use proto::metrics::{Measurements, MetricSnapshot, PostgresDetail};
+use proto::metrics::{IndexStats, Measurements, MetricSnapshot, PostgresDetail};
 
 use crate::normalise::{Inputs, scores};
 use crate::pg_stats::Sample;
@@ -49,11 +49,13 @@ use crate::window::Interval;
 
 pub const DATABASE_TYPE: &str = "postgresql";
 
+/// `indexes`: those of the interval's tables (`pg_stats::Details`).
 pub fn build(
     database_id: &str,
     timestamp: i64,
     sample: &Sample,
     interval: Interval,
+    indexes: Vec<IndexStats>,
 ) -> MetricSnapshot {
     let mut extended = HashMap::new();
     let mut labels = HashMap::new();
@@ -226,11 +228,9 @@ pub fn build(
         .iter()
         .map(|t| t.qualified_name.as_str())
         .collect();
-    let indexes = sample
-        .indexes
-        .iter()
+    let indexes = indexes
+        .into_iter()
         .filter(|i| emitted.contains(i.qualified_table.as_str()))
-        .cloned()
         .collect();
     let mut available = vec!["connections", "storage", "cache", "tables", "sessions"];
     if sample.statements.is_some() {
@@ -272,6 +272,8 @@ pub fn build(
             database_name: sample.database_name.clone(),
             // Set by the orchestrator from what it learnt over many cycles (`constants`).
             statement_constants: Vec::new(),
+            // The whole list; `table_list::SentTables` says otherwise when it sends less.
+            table_list: None,
         }),
     }
 }

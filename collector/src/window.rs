@@ -32,7 +32,8 @@ pub struct Window {
 struct Previous {
     at: Instant,
     database: Option<DatabaseCounters>,
-    tables: HashMap<String, TableCounters>,
+    /// By table oid: a table dropped and created again under its name starts a new window.
+    tables: HashMap<i64, Counts>,
     statements: Option<HashMap<(i64, String), StatementCounters>>,
 }
 
@@ -123,15 +124,27 @@ impl Window {
             interval.rollbacks = Some(delta(now.xact_rollback, before.xact_rollback));
         }
 
-        let tables: Vec<TableStats> = sample
+        // Only numbers for every table; a `TableStats` for the few of interest.
+        let deltas: Vec<Counts> = sample
             .tables
             .iter()
-            .map(|t| table_interval(t, windowed.and_then(|p| p.tables.get(&t.qualified_name()))))
+            .map(|t| match windowed.and_then(|p| p.tables.get(&t.oid)) {
+                Some(before) => {
+                    let now = counts(t);
+                    std::array::from_fn(|i| delta(now[i], before[i]))
+                }
+                None => [0; 6],
+            })
             .collect();
         if windowed.is_some() {
-            interval.seq_scans = Some(tables.iter().map(|t| t.seq_scan).sum());
+            interval.seq_scans = Some(deltas.iter().map(|d| d[SEQ_SCAN]).sum());
         }
-        interval.tables = tables_of_interest(tables);
+        let mut tables: Vec<TableStats> = of_interest(&sample.tables, &deltas)
+            .into_iter()
+            .map(|i| table_interval(&sample.tables[i], &deltas[i]))
+            .collect();
+        tables.sort_by(|a, b| a.qualified_name.cmp(&b.qualified_name));
+        interval.tables = tables;
 
         if let (Some(now), Some(before)) = (
             sample.statements.as_ref(),
@@ -149,11 +162,7 @@ impl Window {
         self.previous = Some(Previous {
             at,
             database: sample.database,
-            tables: sample
-                .tables
-                .iter()
-                .map(|t| (t.qualified_name(), t.clone()))
-                .collect(),
+            tables: sample.tables.iter().map(|t| (t.oid, counts(t))).collect(),
             statements: sample.statements.as_ref().map(|list| {
                 list.iter()
                     .map(|s| ((s.queryid, s.role.clone()), s.clone()))
@@ -164,25 +173,40 @@ impl Window {
     }
 }
 
-fn table_interval(now: &TableCounters, before: Option<&TableCounters>) -> TableStats {
-    let d = |f: fn(&TableCounters) -> i64| before.map_or(0, |b| delta(f(now), f(b)));
+/// A table's counters that are windowed, in this order.
+type Counts = [i64; 6];
+const SEQ_SCAN: usize = 0;
+const SEQ_TUP_READ: usize = 1;
+
+fn counts(t: &TableCounters) -> Counts {
+    [
+        t.seq_scan,
+        t.seq_tup_read,
+        t.n_tup_ins,
+        t.n_tup_upd,
+        t.n_tup_del,
+        t.n_tup_hot_upd,
+    ]
+}
+
+fn table_interval(now: &TableCounters, d: &Counts) -> TableStats {
     TableStats {
         qualified_name: now.qualified_name(),
         schema: now.schema.clone(),
         name: now.name.clone(),
         live_tuples: now.live_tuples,
         dead_tuples: now.dead_tuples,
-        seq_scan: d(|t| t.seq_scan),
-        seq_tup_read: d(|t| t.seq_tup_read),
-        idx_scan: now
-            .idx_scan
-            .map(|n| before.and_then(|b| b.idx_scan).map_or(0, |p| delta(n, p))),
-        n_tup_ins: d(|t| t.n_tup_ins),
-        n_tup_upd: d(|t| t.n_tup_upd),
-        n_tup_del: d(|t| t.n_tup_del),
-        n_tup_hot_upd: d(|t| t.n_tup_hot_upd),
-        table_bytes: now.table_bytes,
-        indexes_bytes: now.indexes_bytes,
+        seq_scan: d[SEQ_SCAN],
+        seq_tup_read: d[SEQ_TUP_READ],
+        // Read afterwards, for the tables a snapshot carries only (`pg_stats::Details`).
+        idx_scan: None,
+        n_tup_ins: d[2],
+        n_tup_upd: d[3],
+        n_tup_del: d[4],
+        n_tup_hot_upd: d[5],
+        // Read afterwards, for the tables a snapshot carries only (`pg_stats::Details`).
+        table_bytes: 0,
+        indexes_bytes: 0,
         last_vacuum: now.last_vacuum,
         last_autovacuum: now.last_autovacuum,
         autovacuum_enabled: now.autovacuum_enabled,
@@ -190,25 +214,32 @@ fn table_interval(now: &TableCounters, before: Option<&TableCounters>) -> TableS
     }
 }
 
-/// The most scanned, the most bloated and the most written tables, each list bounded.
-fn tables_of_interest(mut tables: Vec<TableStats>) -> Vec<TableStats> {
+/// The positions of the most scanned, the most bloated and the most written tables, each list
+/// bounded (every table when there are no more than `TABLES_PER_KIND`). Ties are broken by name,
+/// so the same figures choose the same tables whatever order the server listed them in (an idle
+/// database sends the same list, which costs nothing to send: `table_list`).
+fn of_interest(tables: &[TableCounters], deltas: &[Counts]) -> Vec<usize> {
     if tables.len() <= TABLES_PER_KIND {
-        tables.sort_by(|a, b| a.qualified_name.cmp(&b.qualified_name));
-        return tables;
+        return (0..tables.len()).collect();
     }
     let mut keep = HashSet::new();
-    let mut pick = |key: fn(&TableStats) -> i64, tables: &mut Vec<TableStats>| {
-        tables.sort_by_key(|t| std::cmp::Reverse(key(t)));
-        for t in tables.iter().take(TABLES_PER_KIND).filter(|t| key(t) > 0) {
-            keep.insert(t.qualified_name.clone());
+    let mut pick = |key: &dyn Fn(usize) -> i64| {
+        let mut candidates: Vec<usize> = (0..tables.len()).filter(|&i| key(i) > 0).collect();
+        let order = |a: &usize, b: &usize| {
+            key(*b).cmp(&key(*a)).then_with(|| {
+                (&tables[*a].schema, &tables[*a].name).cmp(&(&tables[*b].schema, &tables[*b].name))
+            })
+        };
+        if candidates.len() > TABLES_PER_KIND {
+            candidates.select_nth_unstable_by(TABLES_PER_KIND - 1, order);
+            candidates.truncate(TABLES_PER_KIND);
         }
+        keep.extend(candidates);
     };
-    pick(|t| t.seq_tup_read, &mut tables);
-    pick(|t| t.dead_tuples, &mut tables);
-    pick(|t| t.n_tup_ins + t.n_tup_upd + t.n_tup_del, &mut tables);
-    tables.retain(|t| keep.contains(&t.qualified_name));
-    tables.sort_by(|a, b| a.qualified_name.cmp(&b.qualified_name));
-    tables
+    pick(&|i| deltas[i][SEQ_TUP_READ]);
+    pick(&|i| tables[i].dead_tuples);
+    pick(&|i| deltas[i][2] + deltas[i][3] + deltas[i][4]);
+    keep.into_iter().collect()
 }
 
 fn statement_intervals(
@@ -283,13 +314,13 @@ mod tests {
 
     use super::*;
 
-    fn table(name: &str, seq_scan: i64, idx_scan: Option<i64>) -> TableCounters {
+    fn table(name: &str, seq_scan: i64) -> TableCounters {
         TableCounters {
+            oid: name.bytes().map(i64::from).sum(),
             schema: "public".into(),
             name: name.into(),
             seq_scan,
             seq_tup_read: seq_scan * 100,
-            idx_scan,
             ..Default::default()
         }
     }
@@ -327,7 +358,7 @@ mod tests {
     fn the_first_sample_has_no_window() {
         let mut window = Window::default();
         let interval = window.advance(
-            &sample(vec![table("a", 50, None)], vec![], 10, 10),
+            &sample(vec![table("a", 50)], vec![], 10, 10),
             Instant::now(),
         );
         assert!(interval.seconds.is_none());
@@ -338,34 +369,54 @@ mod tests {
     }
 
     #[test]
-    fn each_table_gets_its_own_delta_and_an_unindexed_table_has_no_idx_scan() {
+    fn each_table_gets_its_own_delta() {
         let mut window = Window::default();
         let t0 = Instant::now();
         window.advance(
-            &sample(
-                vec![table("a", 10, None), table("b", 7, Some(3))],
-                vec![],
-                0,
-                0,
-            ),
+            &sample(vec![table("a", 10), table("b", 7)], vec![], 0, 0),
             t0,
         );
         let interval = window.advance(
-            &sample(
-                vec![table("a", 25, None), table("b", 7, Some(9))],
-                vec![],
-                0,
-                0,
-            ),
+            &sample(vec![table("a", 25), table("b", 7)], vec![], 0, 0),
             t0 + Duration::from_secs(2),
         );
         let a = interval.tables.iter().find(|t| t.name == "a").unwrap();
         let b = interval.tables.iter().find(|t| t.name == "b").unwrap();
-        assert_eq!((a.seq_scan, a.seq_tup_read, a.idx_scan), (15, 1500, None));
-        assert_eq!((b.seq_scan, b.idx_scan), (0, Some(6)));
+        assert_eq!((a.seq_scan, a.seq_tup_read), (15, 1500));
+        assert_eq!(b.seq_scan, 0);
         assert_eq!(a.qualified_name, "public.a");
         assert_eq!(interval.seq_scans, Some(15));
         assert_eq!(interval.seconds, Some(2.0));
+    }
+
+    #[test]
+    fn of_many_tables_the_same_figures_choose_the_same_bounded_list_in_any_order() {
+        let tables: Vec<TableCounters> = (0..250)
+            .map(|i| TableCounters {
+                oid: i,
+                dead_tuples: if i % 2 == 0 { 5 } else { 0 },
+                ..table(&format!("t{i:03}"), 0)
+            })
+            .collect();
+        let chosen = |tables: Vec<TableCounters>| {
+            let mut window = Window::default();
+            let interval = window.advance(&sample(tables, vec![], 0, 0), Instant::now());
+            interval
+                .tables
+                .iter()
+                .map(|t| t.name.clone())
+                .collect::<Vec<_>>()
+        };
+        let forwards = chosen(tables.clone());
+        let backwards = chosen(tables.into_iter().rev().collect());
+        assert_eq!(
+            forwards.len(),
+            TABLES_PER_KIND,
+            "125 with dead rows, 100 kept"
+        );
+        assert_eq!(forwards, backwards);
+        assert_eq!(forwards[0], "t000");
+        assert_eq!(forwards[99], "t198", "ties go by name");
     }
 
     #[test]

@@ -48,6 +48,22 @@ async fn sample(pool: &PgPool) -> Sample {
     pg_stats::collect(pool, true).await.unwrap()
 }
 
+/// The snapshot of a sample, its tables' sizes and indexes read as a cycle reads them.
+async fn build(pool: &PgPool, s: &Sample, mut interval: Interval) -> MetricSnapshot {
+    let mut errors = Vec::new();
+    let indexes = pg_stats::Details::default()
+        .complete(
+            pool,
+            &s.tables,
+            &mut interval.tables,
+            &mut errors,
+            Instant::now(),
+        )
+        .await;
+    assert!(errors.is_empty(), "{errors:?}");
+    snapshot::build("db1", 1, s, interval, indexes)
+}
+
 /// Samples until `done` holds for the interval since `window`'s last sample (statistics reach
 /// the shared view up to a second after a session's work), or panics after 15 s.
 async fn interval_until(
@@ -140,10 +156,6 @@ async fn a_seq_scan_loop_on_one_table_counts_on_that_table_only_schema_qualified
         .unwrap();
     assert_eq!(customers.seq_scan, 20);
     assert_eq!(customers.seq_tup_read, 20 * 1000);
-    assert_eq!(
-        customers.idx_scan, None,
-        "a table without any index has no idx_scan"
-    );
     let orders = interval
         .tables
         .iter()
@@ -161,7 +173,26 @@ async fn a_seq_scan_loop_on_one_table_counts_on_that_table_only_schema_qualified
         "same-named tables in other schemas are told apart"
     );
 
-    let snap = snapshot::build("db1", 1, &sample(&pool).await, interval);
+    let snap = build(&pool, &sample(&pool).await, interval).await;
+    let detail = snap.postgres.as_ref().unwrap();
+    let scans = |name: &str| {
+        detail
+            .tables
+            .iter()
+            .find(|t| t.qualified_name == name)
+            .unwrap()
+            .idx_scan
+    };
+    assert_eq!(
+        scans("public.customers"),
+        None,
+        "a table without any index has no idx_scan"
+    );
+    assert_eq!(
+        scans("public.orders"),
+        Some(0),
+        "first cycle: nothing windowed"
+    );
     assert_eq!(
         snap.extended_metrics["pg.table.public.customers.seq_scans"],
         20.0
@@ -343,7 +374,7 @@ async fn dead_tuples_appear_after_deletes() {
         if orders.dead_tuples == 2500 {
             assert!(!orders.autovacuum_enabled);
             let interval = Window::default().advance(&s, Instant::now());
-            let snap = snapshot::build("db1", 1, &s, interval);
+            let snap = build(&pool, &s, interval).await;
             assert_eq!(snap.labels["pg.worst_bloat_table"], "public.orders");
             assert!((snap.extended_metrics["pg.worst_bloat_ratio"] - 1.0).abs() < 0.01);
             break;
@@ -434,12 +465,7 @@ async fn without_pg_stat_statements_it_degrades_and_says_why() {
         "the rest is collected"
     );
     assert!(s.settings.max_connections > 0);
-    let snap = snapshot::build(
-        "plain",
-        1,
-        &s,
-        Window::default().advance(&s, Instant::now()),
-    );
+    let snap = build(&pool, &s, Window::default().advance(&s, Instant::now())).await;
     assert!(snap.labels["pg.unavailable"].contains("pg_stat_statements"));
     assert!(snap.measurements.unwrap().p95_query_latency_ms.is_none());
 }
@@ -687,17 +713,34 @@ async fn an_unreachable_database_does_not_delay_another_and_a_changed_connection
         span < Duration::from_secs(6),
         "three intervals took {span:?}"
     );
-    let windowed = recorder.of("good")[2].1.clone();
+    let received = recorder.of("good");
+    let windowed = received[2].1.clone();
     assert!(windowed.time_delta_seconds.is_some());
     assert_eq!(windowed.postgres.as_ref().unwrap().database_name, "app");
+    // The first snapshot on the stream carries the whole table list; the next ones what changed
+    // since the one before (docs/decisions/0009).
+    let first = received[0].1.postgres.clone().unwrap();
+    let first_list = first.table_list.unwrap();
+    assert!(!first_list.partial);
     assert!(
-        windowed
-            .postgres
-            .as_ref()
-            .unwrap()
+        first
             .tables
             .iter()
             .any(|t| t.qualified_name == "public.orders")
+    );
+    let second = received[1].1.postgres.clone().unwrap().table_list.unwrap();
+    let third = windowed.postgres.unwrap().table_list.unwrap();
+    assert!(third.partial, "{third:?}");
+    assert_eq!(
+        (second.version, third.base_version),
+        (first_list.version + 1, second.version)
+    );
+    assert!(
+        !windowed
+            .extended_metrics
+            .keys()
+            .any(|k| k.starts_with("pg.table.")),
+        "per-table figures go to NATS only"
     );
 
     // The same snapshots reach NATS `metrics` as the original's JSON.
@@ -729,6 +772,10 @@ async fn an_unreachable_database_does_not_delay_another_and_a_changed_connection
             .as_f64()
             .unwrap()
             > 0.0
+    );
+    assert!(
+        event["extended_metrics"]["pg.table.public.orders.live_tuples"].is_number(),
+        "NATS keeps the per-table figures: {event}"
     );
     assert!(
         event.get("postgres").is_none(),
@@ -804,14 +851,15 @@ async fn an_unreachable_database_does_not_delay_another_and_a_changed_connection
     registry.set("good", &pg.url("other"));
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let latest = recorder.of("good").last().unwrap().1.clone();
-        if latest
-            .postgres
-            .unwrap()
-            .tables
-            .iter()
-            .any(|t| t.qualified_name == "public.only_in_other")
-        {
+        // The restarted collection's first snapshot carries its whole table list.
+        if recorder.of("good").iter().any(|(_, snap)| {
+            snap.postgres
+                .as_ref()
+                .unwrap()
+                .tables
+                .iter()
+                .any(|t| t.qualified_name == "public.only_in_other")
+        }) {
             break;
         }
         assert!(
@@ -911,4 +959,209 @@ async fn the_binary_refuses_a_bad_setting_naming_the_variable_and_value() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("COLLECTION_INTERVAL=\"fast\""), "{stderr}");
+}
+
+// ------------------------------------------------------------------ sizes, indexes, table lists
+
+/// Calls of our own statements whose text contains `what`, since the last reset.
+async fn our_calls(pool: &PgPool, what: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT coalesce(sum(calls), 0)::int8 FROM pg_stat_statements \
+         WHERE query LIKE '/* startupmonkey-collector */%' AND query LIKE '%' || $1 || '%'",
+    )
+    .bind(what)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn sizes_and_definitions_are_read_again_only_when_they_can_have_changed() {
+    let pg = PgCluster::start();
+    app_database(&pg);
+    let pool = pool(&pg.url("app")).await;
+    let mut database = collector::cycle::Database::default();
+    let collect = async |database: &mut collector::cycle::Database| {
+        let (sample, snap) = database
+            .collect("db1", &pool, true, 0, Instant::now())
+            .await
+            .unwrap();
+        assert!(sample.errors.is_empty(), "{:?}", sample.errors);
+        snap.postgres.unwrap()
+    };
+    let first = collect(&mut database).await;
+    let (_, whole) = database
+        .collect("db1", &pool, true, 0, Instant::now())
+        .await
+        .unwrap();
+    assert!(
+        whole.measurements.unwrap().used_storage_bytes.unwrap() > 0,
+        "the database's size is known from the first cycle"
+    );
+    let orders = first.tables.iter().find(|t| t.name == "orders").unwrap();
+    assert!(
+        orders.table_bytes > 0 && orders.indexes_bytes > 0,
+        "{orders:?}"
+    );
+    let before = orders.table_bytes;
+    let orders = orders.clone();
+
+    // Once the setup's statistics have settled, a cycle reads no size and no definition.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        sqlx::query("SELECT pg_stat_statements_reset()")
+            .execute(&pool)
+            .await
+            .unwrap();
+        collect(&mut database).await;
+        collect(&mut database).await;
+        let sizes = our_calls(&pool, "pg_table_size").await;
+        let definitions = our_calls(&pool, "pg_get_indexdef").await;
+        let database_size = our_calls(&pool, "pg_database_size").await;
+        if sizes == 0 && definitions == 0 && database_size == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "an idle database still has its sizes ({sizes} calls), definitions \
+             ({definitions} calls) or the database's size ({database_size} calls) read every cycle"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // Index scans are windowed for the tables carried, as every other counter.
+    let mut script = "SET enable_seqscan = off;".to_owned();
+    script.push_str(&"SELECT note FROM orders WHERE id = 7;".repeat(10));
+    pg.psql("app", &script);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut scanned = 0;
+    while scanned < 10 {
+        let detail = collect(&mut database).await;
+        let orders = detail.tables.iter().find(|t| t.name == "orders").unwrap();
+        scanned += orders.idx_scan.expect("orders has an index");
+        assert!(
+            Instant::now() < deadline,
+            "10 index scans of orders, {scanned} seen"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(scanned, 10);
+
+    // A new index is in the very next snapshot: the catalog changed.
+    pg.psql("app", "CREATE INDEX orders_note ON orders (note)");
+    let next = collect(&mut database).await;
+    let note = next
+        .indexes
+        .iter()
+        .find(|i| i.name == "orders_note")
+        .expect("the new index in the next snapshot");
+    assert_eq!(note.columns, vec!["note".to_owned()]);
+    assert_eq!(note.qualified_table, "public.orders");
+    let orders_now = next.tables.iter().find(|t| t.name == "orders").unwrap();
+    assert!(
+        orders_now.indexes_bytes >= orders.indexes_bytes + note.size_bytes,
+        "the table's index size counts the new index: {orders_now:?}"
+    );
+
+    // A table that grows gets its new size as soon as its counters show the writes.
+    pg.psql(
+        "app",
+        "INSERT INTO orders SELECT g, g % 7, 'n' FROM generate_series(100000, 150000) g",
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let detail = collect(&mut database).await;
+        let orders = detail.tables.iter().find(|t| t.name == "orders").unwrap();
+        if orders.table_bytes > before {
+            assert!(
+                detail
+                    .indexes
+                    .iter()
+                    .any(|i| i.name == "orders_note" && i.size_bytes > 8192),
+                "its indexes' sizes too: {:?}",
+                detail.indexes
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "orders grew by 50,000 rows but is still reported at {} bytes",
+            orders.table_bytes
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // A dropped table leaves the list; a renamed index is read again under its new name.
+    pg.psql(
+        "app",
+        "DROP TABLE billing.customers; ALTER INDEX orders_note RENAME TO orders_by_note",
+    );
+    let after = collect(&mut database).await;
+    assert!(
+        !after
+            .tables
+            .iter()
+            .any(|t| t.qualified_name == "billing.customers")
+    );
+    assert!(after.indexes.iter().any(|i| i.name == "orders_by_note"));
+    assert!(!after.indexes.iter().any(|i| i.name == "orders_note"));
+}
+
+#[tokio::test]
+async fn an_idle_database_sends_the_analyser_a_snapshot_of_a_few_kilobytes() {
+    use prost::Message;
+
+    let pg = PgCluster::start();
+    pg.create_database("many");
+    // 300 tables, each with dead rows: the 100 with the most are reported whatever happens.
+    pg.psql(
+        "many",
+        "CREATE EXTENSION pg_stat_statements; \
+         DO $$ BEGIN FOR i IN 1..300 LOOP \
+           EXECUTE format('CREATE TABLE t%s (id int PRIMARY KEY, v text) \
+                           WITH (autovacuum_enabled = false)', i); \
+           EXECUTE format('INSERT INTO t%s SELECT g, ''v'' FROM generate_series(1, 20) g', i); \
+           EXECUTE format('DELETE FROM t%s WHERE id <= %s', i, 1 + i % 7); \
+         END LOOP; END $$",
+    );
+    let pool = pool(&pg.url("many")).await;
+    let mut database = collector::cycle::Database::default();
+    let mut cycle = async || {
+        let started = Instant::now();
+        let (_, mut snap) = database
+            .collect("db1", &pool, true, 0, started)
+            .await
+            .unwrap();
+        let whole = snap.encoded_len();
+        database.sent.encode(&mut snap, 1, started);
+        (whole, snap)
+    };
+    let (whole, first) = cycle().await;
+    assert_eq!(first.postgres.as_ref().unwrap().tables.len(), 100);
+    assert!(whole > 20_000, "the whole list is large: {whole} bytes");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (whole, sent) = cycle().await;
+        let detail = sent.postgres.as_ref().unwrap();
+        let list = detail.table_list.as_ref().unwrap();
+        if list.partial && detail.tables.is_empty() {
+            let bytes = sent.encoded_len();
+            assert!(
+                bytes <= 4096,
+                "idle snapshot of {bytes} bytes (whole: {whole})"
+            );
+            assert!(list.removed.is_empty());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tables still sent on an idle database: {:?}",
+            detail
+                .tables
+                .iter()
+                .map(|t| &t.qualified_name)
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }

@@ -18,14 +18,14 @@ use std::future::Future;
 use std::time::Duration;
 
 use proto::knowledge::DatabaseFeatures;
-use proto::metrics::{IndexStats, ServerSettings};
+use proto::metrics::ServerSettings;
 use sqlx::PgPool;
 
 pub use activity::{Activity, Connections};
 pub use database::DatabaseCounters;
 pub use samples::QuerySample;
 pub use statements::StatementCounters;
-pub use tables::TableCounters;
+pub use tables::{Details, TableCounters};
 
 /// Prefix of every statement we send, so pg_stat_statements rows of our own are recognisable.
 pub const MARKER: &str = "/* startupmonkey-collector */";
@@ -50,8 +50,9 @@ pub struct Sample {
     pub capabilities: DatabaseFeatures,
     pub connections: Option<Connections>,
     pub database: Option<DatabaseCounters>,
+    /// Every table's counters; sizes and indexes are read afterwards, for the tables the snapshot
+    /// carries only (`tables::Details`).
     pub tables: Vec<TableCounters>,
-    pub indexes: Vec<IndexStats>,
     /// `None` when pg_stat_statements cannot be read.
     pub statements: Option<Vec<StatementCounters>>,
     pub activity: Option<Activity>,
@@ -103,7 +104,8 @@ pub enum CollectError {
     TimedOut,
 }
 
-/// Reads everything; fails only when the database cannot be reached at all.
+/// Reads everything but tables' sizes and indexes (`tables::Details`, once the window chose the
+/// tables a snapshot carries); fails only when the database cannot be reached at all.
 pub async fn collect(pool: &PgPool, local_host: bool) -> Result<Sample, CollectError> {
     let mut sample = Sample::default();
     // One cheap round trip first: if the server is unreachable, say so instead of N errors.
@@ -126,9 +128,6 @@ pub async fn collect(pool: &PgPool, local_host: bool) -> Result<Sample, CollectE
     sample.database = attempt(errors, "database", database::read(pool)).await;
     if let Some(tables) = attempt(errors, "tables", tables::read(pool)).await {
         sample.tables = tables;
-    }
-    if let Some(indexes) = attempt(errors, "indexes", tables::indexes(pool)).await {
-        sample.indexes = indexes;
     }
     sample.activity = attempt(errors, "activity", activity::read(pool)).await;
     if sample.capabilities.pg_stat_statements {

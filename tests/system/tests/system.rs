@@ -15,6 +15,7 @@ mod faults;
 mod scenarios;
 mod secured;
 mod stack;
+mod table_list;
 mod untrusted;
 
 use stack::{Live, Stack, eventually};
