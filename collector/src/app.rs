@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tracing::info;
 
 use crate::config::Config;
+use crate::metrics::CollectorMetrics;
 use crate::orchestrator::{Orchestrator, Status};
 use crate::outputs::Outputs;
 
@@ -51,7 +52,11 @@ impl App {
         let status = Status::default();
         let shown = status.clone();
         let ready_knowledge = knowledge.raw();
+        let metrics = CollectorMetrics::default();
+        let mut registry = lifecycle::metrics::registry();
+        metrics.register(&mut registry);
         let health_service = Health::new("collector")
+            .with_metrics(registry)
             .with_health_check(move || {
                 let databases = shown.to_json();
                 Box::pin(async move { Report::ok().with("databases", databases) })
@@ -64,6 +69,7 @@ impl App {
             status,
             collection_interval: config.collection_interval,
             sync_interval: config.sync_interval,
+            metrics,
             shutdown: shutdown.clone(),
         };
         Ok(Self {

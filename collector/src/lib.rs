@@ -4,7 +4,7 @@
 //! `orchestrator` decides which databases are watched and runs one task per database;
 //! `pg_stats` reads the statistics; `window` turns counters into per-interval values;
 //! `constants` learns which literal values statements always use; `snapshot` and `normalise`
-//! build what is sent; `outputs` sends it.
+//! build what is sent; `outputs` sends it; `metrics` are its own Prometheus metrics.
 
 pub mod app;
 pub mod config;
@@ -12,6 +12,7 @@ pub mod constants;
 pub mod cycle;
 pub mod lease;
 pub mod literals;
+pub mod metrics;
 pub mod normalise;
 pub mod orchestrator;
 pub mod outputs;

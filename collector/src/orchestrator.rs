@@ -19,6 +19,7 @@ use tokio::time::MissedTickBehavior;
 use tracing::{info, warn};
 
 use crate::lease::{Lease, Turn};
+use crate::metrics::CollectorMetrics;
 use crate::outputs::{HealthReport, Outputs};
 use crate::{cycle, pg_stats};
 
@@ -65,6 +66,7 @@ pub struct Orchestrator {
     pub status: Status,
     pub collection_interval: Duration,
     pub sync_interval: Duration,
+    pub metrics: CollectorMetrics,
     pub shutdown: Shutdown,
 }
 
@@ -120,6 +122,7 @@ impl Orchestrator {
                 w.shutdown.trigger();
                 let _ = w.task.await;
                 self.status.remove(&id);
+                self.metrics.forget(&id);
             }
         }
         for (id, connection_string) in wanted {
@@ -139,7 +142,7 @@ impl Orchestrator {
                 connection_string.clone(),
                 self.collection_interval,
                 self.outputs.clone(),
-                self.status.clone(),
+                (self.status.clone(), self.metrics.clone()),
                 lease,
                 shutdown.clone(),
             ));
@@ -176,7 +179,7 @@ async fn watch(
     connection_string: String,
     interval: Duration,
     outputs: Outputs,
-    status: Status,
+    (status, metrics): (Status, CollectorMetrics),
     lease: Lease,
     shutdown: Shutdown,
 ) {
@@ -205,7 +208,8 @@ async fn watch(
     // Cycles completed since watching started, shown in /health beside the last one's duration,
     // so a reader polling it can tell each cycle's duration apart (the load benchmark does).
     let mut cycles: u64 = 0;
-    let mut ticker = tokio::time::interval(interval);
+    let mut ticker =
+        tokio::time::interval_at(tokio::time::Instant::now() + phase(&id, interval), interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     loop {
         tokio::select! {
@@ -221,7 +225,7 @@ async fn watch(
         // A cycle in progress is abandoned on shutdown: it may be waiting on a server that
         // never answers.
         tokio::select! {
-            _ = collect_once(&id, &pool, local, &mut database, &mut cycles, &outputs, &status) => {}
+            _ = collect_once(&id, &pool, local, &mut database, &mut cycles, &outputs, (&status, &metrics)) => {}
             _ = shutdown.wait() => break,
         }
     }
@@ -242,7 +246,7 @@ async fn collect_once(
     database: &mut cycle::Database,
     cycles: &mut u64,
     outputs: &Outputs,
-    status: &Status,
+    (status, metrics): (&Status, &CollectorMetrics),
 ) {
     let started = Instant::now();
     let now = SystemTime::now()
@@ -282,12 +286,14 @@ async fn collect_once(
                 features: Some(sample.capabilities.clone()),
                 last_error: errors.join("; "),
             };
-            outputs.publish(snap, &mut database.sent).await;
+            let bytes = outputs.publish(snap, &mut database.sent).await;
+            metrics.collected(id, started.elapsed().as_secs_f64(), bytes);
             outputs.report_health(report).await;
         }
         Err(error) => {
             let message = error.to_string();
             warn!(database_id = %id, error = %message, "database unreachable");
+            metrics.unreachable(id);
             status.set(
                 id,
                 json!({"status": DatabaseStatus::Unreachable, "error": message}),
@@ -295,6 +301,16 @@ async fn collect_once(
             outputs.report_health(unreachable(id, message)).await;
         }
     }
+}
+
+/// Where in the interval a database's cycles fall, from its id: spread evenly over the interval,
+/// so a thousand databases registered at once do not all start their cycles (and connect) on
+/// the same tick, and the same database keeps its place across restarts.
+fn phase(id: &str, interval: Duration) -> Duration {
+    let nanos = u64::try_from(interval.as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    Duration::from_nanos(proto::sql::fnv1a(id) % nanos)
 }
 
 fn unreachable(id: &str, message: String) -> HealthReport {
@@ -305,5 +321,28 @@ fn unreachable(id: &str, message: String) -> HealthReport {
         version: String::new(),
         features: None,
         last_error: message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thousand_databases_start_their_cycles_spread_over_the_interval() {
+        let interval = Duration::from_secs(10);
+        let mut per_second = [0usize; 10];
+        for k in 0..1000 {
+            let phase = phase(&format!("db{k:03}"), interval);
+            assert!(phase < interval);
+            per_second[phase.as_secs() as usize] += 1;
+        }
+        // Evenly spread would be 100 in each second of the interval.
+        assert!(
+            per_second.iter().all(|n| (60..=140).contains(n)),
+            "{per_second:?}"
+        );
+        // The same database keeps its place.
+        assert_eq!(phase("shop", interval), phase("shop", interval));
     }
 }

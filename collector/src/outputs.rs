@@ -85,7 +85,9 @@ impl Outputs {
 
     /// Sends a snapshot with its whole table list to NATS, and to the analyser with only what
     /// changed in its table list since the last one `sent` (`table_list`).
-    pub async fn publish(&self, mut snapshot: MetricSnapshot, sent: &mut SentTables) {
+    /// Publishes `snapshot` on NATS (whole) and sends it to the analyser (its table list as
+    /// `sent` encodes it); returns the encoded size of what the analyser was sent.
+    pub async fn publish(&self, mut snapshot: MetricSnapshot, sent: &mut SentTables) -> usize {
         if let Some(nats) = &self.nats {
             match serde_json::to_vec(&snapshot::to_event(&snapshot)) {
                 Ok(json) => {
@@ -101,6 +103,7 @@ impl Outputs {
             self.streams.load(Ordering::Relaxed),
             Instant::now(),
         );
+        let bytes = prost::Message::encoded_len(&snapshot);
         if self.analyser.try_send(snapshot).is_err() {
             sent.lost();
             let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
@@ -111,6 +114,7 @@ impl Outputs {
                 );
             }
         }
+        bytes
     }
 
     pub async fn report_health(&self, report: HealthReport) {

@@ -818,6 +818,26 @@ async fn an_unreachable_database_does_not_delay_another_and_a_changed_connection
         health["databases"]["dead"]["status"], "unreachable",
         "{health}"
     );
+    // The same, for Prometheus: each database's cycles timed and its last snapshot's size; the
+    // dead one's failed cycles counted.
+    let metrics = http()
+        .get(health_url.replace("/health", "/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |prefix: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{prefix} in {metrics}"))
+    };
+    assert!(value(r#"startupmonkey_cycle_duration_seconds_count{database_id="good"}"#) >= 5.0);
+    assert!(value(r#"startupmonkey_snapshot_bytes{database_id="good"}"#) > 100.0);
+    assert!(value(r#"startupmonkey_cycles_unreachable_total{database_id="dead"}"#) >= 1.0);
     // A server without pg_stat_statements: collected, and what is missing is said everywhere.
     let degraded = &health["databases"]["plain"];
     assert_eq!(degraded["status"], "healthy", "{health}");

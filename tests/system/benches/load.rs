@@ -1,12 +1,12 @@
 //! B-scale load (run by `make bench`, not by `make test`): the five services as their release
 //! binaries, each its own process, against real Redis, NATS and one private PostgreSQL cluster
-//! (`max_connections` 2500, so the collector's own sessions stay far from the connection
+//! (`max_connections` 5000, so the collector's own sessions stay far from the connection
 //! detector's 80 %), in observe mode (detections are published, nothing is executed).
 //!
 //! 1. **One collector, many databases**, at `COLLECTION_INTERVAL=10s`: 100 databases of the one
 //!    cluster (`db000` has 50 tables and 50 distinct statements; `db001`–`db019` run a light mix
-//!    of reads and writes; the rest are idle copies of a 4-table schema), then 200 and 400 while
-//!    every database still fits. A database fits when each of its cycles in the measured window
+//!    of reads and writes; the rest are idle copies of a 4-table schema), then 200, 400 and 1,000
+//!    while every database still fits. A database fits when each of its cycles in the measured window
 //!    took less than the interval (`cycle_ms` and `cycles` of the collector's `/health`, polled
 //!    every 2 s) and its snapshots reached the analyser at least every 1.5 intervals (no tick
 //!    skipped). Snapshots pass through a counting relay in this process on their way to the
@@ -48,7 +48,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 const INTERVAL: Duration = Duration::from_secs(10);
 /// Databases watched at each step; the next step runs only when every database fitted.
-const STEPS: [usize; 3] = [100, 200, 400];
+const STEPS: [usize; 4] = [100, 200, 400, 1_000];
 /// How long each step is measured, after every database has completed two cycles.
 const WINDOW_FIRST: Duration = Duration::from_secs(60);
 const WINDOW_NEXT: Duration = Duration::from_secs(40);
@@ -77,11 +77,11 @@ const CONCURRENT_STREAMS: usize = 4;
 async fn main() {
     let bin = release_binaries();
     let started = Instant::now();
-    // The collector holds up to two sessions per database: 400 databases take ~830. The
+    // The collector holds up to two sessions per database: 1,000 databases take ~2,030. The
     // connection detector fires at 80 % of max_connections, on every database of the cluster,
     // and would measure the agent's reaction to the benchmark's own sessions instead of its load.
     let pg = PgCluster::start_with(&[
-        ("max_connections", "2500"),
+        ("max_connections", "5000"),
         ("pg_stat_statements.max", "10000"),
     ]);
     prepare_templates(&pg);
