@@ -77,13 +77,18 @@ document = {
             "max_lock_wait_ms": safety["max_lock_wait_ms"],
         }
     },
-    "overhead_tps_ratio": collector["overhead_tps_ratio"],
+    # pgbench TPS with the collector on ÷ off: the median of 5 ABBA pairs at each interval, with
+    # their spread (min, max); an older collector result has one figure at 1 s only.
+    "overhead_tps_ratio_10s": collector.get("overhead_tps_ratio_10s"),
+    "overhead_tps_ratio_10s_spread": collector.get("overhead_tps_ratio_10s_spread"),
+    "overhead_tps_ratio_1s": collector.get("overhead_tps_ratio_1s", collector.get("overhead_tps_ratio")),
+    "overhead_tps_ratio_1s_spread": collector.get("overhead_tps_ratio_1s_spread"),
     "cycle_ms_10k_tables": collector["cycle_ms_10k_tables"],
     # Server time of the collector's own statements per cycle (pg_stat_statements), and the
     # snapshot's encoded size when nothing changed; older collector results lack them.
     "cycle_server_ms_10k_tables": collector.get("cycle_server_ms_10k_tables"),
     "snapshot_bytes_10k_tables_idle": collector.get("snapshot_bytes_10k_tables_idle"),
-    # The largest number of databases tried (100, 200, 400) whose every cycle finished within
+    # The largest number of databases tried (100, 200, 400, 1,000) whose every cycle finished within
     # the 10 s interval; a lower bound when the largest tried still fitted.
     "databases_per_collector_10s": from_load("databases_per_collector_10s"),
     "databases_per_collector_10s_is_lower_bound": from_load("databases_per_collector_10s_is_lower_bound"),
@@ -97,6 +102,8 @@ document = {
     "analyser_cpu_ms_per_snapshot": from_load("analyser_cpu_ms_per_snapshot"),
     # VmRSS of each service process while one collector watched 100 databases.
     "rss_mb": from_load("rss_mb"),
+    # The analyser's VmRSS after 1,000 replayed databases sent it 30 snapshots each.
+    "analyser_rss_mb_1000db": from_load("analyser_rss_mb_1000db"),
     **advisor_figures,
     "missing": missing,
 }
@@ -104,6 +111,7 @@ stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 (results / f"{stamp}.json").write_text(json.dumps(document, indent=2) + "\n")
 s = document["scenarios"]["S1"]
 fmt = lambda v, spec: "–" if v is None else format(v, spec)
+spread = lambda v: "" if not v else f"({v[0]:.3f}, {v[1]:.3f})"
 table = f"""| measure | value |
 |---|---|
 | S1 rows | {s['rows']:,} |
@@ -114,7 +122,8 @@ table = f"""| measure | value |
 | S1 p95 before / after (ms) | {fmt(s['p95_before_ms'], '.2f')} / {fmt(s['p95_after_ms'], '.2f')} |
 | S1 false actions | {fmt(s['false_actions'], 'd')} |
 | max lock wait during CREATE INDEX CONCURRENTLY on 1M rows (ms) | {s['max_lock_wait_ms']:.1f} |
-| collector overhead, TPS ratio on/off at 1 s | {document['overhead_tps_ratio']:.3f} |
+| collector overhead, TPS ratio on/off at 10 s (median of 5 ABBA pairs; min, max) | {fmt(document['overhead_tps_ratio_10s'], '.3f')} {spread(document['overhead_tps_ratio_10s_spread'])} |
+| collector overhead, TPS ratio on/off at 1 s | {fmt(document['overhead_tps_ratio_1s'], '.3f')} {spread(document['overhead_tps_ratio_1s_spread'])} |
 | collector cycle at 10,000 tables (ms) | {document['cycle_ms_10k_tables']:.0f} |
 | collector server time per cycle at 10,000 tables (ms) | {fmt(document['cycle_server_ms_10k_tables'], '.1f')} |
 | snapshot at 10,000 idle tables (bytes) | {fmt(document['snapshot_bytes_10k_tables_idle'], ',d')} |
@@ -128,6 +137,7 @@ if load:
 | analyser snapshots/s, {load['analyser_streams']} streams / one stream | {d['analyser_snapshots_per_s']:,.0f} / {d['analyser_snapshots_per_s_one_stream']:,.0f} |
 | analyser latency per snapshot p50 / p99 (ms); its processor time per snapshot (ms) | {d['analyser_latency_ms_p50']:.2f} / {d['analyser_latency_ms_p99']:.2f}; {d['analyser_cpu_ms_per_snapshot']:.2f} |
 | RSS at 100 databases (MB) | {', '.join(f'{k} {v:.0f}' for k, v in d['rss_mb'].items())} |
+| analyser RSS, 1,000 databases replayed (MB) | {fmt(d['analyser_rss_mb_1000db'], '.0f')} |
 """
 if advisor:
     d = document
@@ -139,6 +149,17 @@ if advisor:
 | B-advisor: index storage agent / best (MB); ratio | {storage['agent'] / 1e6:.1f} / {storage['best'] / 1e6:.1f}; {storage_ratio} |
 | B-advisor: agent's index set settled after (s) | {d['advisor_convergence_s']:.0f} |
 """
+# Each single figure beside the previous summary's, so a change shows at a glance.
+summaries = sorted(p for p in results.glob("*.json") if p.name[0:8].isdigit() and "T" in p.name
+                   and p.name != f"{stamp}.json")
+previous = json.loads(summaries[-1].read_text()) if summaries else {}
+table += "\n| figure | this run | previous run |\n|---|---|---|\n"
+for key, value in document.items():
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        # Summaries before the ABBA runs named the 1 s ratio `overhead_tps_ratio`.
+        before = previous.get(key, previous.get({"overhead_tps_ratio_1s": "overhead_tps_ratio"}.get(key, "")))
+        shown = lambda v: "–" if v is None else (f"{v:,.3f}" if isinstance(v, float) else f"{v:,}")
+        table += f"| {key} | {shown(value)} | {shown(before)} |\n"
 (results / f"{stamp}.md").write_text(table)
 print(table)
 print(f"written to {results / stamp}.json and .md")

@@ -9,9 +9,11 @@
 //!   `/* startupmonkey-collector */`).
 //! * `snapshot_bytes_10k_tables_idle` — the encoded size of the snapshot sent to the analyser on
 //!   the last of those cycles, when nothing changed in the database.
-//! * `overhead_tps_ratio` — pgbench select-only TPS with the collector collecting every second,
-//!   divided by TPS without it, in the same run: after a warm-up, off / on / on / off, so a
-//!   steady drift of the machine cancels out.
+//! * `overhead_tps_ratio_10s` and `overhead_tps_ratio_1s` — pgbench select-only TPS with the
+//!   collector collecting at a 10 s (30 s runs) and a 1 s interval (10 s runs), divided by TPS
+//!   without it, in the same run: after a warm-up, 5 pairs per interval in ABBA order (off-on,
+//!   on-off, ...), so a steady drift of the machine cancels out; the median of the pairs' ratios
+//!   with their spread (min, max) beside it, and every pair in `overhead_pairs`.
 //!
 //! Writes `bench/results/<UTC timestamp>-collector.json` and prints a markdown table, and the server
 //! time of each of our statements per cycle on stderr. `BENCH_CYCLE_ONLY=1` stops after the cycle
@@ -28,6 +30,8 @@ use testkit::PgCluster;
 const TABLES: usize = 10_000;
 const CYCLES: usize = 10;
 const PGBENCH_SECONDS: u32 = 10;
+/// Off/on pairs of pgbench runs at each collection interval.
+const PAIRS: usize = 5;
 const PGBENCH_CLIENTS: u32 = 4;
 
 #[tokio::main]
@@ -150,54 +154,37 @@ async fn main() {
         .await
         .unwrap();
 
-    // A warm-up run (not counted), then off, on, on, off: throughput drifts upward as caches
-    // warm, and this order cancels a linear drift instead of crediting it to one side.
-    run_pgbench(&pgbench, pg.port());
-    let mut off = Vec::new();
-    let mut on = Vec::new();
-    for collector_on in [false, true, true, false] {
-        if !collector_on {
-            let tps = run_pgbench(&pgbench, pg.port());
-            eprintln!("collector off: {tps:.0} tps");
-            off.push(tps);
-            continue;
-        }
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let collecting = {
-            let pool = load_pool.clone();
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                let mut database = cycle::Database::default();
-                let mut ticker = tokio::time::interval(Duration::from_secs(1));
-                let mut cycles = 0;
-                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                    ticker.tick().await;
-                    let started = Instant::now();
-                    let (_, mut snap) = database
-                        .collect("load", &pool, true, 0, started)
-                        .await
-                        .unwrap();
-                    database.sent.encode(&mut snap, 1, started);
-                    std::hint::black_box(snap);
-                    cycles += 1;
-                }
-                cycles
-            })
-        };
-        let tps = tokio::task::spawn_blocking({
-            let pgbench = pgbench.clone();
-            let port = pg.port();
-            move || run_pgbench(&pgbench, port)
-        })
-        .await
-        .unwrap();
-        stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        let cycles = collecting.await.unwrap();
-        eprintln!("collector on: {tps:.0} tps ({cycles} collections)");
-        on.push(tps);
+    // A warm-up run (not counted), then at each interval PAIRS pairs of runs, collector off and
+    // on, in ABBA order (off-on, on-off, off-on, ...): throughput drifts as caches warm and the
+    // shared machine's load changes, and this order cancels a linear drift instead of crediting
+    // it to one side. Each pair gives one on/off ratio; the median and spread are reported.
+    run_pgbench(&pgbench, pg.port(), PGBENCH_SECONDS);
+    let mut overhead = Vec::new();
+    for (interval, seconds) in [(Duration::from_secs(10), 30), (Duration::from_secs(1), 10)] {
+        let pairs = overhead_pairs(&pgbench, pg.port(), &load_pool, interval, seconds).await;
+        overhead.push((interval, seconds, pairs));
     }
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let ratio = mean(&on) / mean(&off);
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        if v.len() % 2 == 1 {
+            v[v.len() / 2]
+        } else {
+            (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+        }
+    };
+    let summary: Vec<(u64, f64, f64, f64)> = overhead
+        .iter()
+        .map(|(interval, _, pairs)| {
+            let ratios: Vec<f64> = pairs.iter().map(|p| p.on / p.off).collect();
+            let min = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            (interval.as_secs(), median(&ratios), min, max)
+        })
+        .collect();
+    let ratio_at = |secs: u64| summary.iter().find(|s| s.0 == secs).copied().unwrap();
+    let (_, ratio_10s, min_10s, max_10s) = ratio_at(10);
+    let (_, ratio_1s, min_1s, max_1s) = ratio_at(1);
 
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -211,11 +198,22 @@ async fn main() {
         "cycle_ms_10k_tables_max": cycles[CYCLES - 1],
         "cycle_server_ms_10k_tables": server_ms,
         "snapshot_bytes_10k_tables_idle": idle_bytes,
-        "overhead_tps_ratio": ratio,
-        "tps_collector_off": off,
-        "tps_collector_on": on,
-        "pgbench": format!("-S -c {PGBENCH_CLIENTS} -j 2 -T {PGBENCH_SECONDS}, scale 10"),
-        "collection_interval_s": 1,
+        "overhead_tps_ratio_10s": ratio_10s,
+        "overhead_tps_ratio_10s_spread": [min_10s, max_10s],
+        "overhead_tps_ratio_1s": ratio_1s,
+        "overhead_tps_ratio_1s_spread": [min_1s, max_1s],
+        "overhead_pairs": overhead.iter().map(|(interval, seconds, pairs)| serde_json::json!({
+            "collection_interval_s": interval.as_secs(),
+            "pgbench_seconds": seconds,
+            "pairs": pairs.iter().map(|p| serde_json::json!({
+                "order": if p.off_first { "off, on" } else { "on, off" },
+                "tps_off": p.off,
+                "tps_on": p.on,
+                "ratio": p.on / p.off,
+                "collections": p.collections,
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "pgbench": format!("-S -c {PGBENCH_CLIENTS} -j 2, scale 10; {PAIRS} ABBA pairs per interval"),
     });
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/results");
     std::fs::create_dir_all(&dir).unwrap();
@@ -225,18 +223,114 @@ async fn main() {
     println!("| cycle_ms_10k_tables (median of {CYCLES}) | {cycle_ms:.1} |");
     println!("| cycle_server_ms_10k_tables (per cycle) | {server_ms:.1} |");
     println!("| snapshot_bytes_10k_tables_idle | {idle_bytes} |");
-    println!("| overhead_tps_ratio (on / off, 1 s interval) | {ratio:.3} |");
-    println!("| tps off / on | {:.0} / {:.0} |", mean(&off), mean(&on));
+    println!(
+        "| overhead_tps_ratio_10s (on / off, median of {PAIRS} pairs; min, max) | {ratio_10s:.3} ({min_10s:.3}, {max_10s:.3}) |"
+    );
+    println!(
+        "| overhead_tps_ratio_1s (on / off, median of {PAIRS} pairs; min, max) | {ratio_1s:.3} ({min_1s:.3}, {max_1s:.3}) |"
+    );
     println!("\nwritten to {}", path.display());
 }
 
-fn run_pgbench(pgbench: &std::path::Path, port: u16) -> f64 {
+/// One pair of pgbench runs, the collector off and on.
+struct Pair {
+    off_first: bool,
+    off: f64,
+    on: f64,
+    /// Collections during the "on" run.
+    collections: u32,
+}
+
+/// [`PAIRS`] pairs in ABBA order at a collection `interval`, each run `seconds` long.
+async fn overhead_pairs(
+    pgbench: &std::path::Path,
+    port: u16,
+    pool: &sqlx::PgPool,
+    interval: Duration,
+    seconds: u32,
+) -> Vec<Pair> {
+    let mut pairs = Vec::new();
+    for k in 0..PAIRS {
+        let off_first = k % 2 == 0;
+        let (mut off, mut on, mut collections) = (0.0, 0.0, 0);
+        for collector_on in [!off_first, off_first] {
+            if collector_on {
+                (on, collections) = collecting(pgbench, port, pool, interval, seconds).await;
+            } else {
+                off = run_pgbench(pgbench, port, seconds);
+            }
+        }
+        eprintln!(
+            "interval {} s, pair {}: off {off:.0} tps, on {on:.0} tps ({collections} collections): {:.3}",
+            interval.as_secs(),
+            k + 1,
+            on / off
+        );
+        pairs.push(Pair {
+            off_first,
+            off,
+            on,
+            collections,
+        });
+    }
+    pairs
+}
+
+/// One pgbench run while the collector collects `pool`'s database every `interval`, as the
+/// service does (every query, the window, the snapshot and its table list).
+async fn collecting(
+    pgbench: &std::path::Path,
+    port: u16,
+    pool: &sqlx::PgPool,
+    interval: Duration,
+    seconds: u32,
+) -> (f64, u32) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let task = {
+        let pool = pool.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut database = cycle::Database::default();
+            let mut ticker = tokio::time::interval(interval);
+            let mut cycles = 0;
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    _ = async {
+                        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    } => break,
+                }
+                let started = Instant::now();
+                let (_, mut snap) = database
+                    .collect("load", &pool, true, 0, started)
+                    .await
+                    .unwrap();
+                database.sent.encode(&mut snap, 1, started);
+                std::hint::black_box(snap);
+                cycles += 1;
+            }
+            cycles
+        })
+    };
+    let tps = tokio::task::spawn_blocking({
+        let pgbench = pgbench.to_owned();
+        move || run_pgbench(&pgbench, port, seconds)
+    })
+    .await
+    .unwrap();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    (tps, task.await.unwrap())
+}
+
+fn run_pgbench(pgbench: &std::path::Path, port: u16, seconds: u32) -> f64 {
     let output = Command::new(pgbench)
         .args(["-S", "-n", "-j", "2", "-h", "127.0.0.1", "-U", "postgres"])
         .arg("-c")
         .arg(PGBENCH_CLIENTS.to_string())
         .arg("-T")
-        .arg(PGBENCH_SECONDS.to_string())
+        .arg(seconds.to_string())
         .arg("-p")
         .arg(port.to_string())
         .arg("load")
