@@ -1643,7 +1643,16 @@ async fn s1_the_index_is_kept_and_the_ledger_shows_the_measured_improvement() {
     assert_eq!(entry["cycles"], 3, "{entry}");
     let reason = entry["reason"].as_str().unwrap();
     assert!(reason.contains("went from"), "{reason}");
-    let detection = api.detection(&detection_id).await;
+    // Verification records its decision, then resolves the detection: two writes to knowledge,
+    // the second a moment after the first.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let detection = loop {
+        let detection = api.detection(&detection_id).await;
+        if detection["resolution"] == "verified" || std::time::Instant::now() > deadline {
+            break detection;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(detection["resolution"], "verified", "{detection}");
     // The index stays: the action is still completed, nothing rolled it back.
     assert_eq!(api.action(&action_id).await.unwrap()["status"], "completed");
