@@ -210,7 +210,10 @@ async fn main() {
                 "tps_off": p.off,
                 "tps_on": p.on,
                 "ratio": p.on / p.off,
-                "collections": p.collections,
+                "collections": p.cost.collections,
+                "cycle_ms": p.cost.cycle_ms,
+                "server_ms_per_cycle": p.cost.server_ms,
+                "collector_cpu_ms_per_cycle": p.cost.cpu_ms,
             })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "pgbench": format!("-S -c {PGBENCH_CLIENTS} -j 2, scale 10; {PAIRS} ABBA pairs per interval"),
@@ -237,8 +240,21 @@ struct Pair {
     off_first: bool,
     off: f64,
     on: f64,
-    /// Collections during the "on" run.
+    /// What the "on" run cost the collector's side.
+    cost: Collecting,
+}
+
+/// What collecting during one pgbench run cost: where the overhead goes.
+#[derive(Debug, Clone, Copy, Default)]
+struct Collecting {
     collections: u32,
+    /// Wall time of a cycle, on average.
+    cycle_ms: f64,
+    /// Server time of our own statements per cycle (pg_stat_statements, marked statements).
+    server_ms: f64,
+    /// Processor time of this process (the collector's work: decoding, the window, the snapshot)
+    /// per cycle; pgbench runs in a child process and is not counted.
+    cpu_ms: f64,
 }
 
 /// [`PAIRS`] pairs in ABBA order at a collection `interval`, each run `seconds` long.
@@ -252,25 +268,30 @@ async fn overhead_pairs(
     let mut pairs = Vec::new();
     for k in 0..PAIRS {
         let off_first = k % 2 == 0;
-        let (mut off, mut on, mut collections) = (0.0, 0.0, 0);
+        let (mut off, mut on, mut cost) = (0.0, 0.0, Collecting::default());
         for collector_on in [!off_first, off_first] {
             if collector_on {
-                (on, collections) = collecting(pgbench, port, pool, interval, seconds).await;
+                (on, cost) = collecting(pgbench, port, pool, interval, seconds).await;
             } else {
                 off = run_pgbench(pgbench, port, seconds);
             }
         }
         eprintln!(
-            "interval {} s, pair {}: off {off:.0} tps, on {on:.0} tps ({collections} collections): {:.3}",
+            "interval {} s, pair {}: off {off:.0} tps, on {on:.0} tps: {:.3}; {} collections, \
+             per cycle {:.1} ms wall, {:.1} ms server, {:.1} ms processor here",
             interval.as_secs(),
             k + 1,
-            on / off
+            on / off,
+            cost.collections,
+            cost.cycle_ms,
+            cost.server_ms,
+            cost.cpu_ms
         );
         pairs.push(Pair {
             off_first,
             off,
             on,
-            collections,
+            cost,
         });
     }
     pairs
@@ -284,7 +305,12 @@ async fn collecting(
     pool: &sqlx::PgPool,
     interval: Duration,
     seconds: u32,
-) -> (f64, u32) {
+) -> (f64, Collecting) {
+    sqlx::query("SELECT pg_stat_statements_reset()")
+        .execute(pool)
+        .await
+        .unwrap();
+    let cpu_before = process_cpu_ms();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let task = {
         let pool = pool.clone();
@@ -293,6 +319,7 @@ async fn collecting(
             let mut database = cycle::Database::default();
             let mut ticker = tokio::time::interval(interval);
             let mut cycles = 0;
+            let mut busy = Duration::ZERO;
             loop {
                 tokio::select! {
                     _ = ticker.tick() => {}
@@ -309,9 +336,10 @@ async fn collecting(
                     .unwrap();
                 database.sent.encode(&mut snap, 1, started);
                 std::hint::black_box(snap);
+                busy += started.elapsed();
                 cycles += 1;
             }
-            cycles
+            (cycles, busy)
         })
     };
     let tps = tokio::task::spawn_blocking({
@@ -321,7 +349,40 @@ async fn collecting(
     .await
     .unwrap();
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    (tps, task.await.unwrap())
+    let (collections, busy) = task.await.unwrap();
+    let cpu_ms = process_cpu_ms() - cpu_before;
+    let server_ms: f64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(total_exec_time), 0)::float8 FROM pg_stat_statements \
+         WHERE query LIKE '/* startupmonkey-collector */%'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let per = f64::from(collections.max(1));
+    (
+        tps,
+        Collecting {
+            collections,
+            cycle_ms: busy.as_secs_f64() * 1000.0 / per,
+            server_ms: server_ms / per,
+            cpu_ms: cpu_ms / per,
+        },
+    )
+}
+
+/// This process's processor time so far (user and system, ms), from `/proc/self/stat`.
+fn process_cpu_ms() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // After the command name in parentheses: state, then 10 fields, then utime and stime in
+    // clock ticks (100 per second on Linux).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks * 10.0
 }
 
 fn run_pgbench(pgbench: &std::path::Path, port: u16, seconds: u32) -> f64 {
