@@ -2,9 +2,7 @@
 //! database's cycle time, the size of the snapshot it last sent the analyser, and its failed
 //! cycles.
 
-use lifecycle::metrics::{self, Counter, Family, Gauge, Histogram, Registry, Unit};
-
-type Labels = Vec<(&'static str, String)>;
+use lifecycle::metrics::{self, Counter, Family, Gauge, Histogram, Labels, Registry, Unit};
 
 /// Updated by each database's task after every cycle.
 #[derive(Clone)]

@@ -1,9 +1,7 @@
 //! The executor's own Prometheus metrics (served at `/metrics` on its health port): every
 //! action it ran, by type and outcome, and how long each took.
 
-use lifecycle::metrics::{self, Counter, Family, Histogram, Registry, Unit};
-
-type Labels = Vec<(&'static str, String)>;
+use lifecycle::metrics::{self, Counter, Family, Histogram, Labels, Registry, Unit};
 
 /// Updated by the engine when an action it ran ends.
 #[derive(Clone)]

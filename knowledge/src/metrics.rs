@@ -7,11 +7,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use lifecycle::metrics::{self, Family, Histogram, Registry, Unit};
+use lifecycle::metrics::{self, Family, Histogram, Labels, Registry, Unit};
 use tonic::codegen::{Service, http};
 use tonic::server::NamedService;
-
-type Labels = Vec<(&'static str, String)>;
 
 /// The method label of a call to a path no RPC answers (`Unimplemented`): such paths are whatever
 /// a client sends, and must not each become a series.

@@ -14,6 +14,9 @@ pub use prometheus_client::metrics::gauge::Gauge;
 pub use prometheus_client::metrics::histogram::Histogram;
 pub use prometheus_client::registry::{Registry, Unit};
 
+/// Labels of a metric family: `(name, value)` pairs, e.g. `[("database_id", "shop")]`.
+pub type Labels = Vec<(&'static str, String)>;
+
 /// The exposition's content type.
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
