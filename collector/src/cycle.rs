@@ -11,7 +11,7 @@ use proto::metrics::MetricSnapshot;
 use sqlx::PgPool;
 
 use crate::constants::FixedConstants;
-use crate::pg_stats::{self, CollectError, Details, Sample, database};
+use crate::pg_stats::{self, CollectError, Details, Sample, ServerWide, database};
 use crate::snapshot;
 use crate::table_list::SentTables;
 use crate::window::Window;
@@ -25,9 +25,24 @@ pub struct Database {
     pub constants: FixedConstants,
     /// Used by `Outputs::publish`: the table list the analyser was last sent.
     pub sent: SentTables,
+    /// Reads of the whole server, shared with the other databases watched (`Default`: none).
+    pub server_wide: ServerWide,
 }
 
 impl Database {
+    /// A database whose server-wide reads are shared with the others' through `server_wide`.
+    pub fn sharing(server_wide: ServerWide) -> Self {
+        Self {
+            server_wide,
+            ..Self::default()
+        }
+    }
+
+    /// Forgets everything kept between cycles but what is shared.
+    pub fn restart(&mut self) {
+        *self = Self::sharing(self.server_wide.clone());
+    }
+
     /// Reads the database once and builds its snapshot, with the whole table list (the NATS
     /// payload is built from it; `SentTables` decides what the analyser gets).
     pub async fn collect(
@@ -38,7 +53,7 @@ impl Database {
         timestamp: i64,
         started: Instant,
     ) -> Result<(Sample, MetricSnapshot), CollectError> {
-        let mut sample = pg_stats::collect(pool, local_host).await?;
+        let mut sample = pg_stats::collect(pool, local_host, &self.server_wide).await?;
         if let Some(counters) = sample.database.as_mut() {
             self.size
                 .complete(pool, counters, &sample.tables, &mut sample.errors, started)

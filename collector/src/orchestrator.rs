@@ -1,6 +1,7 @@
 //! Which databases are watched: the enabled ones in knowledge, re-read every `SYNC_INTERVAL`.
 //! Each database gets its own task, pool and window, so a slow or unreachable one never delays
-//! another; a changed connection string restarts its task; a removed database stops it.
+//! another; a changed connection string restarts its task; a removed database stops it. What is
+//! server-wide is read once per server for all its databases (`pg_stats::ServerWide`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
@@ -21,6 +22,7 @@ use tracing::{info, warn};
 use crate::lease::{Lease, Turn};
 use crate::metrics::CollectorMetrics;
 use crate::outputs::{HealthReport, Outputs};
+use crate::pg_stats::ServerWide;
 use crate::{cycle, pg_stats};
 
 /// Our sessions on a monitored database carry this name; the executor never touches them.
@@ -73,11 +75,12 @@ pub struct Orchestrator {
 impl Orchestrator {
     pub async fn run(self) {
         let mut watched: HashMap<String, Watched> = HashMap::new();
+        let server_wide = ServerWide::sharing(self.collection_interval);
         let mut sync = tokio::time::interval(self.sync_interval);
         sync.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = sync.tick() => self.sync(&mut watched).await,
+                _ = sync.tick() => self.sync(&mut watched, &server_wide).await,
                 _ = self.shutdown.wait() => break,
             }
         }
@@ -87,7 +90,7 @@ impl Orchestrator {
         }
     }
 
-    async fn sync(&self, watched: &mut HashMap<String, Watched>) {
+    async fn sync(&self, watched: &mut HashMap<String, Watched>, server_wide: &ServerWide) {
         let request = ListDatabasesRequest {
             enabled_only: true,
             include_connection_strings: true,
@@ -143,6 +146,7 @@ impl Orchestrator {
                 self.collection_interval,
                 self.outputs.clone(),
                 (self.status.clone(), self.metrics.clone()),
+                server_wide.clone(),
                 lease,
                 shutdown.clone(),
             ));
@@ -180,6 +184,7 @@ async fn watch(
     interval: Duration,
     outputs: Outputs,
     (status, metrics): (Status, CollectorMetrics),
+    server_wide: ServerWide,
     lease: Lease,
     shutdown: Shutdown,
 ) {
@@ -204,7 +209,7 @@ async fn watch(
         .acquire_timeout(Duration::from_secs(5))
         .idle_timeout(Some(Duration::from_secs(60)))
         .connect_lazy_with(options);
-    let mut database = cycle::Database::default();
+    let mut database = cycle::Database::sharing(server_wide);
     // Cycles completed since watching started, shown in /health beside the last one's duration,
     // so a reader polling it can tell each cycle's duration apart (the load benchmark does).
     let mut cycles: u64 = 0;
@@ -218,7 +223,7 @@ async fn watch(
         }
         if let Turn::StandBy { holder } = lease.turn().await {
             // Another collector has it; the window restarts when this one takes over.
-            database = cycle::Database::default();
+            database.restart();
             status.set(&id, json!({"status": "standby", "collected_by": holder}));
             continue;
         }

@@ -45,7 +45,9 @@ async fn pool(url: &str) -> PgPool {
 }
 
 async fn sample(pool: &PgPool) -> Sample {
-    pg_stats::collect(pool, true).await.unwrap()
+    pg_stats::collect(pool, true, &pg_stats::ServerWide::default())
+        .await
+        .unwrap()
 }
 
 /// The snapshot of a sample, its tables' sizes and indexes read as a cycle reads them.
@@ -1184,4 +1186,100 @@ async fn an_idle_database_sends_the_analyser_a_snapshot_of_a_few_kilobytes() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+}
+
+#[tokio::test]
+async fn the_databases_of_one_server_share_one_read_of_its_sessions_and_statements() {
+    let pg = PgCluster::start();
+    app_database(&pg);
+    pg.create_database("shop");
+    pg.psql(
+        "shop",
+        "CREATE EXTENSION pg_stat_statements; \
+         CREATE TABLE items (id int PRIMARY KEY, price int); \
+         INSERT INTO items SELECT g, g FROM generate_series(1, 100) g;",
+    );
+    let idle = PgPoolOptions::new()
+        .max_connections(3)
+        .min_connections(3)
+        .connect(&pg.url("shop"))
+        .await
+        .unwrap();
+    let (app, shop) = (pool(&pg.url("app")).await, pool(&pg.url("shop")).await);
+    sqlx::query("SELECT pg_stat_statements_reset()")
+        .execute(&app)
+        .await
+        .unwrap();
+    pg.psql("app", "SELECT count(*) FROM orders WHERE note = 'a';");
+    pg.psql("shop", "SELECT count(*) FROM items WHERE price > 7;");
+
+    let wide = pg_stats::ServerWide::sharing(Duration::from_secs(600));
+    let mut databases = [
+        collector::cycle::Database::sharing(wide.clone()),
+        collector::cycle::Database::sharing(wide.clone()),
+    ];
+    let mut samples = Vec::new();
+    for (database, pool) in databases.iter_mut().zip([&app, &shop]) {
+        let (sample, _) = database
+            .collect("db", pool, true, 0, Instant::now())
+            .await
+            .unwrap();
+        assert!(sample.errors.is_empty(), "{:?}", sample.errors);
+        samples.push(sample);
+    }
+    assert_eq!(our_calls(&app, "FROM pg_stat_activity a").await, 1);
+    assert_eq!(our_calls(&app, "FROM pg_stat_statements s").await, 1);
+
+    // Each database gets its own share of what was read once.
+    let texts = |sample: &Sample| -> Vec<String> {
+        let statements = sample.statements.as_ref().unwrap();
+        statements.iter().map(|s| s.query.clone()).collect()
+    };
+    let (app_texts, shop_texts) = (texts(&samples[0]), texts(&samples[1]));
+    assert!(
+        app_texts.iter().any(|q| q.contains("orders")),
+        "{app_texts:?}"
+    );
+    assert!(
+        !app_texts.iter().any(|q| q.contains("items")),
+        "{app_texts:?}"
+    );
+    assert!(
+        shop_texts.iter().any(|q| q.contains("items")),
+        "{shop_texts:?}"
+    );
+    assert!(
+        !shop_texts.iter().any(|q| q.contains("orders")),
+        "{shop_texts:?}"
+    );
+    let (app_conn, shop_conn) = (
+        samples[0].connections.clone().unwrap(),
+        samples[1].connections.clone().unwrap(),
+    );
+    assert_eq!(
+        (
+            app_conn.database_name.as_str(),
+            shop_conn.database_name.as_str()
+        ),
+        ("app", "shop")
+    );
+    // The three idle sessions, and the collector's own on shop when its pool had one open.
+    assert!(
+        (3..=5).contains(&shop_conn.database),
+        "the three idle sessions: {shop_conn:?}"
+    );
+    assert!(
+        app_conn.database >= 1,
+        "the reading session counts: {app_conn:?}"
+    );
+    assert_eq!(app_conn.total, shop_conn.total, "every database's clients");
+    assert_eq!(shop_conn.busiest_database, "shop");
+
+    // Without sharing, each database reads for itself.
+    let alone = pg_stats::ServerWide::default();
+    for pool in [&app, &shop] {
+        pg_stats::collect(pool, true, &alone).await.unwrap();
+    }
+    assert_eq!(our_calls(&app, "FROM pg_stat_activity a").await, 3);
+    drop(idle);
 }

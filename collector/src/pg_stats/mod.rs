@@ -9,7 +9,7 @@
 pub mod activity;
 pub mod capabilities;
 pub mod database;
-pub mod samples;
+pub mod server_wide;
 pub mod settings;
 pub mod statements;
 pub mod tables;
@@ -21,9 +21,9 @@ use proto::knowledge::DatabaseFeatures;
 use proto::metrics::ServerSettings;
 use sqlx::PgPool;
 
-pub use activity::{Activity, Connections};
+pub use activity::{Activity, Connections, QuerySample};
 pub use database::DatabaseCounters;
-pub use samples::QuerySample;
+pub use server_wide::ServerWide;
 pub use statements::StatementCounters;
 pub use tables::{Details, TableCounters};
 
@@ -105,17 +105,25 @@ pub enum CollectError {
 }
 
 /// Reads everything but tables' sizes and indexes (`tables::Details`, once the window chose the
-/// tables a snapshot carries); fails only when the database cannot be reached at all.
-pub async fn collect(pool: &PgPool, local_host: bool) -> Result<Sample, CollectError> {
+/// tables a snapshot carries); fails only when the database cannot be reached at all. Sessions and
+/// statements come from a read of the whole server, shared with its other databases
+/// (`server_wide`).
+pub async fn collect(
+    pool: &PgPool,
+    local_host: bool,
+    server_wide: &ServerWide,
+) -> Result<Sample, CollectError> {
     let mut sample = Sample::default();
     // One cheap round trip first: if the server is unreachable, say so instead of N errors.
-    let (version, version_num, database_name) =
-        tokio::time::timeout(QUERY_DEADLINE, settings::version(pool))
-            .await
-            .map_err(|_| CollectError::TimedOut)??;
-    sample.server_version = version;
+    let version = tokio::time::timeout(QUERY_DEADLINE, settings::version(pool))
+        .await
+        .map_err(|_| CollectError::TimedOut)??;
+    let version_num = version.server_version_num;
+    let server = server_wide.server(&version.server_identity);
+    sample.server_version = version.server_version;
     sample.server_version_num = version_num;
-    sample.database_name = database_name;
+    sample.database_name = version.database_name;
+    let name = sample.database_name.as_str();
     let errors = &mut sample.errors;
 
     if let Some(settings) = attempt(errors, "settings", settings::read(pool)).await {
@@ -124,23 +132,33 @@ pub async fn collect(pool: &PgPool, local_host: bool) -> Result<Sample, CollectE
     if let Some(capabilities) = attempt(errors, "capabilities", capabilities::read(pool)).await {
         sample.capabilities = capabilities;
     }
-    sample.connections = attempt(errors, "connections", activity::connections(pool)).await;
     sample.database = attempt(errors, "database", database::read(pool)).await;
     if let Some(tables) = attempt(errors, "tables", tables::read(pool)).await {
         sample.tables = tables;
     }
-    sample.activity = attempt(errors, "activity", activity::read(pool)).await;
+    let sessions = attempt(
+        errors,
+        "activity",
+        server_wide.sessions(&server, pool, version_num),
+    )
+    .await;
+    if let Some(sessions) = &sessions {
+        sample.connections = Some(sessions.connections(name));
+        sample.activity = Some(sessions.activity.clone());
+    }
     if sample.capabilities.pg_stat_statements {
-        sample.statements = attempt(
+        let statements = attempt(
             errors,
             "pg_stat_statements",
-            statements::read(pool, version_num),
+            server_wide.statements(&server, pool, version_num),
         )
         .await;
+        sample.statements = statements.map(|all| all.get(name).cloned().unwrap_or_default());
+        // Samples need query_id in pg_stat_activity (PostgreSQL 14+).
         if version_num >= 140_000
-            && let Some(samples) = attempt(errors, "statement samples", samples::read(pool)).await
+            && let Some(sessions) = &sessions
         {
-            sample.query_samples = samples;
+            sample.query_samples = sessions.samples(name);
         }
     }
     sample.capabilities.server_version_num = version_num;

@@ -19,15 +19,32 @@ const NAMES: &[&str] = &[
     "autovacuum_vacuum_threshold",
 ];
 
-/// `server_version`, `server_version_num` and the database's name.
-pub async fn version(pool: &PgPool) -> Result<(String, i32, String), sqlx::Error> {
+/// What one cheap round trip tells of the server and the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    pub server_version: String,
+    pub server_version_num: i32,
+    pub database_name: String,
+    /// Who we are on which server, as the server sees it (`server_wide`): the role, the address
+    /// and port it accepted us on (empty over a Unix socket) and when it started.
+    pub server_identity: String,
+}
+
+pub async fn version(pool: &PgPool) -> Result<Version, sqlx::Error> {
     let row = sqlx::query(
         "/* startupmonkey-collector */ SELECT current_setting('server_version'), \
-         current_setting('server_version_num')::int, current_database()::text",
+         current_setting('server_version_num')::int, current_database()::text, \
+         concat_ws(' ', current_user, inet_server_addr(), inet_server_port(), \
+           (extract(epoch FROM pg_postmaster_start_time()) * 1000000)::bigint)",
     )
     .fetch_one(pool)
     .await?;
-    Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+    Ok(Version {
+        server_version: row.try_get(0)?,
+        server_version_num: row.try_get(1)?,
+        database_name: row.try_get(2)?,
+        server_identity: row.try_get(3)?,
+    })
 }
 
 pub async fn read(pool: &PgPool) -> Result<ServerSettings, sqlx::Error> {
