@@ -145,8 +145,11 @@ impl Orchestrator {
                 connection_string.clone(),
                 self.collection_interval,
                 self.outputs.clone(),
-                (self.status.clone(), self.metrics.clone()),
-                server_wide.clone(),
+                (
+                    self.status.clone(),
+                    self.metrics.clone(),
+                    server_wide.clone(),
+                ),
                 lease,
                 shutdown.clone(),
             ));
@@ -183,8 +186,7 @@ async fn watch(
     connection_string: String,
     interval: Duration,
     outputs: Outputs,
-    (status, metrics): (Status, CollectorMetrics),
-    server_wide: ServerWide,
+    (status, metrics, server_wide): (Status, CollectorMetrics, ServerWide),
     lease: Lease,
     shutdown: Shutdown,
 ) {

@@ -27,11 +27,14 @@ pub const SHARE_OF_INTERVAL: u32 = 50;
 /// A server no database has asked about for this long is forgotten.
 const FORGET_AFTER: Duration = Duration::from_secs(120);
 
+/// Each server by identity, with when a database last asked about it.
+type Servers = HashMap<String, (Instant, Arc<Server>)>;
+
 /// The servers of every watched database. `Default` shares nothing: each cycle reads for itself.
 #[derive(Debug, Clone, Default)]
 pub struct ServerWide {
     max_age: Duration,
-    servers: Arc<Mutex<HashMap<String, (Instant, Arc<Server>)>>>,
+    servers: Arc<Mutex<Servers>>,
 }
 
 /// One server's latest reads.
