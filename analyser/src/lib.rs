@@ -9,6 +9,7 @@ pub mod app;
 pub mod config;
 pub mod detectors;
 pub mod grpc;
+pub mod interned;
 pub mod pipeline;
 pub mod tables_view;
 pub mod thresholds;

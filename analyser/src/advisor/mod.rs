@@ -361,7 +361,7 @@ impl Advisor {
                 .statements
                 .values()
                 .filter(|s| s.learning(now))
-                .filter(|s| s.uses.iter().flatten().any(big))
+                .filter(|s| s.parsed.uses.iter().flatten().any(big))
                 .map(|s| workload.per_second(s.time_ms))
                 .sum();
             let remeasuring: f64 = workload.remeasuring.values().map(|(_, ms)| ms).sum();
@@ -616,7 +616,7 @@ fn subject(
         .any(|t| t.name == table.name && t.schema != table.schema);
     let mut statements = Vec::new();
     for load in workload.statements.values() {
-        let Some(uses) = load.uses.as_ref() else {
+        let Some(uses) = load.parsed.uses.as_ref() else {
             continue;
         };
         let table_uses: Vec<TableUse> = uses
@@ -644,7 +644,7 @@ fn subject(
         if !own.is_empty() {
             statements.push(Demand {
                 queryid: load.queryid,
-                query: load.query.clone(),
+                query: load.parsed.query.clone(),
                 calls_per_second: workload.per_second(load.calls),
                 mean_time_ms: load.mean_time_ms(),
                 rows_per_call: load.rows_per_call(),

@@ -16,12 +16,14 @@
 //! what ran in the last few horizons.
 
 use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use proto::metrics::MetricSnapshot;
 use proto::sql::SqlConstant;
 
 use super::statement::{self, TableUse};
+use crate::interned::Interned;
 
 /// The time constant of the decay, in seconds: a window `HORIZON` old weighs 1/e of a new one.
 pub const HORIZON: f64 = 60.0;
@@ -43,9 +45,9 @@ pub const REMEASURE: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct StatementLoad {
     pub queryid: i64,
-    /// pg_stat_statements' text with its fixed constants in place.
-    pub query: String,
-    /// The parameters the collector saw always hold one value, put into `query`.
+    /// pg_stat_statements' text with its fixed constants in place, and how it uses each table.
+    pub parsed: Arc<Parsed>,
+    /// The parameters the collector saw always hold one value, put into `parsed.query`.
     pub constants: Vec<(i32, SqlConstant)>,
     /// Since when the collector has been sampling the statement without having settled its
     /// constants; `None` once settled, or when it is not sampled at all.
@@ -54,9 +56,38 @@ pub struct StatementLoad {
     pub calls: f64,
     pub time_ms: f64,
     pub rows: f64,
-    /// How the statement uses each table; `None` when its text does not parse or no use could be
-    /// served by an index (its `query` is then empty).
+}
+
+/// A statement's text as the advisor probes it, and how it uses each table: shared by every
+/// database whose statement has the same text (the databases of one application have the same
+/// statements), so a thousand databases do not keep a thousand copies.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    /// The text as PostgreSQL accepts it (`interval $1` → `$1::interval`); empty when `uses` is
+    /// `None`.
+    pub query: String,
+    /// `None` when the text does not parse or no use could be served by an index (an INSERT, a
+    /// bare scan): the statement then counts for its rates alone.
     pub uses: Option<Vec<TableUse>>,
+}
+
+/// Every text parsed and still used by some database, by its text with constants in place.
+static PARSED: LazyLock<Interned<Parsed>> = LazyLock::new(Interned::new);
+
+impl Parsed {
+    /// The statement `text` parsed, or the copy some database already has.
+    pub fn of(text: &str) -> Arc<Parsed> {
+        PARSED.get(text, |text| {
+            let query = statement::parseable(text);
+            let uses = statement::analyse(&query)
+                .ok()
+                .filter(|uses| uses.iter().any(TableUse::may_use_an_index));
+            Arc::new(Parsed {
+                query: if uses.is_some() { query } else { String::new() },
+                uses,
+            })
+        })
+    }
 }
 
 impl StatementLoad {
@@ -158,27 +189,18 @@ impl DatabaseWorkload {
                 .entry(s.queryid)
                 .or_insert_with(|| StatementLoad {
                     queryid: s.queryid,
-                    query: String::new(),
+                    parsed: Arc::default(),
                     constants: Vec::new(),
                     learning_since: None,
-                    uses: None,
                     calls: 0.0,
                     time_ms: 0.0,
                     rows: 0.0,
                 });
             if new || load.constants != constants {
-                // The text as PostgreSQL accepts it (`interval $1` → `$1::interval`), kept only
-                // when an index could serve some use of a table (the advisor probes it then);
-                // an INSERT or a bare scan keeps its rates alone.
-                let query = statement::parseable(
-                    &statement::with_constants(&s.query, &constants)
-                        .unwrap_or_else(|| s.query.clone()),
-                );
-                let uses = statement::analyse(&query)
-                    .ok()
-                    .filter(|uses| uses.iter().any(TableUse::may_use_an_index));
-                load.query = if uses.is_some() { query } else { String::new() };
-                load.uses = uses;
+                load.parsed = match statement::with_constants(&s.query, &constants) {
+                    Some(text) => Parsed::of(&text),
+                    None => Parsed::of(&s.query),
+                };
                 load.constants = constants;
             }
             load.learning_since = match unsettled {
@@ -210,7 +232,7 @@ impl DatabaseWorkload {
             // window (an index judged on times from before the last one would look too useful).
             if load.indexes.as_ref().is_some_and(|known| known != &indexes) {
                 let on_table = |statement: &StatementLoad| {
-                    statement.uses.as_ref().is_some_and(|uses| {
+                    statement.parsed.uses.as_ref().is_some_and(|uses| {
                         uses.iter().any(|u| {
                             u.table == t.name && (u.schema.is_empty() || u.schema == t.schema)
                         })

@@ -11,7 +11,7 @@
 pub mod judge;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use async_nats::jetstream;
 use lifecycle::Shutdown;
@@ -34,6 +34,7 @@ use tracing::{debug, info, warn};
 
 use self::judge::{Figures, Load, Rules, Verdict};
 use crate::advisor::statement;
+use crate::interned::Interned;
 
 /// Cycles kept per database for baselines.
 const RECENT: usize = 12;
@@ -126,14 +127,19 @@ struct Cycle {
     statements: Vec<Ran>,
 }
 
-/// A statement's work in one cycle; its text is shared with the cycles before that ran it.
+/// A statement's work in one cycle; its text is shared with every cycle and database that ran
+/// the same (`TEXTS`), its figures as small as a cycle's figures need (a cycle's calls fit in
+/// 32 bits, its milliseconds in a float's seven digits).
 #[derive(Debug, Clone)]
 struct Ran {
     queryid: i64,
     query: Arc<str>,
-    calls: i64,
-    total_ms: f64,
+    calls: u32,
+    total_ms: f32,
 }
+
+/// The statement texts of every cycle kept.
+static TEXTS: LazyLock<Interned<str>> = LazyLock::new(Interned::new);
 
 impl Cycle {
     /// `snapshot`'s cycle, reusing the texts of `previous` where they are the same.
@@ -152,10 +158,10 @@ impl Cycle {
                         queryid: s.queryid,
                         query: match known.get(&s.queryid) {
                             Some(text) if ***text == *s.query => Arc::clone(text),
-                            _ => Arc::from(s.query.as_str()),
+                            _ => TEXTS.get(&s.query, |text| Arc::from(text)),
                         },
-                        calls: s.calls,
-                        total_ms: s.total_time_ms,
+                        calls: u32::try_from(s.calls.max(0)).unwrap_or(u32::MAX),
+                        total_ms: s.total_time_ms as f32,
                     })
                     .collect()
             })
@@ -748,8 +754,8 @@ fn accumulate(
                 s.queryid,
                 Load {
                     query: s.query.to_string(),
-                    calls: s.calls,
-                    total_ms: s.total_ms,
+                    calls: i64::from(s.calls),
+                    total_ms: f64::from(s.total_ms),
                     writes,
                 },
             );
