@@ -23,6 +23,10 @@
 //!    analyser's VmRSS after every one of the 1,000 replayed databases sent it 30 snapshots (10 s
 //!    apart in their own time), with the figure after 15 beside it: flat means bounded.
 //!
+//! 4. Beside the figures measured from outside, each service's own: the collector's cycles and
+//!    snapshot sizes per step, the analyser's snapshots and time per snapshot during the replay,
+//!    from their Prometheus `/metrics`.
+//!
 //! Needs the release binaries (`cargo build --release --bins`, which `make bench` runs first).
 //! Writes `bench/results/<unix time>-load.json` and prints a markdown table. The machine is
 //! shared: the numbers are as measured, nothing here asserts a timing.
@@ -262,19 +266,21 @@ async fn main() {
             eprintln!("  not every database completed two cycles within 120 s; measuring anyway");
         }
         let window = if n == 0 { WINDOW_FIRST } else { WINDOW_NEXT };
+        let cycles_before = Exposition::read(c_health).await;
         let t0 = Instant::now();
         eprintln!("  measuring for {} s...", window.as_secs());
         tokio::time::sleep(window).await;
         // One more poll, so cycles completed just before the window's end are seen.
         tokio::time::sleep(HEALTH_POLL + Duration::from_millis(200)).await;
         let t1 = t0 + window;
+        let cycles_after = Exposition::read(c_health).await;
         let connections: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity")
             .fetch_one(&admin)
             .await
             .unwrap();
         let rss: BTreeMap<&str, (f64, f64)> =
             services.iter().map(|(n, s)| (*n, s.memory_mb())).collect();
-        let step = Step::analyse(
+        let mut step = Step::analyse(
             &ids,
             t0,
             t1,
@@ -284,6 +290,7 @@ async fn main() {
             connections,
             rss,
         );
+        step.from_metrics = collector_figures(&cycles_before, &cycles_after);
         eprintln!(
             "  {} / {} fit; cycle p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms; {:.1} snapshots per 10 s; \
              {} PostgreSQL sessions",
@@ -295,6 +302,7 @@ async fn main() {
             step.snapshots_per_10s,
             connections
         );
+        eprintln!("  collector's /metrics: {}", step.from_metrics);
         for (service, (rss, hwm)) in &step.rss_mb {
             eprintln!("  {service}: {rss:.1} MB resident (peak {hwm:.1})");
         }
@@ -334,12 +342,15 @@ async fn main() {
             .collect(),
     );
     let published_before = published(&logs);
+    let analysed_before = Exposition::read(a_health).await;
     let replay = replay(
         &analyser_addr,
         services["analyser"].child.id(),
         variants.clone(),
     )
     .await;
+    let analysed = analyser_figures(&analysed_before, &Exposition::read(a_health).await);
+    eprintln!("analyser's /metrics during the replay: {analysed}");
     let published_replay = published(&logs) - published_before;
     let analyser_after = services["analyser"].memory_mb();
     let memory = memory_over_rounds(
@@ -390,6 +401,7 @@ async fn main() {
         "analyser_latency_ms_p50": replay.p50_ms,
         "analyser_latency_ms_p99": replay.p99_ms,
         "analyser_cpu_ms_per_snapshot": replay.cpu_ms_per_snapshot,
+        "analyser_metrics_during_replay": analysed,
         "analyser_rss_mb_after_replay": analyser_after.0,
         "analyser_rss_mb_1000db": memory.last().map(|(_, mb)| *mb),
         "analyser_rss_mb_1000db_by_rounds": memory
@@ -893,6 +905,8 @@ struct Step {
     not_healthy: Vec<String>,
     pg_sessions: i64,
     rss_mb: BTreeMap<&'static str, (f64, f64)>,
+    /// The collector's own figures over the window, from its `/metrics` (`collector_figures`).
+    from_metrics: Value,
 }
 
 impl Step {
@@ -983,6 +997,7 @@ impl Step {
             not_healthy,
             pg_sessions,
             rss_mb,
+            from_metrics: Value::Null,
         }
     }
 
@@ -1001,10 +1016,80 @@ impl Step {
             "not_fitting": self.not_fitting,
             "not_healthy_first_20": self.not_healthy,
             "postgres_sessions": self.pg_sessions,
+            "collector_metrics": self.from_metrics,
             "rss_mb": self.rss_mb.iter().map(|(k, v)| (*k, v.0)).collect::<BTreeMap<_, _>>(),
             "rss_hwm_mb": self.rss_mb.iter().map(|(k, v)| (*k, v.1)).collect::<BTreeMap<_, _>>(),
         })
     }
+}
+
+/// A service's Prometheus exposition (`GET /metrics` on its health port), as text.
+struct Exposition(String);
+
+impl Exposition {
+    /// Empty when the service does not answer (its figures are then NaN, not a failure).
+    async fn read(health_port: u16) -> Self {
+        let url = format!("http://127.0.0.1:{health_port}/metrics");
+        let text = match reqwest::get(&url).await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        Self(text)
+    }
+
+    /// The sum of every sample of `name`, whatever its labels; NaN when there is none.
+    fn sum(&self, name: &str) -> f64 {
+        let values: Vec<f64> = self
+            .0
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| {
+                let (series, value) = line.rsplit_once(' ')?;
+                let metric = series.split('{').next()?;
+                (metric == name).then(|| value.parse::<f64>().ok())?
+            })
+            .collect();
+        if values.is_empty() {
+            f64::NAN
+        } else {
+            values.iter().sum()
+        }
+    }
+
+    /// How many series of `name` there are (one per database for the collector's).
+    fn series(&self, name: &str) -> usize {
+        self.0
+            .lines()
+            .filter(|line| line.split([' ', '{']).next() == Some(name))
+            .count()
+    }
+}
+
+/// The collector's cycles between two readings of its `/metrics`: how many, their mean time, and
+/// the mean size of the snapshot each database last sent.
+fn collector_figures(before: &Exposition, after: &Exposition) -> Value {
+    let delta = |name: &str| after.sum(name) - before.sum(name);
+    let cycles = delta("startupmonkey_cycle_duration_seconds_count");
+    let seconds = delta("startupmonkey_cycle_duration_seconds_sum");
+    let bytes = after.sum("startupmonkey_snapshot_bytes");
+    let databases = after.series("startupmonkey_snapshot_bytes");
+    json!({
+        "cycles": cycles,
+        "cycle_ms_mean": 1000.0 * seconds / cycles,
+        "snapshot_bytes_mean": bytes / databases as f64,
+    })
+}
+
+/// The analyser's snapshots and its time per snapshot (arrival to detections published) between
+/// two readings of its `/metrics`.
+fn analyser_figures(before: &Exposition, after: &Exposition) -> Value {
+    let delta = |name: &str| after.sum(name) - before.sum(name);
+    let snapshots = delta("startupmonkey_snapshots_analysed_total");
+    let seconds = delta("startupmonkey_snapshot_analysis_seconds_sum");
+    json!({
+        "snapshots": snapshots,
+        "analysis_ms_per_snapshot": 1000.0 * seconds / snapshots,
+    })
 }
 
 /// User and system time of process `pid` so far, in ms (`/proc/<pid>/stat`, 100 ticks a second
