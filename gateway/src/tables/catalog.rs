@@ -1,7 +1,8 @@
 //! The statements of the Tables page, each a plain read of the statistics views and the catalog,
 //! marked `/* startupmonkey-gateway */` so the collector leaves them out of the workload. Each
 //! runs under the session's 5 s `statement_timeout` (`dbtest::connect`). PostgreSQL 11 or later
-//! (`pg_index.indnkeyatts`, `INCLUDE`).
+//! (`pg_index.indnkeyatts`, `INCLUDE`). `pg_index`'s vectors start at subscript 0; sliced with
+//! `[0:]` they start at 1, as arrays read by sqlx must.
 
 use sqlx::{PgConnection, Row};
 
@@ -137,9 +138,10 @@ pub async fn index_facts(conn: &mut PgConnection) -> Result<Vec<IndexFacts>, sql
         "/* startupmonkey-gateway */ SELECT i.indexrelid::int8 AS index_oid, \
            i.indrelid::int8 AS table_oid, n.nspname::text AS schema, t.relname::text AS table_name, \
            x.relname::text AS name, am.amname::text AS access_method, \
-           i.indnkeyatts::int4 AS key_count, i.indkey::int2[] AS attributes, \
-           (i.indclass::oid[])::int8[] AS operator_classes, \
-           (i.indcollation::oid[])::int8[] AS collations, i.indoption::int2[] AS options, \
+           i.indnkeyatts::int4 AS key_count, (i.indkey::int2[])[0:] AS attributes, \
+           ((i.indclass::oid[])[0:])::int8[] AS operator_classes, \
+           ((i.indcollation::oid[])[0:])::int8[] AS collations, \
+           (i.indoption::int2[])[0:] AS options, \
            CASE WHEN i.indexprs IS NULL THEN NULL ELSE ARRAY( \
              SELECT pg_get_indexdef(i.indexrelid, k, true) \
              FROM generate_series(1, i.indnkeyatts) k ORDER BY k) END AS key_definitions, \
