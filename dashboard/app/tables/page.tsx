@@ -55,7 +55,7 @@ function Table({ t, report }: { t: TableStats; report: TablesReport }) {
             <>
               {bytes(t.total_bytes)}{" "}
               <span className="muted">
-                in all: {bytes(t.table_bytes)} of rows, {bytes(t.indexes_bytes)} of indexes, the rest TOAST
+                in all: {bytes(t.table_bytes)} of rows, {bytes(t.indexes_bytes)} of indexes, the rest TOAST and the free-space and visibility maps
               </span>
             </>
           )}

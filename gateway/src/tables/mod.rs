@@ -382,9 +382,11 @@ fn day(unix: i64) -> String {
     proto::events::rfc3339(unix).chars().take(10).collect()
 }
 
-/// "12 days", "1 day", "5 hours".
+/// "12 days", "1 day", "5 hours", "less than an hour".
 fn days(days: f64) -> String {
-    if days >= 1.0 {
+    if days * 24.0 < 1.0 {
+        "less than an hour".to_owned()
+    } else if days >= 1.0 {
         let whole = days.floor() as i64;
         format!("{whole} day{}", if whole == 1 { "" } else { "s" })
     } else {
