@@ -1,7 +1,8 @@
 // The dashboard in Debian's Chromium against the real stack (started by the Rust system test
 // `the_dashboard_in_chromium_*`, which passes the addresses below): sign in, onboard a
 // database with the real connection test, see a detection arrive without reloading, approve
-// the proposed index and see it complete, roll it back; a screenshot of every page.
+// the proposed index and see it complete, see it on the Tables page (also at a phone's width),
+// roll it back; a screenshot of every page.
 //
 // Env: DASHBOARD_URL, GATEWAY_TOKEN, DATABASE_URL, SCREENSHOTS (directory), CHROMIUM (path).
 import { mkdirSync, rmSync } from "node:fs";
@@ -78,7 +79,22 @@ try {
   await card("completed").locator('[data-testid="ledger"]').waitFor({ timeout: 90_000 });
   await shot("actions");
 
+  step("the Tables page shows public.posts with its new index");
+  await page.getByRole("link", { name: "Tables", exact: true }).click();
+  await page.getByRole("heading", { name: "Tables", exact: true }).waitFor();
+  const posts = page.locator('[data-testid="table"][data-table="public.posts"]');
+  await posts.locator('[data-testid="index"][data-index="idx_posts_user_id_created_at"]').waitFor();
+  await posts.locator('[data-testid="index"][data-index="posts_pkey"]').getByText("kept: the primary key").waitFor();
+  // A fresh server: too early to call any index unused, and it says so.
+  await page.getByTestId("scan-period").getByText("Too early to call an index unused").waitFor();
+  await shot("tables");
+  await page.setViewportSize({ width: 390, height: 844 });
+  await posts.waitFor();
+  await shot("tables-phone");
+  await page.setViewportSize({ width: 1280, height: 900 });
+
   step("roll it back");
+  await page.getByRole("link", { name: "Actions", exact: true }).click();
   await card("completed").getByRole("button", { name: "Roll back" }).click();
   await card("rolled_back").waitFor({ timeout: 60_000 });
   await shot("actions-rolled-back");

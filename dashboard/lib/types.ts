@@ -15,5 +15,9 @@ export type Status = Schemas["Status"];
 export type ConnectionReport = Schemas["ConnectionReport"];
 export type DoctorReport = Schemas["DoctorReport"];
 export type DoctorCheck = Schemas["DoctorCheck"];
+export type TablesReport = Schemas["TablesReport"];
+export type TableStats = Schemas["TableStats"];
+export type TableIndex = Schemas["TableIndex"];
+export type IndexRecommendation = Schemas["IndexRecommendation"];
 /** One snapshot of the collector's `metrics` event; read its numbers with `numberAt`. */
 export type Metrics = Schemas["JsonObject"];

@@ -1,7 +1,7 @@
 "use client";
 // Data from the gateway that stays current: fetched once, then again whenever a live event of
 // one of `kinds` arrives (at most every 500 ms), and every 15 s as a safety net. Its type is what
-// the gateway's document says `path` answers.
+// the gateway's document says `path` answers. `params` fill the path's `{name}` segments.
 import { useEffect, useRef, useState } from "react";
 
 import { api, type CallOptions, type PathWith, type Reply } from "@/lib/api";
@@ -11,17 +11,19 @@ export function useData<P extends PathWith<"get">>(
   path: P | null,
   query: CallOptions<P, "get">["query"],
   kinds: LiveKind[],
+  params?: Record<string, string>,
 ): { data: Reply<P> | null; error: string; reload: () => void } {
   const [data, setData] = useState<Reply<P> | null>(null);
   const [error, setError] = useState("");
   const [tick, setTick] = useState(0);
   const pending = useRef(false);
   const search = JSON.stringify(query ?? {});
+  const segments = JSON.stringify(params ?? {});
 
   useEffect(() => {
     if (!path) return;
     let current = true;
-    api("get", path, { query: JSON.parse(search) }).then(
+    api("get", path, { query: JSON.parse(search), params: JSON.parse(segments) }).then(
       (value) => {
         if (!current) return;
         setData(value);
@@ -34,7 +36,7 @@ export function useData<P extends PathWith<"get">>(
     return () => {
       current = false;
     };
-  }, [path, search, tick]);
+  }, [path, search, segments, tick]);
 
   useEffect(() => {
     const timer = setInterval(() => setTick((t) => t + 1), 15_000);

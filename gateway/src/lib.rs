@@ -3,7 +3,8 @@
 //! OpenAPI document); `auth` the token and the sign-in cookie; `live` the NATS follower (metric
 //! history, server-sent events); `webhooks` the outgoing notifications; `dbtest` the real
 //! connection test of onboarding; `doctor` what the monitoring role may and may not do, with the
-//! grants for the rest.
+//! grants for the rest; `tables` the Tables page: each table's statistics and indexes, and the
+//! unused and duplicate indexes with the statements that would drop them.
 
 pub mod api;
 pub mod app;
@@ -12,6 +13,7 @@ pub mod config;
 pub mod dbtest;
 pub mod doctor;
 pub mod live;
+pub mod tables;
 pub mod webhooks;
 
 pub use api::router;

@@ -52,6 +52,15 @@ async fn answers_health_alone_reports_knowledge_unreachable_and_stops_on_shutdow
     assert!(state.join("gateway.token").exists());
     let refused = http().post(format!("{base}/flush")).send().await.unwrap();
     assert_eq!(refused.status(), 401);
+    // Reads are open, but the tables connect with the stored credentials, as the doctor does.
+    for connects in ["/databases/shop/tables", "/databases/shop/doctor"] {
+        let refused = http()
+            .get(format!("{base}{connects}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 401, "GET {connects} without the token");
+    }
 
     shutdown.trigger();
     tokio::time::timeout(Duration::from_secs(15), task)
@@ -209,6 +218,7 @@ async fn with_knowledge_down_every_door_answers_503_naming_knowledge() {
         ("GET", "/ledger", None),
         ("GET", "/config", None),
         ("GET", "/databases/shop/doctor", None),
+        ("GET", "/databases/shop/tables", None),
         ("POST", "/flush", None),
         ("DELETE", "/databases/shop", None),
         (
@@ -343,6 +353,27 @@ async fn bad_input_is_refused_before_any_peer_is_asked() {
             400,
             "limit",
         ),
+        (
+            "GET",
+            "/databases/shop/tables?limit=501",
+            None,
+            400,
+            "limit",
+        ),
+        (
+            "GET",
+            "/databases/shop/tables?offset=-1",
+            None,
+            400,
+            "offset",
+        ),
+        (
+            "GET",
+            "/databases/shop/tables?limit=ten",
+            None,
+            400,
+            "limit",
+        ),
         ("POST", "/actions/act-1/frobnicate", None, 404, "frobnicate"),
         (
             "POST",
@@ -432,6 +463,247 @@ async fn the_connection_test_and_the_doctor_read_a_real_postgresql() {
         "{tested}"
     );
     let _ = std::fs::remove_dir_all(state_dir);
+}
+
+/// The recommendation for `index` in a tables report.
+fn recommendation<'a>(report: &'a serde_json::Value, index: &str) -> &'a serde_json::Value {
+    report["recommendations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["index"] == index)
+        .unwrap_or_else(|| panic!("{index} is not recommended: {report:#}"))
+}
+
+/// `index` of `table` in a tables report.
+fn table_index<'a>(
+    report: &'a serde_json::Value,
+    table: &str,
+    index: &str,
+) -> &'a serde_json::Value {
+    report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == table)
+        .and_then(|t| {
+            t["indexes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["name"] == index)
+        })
+        .unwrap_or_else(|| panic!("{table}.{index} is not listed: {report:#}"))
+}
+
+fn recommended_indexes(report: &serde_json::Value) -> Vec<String> {
+    let mut names: Vec<String> = report["recommendations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["index"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+async fn tables_report(url: &str, options: gateway::tables::Options) -> serde_json::Value {
+    let report = gateway::tables::examine(url, options).await.unwrap();
+    serde_json::to_value(report).unwrap()
+}
+
+#[tokio::test]
+async fn the_tables_page_recommends_exactly_the_unused_and_duplicate_indexes_with_their_statements()
+{
+    let pg = testkit::PgCluster::start();
+    pg.create_database("app");
+    pg.psql(
+        "app",
+        "CREATE TABLE orders (id serial PRIMARY KEY, sku text NOT NULL, customer_id int NOT NULL, \
+                              created_at timestamptz NOT NULL, total int); \
+         INSERT INTO orders (sku, customer_id, created_at, total) \
+           SELECT 'sku-' || g, g % 500, now() - g * interval '1 minute', g FROM generate_series(1, 20000) g; \
+         CREATE UNIQUE INDEX orders_sku ON orders (sku); \
+         CREATE INDEX orders_by_customer ON orders (customer_id); \
+         CREATE INDEX orders_by_customer_created ON orders (customer_id, created_at); \
+         CREATE INDEX orders_by_total ON orders (total); \
+         DELETE FROM orders WHERE id <= 1000; \
+         CREATE SCHEMA \"Sales Data\"; \
+         CREATE TABLE \"Sales Data\".\"Order Items\" (id int PRIMARY KEY, qty int); \
+         CREATE INDEX \"By \"\"Qty\"\"\" ON \"Sales Data\".\"Order Items\" (qty); \
+         ANALYZE;",
+    );
+    // Scans of the narrow and the wide index: the narrow one is used, and still a duplicate.
+    pg.psql(
+        "app",
+        "SET enable_seqscan = off; SET enable_bitmapscan = off; \
+         SELECT count(*) FROM orders WHERE customer_id = 7; \
+         SELECT count(*) FROM orders WHERE customer_id = 7 AND created_at < now() - interval '1 day'; \
+         SELECT count(*) FROM orders WHERE sku = 'sku-5';",
+    );
+    let url = pg.url("app");
+    let any_period = gateway::tables::Options {
+        unused_after_days: 0.0,
+        ..Default::default()
+    };
+    // The backend that scanned reports its counts as it exits; poll until they are in.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let report = loop {
+        let report = tables_report(&url, any_period).await;
+        if table_index(&report, "orders", "orders_by_customer")["scans"].as_i64() > Some(0)
+            && table_index(&report, "orders", "orders_by_customer_created")["scans"].as_i64()
+                > Some(0)
+        {
+            break report;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scans counted: {report:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    assert_eq!(report["database"], "app");
+    assert_eq!(report["total_tables"], 2, "{report:#}");
+    let orders = &report["tables"][0];
+    assert_eq!(orders["schema"], "public", "the largest first: {report:#}");
+    assert_eq!(orders["name"], "orders");
+    assert_eq!(orders["live_rows"], 19_000, "{orders:#}");
+    assert_eq!(orders["dead_rows"], 1_000, "{orders:#}");
+    assert!(orders["total_bytes"].as_i64().unwrap() > orders["table_bytes"].as_i64().unwrap());
+    assert!(orders["last_analyze"].as_i64().is_some(), "{orders:#}");
+    assert!(orders["index_scans"].as_i64().unwrap() >= 3, "{orders:#}");
+
+    // Exactly these: the duplicate prefix (scanned, but the wider index serves it), the unused
+    // ones; never the primary keys or the unique index, nor the used wide index.
+    assert_eq!(
+        recommended_indexes(&report),
+        ["By \"Qty\"", "orders_by_customer", "orders_by_total"],
+        "{report:#}"
+    );
+    assert_eq!(report["total_recommendations"], 3);
+    let duplicate = recommendation(&report, "orders_by_customer");
+    assert_eq!(duplicate["reasons"], serde_json::json!(["duplicate"]));
+    assert_eq!(duplicate["duplicate_of"], "orders_by_customer_created");
+    assert_eq!(
+        duplicate["drop_statement"],
+        r#"DROP INDEX CONCURRENTLY "public"."orders_by_customer";"#
+    );
+    assert_eq!(
+        duplicate["definition"],
+        "CREATE INDEX orders_by_customer ON public.orders USING btree (customer_id)"
+    );
+    assert_eq!(
+        duplicate["restore_statement"],
+        "CREATE INDEX CONCURRENTLY orders_by_customer ON public.orders USING btree (customer_id);"
+    );
+    let unused = recommendation(&report, "orders_by_total");
+    assert_eq!(unused["reasons"], serde_json::json!(["unused"]));
+    assert!(
+        unused["explanation"]
+            .as_str()
+            .unwrap()
+            .starts_with("No scans since "),
+        "{unused:#}"
+    );
+    let quoted = recommendation(&report, "By \"Qty\"");
+    assert_eq!(quoted["schema"], "Sales Data");
+    assert_eq!(
+        quoted["drop_statement"],
+        r#"DROP INDEX CONCURRENTLY "Sales Data"."By ""Qty""";"#
+    );
+    assert_eq!(
+        table_index(&report, "orders", "orders_pkey")["usage"],
+        "kept"
+    );
+    let unique = table_index(&report, "orders", "orders_sku");
+    assert_eq!(unique["usage"], "kept");
+    assert!(
+        unique["kept_because"]
+            .as_str()
+            .unwrap()
+            .starts_with("unique"),
+        "{unique:#}"
+    );
+    assert_eq!(
+        table_index(&report, "orders", "orders_by_customer_created")["usage"],
+        "used"
+    );
+    assert_eq!(
+        table_index(&report, "orders", "orders_by_total")["usage"],
+        "unused"
+    );
+
+    // A page of one table still counts them all.
+    let first = tables_report(
+        &url,
+        gateway::tables::Options {
+            limit: 1,
+            ..any_period
+        },
+    )
+    .await;
+    assert_eq!(first["total_tables"], 2);
+    assert_eq!(first["tables"].as_array().unwrap().len(), 1);
+    assert_eq!(first["tables"][0]["name"], "orders");
+}
+
+#[tokio::test]
+async fn right_after_a_statistics_reset_it_is_too_early_to_call_an_index_unused() {
+    let pg = testkit::PgCluster::start();
+    pg.create_database("app");
+    pg.psql(
+        "app",
+        "CREATE TABLE posts (id serial PRIMARY KEY, user_id int NOT NULL, created_at timestamptz); \
+         CREATE INDEX posts_by_user ON posts (user_id); \
+         CREATE INDEX posts_by_user_created ON posts (user_id, created_at); \
+         CREATE INDEX posts_by_created ON posts (created_at);",
+    );
+    let url = pg.url("app");
+    // Never reset: counted since the server started, minutes ago.
+    let report = tables_report(&url, Default::default()).await;
+    assert_eq!(report["counted_since_reset"], false, "{report:#}");
+    assert_eq!(report["unused_after_days"], 7.0);
+    assert!(
+        report["scan_period"]
+            .as_str()
+            .unwrap()
+            .contains("the server started"),
+        "{report:#}"
+    );
+
+    pg.psql("app", "SELECT pg_stat_reset()");
+    let report = tables_report(&url, Default::default()).await;
+    assert_eq!(report["counted_since_reset"], true, "{report:#}");
+    assert!(
+        report["scans_counted_days"].as_f64().unwrap() < 0.01,
+        "{report:#}"
+    );
+    let period = report["scan_period"].as_str().unwrap();
+    assert!(period.contains("last reset"), "{period}");
+    assert!(
+        period.contains("Too early to call an index unused"),
+        "{period}"
+    );
+    assert_eq!(
+        table_index(&report, "posts", "posts_by_created")["usage"],
+        "too_early"
+    );
+    // Only the duplicate: that needs no period.
+    assert_eq!(
+        recommended_indexes(&report),
+        ["posts_by_user"],
+        "{report:#}"
+    );
+    let duplicate = recommendation(&report, "posts_by_user");
+    assert_eq!(duplicate["reasons"], serde_json::json!(["duplicate"]));
+    assert!(
+        duplicate["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("0 scans since "),
+        "{duplicate:#}"
+    );
 }
 
 #[tokio::test]

@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod schema;
 pub mod session;
 pub mod system;
+pub mod tables;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -155,6 +156,7 @@ pub fn router(state: AppState) -> Router {
         .route("/databases/test", post(databases::test))
         .route("/databases/doctor", post(databases::doctor_unregistered))
         .route("/databases/{id}/doctor", get(databases::doctor_registered))
+        .route("/databases/{id}/tables", get(tables::list))
         .route(
             "/databases/{id}",
             get(databases::get)

@@ -7,15 +7,17 @@ use axum::Json;
 use utoipa::OpenApi;
 
 use super::schema::{JsonObject, JsonValue, SystemConfigSchema};
-use super::{actions, config, databases, detections, error, ledger, metrics, session, system};
-use crate::{dbtest, doctor};
+use super::{
+    actions, config, databases, detections, error, ledger, metrics, session, system, tables,
+};
+use crate::{dbtest, doctor, tables as table_stats};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "StartupMonkey gateway",
         description = "The dashboard's backend: REST over knowledge and the executor. Every change \
-                       (and the doctor) needs the token: `Authorization: Bearer <GATEWAY_TOKEN>` or \
+                       (and the doctor and the tables, which connect to the database) needs the token: `Authorization: Bearer <GATEWAY_TOKEN>` or \
                        the session cookie of `POST /auth/login`. Every error is `{\"error\": \"...\"}`."
     ),
     paths(
@@ -27,6 +29,7 @@ use crate::{dbtest, doctor};
         databases::test,
         databases::doctor_registered,
         databases::doctor_unregistered,
+        tables::list,
         detections::list,
         actions::list,
         actions::decide,
@@ -50,6 +53,7 @@ use crate::{dbtest, doctor};
         JsonValue,
         dbtest::ConnectionReport,
         doctor::Report,
+        table_stats::Report,
     ))
 )]
 struct ApiDoc;

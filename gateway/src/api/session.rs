@@ -1,6 +1,6 @@
 //! Sign-in: `POST /auth/login` with the token sets the session cookie, `POST /auth/logout`
 //! clears it, `GET /auth/me` says whether the caller is signed in; [`require`] guards every
-//! change (and the doctor, and reads with `GATEWAY_AUTH_READS=true`) with the token.
+//! change (and the doctor and the tables, and reads with `GATEWAY_AUTH_READS=true`) with the token.
 
 use std::sync::Arc;
 
@@ -99,8 +99,11 @@ pub async fn require(State(auth): State<Arc<Auth>>, request: Request, next: Next
         request.uri().path(),
         "/health" | "/ready" | "/openapi.json" | "/auth/login" | "/auth/logout" | "/auth/me"
     );
-    // The doctor reads, but connects to a monitored database with its stored credentials.
-    let connects = request.uri().path().ends_with("/doctor");
+    // The doctor and the tables read, but connect to a monitored database with its stored
+    // credentials.
+    let connects = request.uri().path().ends_with("/doctor")
+        || (request.uri().path().starts_with("/databases/")
+            && request.uri().path().ends_with("/tables"));
     if !open && (mutating || connects || auth.reads) && !auth.is_authenticated(request.headers()) {
         warn!(method = %request.method(), path = %request.uri().path(), "unauthenticated request refused");
         return ApiError::from(Error::new(

@@ -2305,6 +2305,8 @@ async fn the_dashboard_in_chromium_signs_in_onboards_sees_a_detection_live_appro
         "metrics",
         "detections",
         "actions",
+        "tables",
+        "tables-phone",
         "settings",
     ] {
         assert!(
