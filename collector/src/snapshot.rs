@@ -387,26 +387,41 @@ mod tests {
     fn the_event_carries_the_costliest_statements_one_per_queryid_without_literals() {
         let mut top = vec![
             statement(1, "app", "SELECT * FROM posts WHERE user_id = $1", 10, 50.0),
-            statement(1, "report", "SELECT * FROM posts WHERE user_id = $1", 5, 25.0),
+            statement(
+                1,
+                "report",
+                "SELECT * FROM posts WHERE user_id = $1",
+                5,
+                25.0,
+            ),
             statement(2, "app", "SET statement_timeout = 5000", 1, 60.0),
         ];
         top.extend((10..60).map(|n| statement(n, "app", "SELECT $1", 1, 1.0 / n as f64)));
         let event = to_event(&snapshot(top, true));
-        let list = event.top_statements.expect("statements on a windowed snapshot");
+        let list = event
+            .top_statements
+            .expect("statements on a windowed snapshot");
         assert_eq!(list.len(), STATEMENTS_ON_NATS);
         assert_eq!(list[0].queryid, 1, "75 ms over both roles: the costliest");
         assert_eq!((list[0].calls, list[0].total_time_ms), (15, 75.0));
         assert_eq!((list[0].rows, list[0].shared_blks_read), (15, 4));
         assert_eq!(list[1].queryid, 2);
         assert!(!list[1].query.contains("5000"), "{}", list[1].query);
-        assert!(list.windows(2).all(|w| w[0].total_time_ms >= w[1].total_time_ms));
+        assert!(
+            list.windows(2)
+                .all(|w| w[0].total_time_ms >= w[1].total_time_ms)
+        );
     }
 
     #[test]
     fn an_unwindowed_or_statementless_snapshot_sends_no_statements() {
         let top = vec![statement(1, "app", "SELECT 1", 1, 1.0)];
         assert!(to_event(&snapshot(top, false)).top_statements.is_none());
-        assert!(to_event(&snapshot(Vec::new(), true)).top_statements.is_none());
+        assert!(
+            to_event(&snapshot(Vec::new(), true))
+                .top_statements
+                .is_none()
+        );
         let json = serde_json::to_value(to_event(&snapshot(Vec::new(), true))).unwrap();
         assert!(json.get("top_statements").is_none(), "{json}");
     }

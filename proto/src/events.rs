@@ -289,7 +289,10 @@ mod tests {
         .unwrap();
         assert_eq!(metrics.measurements, Measurements::default());
         assert!(metrics.time_delta_seconds.is_none());
-        assert!(metrics.top_statements.is_none(), "the original's events carry none");
+        assert!(
+            metrics.top_statements.is_none(),
+            "the original's events carry none"
+        );
     }
 
     #[test]
