@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { coverage, pointWidth } from "./queries";
+import { coverage, drawnFrom, pointWidth } from "./queries";
 import type { QueriesReport } from "./types";
 
 const report = (over: Partial<QueriesReport>): QueriesReport =>
@@ -30,5 +30,11 @@ describe("queries", () => {
     expect(coverage(report({}))).toContain("covers 2 min of the 1.0 h asked");
     expect(coverage(report({ covered_seconds: 3600 }))).toBe("Figures over the last 1.0 h, one history point per 20-s interval.");
     expect(coverage(report({ history_since: null }))).toContain("Nothing heard of this database yet");
+  });
+
+  it("draws the window, or from a little before the history when it covers less", () => {
+    expect(drawnFrom(report({}))).toBe(9_880 - 60);
+    expect(drawnFrom(report({ history_since: 1_000 }))).toBe(10_000 - 3600);
+    expect(drawnFrom(report({ history_since: null }))).toBe(10_000 - 3600);
   });
 });

@@ -23,3 +23,11 @@ export function coverage(r: QueriesReport): string {
   const since = new Date(r.history_since * 1000).toLocaleString();
   return `The history covers ${duration(r.covered_seconds)} of the ${window} asked: the gateway keeps it in memory and has heard this database since ${since}. One point per ${pointWidth(r.bucket_seconds)} interval.`;
 }
+
+/** Where the charts start: the window's start, or a little before the history's when it covers
+ * less (the page says how much), so a few minutes of history are not drawn as a sliver. */
+export function drawnFrom(r: QueriesReport): number {
+  const start = r.until - r.window_seconds;
+  if (r.history_since === null || r.history_since === undefined) return start;
+  return Math.max(start, r.history_since - 3 * r.bucket_seconds);
+}

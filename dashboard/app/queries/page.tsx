@@ -9,7 +9,7 @@ import { Chart } from "@/components/Chart";
 import { useShell } from "@/components/Shell";
 import { type ChartMarker } from "@/lib/chart";
 import { ms, percent } from "@/lib/format";
-import { coverage, pointWidth } from "@/lib/queries";
+import { coverage, drawnFrom, pointWidth } from "@/lib/queries";
 import type { QueriesReport, StatementReport } from "@/lib/types";
 import { useData } from "@/lib/useData";
 
@@ -59,7 +59,7 @@ function Statement({ s, report, markers }: { s: StatementReport; report: Queries
         times={s.history.map((p) => p.at)}
         values={s.history.map((p) => p.mean_ms ?? Number.NaN)}
         format={ms}
-        from={report.until - report.window_seconds}
+        from={drawnFrom(report)}
         to={report.until}
         markers={markers}
         height={140}
