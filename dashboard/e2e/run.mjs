@@ -2,7 +2,8 @@
 // `the_dashboard_in_chromium_*`, which passes the addresses below): sign in, onboard a
 // database with the real connection test, see a detection arrive without reloading, approve
 // the proposed index and see it complete, see it on the Tables page (also at a phone's width),
-// roll it back; a screenshot of every page.
+// see the workload's statement on posts on the Queries page with its history and a marker where
+// the index was built (which opens the action), roll it back; a screenshot of every page.
 //
 // Env: DASHBOARD_URL, GATEWAY_TOKEN, DATABASE_URL, SCREENSHOTS (directory), CHROMIUM (path).
 import { mkdirSync, rmSync } from "node:fs";
@@ -93,6 +94,27 @@ try {
   await shot("tables-phone");
   await page.setViewportSize({ width: 1280, height: 900 });
 
+  step("the Queries page shows the statement on posts with its history and the index's marker");
+  await page.getByRole("link", { name: "Queries", exact: true }).click();
+  await page.getByRole("heading", { name: "Queries", exact: true }).waitFor();
+  const statement = page.locator('[data-testid="statement"][data-tables~="posts"]').first();
+  await statement.waitFor({ timeout: 60_000 });
+  await statement.getByRole("img", { name: "Mean time per call" }).waitFor();
+  await statement.locator("canvas").first().waitFor();
+  const marker = statement.locator('[data-testid="action-marker"]').first();
+  await marker.waitFor({ timeout: 60_000 });
+  const text = await statement.getByLabel("Statement").innerText();
+  if (!/\$\d/.test(text)) throw new Error(`the statement is not normalised: ${text}`);
+  await page.getByTestId("coverage").waitFor();
+  await shot("queries");
+  await page.setViewportSize({ width: 390, height: 844 });
+  await statement.locator('[data-testid="action-marker"]').first().waitFor();
+  await shot("queries-phone");
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await statement.locator('[data-testid="action-marker"]').first().click();
+  await page.waitForURL(/\/actions#action-/);
+  await card("completed").waitFor();
+
   step("roll it back");
   await page.getByRole("link", { name: "Actions", exact: true }).click();
   await card("completed").getByRole("button", { name: "Roll back" }).click();
@@ -107,6 +129,7 @@ try {
   await shot("overview");
   await page.getByRole("link", { name: "Metrics", exact: true }).click();
   await page.getByRole("img", { name: "Health score" }).waitFor();
+  await page.getByRole("img", { name: "Health score" }).locator("canvas").first().waitFor();
   await page.getByText(/^[1-9]\d* points/).first().waitFor();
   await shot("metrics");
   await page.getByRole("link", { name: "Settings", exact: true }).click();

@@ -91,7 +91,7 @@ export default function ActionsPage() {
       {list.map((a) => {
         const entry = ledger.data?.find((e) => e.action_id === a.action_id);
         return (
-          <div key={a.action_id} className="card" data-testid="action" data-status={a.status}>
+          <div key={a.action_id} id={`action-${a.action_id}`} className="card" data-testid="action" data-status={a.status}>
             <div className="row">
               <span className={`badge ${tone(a.status)}`} data-testid="action-status">
                 {a.status.replace("_", " ")}
