@@ -5,6 +5,7 @@ import Link from "next/link";
 import { usePathname } from "next/navigation";
 import { createContext, useCallback, useContext, useEffect, useState, type ReactNode } from "react";
 
+import { LiveStatus } from "@/components/LiveStatus";
 import { Onboarding } from "@/components/Onboarding";
 import { SignIn } from "@/components/SignIn";
 import { api } from "@/lib/api";
@@ -101,6 +102,7 @@ export function Shell({ children }: { children: ReactNode }) {
           <div className="header">
             <h2>{title}</h2>
             <div className="row">
+              <LiveStatus />
               <select aria-label="Database" value={selected} onChange={(e) => setSelected(e.target.value)}>
                 {databases.map((d) => (
                   <option key={d.database_id} value={d.database_id}>

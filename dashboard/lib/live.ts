@@ -3,7 +3,7 @@
 // anyone listens. When it drops for good (the gateway or the proxy answered an error, which an
 // EventSource never retries) it is opened again after 1, 2, 4 … 15 s; once it is back, listeners
 // hear "reconnected" so they fetch what they missed. Its state is shown in the header.
-import { useEffect, useRef, useState } from "react";
+import { useEffect, useRef, useSyncExternalStore } from "react";
 
 import { retryDelay, type LiveState } from "@/lib/connection";
 
@@ -13,8 +13,9 @@ type Listener = (kind: LiveKind, data: unknown) => void;
 
 const KINDS = ["metrics", "detection", "action"] as const;
 const listeners = new Set<Listener>();
-const watchers = new Set<(state: LiveState) => void>();
-let state: LiveState = { kind: "connecting" };
+const watchers = new Set<() => void>();
+const CONNECTING: LiveState = { kind: "connecting" };
+let state: LiveState = CONNECTING;
 let source: EventSource | null = null;
 let timer: ReturnType<typeof setTimeout> | null = null;
 let attempt = 0;
@@ -22,7 +23,7 @@ let wasDown = false;
 
 function setState(next: LiveState): void {
   state = next;
-  for (const watch of watchers) watch(state);
+  for (const watch of watchers) watch();
 }
 
 function emit(kind: LiveKind, data: unknown): void {
@@ -76,7 +77,7 @@ function retain(): () => void {
     source = null;
     attempt = 0;
     wasDown = false;
-    setState({ kind: "connecting" });
+    setState(CONNECTING);
   };
 }
 
@@ -97,17 +98,20 @@ export function useLive(onEvent: Listener): void {
   }, []);
 }
 
+function watch(changed: () => void): () => void {
+  watchers.add(changed);
+  const release = retain();
+  return () => {
+    watchers.delete(changed);
+    release();
+  };
+}
+
 /** The live stream's state, kept current. */
 export function useLiveState(): LiveState {
-  const [current, setCurrent] = useState<LiveState>(state);
-  useEffect(() => {
-    watchers.add(setCurrent);
-    setCurrent(state);
-    const release = retain();
-    return () => {
-      watchers.delete(setCurrent);
-      release();
-    };
-  }, []);
-  return current;
+  return useSyncExternalStore(
+    watch,
+    () => state,
+    () => CONNECTING,
+  );
 }

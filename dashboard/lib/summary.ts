@@ -103,7 +103,7 @@ export function weeklySummary(actions: Action[], ledger: LedgerEntry[], register
   const entries = new Map(ledger.map((e) => [e.action_id, e]));
   const items = actions
     .map((action) => ({ action, at: Date.parse(action.created_at) }))
-    .filter(({ at }) => !Number.isNaN(at) && at >= since && at <= now)
+    .filter(({ at }) => !Number.isNaN(at) && at >= since)
     .sort((a, b) => b.at - a.at)
     .map(({ action }): SummaryItem => {
       const entry = entries.get(action.action_id);

@@ -11,7 +11,12 @@ export default function DetectionsPage() {
   return (
     <>
       {detections.error && <p className="error">{detections.error}</p>}
-      {list.length === 0 && <p className="muted">Nothing detected: the database looks healthy.</p>}
+      {detections.data?.length === 0 && (
+        <p className="muted">
+          Nothing detected: the database looks healthy. The analyser checks every reading the collector takes (every collection
+          interval); a problem appears here as soon as it is found, without reloading.
+        </p>
+      )}
       {list.map((d) => (
         <div key={d.id} className="card" data-testid="detection">
           <div className="row">
