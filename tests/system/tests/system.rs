@@ -2337,19 +2337,15 @@ async fn the_dashboard_in_chromium_opens_on_the_overview_of_a_database_registere
     let pg = s1_database(true);
     let state = tempfile::tempdir().unwrap();
     // As `make up DATABASE_URL=…` does: the database registered before anyone opens the
-    // dashboard, the wizard never run (onboarding not marked done), fixes waiting for approval.
-    let stack = Stack::start(
-        execution_mode(
-            "approval",
-            DetectionThresholds {
-                // A twentieth of the default 2 % of a core, so the small workload is worth an index.
-                index_min_statement_seconds_per_second: 0.001,
-                ..Default::default()
-            },
-        ),
-        ("app", pg.url("app")),
-    )
-    .await;
+    // dashboard, the wizard never run (onboarding not marked done), fixes waiting for approval,
+    // each judged after 3 cycles.
+    let mut settings = verifying(3, "approval");
+    settings.thresholds = Some(DetectionThresholds {
+        // A twentieth of the default 2 % of a core, so the small workload is worth an index.
+        index_min_statement_seconds_per_second: 0.001,
+        ..Default::default()
+    });
+    let stack = Stack::start(settings, ("app", pg.url("app"))).await;
     let executor = stack.start_executor(state.path()).await;
     let gateway = stack.start_gateway(&executor.grpc_addr, state.path()).await;
     let load = s1_workload(pg.url("app"));
