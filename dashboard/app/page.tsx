@@ -4,6 +4,7 @@
 // here follows the live stream.
 import Link from "next/link";
 
+import { Problem } from "@/components/Problem";
 import { useShell } from "@/components/Shell";
 import { WeeklySummary } from "@/components/WeeklySummary";
 import { countBy, tone } from "@/lib/format";
@@ -38,10 +39,7 @@ export default function Overview() {
   return (
     <>
       {errors.map((error) => (
-        <p key={error} className="error">
-          Could not read from the gateway: {error}. Check that the gateway and knowledge run (make up logs them in
-          .startupmonkey/logs/); this page tries again every 15 s and when the live stream reconnects.
-        </p>
+        <Problem key={error} what="the overview" error={error} />
       ))}
       <p className="row">
         <span>

@@ -65,7 +65,8 @@ export function Shell({ children }: { children: ReactNode }) {
       await refreshDatabases();
       setProblem("");
     })().catch((error: Error) => {
-      if (current) setProblem(`The gateway cannot be reached: ${error.message}`);
+      if (current)
+        setProblem(`The gateway cannot be reached: ${error.message}. Check that it is running (make up writes its log to .startupmonkey/logs/gateway.log), then reload this page.`);
     });
     return () => {
       current = false;

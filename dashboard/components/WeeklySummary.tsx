@@ -5,6 +5,7 @@
 import Link from "next/link";
 import { useEffect, useState } from "react";
 
+import { Problem } from "@/components/Problem";
 import { perDay } from "@/lib/format";
 import { OUTCOME_WORDS, periodWords, plural, weeklySummary } from "@/lib/summary";
 import type { Database } from "@/lib/types";
@@ -32,7 +33,7 @@ export function WeeklySummary({ database, mode }: { database: Database; mode: st
     return (
       <section className="card" data-testid="weekly-summary">
         <h3>What StartupMonkey did this week on {name}</h3>
-        {error ? <ErrorLine error={error} /> : <p className="muted">Loading…</p>}
+        {error ? <Problem what="the actions" error={error} /> : <p className="muted">Loading…</p>}
       </section>
     );
   }
@@ -41,7 +42,7 @@ export function WeeklySummary({ database, mode }: { database: Database; mode: st
   return (
     <section className="card" data-testid="weekly-summary">
       <h3>What StartupMonkey did this week on {name}</h3>
-      {error && <ErrorLine error={error} />}
+      <Problem what="the actions" error={error} />
       {summary.items.length === 0 ? (
         <p className="muted" data-testid="summary-empty">
           No actions {period}. When the analyser finds a problem with a fix (it reads {name} every collection interval), the fix
@@ -92,14 +93,5 @@ export function WeeklySummary({ database, mode }: { database: Database; mode: st
         </>
       )}
     </section>
-  );
-}
-
-function ErrorLine({ error }: { error: string }) {
-  return (
-    <p className="error">
-      The actions could not be read: {error}. The gateway reads them from knowledge: check that both run (make up logs them in
-      .startupmonkey/logs/). This retries every 15 s.
-    </p>
   );
 }

@@ -3,6 +3,7 @@
 // ledger's measured before and after.
 import { useEffect, useState } from "react";
 
+import { Problem } from "@/components/Problem";
 import { useShell } from "@/components/Shell";
 import { api } from "@/lib/api";
 import { bytes, ms, perDay, tone } from "@/lib/format";
@@ -92,7 +93,8 @@ export default function ActionsPage() {
   return (
     <>
       {problem && <p className="error">{problem}</p>}
-      {actions.error && <p className="error">{actions.error}</p>}
+      <Problem what="the actions" error={actions.error} />
+      <Problem what="the ledger" error={ledger.error} />
       {actions.data?.length === 0 && (
         <p className="muted">
           No actions yet. When the analyser finds a problem with a fix, the fix appears here without reloading: run at once in
