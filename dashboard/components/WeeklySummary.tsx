@@ -11,6 +11,9 @@ import { OUTCOME_WORDS, periodWords, plural, weeklySummary } from "@/lib/summary
 import type { Database } from "@/lib/types";
 import { useData } from "@/lib/useData";
 
+/** The newest actions listed one by one; the counts above cover them all. */
+const SHOWN = 20;
+
 const MODE_WORDS: Record<string, string> = {
   autonomous: "In autonomous mode, a fix runs as soon as it is found, is measured, and is undone if it does not help.",
   approval: "In approval mode, each fix waits here and on the Actions page for you to approve it.",
@@ -77,7 +80,7 @@ export function WeeklySummary({ database, mode }: { database: Database; mode: st
             </p>
           )}
           <ul className="summary-list">
-            {summary.items.map(({ action, outcome, savedMsPerDay }) => (
+            {summary.items.slice(0, SHOWN).map(({ action, outcome, savedMsPerDay }) => (
               <li key={action.action_id} data-testid="summary-action" data-outcome={outcome}>
                 <span className={`badge ${OUTCOME_WORDS[outcome].tone}`} title={OUTCOME_WORDS[outcome].meaning}>
                   {OUTCOME_WORDS[outcome].label}
@@ -90,6 +93,11 @@ export function WeeklySummary({ database, mode }: { database: Database; mode: st
               </li>
             ))}
           </ul>
+          {summary.items.length > SHOWN && (
+            <Link href="/actions">
+              and {plural(summary.items.length - SHOWN, "earlier action")} on the Actions page →
+            </Link>
+          )}
         </>
       )}
     </section>
