@@ -48,8 +48,8 @@ export function WeeklySummary({ database, mode }: { database: Database; mode: st
       <Problem what="the actions" error={error} />
       {summary.items.length === 0 ? (
         <p className="muted" data-testid="summary-empty">
-          No actions {period}. When the analyser finds a problem with a fix (it reads {name} every collection interval), the fix
-          appears here and on the Actions page. {MODE_WORDS[mode] ?? ""}
+          No actions {period}. The collector reads {name} every collection interval and the analyser checks each reading; when
+          it finds a problem with a fix, the fix appears here and on the Actions page without reloading. {MODE_WORDS[mode] ?? ""}
         </p>
       ) : (
         <>
