@@ -9,6 +9,8 @@ PACKAGES=(
   postgresql-15          # initdb/pg_ctl for private test clusters; pg_stat_statements ships inside
   postgresql-contrib
   postgresql-15-hypopg   # hypothetical indexes for the index advisor
+  mariadb-server         # mariadbd and mariadb-install-db for private MariaDB test servers (the second engine)
+  mariadb-client         # the mariadb client the MariaDB test servers are set up with
   pgbouncer              # the connection pooler the executor deploys
   redis-server           # knowledge's store, and the cache the executor deploys
   redis-tools            # redis-cli, for the deployed cache's tests

@@ -40,8 +40,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use proto::events::{Measurements as JsonMeasurements, NormalisedMetrics};
-use proto::metrics::{IndexStats, Measurements, MetricSnapshot, PostgresDetail};
+use proto::events::{
+    Measurements as JsonMeasurements, NormalisedMetrics, STATEMENTS_ON_NATS, StatementWindow,
+};
+use proto::metrics::{IndexStats, Measurements, MetricSnapshot, PostgresDetail, StatementStats};
 
 use crate::normalise::{Inputs, scores};
 use crate::pg_stats::Sample;
@@ -278,7 +280,8 @@ pub fn build(
     }
 }
 
-/// The NATS `metrics` payload: the snapshot without the typed detail, in the original's JSON.
+/// The NATS `metrics` payload: the snapshot without the typed detail, in the original's JSON,
+/// plus the window's costliest statements (`top_statements`).
 pub fn to_event(snapshot: &MetricSnapshot) -> NormalisedMetrics {
     let m = snapshot.measurements.unwrap_or_default();
     NormalisedMetrics {
@@ -317,5 +320,109 @@ pub fn to_event(snapshot: &MetricSnapshot) -> NormalisedMetrics {
         time_delta_seconds: snapshot.time_delta_seconds,
         extended_metrics: snapshot.extended_metrics.clone().into_iter().collect(),
         labels: snapshot.labels.clone().into_iter().collect(),
+        top_statements: snapshot
+            .postgres
+            .as_ref()
+            .filter(|_| snapshot.time_delta_seconds.is_some())
+            .filter(|p| !p.top_statements.is_empty())
+            .map(|p| statements_on_nats(&p.top_statements)),
+    }
+}
+
+/// The window's statements for NATS: one per `queryid` (the roles that ran it summed), the
+/// costliest [`STATEMENTS_ON_NATS`] by total time, each text through `literals::redact` —
+/// pg_stat_statements keeps some utility statements' constants, and these texts reach browsers
+/// and webhooks.
+fn statements_on_nats(top: &[StatementStats]) -> Vec<StatementWindow> {
+    let mut by_id: BTreeMap<i64, StatementWindow> = BTreeMap::new();
+    for s in top {
+        let entry = by_id.entry(s.queryid).or_insert_with(|| StatementWindow {
+            queryid: s.queryid,
+            query: crate::literals::redact(&s.query),
+            ..Default::default()
+        });
+        entry.calls += s.calls;
+        entry.total_time_ms += s.total_time_ms;
+        entry.rows += s.rows;
+        entry.shared_blks_hit += s.shared_blks_hit;
+        entry.shared_blks_read += s.shared_blks_read;
+    }
+    let mut list: Vec<StatementWindow> = by_id.into_values().collect();
+    list.sort_by(|a, b| b.total_time_ms.total_cmp(&a.total_time_ms));
+    list.truncate(STATEMENTS_ON_NATS);
+    list
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn statement(queryid: i64, role: &str, query: &str, calls: i64, ms: f64) -> StatementStats {
+        StatementStats {
+            queryid,
+            query: query.into(),
+            role: role.into(),
+            calls,
+            total_time_ms: ms,
+            mean_time_ms: ms / calls as f64,
+            rows: calls,
+            shared_blks_hit: 1,
+            shared_blks_read: 2,
+        }
+    }
+
+    fn snapshot(top: Vec<StatementStats>, windowed: bool) -> MetricSnapshot {
+        MetricSnapshot {
+            database_id: "db1".into(),
+            time_delta_seconds: windowed.then_some(5.0),
+            postgres: Some(PostgresDetail {
+                top_statements: top,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_event_carries_the_costliest_statements_one_per_queryid_without_literals() {
+        let mut top = vec![
+            statement(1, "app", "SELECT * FROM posts WHERE user_id = $1", 10, 50.0),
+            statement(
+                1,
+                "report",
+                "SELECT * FROM posts WHERE user_id = $1",
+                5,
+                25.0,
+            ),
+            statement(2, "app", "SET statement_timeout = 5000", 1, 60.0),
+        ];
+        top.extend((10..60).map(|n| statement(n, "app", "SELECT $1", 1, 1.0 / n as f64)));
+        let event = to_event(&snapshot(top, true));
+        let list = event
+            .top_statements
+            .expect("statements on a windowed snapshot");
+        assert_eq!(list.len(), STATEMENTS_ON_NATS);
+        assert_eq!(list[0].queryid, 1, "75 ms over both roles: the costliest");
+        assert_eq!((list[0].calls, list[0].total_time_ms), (15, 75.0));
+        assert_eq!((list[0].rows, list[0].shared_blks_read), (15, 4));
+        assert_eq!(list[1].queryid, 2);
+        assert!(!list[1].query.contains("5000"), "{}", list[1].query);
+        assert!(
+            list.windows(2)
+                .all(|w| w[0].total_time_ms >= w[1].total_time_ms)
+        );
+    }
+
+    #[test]
+    fn an_unwindowed_or_statementless_snapshot_sends_no_statements() {
+        let top = vec![statement(1, "app", "SELECT 1", 1, 1.0)];
+        assert!(to_event(&snapshot(top, false)).top_statements.is_none());
+        assert!(
+            to_event(&snapshot(Vec::new(), true))
+                .top_statements
+                .is_none()
+        );
+        let json = serde_json::to_value(to_event(&snapshot(Vec::new(), true))).unwrap();
+        assert!(json.get("top_statements").is_none(), "{json}");
     }
 }

@@ -1,32 +1,146 @@
-// A small line chart in SVG (no chart library, no CDN): values over time, with min and max.
-export function Chart({ title, values, format }: { title: string; values: number[]; format: (v: number) => string }) {
-  const width = 300;
-  const height = 100;
+"use client";
+// A time chart drawn by uPlot (docs/decisions/0010): a time axis over the selected window, the
+// value axis in the series' unit, the value under the cursor, and a marker at every action that
+// ran in the window — a link to that action. Points without a value are gaps, not zeros.
+import { useEffect, useRef, useState } from "react";
+import type uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+
+import { chartRange, type ChartMarker } from "@/lib/chart";
+
+export type { ChartMarker } from "@/lib/chart";
+
+export interface ChartProps {
+  title: string;
+  /** Unix seconds, oldest first. */
+  times: number[];
+  /** One per time; NaN where nothing was measured. */
+  values: number[];
+  /** Formats a value with its unit ("3.2 ms", "97 %"). */
+  format: (v: number) => string;
+  /** What the values are, with the unit, for the legend ("mean time per call, ms"). */
+  label: string;
+  /** The window shown, unix seconds; defaults to the data's own span. */
+  from?: number;
+  to?: number;
+  markers?: ChartMarker[];
+  /** A line under the chart saying what the figures mean. */
+  note?: string;
+  height?: number;
+}
+
+function css(name: string): string {
+  return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || "#888";
+}
+
+export function Chart({ title, times, values, format, label, from, to, markers = [], note, height = 160 }: ChartProps) {
+  const box = useRef<HTMLDivElement>(null);
+  const plot = useRef<uPlot | null>(null);
+  const [positions, setPositions] = useState<{ marker: ChartMarker; left: number }[]>([]);
+  const [theme, setTheme] = useState("");
   const present = values.filter((v) => Number.isFinite(v));
-  const min = Math.min(...present, 0);
-  const max = Math.max(...present, 1e-9);
-  // Points without a value (nothing measured in that cycle) are skipped, not drawn as zero.
-  const path = values
-    .map((v, i) => [v, i] as const)
-    .filter(([v]) => Number.isFinite(v))
-    .map(([v, i], n) => {
-      const x = values.length > 1 ? (i / (values.length - 1)) * width : 0;
-      const y = height - ((v - min) / (max - min || 1)) * height;
-      return `${n === 0 ? "M" : "L"}${x.toFixed(1)},${y.toFixed(1)}`;
-    })
-    .join(" ");
+  const range = chartRange(times, from, to);
+  const data = JSON.stringify([times, values, range, markers]);
+
+  // The chart is drawn again when the theme changes: its colours are read from the CSS.
+  useEffect(() => {
+    const observer = new MutationObserver(() => setTheme(document.documentElement.dataset.theme ?? ""));
+    observer.observe(document.documentElement, { attributes: true, attributeFilter: ["data-theme"] });
+    return () => observer.disconnect();
+  }, []);
+
+  useEffect(() => {
+    const element = box.current;
+    if (!element) return;
+    let cancelled = false;
+    let resize: ResizeObserver | undefined;
+    const [xs, ys, [min, max], marks] = JSON.parse(data) as [number[], (number | null)[], [number, number], ChartMarker[]];
+    void import("uplot").then(({ default: UPlot }) => {
+      if (cancelled) return;
+      const text = css("--muted");
+      const grid = css("--border");
+      const accent = css("--accent");
+      const place = (u: uPlot) =>
+        setPositions(
+          marks
+            .filter((m) => m.at >= min && m.at <= max)
+            .map((marker) => ({ marker, left: u.bbox.left / devicePixelRatio + u.valToPos(marker.at, "x") })),
+        );
+      const options: uPlot.Options = {
+        width: Math.max(element.clientWidth, 200),
+        height,
+        scales: { x: { time: true, range: () => [min, max] }, y: { range: (_u, lo, hi) => [Math.min(0, lo ?? 0), Math.max(hi ?? 1, 1e-9)] } },
+        axes: [
+          { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } },
+          { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, size: 64, values: (_u, ticks) => ticks.map((t) => format(t)) },
+        ],
+        series: [
+          { value: (_u, v) => (v === null || v === undefined ? "–" : new Date(v * 1000).toLocaleString()) },
+          { label, stroke: accent, width: 2, spanGaps: false, points: { show: true, size: 4 }, value: (_u, v) => (v === null || v === undefined ? "–" : format(v)) },
+        ],
+        cursor: { drag: { x: false, y: false } },
+        hooks: {
+          ready: [place],
+          setSize: [place],
+          draw: [
+            (u) => {
+              const ctx = u.ctx;
+              ctx.save();
+              ctx.strokeStyle = css("--wait");
+              ctx.lineWidth = 2 * devicePixelRatio;
+              ctx.setLineDash([4 * devicePixelRatio, 3 * devicePixelRatio]);
+              for (const m of marks) {
+                if (m.at < min || m.at > max) continue;
+                const x = Math.round(u.valToPos(m.at, "x", true));
+                ctx.beginPath();
+                ctx.moveTo(x, u.bbox.top);
+                ctx.lineTo(x, u.bbox.top + u.bbox.height);
+                ctx.stroke();
+              }
+              ctx.restore();
+            },
+          ],
+        },
+      };
+      const values = ys.map((v) => (v === null || !Number.isFinite(v) ? null : v));
+      plot.current?.destroy();
+      plot.current = new UPlot(options, [xs, values], element);
+      resize = new ResizeObserver(() => plot.current?.setSize({ width: Math.max(element.clientWidth, 200), height }));
+      resize.observe(element);
+    });
+    return () => {
+      cancelled = true;
+      resize?.disconnect();
+      plot.current?.destroy();
+      plot.current = null;
+    };
+  }, [data, label, height, format, theme]);
+
   const last = present[present.length - 1];
   return (
-    <div className="card">
+    <div className="card chart-card">
       <h3>{title}</h3>
       <div className="big">{last === undefined ? "–" : format(last)}</div>
-      <svg className="chart" viewBox={`0 0 ${width} ${height}`} preserveAspectRatio="none" role="img" aria-label={title}>
-        {present.length > 1 && <path d={path} />}
-      </svg>
+      <div className="chart-box" role="img" aria-label={title}>
+        <div ref={box} />
+        {positions.map(({ marker, left }) => (
+          <a
+            key={marker.id}
+            className="chart-marker"
+            style={{ left }}
+            href={`/actions#action-${marker.id}`}
+            title={`${marker.label} — open the action`}
+            data-testid="action-marker"
+          >
+            ▼
+          </a>
+        ))}
+      </div>
       <p className="muted">
-        {present.length} points · min {present.length ? format(Math.min(...present)) : "–"} · max{" "}
-        {present.length ? format(Math.max(...present)) : "–"}
+        {present.length} points · min {present.length ? format(Math.min(...present)) : "–"} · max {present.length ? format(Math.max(...present)) : "–"}
+        {markers.length > 0 && " · ▼ an action ran (click to open it)"}
       </p>
+      {note && <p className="muted">{note}</p>}
     </div>
   );
 }

@@ -26,6 +26,7 @@ export function useShell(): ShellContext {
 const PAGES = [
   ["/", "Overview"],
   ["/metrics", "Metrics"],
+  ["/queries", "Queries"],
   ["/tables", "Tables"],
   ["/detections", "Detections"],
   ["/actions", "Actions"],

@@ -2,7 +2,9 @@
 // `the_dashboard_in_chromium_*`, which pass the addresses below). Two scenarios:
 // * `first-run`: sign in, onboard a database with the real connection test, see a detection
 //   arrive without reloading, approve the proposed index and see it complete, see it on the
-//   Tables page (also at a phone's width), roll it back; a screenshot of every page.
+//   Tables page (also at a phone's width), see the workload's statement on posts on the Queries
+//   page with its history and a marker where the index was built (which opens the action), roll
+//   it back; a screenshot of every page.
 // * `registered`: a database registered before the dashboard is first opened (as `make up`
 //   does): signing in lands on its Overview, not the wizard; the week's summary shows the
 //   proposed index awaiting approval, then, approved from its link, being verified and kept with
@@ -27,7 +29,7 @@ const databaseUrl = need("DATABASE_URL");
 const shots = need("SCREENSHOTS");
 const scenario = process.env.SCENARIO ?? "first-run";
 const SHOTS = {
-  "first-run": ["sign-in", "onboarding", "detections", "actions", "tables", "tables-phone", "actions-rolled-back", "overview-first-run", "metrics", "settings", "settings-other-theme"],
+  "first-run": ["sign-in", "onboarding", "detections", "actions", "tables", "tables-phone", "queries", "queries-phone", "actions-rolled-back", "overview-first-run", "metrics", "settings", "settings-other-theme"],
   registered: ["overview", "overview-dark", "overview-phone"],
 };
 if (!SHOTS[scenario]) throw new Error(`SCENARIO: no scenario ${scenario} (${Object.keys(SHOTS).join(", ")})`);
@@ -113,6 +115,27 @@ async function firstRun() {
   await shot("tables-phone");
   await page.setViewportSize({ width: 1280, height: 900 });
 
+  step("the Queries page shows the statement on posts with its history and the index's marker");
+  await page.getByRole("link", { name: "Queries", exact: true }).click();
+  await page.getByRole("heading", { name: "Queries", exact: true }).waitFor();
+  const statement = page.locator('[data-testid="statement"][data-tables~="posts"]').first();
+  await statement.waitFor({ timeout: 60_000 });
+  await statement.getByRole("img", { name: "Mean time per call" }).waitFor();
+  await statement.locator("canvas").first().waitFor();
+  const marker = statement.locator('[data-testid="action-marker"]').first();
+  await marker.waitFor({ timeout: 60_000 });
+  const text = await statement.getByLabel("Statement").innerText();
+  if (!/\$\d/.test(text)) throw new Error(`the statement is not normalised: ${text}`);
+  await page.getByTestId("coverage").waitFor();
+  await shot("queries");
+  await page.setViewportSize({ width: 390, height: 844 });
+  await statement.locator('[data-testid="action-marker"]').first().waitFor();
+  await shot("queries-phone");
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await statement.locator('[data-testid="action-marker"]').first().click();
+  await page.waitForURL(/\/actions#action-/);
+  await card("completed").waitFor();
+
   step("roll it back");
   await page.getByRole("link", { name: "Actions", exact: true }).click();
   await card("completed").getByRole("button", { name: "Roll back" }).click();
@@ -127,6 +150,7 @@ async function firstRun() {
   await shot("overview-first-run");
   await page.getByRole("link", { name: "Metrics", exact: true }).click();
   await page.getByRole("img", { name: "Health score" }).waitFor();
+  await page.getByRole("img", { name: "Health score" }).locator("canvas").first().waitFor();
   await page.getByText(/^[1-9]\d* points/).first().waitFor();
   await shot("metrics");
   await page.getByRole("link", { name: "Settings", exact: true }).click();

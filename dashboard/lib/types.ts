@@ -21,3 +21,5 @@ export type TableIndex = Schemas["TableIndex"];
 export type IndexRecommendation = Schemas["IndexRecommendation"];
 /** One snapshot of the collector's `metrics` event; read its numbers with `numberAt`. */
 export type Metrics = Schemas["JsonObject"];
+export type QueriesReport = Schemas["QueriesReport"];
+export type StatementReport = Schemas["StatementReport"];

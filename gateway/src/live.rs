@@ -1,5 +1,6 @@
 //! What arrives on NATS, for the browser: a bounded metric history per database (for charts and
-//! `/metrics/latest`), and every event — metrics, detections, action status — broadcast to the
+//! `/metrics/latest`) without the statements, which go to their own history (`statements`, for
+//! `/queries`), and every event — metrics, detections, action status — broadcast to the
 //! server-sent-event streams and the webhooks. The history is the only state the gateway keeps
 //! itself; everything durable is in knowledge.
 
@@ -13,6 +14,8 @@ use proto::subjects;
 use serde_json::Value;
 use tokio::sync::broadcast;
 use tracing::warn;
+
+use crate::statements::StatementHistory;
 
 /// One event for the browser: its SSE name and its JSON.
 #[derive(Debug, Clone)]
@@ -28,6 +31,7 @@ const MAX_DATABASES: usize = 1000;
 pub struct Live {
     history: Mutex<HashMap<String, VecDeque<Value>>>,
     points: usize,
+    pub statements: Mutex<StatementHistory>,
     events: broadcast::Sender<Event>,
     pub received: AtomicU64,
 }
@@ -37,6 +41,7 @@ impl Live {
         Self {
             history: Mutex::new(HashMap::new()),
             points: points.max(1),
+            statements: Mutex::new(StatementHistory::default()),
             events: broadcast::channel(1024).0,
             received: AtomicU64::new(0),
         }
@@ -94,9 +99,18 @@ impl Live {
         self.history.lock().expect("history lock").len()
     }
 
-    fn remember(&self, metrics: &Value) {
+    /// Keeps the event in the metric history and its statements in theirs; returns the event
+    /// without its statements, as `/metrics/*` and `/events` serve it.
+    fn remember(&self, mut metrics: Value) -> Value {
+        self.statements
+            .lock()
+            .expect("statements lock")
+            .record(&metrics);
+        if let Some(fields) = metrics.as_object_mut() {
+            fields.remove("top_statements");
+        }
         let Some(id) = metrics["database_id"].as_str() else {
-            return;
+            return metrics;
         };
         let mut history = self.history.lock().expect("history lock");
         if !history.contains_key(id) && history.len() >= MAX_DATABASES {
@@ -113,6 +127,8 @@ impl Live {
         while points.len() > self.points {
             points.pop_front();
         }
+        drop(history);
+        metrics
     }
 
     /// Follows `metrics`, `detections` and `actions.status` until shutdown (the client
@@ -147,13 +163,10 @@ impl Live {
                 continue;
             }
             self.received.fetch_add(1, Ordering::Relaxed);
-            let kind = match message.subject.as_str() {
-                subjects::METRICS => {
-                    self.remember(&data);
-                    "metrics"
-                }
-                subjects::DETECTIONS => "detection",
-                _ => "action",
+            let (kind, data) = match message.subject.as_str() {
+                subjects::METRICS => ("metrics", self.remember(data)),
+                subjects::DETECTIONS => ("detection", data),
+                _ => ("action", data),
             };
             self.publish(kind, data);
         }
@@ -170,9 +183,9 @@ mod tests {
     fn history_is_bounded_per_database_and_latest_is_the_newest() {
         let live = Live::new(3);
         for t in 1..=5 {
-            live.remember(&json!({"database_id": "a", "timestamp": t}));
+            live.remember(json!({"database_id": "a", "timestamp": t}));
         }
-        live.remember(&json!({"database_id": "b", "timestamp": 9}));
+        live.remember(json!({"database_id": "b", "timestamp": 9}));
         let a: Vec<i64> = live
             .history("a", 10)
             .iter()
@@ -189,10 +202,10 @@ mod tests {
     fn the_number_of_databases_kept_is_bounded_and_the_stalest_goes_first() {
         let live = Live::new(2);
         for n in 0..MAX_DATABASES {
-            live.remember(&json!({"database_id": format!("db{n}"), "timestamp": n + 10}));
+            live.remember(json!({"database_id": format!("db{n}"), "timestamp": n + 10}));
         }
-        live.remember(&json!({"database_id": "db0", "timestamp": 99_999}));
-        live.remember(&json!({"database_id": "newcomer", "timestamp": 100_000}));
+        live.remember(json!({"database_id": "db0", "timestamp": 99_999}));
+        live.remember(json!({"database_id": "newcomer", "timestamp": 100_000}));
         assert_eq!(live.databases_seen(), MAX_DATABASES);
         assert!(live.latest("newcomer").is_some());
         assert!(live.latest("db0").is_some(), "heard from recently: kept");

@@ -34,6 +34,31 @@ pub struct NormalisedMetrics {
     pub extended_metrics: BTreeMap<String, f64>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Added: the costliest statements of the window (`time_delta_seconds`) by total time, at
+    /// most [`STATEMENTS_ON_NATS`], one per `queryid`, texts without literals. Absent when
+    /// nothing is windowed yet or pg_stat_statements is missing, and in the original's events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_statements: Option<Vec<StatementWindow>>,
+}
+
+/// Most statements a `metrics` event carries.
+pub const STATEMENTS_ON_NATS: usize = 20;
+
+/// One statement over one snapshot's window: pg_stat_statements' counters as deltas, summed over
+/// the roles that ran it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatementWindow {
+    /// pg_stat_statements' `queryid`: the same statement keeps it across windows.
+    pub queryid: i64,
+    /// The normalised text (`$1` where a constant was), literals removed.
+    pub query: String,
+    pub calls: i64,
+    pub total_time_ms: f64,
+    pub rows: i64,
+    #[serde(default)]
+    pub shared_blks_hit: i64,
+    #[serde(default)]
+    pub shared_blks_read: i64,
 }
 
 /// The named measurements of a snapshot; each is absent when it could not be measured.
@@ -264,6 +289,39 @@ mod tests {
         .unwrap();
         assert_eq!(metrics.measurements, Measurements::default());
         assert!(metrics.time_delta_seconds.is_none());
+        assert!(
+            metrics.top_statements.is_none(),
+            "the original's events carry none"
+        );
+    }
+
+    #[test]
+    fn metrics_carry_the_windows_statements_as_typed_json_and_omit_them_when_absent() {
+        let metrics = NormalisedMetrics {
+            database_id: "db1".into(),
+            top_statements: Some(vec![StatementWindow {
+                queryid: -42,
+                query: "SELECT * FROM posts WHERE user_id = $1".into(),
+                calls: 7,
+                total_time_ms: 12.5,
+                rows: 70,
+                shared_blks_hit: 3,
+                shared_blks_read: 1,
+            }]),
+            ..Default::default()
+        };
+        let value = serde_json::to_value(&metrics).unwrap();
+        assert_eq!(
+            value["top_statements"],
+            json!([{
+                "queryid": -42, "query": "SELECT * FROM posts WHERE user_id = $1", "calls": 7,
+                "total_time_ms": 12.5, "rows": 70, "shared_blks_hit": 3, "shared_blks_read": 1
+            }])
+        );
+        let back: NormalisedMetrics = serde_json::from_value(value).unwrap();
+        assert_eq!(back, metrics);
+        let without = serde_json::to_value(NormalisedMetrics::default()).unwrap();
+        assert!(without.get("top_statements").is_none(), "{without}");
     }
 }
 

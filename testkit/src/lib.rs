@@ -1,6 +1,7 @@
 //! Real servers for tests, started on free ports in private directories and removed afterwards:
 //! `redis-server`, `nats-server -js`, private PostgreSQL 15 clusters (pg_stat_statements
-//! preloaded, HypoPG installable) and a Docker-compatible engine (podman's API service, with test
+//! preloaded, HypoPG installable), private MariaDB servers (`performance_schema` on) and a
+//! Docker-compatible engine (podman's API service, with test
 //! images made from the host's binaries). No mocks: the binaries come from Debian packages,
 //! which `make test` installs.
 //!
@@ -10,6 +11,7 @@
 mod binaries;
 pub use binaries::find as binary;
 mod docker;
+mod mariadb;
 mod nats;
 mod net;
 pub mod pgbench;
@@ -19,6 +21,7 @@ mod redis;
 mod tls;
 
 pub use docker::DockerEngine;
+pub use mariadb::MariaDbServer;
 pub use nats::NatsServer;
 pub use net::free_port;
 pub use postgres::PgCluster;

@@ -3,7 +3,6 @@
 //! to `CREATE EXTENSION`, listening on 127.0.0.1 at a free port with its own socket directory.
 //! Tests may change its settings, kill its sessions or stop it: it is theirs alone.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -12,7 +11,7 @@ use tempfile::TempDir;
 
 use crate::binaries;
 use crate::net::{free_port, wait_until};
-use crate::process::log_tail;
+use crate::process::{log_tail, running_as_root};
 
 const PACKAGE: &str = "postgresql-15";
 
@@ -222,12 +221,6 @@ impl Drop for PgCluster {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn running_as_root() -> bool {
-    std::fs::metadata("/proc/self")
-        .map(|m| m.uid() == 0)
-        .unwrap_or(false)
 }
 
 /// A command run as the `postgres` user when we are root, else as ourselves.

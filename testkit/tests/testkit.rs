@@ -3,7 +3,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
-use testkit::{NatsServer, PgCluster, RedisServer};
+use testkit::{MariaDbServer, NatsServer, PgCluster, RedisServer};
 
 fn redis_get(port: u16, command: &str) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -53,4 +53,38 @@ fn private_postgres_has_pg_stat_statements_preloaded_and_hypopg_available() {
     );
     assert_eq!(version, "15");
     assert!(pg.url("app").ends_with(&format!(":{}/app", pg.port())));
+}
+
+#[test]
+fn private_mariadb_has_performance_schema_on_and_survives_a_restart() {
+    let mut db = MariaDbServer::start();
+    assert_eq!(db.sql("mysql", "SELECT @@performance_schema").trim(), "1");
+    let version = db.sql("mysql", "SELECT VERSION()");
+    assert!(version.contains("MariaDB"), "{version}");
+    db.create_database("shop");
+    db.sql(
+        "shop",
+        "CREATE TABLE items (id int PRIMARY KEY, price int); INSERT INTO items VALUES (1, 7)",
+    );
+    assert!(db.url("shop").ends_with(&format!(":{}/shop", db.port())));
+    // Listening on TCP, as the services connect.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", db.port())).is_ok());
+    assert_eq!(db.sql("shop", "SELECT price FROM items").trim(), "7");
+    db.stop();
+    assert!(std::net::TcpStream::connect(("127.0.0.1", db.port())).is_err());
+    db.resume();
+    assert_eq!(
+        db.sql("shop", "SELECT price FROM items WHERE id = 1")
+            .trim(),
+        "7",
+        "{}",
+        db.log_tail()
+    );
+
+    // As Debian ships it: performance_schema off.
+    let plain = MariaDbServer::start_with(false);
+    assert_eq!(
+        plain.sql("mysql", "SELECT @@performance_schema").trim(),
+        "0"
+    );
 }

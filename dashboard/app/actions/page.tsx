@@ -84,7 +84,8 @@ export default function ActionsPage() {
   };
 
   const list = actions.data ?? [];
-  // A link to one action (`/actions#action-<id>`, from the Overview) scrolls to it once it is listed.
+  // A link to one action (`/actions#action-<id>`: the Overview, the charts' markers, the Queries page)
+  // scrolls to it once it is listed.
   const loaded = actions.data !== null;
   useEffect(() => {
     if (!loaded || !window.location.hash.startsWith("#action-")) return;

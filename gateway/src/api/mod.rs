@@ -14,6 +14,7 @@ pub mod error;
 pub mod ledger;
 pub mod metrics;
 pub mod openapi;
+pub mod queries;
 pub mod schema;
 pub mod session;
 pub mod system;
@@ -148,6 +149,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics/latest", get(metrics::latest))
         .route("/metrics/history", get(metrics::history))
         .route("/metrics", get(metrics::prometheus))
+        .route("/queries", get(queries::list))
         .route("/detections", get(detections::list))
         .route("/actions", get(actions::list))
         .route("/actions/{id}/{decision}", post(actions::decide))

@@ -8,7 +8,8 @@ use utoipa::OpenApi;
 
 use super::schema::{JsonObject, JsonValue, SystemConfigSchema};
 use super::{
-    actions, config, databases, detections, error, ledger, metrics, session, system, tables,
+    actions, config, databases, detections, error, ledger, metrics, queries, session, system,
+    tables,
 };
 use crate::{dbtest, doctor, tables as table_stats};
 
@@ -39,6 +40,7 @@ use crate::{dbtest, doctor, tables as table_stats};
         metrics::latest,
         metrics::history,
         metrics::prometheus,
+        queries::list,
         system::status,
         system::flush,
         system::events,

@@ -557,6 +557,79 @@ async fn s8_high_latency_is_detected_from_statement_deltas() {
     load.abort();
 }
 
+/// The Queries page's data: a statement run on a real database reaches `/queries` through the
+/// collector's `metrics` events, normalised, with its calls, time, tables and history.
+#[tokio::test]
+async fn a_statement_run_on_the_database_appears_in_queries_with_its_calls_and_time() {
+    let pg = app_database();
+    let state = tempfile::tempdir().unwrap();
+    let stack = Stack::start(SystemConfig::default(), ("app", pg.url("app"))).await;
+    let gateway = stack.start_gateway_alone(state.path()).await;
+    let api = gateway.api();
+    let mut app = sqlx::PgConnection::connect(&pg.url("app")).await.unwrap();
+    let bad = api.try_get("/queries?database_id=app&window=2h").await;
+    assert!(bad.unwrap_err().contains("1h, 24h, 7d"));
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let found = loop {
+        for id in 0..50 {
+            sqlx::query("SELECT balance FROM accounts WHERE id = $1 /* queries-page */")
+                .bind(id % 1000 + 1)
+                .fetch_one(&mut app)
+                .await
+                .unwrap();
+        }
+        let report = api.get("/queries?database_id=app&window=1h").await;
+        assert_eq!(report["window"], "1h", "{report}");
+        assert_eq!(report["window_seconds"], 3600, "{report}");
+        assert_eq!(report["bucket_seconds"], 20, "{report}");
+        let statement = stack::list(&report["statements"])
+            .into_iter()
+            .find(|s| s["query"].as_str().unwrap_or("").contains("queries-page"));
+        if let Some(s) = statement
+            && s["calls"].as_u64().unwrap_or(0) >= 100
+        {
+            break (report, s);
+        }
+        assert!(Instant::now() < deadline, "not in /queries: {report}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let (report, statement) = found;
+    let query = statement["query"].as_str().unwrap();
+    assert!(query.contains("id = $1"), "normalised: {query}");
+    assert_eq!(
+        statement["tables"],
+        serde_json::json!(["accounts"]),
+        "{statement}"
+    );
+    let total = statement["total_time_ms"].as_f64().unwrap();
+    let mean = statement["mean_ms"].as_f64().unwrap();
+    assert!(total > 0.0 && mean > 0.0, "{statement}");
+    let calls = statement["calls"].as_f64().unwrap();
+    assert!((mean - total / calls).abs() < 1e-6, "{statement}");
+    assert!(
+        statement["p95_point_mean_ms"].as_f64().unwrap() > 0.0,
+        "{statement}"
+    );
+    let share = statement["share_of_total"].as_f64().unwrap();
+    assert!(share > 0.0 && share <= 1.0, "{statement}");
+    assert!(
+        report["total_time_ms"].as_f64().unwrap() >= total * 0.999,
+        "{report}"
+    );
+    let history = stack::list(&statement["history"]);
+    assert!(!history.is_empty(), "{statement}");
+    let summed: u64 = history.iter().map(|p| p["calls"].as_u64().unwrap()).sum();
+    assert_eq!(summed, statement["calls"].as_u64().unwrap(), "{statement}");
+    // Heard for seconds, not an hour: the report says how much of the window it covers.
+    let covered = report["covered_seconds"].as_i64().unwrap();
+    assert!((0..600).contains(&covered), "{report}");
+    assert!(report["history_since"].as_i64().unwrap() > 0, "{report}");
+    // The metric history does not keep the statements (they have their own).
+    let latest = api.get("/metrics/latest?database_id=app").await;
+    assert!(latest.get("top_statements").is_none(), "{latest}");
+}
+
 #[tokio::test]
 async fn s9_a_healthy_pgbench_load_produces_no_detection() {
     let pg = app_database();
@@ -2320,6 +2393,8 @@ async fn the_dashboard_in_chromium_signs_in_onboards_sees_a_detection_live_appro
         "actions",
         "tables",
         "tables-phone",
+        "queries",
+        "queries-phone",
         "settings",
     ] {
         assert!(
