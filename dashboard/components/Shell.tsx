@@ -5,6 +5,7 @@ import Link from "next/link";
 import { usePathname } from "next/navigation";
 import { createContext, useCallback, useContext, useEffect, useState, type ReactNode } from "react";
 
+import { LiveStatus } from "@/components/LiveStatus";
 import { Onboarding } from "@/components/Onboarding";
 import { SignIn } from "@/components/SignIn";
 import { api } from "@/lib/api";
@@ -65,7 +66,8 @@ export function Shell({ children }: { children: ReactNode }) {
       await refreshDatabases();
       setProblem("");
     })().catch((error: Error) => {
-      if (current) setProblem(`The gateway cannot be reached: ${error.message}`);
+      if (current)
+        setProblem(`The gateway cannot be reached: ${error.message}. Check that it is running (make up writes its log to .startupmonkey/logs/gateway.log), then reload this page.`);
     });
     return () => {
       current = false;
@@ -102,6 +104,7 @@ export function Shell({ children }: { children: ReactNode }) {
           <div className="header">
             <h2>{title}</h2>
             <div className="row">
+              <LiveStatus />
               <select aria-label="Database" value={selected} onChange={(e) => setSelected(e.target.value)}>
                 {databases.map((d) => (
                   <option key={d.database_id} value={d.database_id}>

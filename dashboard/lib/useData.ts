@@ -1,6 +1,7 @@
 "use client";
 // Data from the gateway that stays current: fetched once, then again whenever a live event of
-// one of `kinds` arrives (at most every 500 ms), and every 15 s as a safety net. Its type is what
+// one of `kinds` arrives (at most every 500 ms) or the live stream comes back after a drop, and
+// every 15 s as a safety net. Its type is what
 // the gateway's document says `path` answers. `params` fill the path's `{name}` segments.
 import { useEffect, useRef, useState } from "react";
 
@@ -10,7 +11,7 @@ import { useLive, type LiveKind } from "@/lib/live";
 export function useData<P extends PathWith<"get">>(
   path: P | null,
   query: CallOptions<P, "get">["query"],
-  kinds: LiveKind[],
+  kinds: Exclude<LiveKind, "reconnected">[],
   params?: Record<string, string>,
 ): { data: Reply<P> | null; error: string; reload: () => void } {
   const [data, setData] = useState<Reply<P> | null>(null);
@@ -44,7 +45,7 @@ export function useData<P extends PathWith<"get">>(
   }, []);
 
   useLive((kind) => {
-    if (!kinds.includes(kind) || pending.current) return;
+    if ((kind !== "reconnected" && !kinds.includes(kind)) || pending.current) return;
     pending.current = true;
     setTimeout(() => {
       pending.current = false;

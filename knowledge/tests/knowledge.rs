@@ -624,6 +624,53 @@ async fn flush_keeps_the_registry_and_configuration_unless_asked() {
 }
 
 #[tokio::test]
+async fn a_registered_enabled_database_completes_onboarding_without_the_wizard() {
+    let redis = RedisServer::start();
+    let mut k = start(&redis).await;
+    async fn status(mut client: KnowledgeServiceClient<Channel>) -> SystemStatus {
+        client
+            .get_system_status(GetSystemStatusRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+    }
+    let first_run = status(k.client.clone()).await;
+    assert!(!first_run.configured && !first_run.onboarding_complete);
+
+    k.client
+        .register_database(RegisterDatabaseRequest {
+            enabled: false,
+            ..database("paused", "postgres://app@h/paused")
+        })
+        .await
+        .unwrap();
+    let paused = status(k.client.clone()).await;
+    assert!(
+        !paused.configured && !paused.onboarding_complete,
+        "a disabled database is not watched: the wizard still shows"
+    );
+
+    // As `make up DATABASE_URL=…` does: registered, the configuration never saved.
+    k.client
+        .register_database(database("shop", "postgres://app@h/shop"))
+        .await
+        .unwrap();
+    let watched = status(k.client.clone()).await;
+    assert!(watched.configured && watched.onboarding_complete);
+    let config = k
+        .client
+        .get_system_config(GetSystemConfigRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        !config.onboarding_complete,
+        "the saved flag is the wizard's; the status says whether setup is done"
+    );
+    k.shutdown.trigger();
+}
+
+#[tokio::test]
 async fn stats_count_databases_detections_and_actions_by_state() {
     let redis = RedisServer::start();
     let mut k = start(&redis).await;

@@ -1,8 +1,9 @@
 "use client";
 // Actions: each with approve / reject / rollback where they apply, what it changed, and the
 // ledger's measured before and after.
-import { useState } from "react";
+import { useEffect, useState } from "react";
 
+import { Problem } from "@/components/Problem";
 import { useShell } from "@/components/Shell";
 import { api } from "@/lib/api";
 import { bytes, ms, perDay, tone } from "@/lib/format";
@@ -83,11 +84,24 @@ export default function ActionsPage() {
   };
 
   const list = actions.data ?? [];
+  // A link to one action (`/actions#action-<id>`: the Overview, the charts' markers, the Queries page)
+  // scrolls to it once it is listed.
+  const loaded = actions.data !== null;
+  useEffect(() => {
+    if (!loaded || !window.location.hash.startsWith("#action-")) return;
+    document.getElementById(decodeURIComponent(window.location.hash.slice(1)))?.scrollIntoView({ block: "start" });
+  }, [loaded]);
   return (
     <>
       {problem && <p className="error">{problem}</p>}
-      {actions.error && <p className="error">{actions.error}</p>}
-      {list.length === 0 && <p className="muted">No actions yet.</p>}
+      <Problem what="the actions" error={actions.error} />
+      <Problem what="the ledger" error={ledger.error} />
+      {actions.data?.length === 0 && (
+        <p className="muted">
+          No actions yet. When the analyser finds a problem with a fix, the fix appears here without reloading: run at once in
+          autonomous mode, waiting for your approval in approval mode, only suggested in observe mode.
+        </p>
+      )}
       {list.map((a) => {
         const entry = ledger.data?.find((e) => e.action_id === a.action_id);
         return (

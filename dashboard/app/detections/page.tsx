@@ -1,5 +1,6 @@
 "use client";
 // Detections: what is wrong now, with the evidence and the recommendation; new ones appear live.
+import { Problem } from "@/components/Problem";
 import { useShell } from "@/components/Shell";
 import { tone } from "@/lib/format";
 import { useData } from "@/lib/useData";
@@ -10,8 +11,13 @@ export default function DetectionsPage() {
   const list = detections.data ?? [];
   return (
     <>
-      {detections.error && <p className="error">{detections.error}</p>}
-      {list.length === 0 && <p className="muted">Nothing detected: the database looks healthy.</p>}
+      <Problem what="the detections" error={detections.error} />
+      {detections.data?.length === 0 && (
+        <p className="muted">
+          Nothing detected: the database looks healthy. The analyser checks every reading the collector takes (every collection
+          interval); a problem appears here as soon as it is found, without reloading.
+        </p>
+      )}
       {list.map((d) => (
         <div key={d.id} className="card" data-testid="detection">
           <div className="row">

@@ -31,12 +31,16 @@ impl Store {
             .await
     }
 
+    /// Setup is done once the wizard was finished or a database is registered and enabled
+    /// (`make up DATABASE_URL=…` registers one through the gateway without the wizard): the
+    /// wizard is for a first run with nothing to watch.
     pub async fn system_status(&self) -> Result<SystemStatus, KnowledgeError> {
         let databases = self.list_databases().await?;
         let config = self.system_config().await?;
+        let configured = databases.iter().any(|(record, _)| record.enabled);
         Ok(SystemStatus {
-            configured: databases.iter().any(|(record, _)| record.enabled),
-            onboarding_complete: config.onboarding_complete,
+            configured,
+            onboarding_complete: config.onboarding_complete || configured,
             service_states: Default::default(),
         })
     }
