@@ -3,7 +3,7 @@
 //! `LIMIT 50`). The advisor needs them for a partial index and to plan a range at its real size;
 //! pg_stat_statements keeps none.
 //!
-//! Each cycle, every client session's latest statement (`pg_stats::samples`) is matched to
+//! Each cycle, every client session's latest statement (`pg_stats::activity::QuerySample`) is matched to
 //! its pg_stat_statements entry by `query_id`. PostgreSQL's own normaliser (`pg_query::normalize`,
 //! the algorithm pg_stat_statements uses) must turn the sample into exactly the entry's text, or
 //! the sample is not used; then the two token streams are aligned, each new `$n` against the
