@@ -24,6 +24,14 @@ pub const MARKER: &str = "/* startupmonkey-executor */";
 pub fn marked(statement: &str) -> String {
     format!("{MARKER} {statement}")
 }
+
+/// A literal statement after [`MARKER`], joined at compile time.
+macro_rules! marked_sql {
+    ($sql:literal) => {
+        concat!("/* startupmonkey-executor */ ", $sql)
+    };
+}
+pub(crate) use marked_sql;
 const REFRESH: Duration = Duration::from_secs(60);
 /// Pooled sessions: short statements only.
 const POOL_STATEMENT_TIMEOUT_MS: u64 = 30_000;
@@ -152,7 +160,7 @@ pub async fn execute_or_stop(
     statement: &str,
     stop: &lifecycle::Shutdown,
 ) -> Result<Run, sqlx::Error> {
-    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+    let pid: i32 = sqlx::query_scalar(marked_sql!("SELECT pg_backend_pid()"))
         .fetch_one(&mut *conn)
         .await?;
     if stop.is_triggered() {
@@ -170,8 +178,8 @@ pub async fn execute_or_stop(
         outcome = &mut run => Run { outcome: outcome.map(|_| ()), stopped: false },
         () = stop.wait() => loop {
             sqlx::query(
-                "SELECT pg_cancel_backend(pid) FROM pg_stat_activity \
-                 WHERE pid = $1 AND application_name = $2",
+                marked_sql!("SELECT pg_cancel_backend(pid) FROM pg_stat_activity \
+                 WHERE pid = $1 AND application_name = $2"),
             )
             .bind(pid)
             .bind(APPLICATION_NAME)

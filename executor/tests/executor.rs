@@ -365,6 +365,22 @@ async fn create_index_quotes_every_identifier_and_rollback_drops_only_the_index_
     // A second rollback finds nothing to do.
     let again = stored(&index.rollback(&ctx, &outcome).await.unwrap());
     assert_eq!(again["dropped"], false);
+
+    // Every statement the executor sent carries its marker (pg_stat_statements keeps it), so the
+    // collector leaves our work out of the application's statements.
+    pg.psql("app", "CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+    let ours = "query ~ '(pg_relation_size|CONCURRENTLY|SELECT EXISTS \\(SELECT 1 FROM pg_class|oid::int8, i.indisvalid)'";
+    let count = |marked: &str| {
+        pg.psql(
+            "app",
+            &format!(
+                "SELECT count(*) FROM pg_stat_statements WHERE {ours} \
+                 AND (query LIKE '/* startupmonkey-executor */%') = {marked}"
+            ),
+        )
+    };
+    assert_ne!(count("true"), "0", "the executor's statements are tracked");
+    assert_eq!(count("false"), "0", "every one of them marked");
 }
 
 #[tokio::test]

@@ -20,6 +20,7 @@ use sqlx::PgConnection;
 
 use super::{Context, identifier, shown};
 use crate::databases::execute_or_stop;
+use crate::databases::{marked, marked_sql};
 use crate::error::ActionError;
 use crate::error::{describe, is_lock_timeout};
 
@@ -258,7 +259,7 @@ impl CreateIndexRun for CreateIndex {
                 "the build finished but left the index INVALID; it was dropped".into(),
             ));
         }
-        let size: i64 = sqlx::query_scalar("SELECT pg_relation_size($1::oid)")
+        let size: i64 = sqlx::query_scalar(marked_sql!("SELECT pg_relation_size($1::oid)"))
             .bind(oid)
             .fetch_one(&mut conn)
             .await
@@ -360,19 +361,22 @@ async fn stop_orphaned_build(conn: &mut PgConnection, statement: &str) -> Result
             return Ok(());
         }
         for pid in &pids {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {function}($1)")))
-                .bind(pid)
-                .execute(&mut *conn)
-                .await;
+            let _ = sqlx::query(sqlx::AssertSqlSafe(marked(&format!(
+                "SELECT {function}($1)"
+            ))))
+            .bind(pid)
+            .execute(&mut *conn)
+            .await;
         }
         for _ in 0..50 {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let left: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)")
-                    .bind(&pids)
-                    .fetch_one(&mut *conn)
-                    .await
-                    .map_err(ActionError::from)?;
+            let left: i64 = sqlx::query_scalar(marked_sql!(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)"
+            ))
+            .bind(&pids)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(ActionError::from)?;
             if left == 0 {
                 return Ok(());
             }
@@ -402,10 +406,10 @@ async fn table_exists(
     schema: &str,
     table: &str,
 ) -> Result<bool, ActionError> {
-    sqlx::query_scalar(
+    sqlx::query_scalar(marked_sql!(
         "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'm'))",
-    )
+         WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'm'))"
+    ))
     .bind(schema)
     .bind(table)
     .fetch_one(conn)
@@ -419,11 +423,11 @@ async fn index(
     schema: &str,
     name: &str,
 ) -> Result<Option<(i64, bool)>, ActionError> {
-    sqlx::query_as::<_, (i64, bool)>(
+    sqlx::query_as::<_, (i64, bool)>(marked_sql!(
         "SELECT c.oid::int8, i.indisvalid FROM pg_class c \
          JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_index i ON i.indexrelid = c.oid \
-         WHERE n.nspname = $1 AND c.relname = $2",
-    )
+         WHERE n.nspname = $1 AND c.relname = $2"
+    ))
     .bind(schema)
     .bind(name)
     .fetch_optional(conn)
@@ -440,7 +444,7 @@ async fn drop_index(conn: &mut PgConnection, schema: &str, name: &str) -> Result
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
+        match sqlx::query(sqlx::AssertSqlSafe(marked(&statement)))
             .persistent(false)
             .execute(&mut *conn)
             .await

@@ -11,6 +11,7 @@ use proto::actions::{RoleTimeout, RoleTimeoutRestored, RoleTimeoutSet};
 use sqlx::PgConnection;
 
 use super::Context;
+use crate::databases::{marked, marked_sql};
 use crate::error::ActionError;
 
 /// `set_role_timeout` as the executor runs it (the plan checks itself when made or read:
@@ -49,7 +50,7 @@ impl RoleTimeoutRun for RoleTimeout {
             self.setting,
             self.value_ms
         );
-        sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
+        sqlx::query(sqlx::AssertSqlSafe(marked(&statement)))
             .persistent(false)
             .execute(&mut conn)
             .await
@@ -85,7 +86,7 @@ impl RoleTimeoutRun for RoleTimeout {
                 self.setting
             ),
         };
-        sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
+        sqlx::query(sqlx::AssertSqlSafe(marked(&statement)))
             .persistent(false)
             .execute(&mut conn)
             .await
@@ -97,7 +98,7 @@ impl RoleTimeoutRun for RoleTimeout {
 }
 
 async fn database_name(conn: &mut PgConnection) -> Result<String, ActionError> {
-    sqlx::query_scalar("SELECT current_database()::text")
+    sqlx::query_scalar(marked_sql!("SELECT current_database()::text"))
         .fetch_one(conn)
         .await
         .map_err(ActionError::from)
@@ -110,8 +111,8 @@ pub async fn current(
     setting: &str,
 ) -> Result<Option<String>, ActionError> {
     let entries: Option<Vec<String>> = sqlx::query_scalar(
-        "SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole \
-         WHERE r.rolname = $1 AND s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        marked_sql!("SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole \
+         WHERE r.rolname = $1 AND s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())"),
     )
     .bind(role)
     .fetch_optional(conn)

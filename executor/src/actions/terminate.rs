@@ -17,6 +17,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 use super::{Context, shown, text};
+use crate::databases::{marked, marked_sql};
 use crate::error::ActionError;
 
 /// What the operator allows beyond the defaults.
@@ -177,7 +178,7 @@ async fn look(
     superusers: bool,
 ) -> Result<Option<Now>, ActionError> {
     let row: Option<(Option<String>, bool, i64, i64, String)> = sqlx::query_as(
-            "SELECT CASE \
+            marked_sql!("SELECT CASE \
                WHEN a.pid = pg_backend_pid() THEN 'our own session' \
                WHEN a.application_name LIKE 'startupmonkey-%' THEN 'a StartupMonkey session' \
                WHEN a.backend_type IS DISTINCT FROM 'client backend' \
@@ -189,7 +190,7 @@ async fn look(
              coalesce((extract(epoch FROM a.query_start) * 1000000)::bigint, 0), \
              coalesce((extract(epoch FROM a.state_change) * 1000000)::bigint, 0), \
              coalesce(a.state, '') \
-             FROM pg_stat_activity a LEFT JOIN pg_roles r ON r.oid = a.usesysid WHERE a.pid = $1",
+             FROM pg_stat_activity a LEFT JOIN pg_roles r ON r.oid = a.usesysid WHERE a.pid = $1"),
         )
         .bind(plan.pid)
         .bind(plan.backend_start_us)
@@ -222,7 +223,7 @@ async fn signal(plan: &Terminate, pool: &PgPool, function: &str) -> Result<bool,
              AND a.backend_type = 'client backend' AND a.datname = current_database() \
              AND a.application_name NOT LIKE 'startupmonkey-%' AND a.pid <> pg_backend_pid() AND {since}"
     );
-    let sent: Option<bool> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+    let sent: Option<bool> = sqlx::query_scalar(sqlx::AssertSqlSafe(marked(&sql)))
         .bind(plan.pid)
         .bind(plan.backend_start_us)
         .bind(plan.since_us)

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use sqlx::PgConnection;
 
 use super::Context;
+use crate::databases::{marked, marked_sql};
 use crate::error::ActionError;
 
 const MB: i64 = 1024 * 1024;
@@ -115,7 +116,7 @@ impl TuneConfigRun for TuneConfig {
         }
         let mut applied = Vec::new();
         for (name, value, before) in &changes {
-            sqlx::query(sqlx::AssertSqlSafe(format!("ALTER SYSTEM SET {name} = '{value}'")))
+            sqlx::query(sqlx::AssertSqlSafe(marked(&format!("ALTER SYSTEM SET {name} = '{value}'"))))
                 .persistent(false)
                 .execute(&mut conn)
                 .await
@@ -135,7 +136,7 @@ impl TuneConfigRun for TuneConfig {
             });
         }
         if !applied.is_empty() {
-            sqlx::query("SELECT pg_reload_conf()")
+            sqlx::query(marked_sql!("SELECT pg_reload_conf()"))
                 .execute(&mut conn)
                 .await
                 .map_err(ActionError::from)?;
@@ -171,14 +172,14 @@ impl TuneConfigRun for TuneConfig {
             } else {
                 format!("ALTER SYSTEM RESET {name}")
             };
-            sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
+            sqlx::query(sqlx::AssertSqlSafe(marked(&statement)))
                 .persistent(false)
                 .execute(&mut conn)
                 .await
                 .map_err(|e| ActionError::sql(statement.clone(), e))?;
             restored.push(statement);
         }
-        sqlx::query("SELECT pg_reload_conf()")
+        sqlx::query(marked_sql!("SELECT pg_reload_conf()"))
             .execute(&mut conn)
             .await
             .map_err(ActionError::from)?;
@@ -188,8 +189,8 @@ impl TuneConfigRun for TuneConfig {
 
 async fn read(conn: &mut PgConnection) -> Result<Vec<Setting>, ActionError> {
     let rows: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
-        "SELECT name, setting, unit, sourcefile FROM pg_settings WHERE name IN \
-         ('effective_cache_size', 'work_mem', 'random_page_cost', 'shared_buffers', 'max_connections')",
+        marked_sql!("SELECT name, setting, unit, sourcefile FROM pg_settings WHERE name IN \
+         ('effective_cache_size', 'work_mem', 'random_page_cost', 'shared_buffers', 'max_connections')"),
     )
     .fetch_all(conn)
     .await

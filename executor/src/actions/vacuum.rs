@@ -19,6 +19,7 @@ use sqlx::{PgConnection, PgPool};
 
 use super::{Context, identifier};
 use crate::databases::execute_or_stop;
+use crate::databases::marked_sql;
 use crate::error::ActionError;
 
 /// How often the holder is looked at while waiting for it.
@@ -105,10 +106,10 @@ impl VacuumRun for Vacuum {
 
 /// Dead and live tuples from the statistics collector.
 async fn tuples(plan: &Vacuum, conn: &mut PgConnection) -> Result<(i64, i64), ActionError> {
-    sqlx::query_as::<_, (i64, i64)>(
+    sqlx::query_as::<_, (i64, i64)>(marked_sql!(
         "SELECT n_dead_tup, n_live_tup FROM pg_stat_user_tables \
-             WHERE schemaname = $1 AND relname = $2",
-    )
+             WHERE schemaname = $1 AND relname = $2"
+    ))
     .bind(&plan.schema)
     .bind(&plan.table)
     .fetch_optional(conn)
@@ -142,11 +143,11 @@ fn session_holder(evidence: &Value) -> Option<Holder> {
 async fn wait(holder: &Holder, pool: &PgPool, patience: Duration) -> Result<Duration, ActionError> {
     let started = Instant::now();
     loop {
-        let holding: bool = sqlx::query_scalar(
+        let holding: bool = sqlx::query_scalar(marked_sql!(
             "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1 \
                    AND (extract(epoch FROM backend_start) * 1000000)::bigint = $2 \
-                   AND (backend_xmin IS NOT NULL OR backend_xid IS NOT NULL))",
-        )
+                   AND (backend_xmin IS NOT NULL OR backend_xid IS NOT NULL))"
+        ))
         .bind(holder.pid)
         .bind(holder.backend_start_us)
         .fetch_one(pool)
