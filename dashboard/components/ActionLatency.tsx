@@ -1,0 +1,94 @@
+"use client";
+// An action's served statements over time, on its card: their combined mean time per call from
+// the gateway's statement history (`GET /queries`, the shortest window that holds the action),
+// the action's marker, the means its verification measured before and after drawn as levels and
+// stated beside, and the decision with its figures in words. When the history does not cover the
+// action it says so and shows the figures alone.
+import { useEffect, useState } from "react";
+
+import { Chart, type ChartLevel } from "@/components/Chart";
+import { decisionWords, figures, missingHistory, servedHistory, windowFor } from "@/lib/actionLatency";
+import { actionMarkers } from "@/lib/chart";
+import { ms } from "@/lib/format";
+import { drawnFrom, pointWidth } from "@/lib/queries";
+import type { Action, LedgerEntry } from "@/lib/types";
+import { useData } from "@/lib/useData";
+
+function seconds(rfc3339: string): number | undefined {
+  const at = Date.parse(rfc3339) / 1000;
+  return Number.isFinite(at) ? at : undefined;
+}
+
+export function ActionLatency({ action, entry }: { action: Action; entry: LedgerEntry }) {
+  // The window is chosen again as time passes, so an open page keeps the action in view.
+  const [now, setNow] = useState(() => Date.now() / 1000);
+  useEffect(() => {
+    const timer = setInterval(() => setNow(Date.now() / 1000), 60_000);
+    return () => clearInterval(timer);
+  }, []);
+  const startedAt = seconds(action.started) ?? seconds(action.created_at) ?? now;
+  const completedAt = seconds(action.completed) ?? startedAt;
+  const served = entry.served;
+  const chosen = windowFor(startedAt, now);
+  const report = useData(chosen && served.length > 0 ? "/queries" : null, { database_id: action.database_id, window: chosen?.window }, ["metrics", "action"]);
+  const r = report.data;
+  const history = r ? servedHistory(r, served, startedAt, completedAt) : null;
+  const missing = missingHistory({ startedAt, now, served, report: r, history });
+  const f = figures(entry);
+  const width = r ? pointWidth(r.bucket_seconds) : "";
+  const from = r ? Math.min(drawnFrom(r), startedAt - 3 * r.bucket_seconds) : startedAt;
+
+  const levels: ChartLevel[] = [];
+  if (r && f.beforeMs !== undefined) levels.push({ from, to: startedAt, value: f.beforeMs, colour: "--neutral", label: "before" });
+  if (r && f.afterMs !== undefined) levels.push({ from: completedAt, to: r.until, value: f.afterMs, colour: entry.state === "kept" ? "--good" : "--bad", label: "after" });
+  const count = (phase: string) => history?.phase.filter((p, i) => p === phase && Number.isFinite(history.means[i])).length ?? 0;
+
+  return (
+    <div className="card" data-testid="action-latency">
+      <h3>Latency of the statements it served</h3>
+      <p data-testid="decision">{decisionWords(entry)}</p>
+      <dl className="kv">
+        <dt>Before</dt>
+        <dd data-testid="before-mean">
+          {f.beforeMs === undefined ? "not measured" : `${ms(f.beforeMs)} per call`}{" "}
+          <span className="muted">
+            {f.beforeMs === undefined ? "" : `the verification's mean over ${f.beforeCalls} calls in the cycles before the action (grey dashes)`}
+          </span>
+        </dd>
+        <dt>After</dt>
+        <dd data-testid="after-mean">
+          {f.afterMs === undefined ? "measuring…" : `${ms(f.afterMs)} per call`}{" "}
+          <span className="muted">
+            {f.afterMs === undefined
+              ? "the served statements have not run since the action"
+              : `the verification's mean over ${f.afterCalls} calls in the cycles after it (${entry.state === "kept" ? "green" : "red"} dashes)`}
+          </span>
+        </dd>
+      </dl>
+      {report.error && <p className="error">The statement history could not be read: {report.error}</p>}
+      {missing && (
+        <p className="muted" data-testid="history-missing">
+          {missing}
+        </p>
+      )}
+      {!missing && !r && !report.error && <p className="muted">Loading the statement history…</p>}
+      {!missing && r && history && (
+        <div data-testid="action-chart">
+          <Chart
+            title="Served statements: mean time per call"
+            label={`mean per call over ${width}, ms`}
+            times={history.times}
+            values={history.means}
+            format={ms}
+            from={from}
+            to={r.until}
+            markers={actionMarkers([action])}
+            levels={levels}
+            height={160}
+            note={`The ${history.found.length} served statement${history.found.length === 1 ? "" : "s"}' calls and time summed per ${width} point (total time / calls): ${count("before")} point${count("before") === 1 ? "" : "s"} before the action started, ${count("after")} after it finished. Points count the cycles where a statement was among the 20 costliest; ▼ marks when the action ran.`}
+          />
+        </div>
+      )}
+    </div>
+  );
+}
