@@ -49,15 +49,15 @@ export function ActionLatency({ action, entry }: { action: Action; entry: Ledger
       <p data-testid="decision">{decisionWords(entry)}</p>
       <dl className="kv">
         <dt>Before</dt>
-        <dd data-testid="before-mean">
-          {f.beforeMs === undefined ? "not measured" : `${ms(f.beforeMs)} per call`}{" "}
+        <dd>
+          <span data-testid="before-mean">{f.beforeMs === undefined ? "not measured" : `${ms(f.beforeMs)} per call`}</span>{" "}
           <span className="muted">
             {f.beforeMs === undefined ? "" : `the verification's mean over ${f.beforeCalls} calls in the cycles before the action (grey dashes)`}
           </span>
         </dd>
         <dt>After</dt>
-        <dd data-testid="after-mean">
-          {f.afterMs === undefined ? "measuring…" : `${ms(f.afterMs)} per call`}{" "}
+        <dd>
+          <span data-testid="after-mean">{f.afterMs === undefined ? "measuring…" : `${ms(f.afterMs)} per call`}</span>{" "}
           <span className="muted">
             {f.afterMs === undefined
               ? "the served statements have not run since the action"
