@@ -38,10 +38,16 @@ export function ActionLatency({ action, entry }: { action: Action; entry: Ledger
   const width = r ? pointWidth(r.bucket_seconds) : "";
   const from = r ? Math.min(drawnFrom(r), startedAt - 3 * r.bucket_seconds) : startedAt;
 
+  // The after level is green when the served statements got faster, red when slower.
+  const faster = f.afterMs !== undefined && f.beforeMs !== undefined && f.afterMs <= f.beforeMs;
   const levels: ChartLevel[] = [];
   if (r && f.beforeMs !== undefined) levels.push({ from, to: startedAt, value: f.beforeMs, colour: "--neutral", label: "before" });
-  if (r && f.afterMs !== undefined) levels.push({ from: completedAt, to: r.until, value: f.afterMs, colour: entry.state === "kept" ? "--good" : "--bad", label: "after" });
-  const count = (phase: string) => history?.phase.filter((p, i) => p === phase && Number.isFinite(history.means[i])).length ?? 0;
+  if (r && f.afterMs !== undefined) levels.push({ from: completedAt, to: r.until, value: f.afterMs, colour: faster ? "--good" : "--bad", label: "after" });
+  const points = (phase: string) => {
+    const n = history?.phase.filter((p, i) => p === phase && Number.isFinite(history.means[i])).length ?? 0;
+    return `${n} point${n === 1 ? "" : "s"}`;
+  };
+  const statements = history && history.found.length > 1 ? `The ${history.found.length} served statements'` : "The served statement's";
 
   return (
     <div className="card" data-testid="action-latency">
@@ -61,7 +67,7 @@ export function ActionLatency({ action, entry }: { action: Action; entry: Ledger
           <span className="muted">
             {f.afterMs === undefined
               ? "the served statements have not run since the action"
-              : `the verification's mean over ${f.afterCalls} calls in the cycles after it (${entry.state === "kept" ? "green" : "red"} dashes)`}
+              : `the verification's mean over ${f.afterCalls} calls in the cycles after it (${faster ? "green" : "red"} dashes)`}
           </span>
         </dd>
       </dl>
@@ -85,7 +91,7 @@ export function ActionLatency({ action, entry }: { action: Action; entry: Ledger
             markers={actionMarkers([action])}
             levels={levels}
             height={160}
-            note={`The ${history.found.length} served statement${history.found.length === 1 ? "" : "s"}' calls and time summed per ${width} point (total time / calls): ${count("before")} point${count("before") === 1 ? "" : "s"} before the action started, ${count("after")} after it finished. Points count the cycles where a statement was among the 20 costliest; ▼ marks when the action ran.`}
+            note={`${statements} calls and time summed per ${width} point (total time / calls): ${points("before")} before the action started, ${points("during")} spanning it, ${points("after")} after it finished. Points count the cycles where a statement was among the 20 costliest; ▼ marks when the action ran; the dashes are the verification's means.`}
           />
         </div>
       )}

@@ -108,11 +108,15 @@ export function Chart({ title, times, values, format, label, from, to, markers =
                 const end = Math.min(l.to, max);
                 if (end <= start) continue;
                 const y = Math.round(u.valToPos(l.value, "y", true));
+                const x = u.valToPos(start, "x", true);
                 ctx.strokeStyle = css(l.colour);
+                ctx.fillStyle = css(l.colour);
                 ctx.beginPath();
-                ctx.moveTo(u.valToPos(start, "x", true), y);
+                ctx.moveTo(x, y);
                 ctx.lineTo(u.valToPos(end, "x", true), y);
                 ctx.stroke();
+                ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
+                ctx.fillText(`${l.label} ${format(l.value)}`, x + 4 * devicePixelRatio, y - 4 * devicePixelRatio);
               }
               ctx.restore();
             },

@@ -31,7 +31,7 @@ const databaseUrl = need("DATABASE_URL");
 const shots = need("SCREENSHOTS");
 const scenario = process.env.SCENARIO ?? "first-run";
 const SHOTS = {
-  "first-run": ["sign-in", "onboarding", "detections", "actions", "tables", "tables-phone", "queries", "queries-phone", "action", "action-phone", "actions-rolled-back", "overview-first-run", "metrics", "settings", "settings-other-theme"],
+  "first-run": ["sign-in", "onboarding", "detections", "actions", "tables", "tables-phone", "queries", "queries-phone", "action", "action-dark", "action-phone", "actions-rolled-back", "overview-first-run", "metrics", "settings", "settings-other-theme"],
   registered: ["overview", "overview-dark", "overview-phone"],
 };
 if (!SHOTS[scenario]) throw new Error(`SCENARIO: no scenario ${scenario} (${Object.keys(SHOTS).join(", ")})`);
@@ -150,6 +150,12 @@ async function firstRun() {
   if (!/mean time per call went from [\d.]+ m?s \(over \d+ calls before\) to [\d.]+ m?s/.test(decision)) throw new Error(`the decision does not state its figures: ${decision}`);
   await latency.scrollIntoViewIfNeeded();
   await shot("action");
+  await page.getByRole("button", { name: "Toggle theme" }).click();
+  await page.waitForFunction(() => document.documentElement.dataset.theme === "dark");
+  await latency.getByTestId("action-chart").locator("canvas").first().waitFor();
+  await shot("action-dark");
+  await page.getByRole("button", { name: "Toggle theme" }).click();
+  await page.waitForFunction(() => document.documentElement.dataset.theme !== "dark");
   await page.setViewportSize({ width: 390, height: 844 });
   await latency.getByTestId("action-chart").locator("canvas").first().waitFor();
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);

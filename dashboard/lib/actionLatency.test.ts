@@ -112,6 +112,7 @@ describe("the action's latency chart", () => {
     expect(decisionWords(entry({ state: "rolled_back", after: { served: { calls: 50, mean_ms: 15 } }, time_saved_ms_per_day: 0 }))).toBe(
       "Rolled back after 6 collection cycles: the served statements' mean time per call went from 13 ms (over 40 calls before) to 15 ms (over 50 calls after) (20 % slower).",
     );
+    expect(decisionWords(entry({ state: "verifying", after: { served: { calls: 17, mean_ms: 0.05 } } }))).toContain("to 0.05 ms (over 17 calls after) (99.6 % faster).");
     expect(decisionWords(entry({ state: "no_effect", cycles: 1, after: { served: { calls: 50, mean_ms: 12.4 } } }))).toContain("No effect after 1 collection cycle: ");
     expect(decisionWords(entry({ state: "verifying", cycles: 0, after: { served: { calls: 0, mean_ms: 0 } } }))).toBe(
       "Being verified (0 collection cycles so far): the served statements took 13 ms per call before (over 40 calls); not yet measured after.",

@@ -107,7 +107,8 @@ export function figures(entry: LedgerEntry): Figures {
 function change(before: number, after: number): string {
   if (before <= 0) return "";
   const ratio = (before - after) / before;
-  const pct = Math.abs(ratio * 100).toFixed(Math.abs(ratio) >= 0.1 ? 0 : 1);
+  // One decimal where a whole number would round to 0 % or 100 %.
+  const pct = Math.abs(ratio * 100).toFixed(Math.abs(ratio) >= 0.1 && Math.abs(ratio) < 0.995 ? 0 : 1);
   return ratio >= 0 ? ` (${pct} % faster)` : ` (${pct} % slower)`;
 }
 
