@@ -116,6 +116,8 @@ export function Chart({ title, times, values, format, label, from, to, markers =
                 ctx.lineTo(u.valToPos(end, "x", true), y);
                 ctx.stroke();
                 ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
+                ctx.textAlign = "left";
+                ctx.textBaseline = "bottom";
                 ctx.fillText(`${l.label} ${format(l.value)}`, x + 4 * devicePixelRatio, y - 4 * devicePixelRatio);
               }
               ctx.restore();
