@@ -42,7 +42,9 @@ export function ActionLatency({ action, entry }: { action: Action; entry: Ledger
   const faster = f.afterMs !== undefined && f.beforeMs !== undefined && f.afterMs <= f.beforeMs;
   const levels: ChartLevel[] = [];
   if (r && f.beforeMs !== undefined) levels.push({ from, to: startedAt, value: f.beforeMs, colour: "--neutral", label: "before" });
-  if (r && f.afterMs !== undefined) levels.push({ from: completedAt, to: r.until, value: f.afterMs, colour: faster ? "--good" : "--bad", label: "after" });
+  // The after mean spans the cycles the verification measured: until its decision, or now.
+  const decidedAt = seconds(entry.decided_at);
+  if (r && f.afterMs !== undefined) levels.push({ from: completedAt, to: Math.min(decidedAt ?? r.until, r.until), value: f.afterMs, colour: faster ? "--good" : "--bad", label: "after" });
   const points = (phase: string) => {
     const n = history?.phase.filter((p, i) => p === phase && Number.isFinite(history.means[i])).length ?? 0;
     return `${n} point${n === 1 ? "" : "s"}`;

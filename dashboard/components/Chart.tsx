@@ -118,7 +118,10 @@ export function Chart({ title, times, values, format, label, from, to, markers =
                 ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
                 ctx.textAlign = "left";
                 ctx.textBaseline = "bottom";
-                ctx.fillText(`${l.label} ${format(l.value)}`, x + 4 * devicePixelRatio, y - 4 * devicePixelRatio);
+                // Inside the plot: from the segment's start, or ending at the plot's right edge.
+                const text = `${l.label} ${format(l.value)}`;
+                const right = u.bbox.left + u.bbox.width;
+                ctx.fillText(text, Math.max(u.bbox.left, Math.min(x + 4 * devicePixelRatio, right - ctx.measureText(text).width)), y - 4 * devicePixelRatio);
               }
               ctx.restore();
             },
