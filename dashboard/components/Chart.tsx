@@ -1,14 +1,16 @@
 "use client";
 // A time chart drawn by uPlot (docs/decisions/0010): a time axis over the selected window, the
 // value axis in the series' unit, the value under the cursor, and a marker at every action that
-// ran in the window — a link to that action. Points without a value are gaps, not zeros.
+// ran in the window — a link to that action — and any reference levels (a dashed horizontal
+// segment each, e.g. the mean a verification measured before an action). Points without a value
+// are gaps, not zeros.
 import { useEffect, useRef, useState } from "react";
 import type uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 
-import { chartRange, type ChartMarker } from "@/lib/chart";
+import { chartRange, type ChartLevel, type ChartMarker } from "@/lib/chart";
 
-export type { ChartMarker } from "@/lib/chart";
+export type { ChartLevel, ChartMarker } from "@/lib/chart";
 
 export interface ChartProps {
   title: string;
@@ -24,6 +26,8 @@ export interface ChartProps {
   from?: number;
   to?: number;
   markers?: ChartMarker[];
+  /** Values drawn as dashed horizontal segments, in the value's unit. */
+  levels?: ChartLevel[];
   /** A line under the chart saying what the figures mean. */
   note?: string;
   height?: number;
@@ -33,14 +37,14 @@ function css(name: string): string {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || "#888";
 }
 
-export function Chart({ title, times, values, format, label, from, to, markers = [], note, height = 160 }: ChartProps) {
+export function Chart({ title, times, values, format, label, from, to, markers = [], levels = [], note, height = 160 }: ChartProps) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const [positions, setPositions] = useState<{ marker: ChartMarker; left: number }[]>([]);
   const [theme, setTheme] = useState("");
   const present = values.filter((v) => Number.isFinite(v));
   const range = chartRange(times, from, to);
-  const data = JSON.stringify([times, values, range, markers]);
+  const data = JSON.stringify([times, values, range, markers, levels]);
 
   // The chart is drawn again when the theme changes: its colours are read from the CSS.
   useEffect(() => {
@@ -54,7 +58,8 @@ export function Chart({ title, times, values, format, label, from, to, markers =
     if (!element) return;
     let cancelled = false;
     let resize: ResizeObserver | undefined;
-    const [xs, ys, [min, max], marks] = JSON.parse(data) as [number[], (number | null)[], [number, number], ChartMarker[]];
+    const [xs, ys, [min, max], marks, lines] = JSON.parse(data) as [number[], (number | null)[], [number, number], ChartMarker[], ChartLevel[]];
+    const top = Math.max(0, ...lines.map((l) => l.value));
     void import("uplot").then(({ default: UPlot }) => {
       if (cancelled) return;
       const text = css("--muted");
@@ -69,7 +74,7 @@ export function Chart({ title, times, values, format, label, from, to, markers =
       const options: uPlot.Options = {
         width: Math.max(element.clientWidth, 200),
         height,
-        scales: { x: { time: true, range: () => [min, max] }, y: { range: (_u, lo, hi) => [Math.min(0, lo ?? 0), Math.max(hi ?? 1, 1e-9)] } },
+        scales: { x: { time: true, range: () => [min, max] }, y: { range: (_u, lo, hi) => [Math.min(0, lo ?? 0), Math.max(hi ?? 1, top * 1.1, 1e-9)] } },
         axes: [
           { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } },
           { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, size: 64, values: (_u, ticks) => ticks.map((t) => format(t)) },
@@ -96,6 +101,27 @@ export function Chart({ title, times, values, format, label, from, to, markers =
                 ctx.moveTo(x, u.bbox.top);
                 ctx.lineTo(x, u.bbox.top + u.bbox.height);
                 ctx.stroke();
+              }
+              ctx.setLineDash([8 * devicePixelRatio, 4 * devicePixelRatio]);
+              for (const l of lines) {
+                const start = Math.max(l.from, min);
+                const end = Math.min(l.to, max);
+                if (end <= start) continue;
+                const y = Math.round(u.valToPos(l.value, "y", true));
+                const x = u.valToPos(start, "x", true);
+                ctx.strokeStyle = css(l.colour);
+                ctx.fillStyle = css(l.colour);
+                ctx.beginPath();
+                ctx.moveTo(x, y);
+                ctx.lineTo(u.valToPos(end, "x", true), y);
+                ctx.stroke();
+                ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
+                ctx.textAlign = "left";
+                ctx.textBaseline = "bottom";
+                // Inside the plot: from the segment's start, or ending at the plot's right edge.
+                const text = `${l.label} ${format(l.value)}`;
+                const right = u.bbox.left + u.bbox.width;
+                ctx.fillText(text, Math.max(u.bbox.left, Math.min(x + 4 * devicePixelRatio, right - ctx.measureText(text).width)), y - 4 * devicePixelRatio);
               }
               ctx.restore();
             },

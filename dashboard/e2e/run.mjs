@@ -3,8 +3,10 @@
 // * `first-run`: sign in, onboard a database with the real connection test, see a detection
 //   arrive without reloading, approve the proposed index and see it complete, see it on the
 //   Tables page (also at a phone's width), see the workload's statement on posts on the Queries
-//   page with its history and a marker where the index was built (which opens the action), roll
-//   it back; a screenshot of every page.
+//   page with its history and a marker where the index was built (which opens the action); on
+//   the action's card, the served statements' latency chart with the verification's before and
+//   after means and its decision in words (also at a phone's width, without overflow); roll it
+//   back; a screenshot of every page.
 // * `registered`: a database registered before the dashboard is first opened (as `make up`
 //   does): signing in lands on its Overview, not the wizard; the week's summary shows the
 //   proposed index awaiting approval, then, approved from its link, being verified and kept with
@@ -29,7 +31,7 @@ const databaseUrl = need("DATABASE_URL");
 const shots = need("SCREENSHOTS");
 const scenario = process.env.SCENARIO ?? "first-run";
 const SHOTS = {
-  "first-run": ["sign-in", "onboarding", "detections", "actions", "tables", "tables-phone", "queries", "queries-phone", "actions-rolled-back", "overview-first-run", "metrics", "settings", "settings-other-theme"],
+  "first-run": ["sign-in", "onboarding", "detections", "actions", "tables", "tables-phone", "queries", "queries-phone", "action", "action-dark", "action-phone", "actions-rolled-back", "overview-first-run", "metrics", "settings", "settings-other-theme"],
   registered: ["overview", "overview-dark", "overview-phone"],
 };
 if (!SHOTS[scenario]) throw new Error(`SCENARIO: no scenario ${scenario} (${Object.keys(SHOTS).join(", ")})`);
@@ -135,6 +137,31 @@ async function firstRun() {
   await statement.locator('[data-testid="action-marker"]').first().click();
   await page.waitForURL(/\/actions#action-/);
   await card("completed").waitFor();
+
+  step("the action's card charts the served statements' latency, before and after");
+  const latency = card("completed").getByTestId("action-latency");
+  await latency.getByTestId("action-chart").waitFor({ timeout: 60_000 });
+  await latency.getByRole("img", { name: "Served statements: mean time per call" }).locator("canvas").first().waitFor();
+  await latency.locator('[data-testid="action-marker"]').first().waitFor();
+  await latency.getByTestId("before-mean").filter({ hasText: /^[\d.]+ m?s per call$/ }).waitFor();
+  // The after figure once the served statement ran again after the build (a cycle or two).
+  await latency.getByTestId("after-mean").filter({ hasText: /^[\d.]+ m?s per call$/ }).waitFor({ timeout: 90_000 });
+  const decision = await latency.getByTestId("decision").innerText();
+  if (!/mean time per call went from [\d.]+ m?s \(over \d+ calls before\) to [\d.]+ m?s/.test(decision)) throw new Error(`the decision does not state its figures: ${decision}`);
+  await latency.scrollIntoViewIfNeeded();
+  await shot("action");
+  await page.getByRole("button", { name: "Toggle theme" }).click();
+  await page.waitForFunction(() => document.documentElement.dataset.theme === "dark");
+  await latency.getByTestId("action-chart").locator("canvas").first().waitFor();
+  await shot("action-dark");
+  await page.getByRole("button", { name: "Toggle theme" }).click();
+  await page.waitForFunction(() => document.documentElement.dataset.theme !== "dark");
+  await page.setViewportSize({ width: 390, height: 844 });
+  await latency.getByTestId("action-chart").locator("canvas").first().waitFor();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  if (overflow > 0) throw new Error(`the action's page is ${overflow} px wider than a phone`);
+  await shot("action-phone");
+  await page.setViewportSize({ width: 1280, height: 900 });
 
   step("roll it back");
   await page.getByRole("link", { name: "Actions", exact: true }).click();

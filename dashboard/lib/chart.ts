@@ -9,6 +9,16 @@ export interface ChartMarker {
   label: string;
 }
 
+/** A value drawn as a dashed horizontal segment from `from` to `to` (unix seconds). */
+export interface ChartLevel {
+  from: number;
+  to: number;
+  value: number;
+  /** The CSS variable of its colour ("--neutral"). */
+  colour: string;
+  label: string;
+}
+
 /** The x range drawn: the window given, else the data's own span (at least a minute). */
 export function chartRange(times: number[], from?: number, to?: number): [number, number] {
   const first = times.length ? Math.min(...times) : Date.now() / 1000 - 60;

@@ -43,6 +43,7 @@ function entry(id: string, state: LedgerEntry["state"], saved: number, writeCost
     time_saved_ms_per_day: saved,
     write_cost_ms_per_day: writeCost,
     storage_bytes: 0,
+    served: [],
   };
 }
 

@@ -1,8 +1,10 @@
 "use client";
 // Actions: each with approve / reject / rollback where they apply, what it changed, and the
-// ledger's measured before and after.
+// ledger's measured before and after; an index's card also charts the latency of the statements
+// it served (components/ActionLatency.tsx).
 import { useEffect, useState } from "react";
 
+import { ActionLatency } from "@/components/ActionLatency";
 import { Problem } from "@/components/Problem";
 import { useShell } from "@/components/Shell";
 import { api } from "@/lib/api";
@@ -141,6 +143,7 @@ export default function ActionsPage() {
               </details>
             )}
             {entry && <Ledger entry={entry} />}
+            {entry && a.action_type === "create_index" && a.started && <ActionLatency action={a} entry={entry} />}
           </div>
         );
       })}

@@ -36,11 +36,16 @@ pub struct LedgerView {
     pub time_saved_ms_per_day: f64,
     pub write_cost_ms_per_day: f64,
     pub storage_bytes: i64,
+    /// The statements the action was for, by pg_stat_statements' queryid as text (an index's
+    /// served statements, whose mean time `before.served` and `after.served` sum up); empty
+    /// when the action names none.
+    pub served: Vec<String>,
 }
 
 impl From<LedgerEntry> for LedgerView {
     fn from(e: LedgerEntry) -> Self {
         Self {
+            served: served(&e.tracking_json),
             before: parse_json(&e.before_json),
             after: parse_json(&e.after_json),
             started_at: instant(e.started_at),
@@ -58,6 +63,21 @@ impl From<LedgerEntry> for LedgerView {
             storage_bytes: e.storage_bytes,
         }
     }
+}
+
+/// The `served` queryids the analyser's verification follows (`tracking_json`); none when the
+/// text is not such an object.
+fn served(tracking_json: &str) -> Vec<String> {
+    serde_json::from_str::<Value>(tracking_json)
+        .ok()
+        .and_then(|t| {
+            t.get("served")?.as_array().map(|ids| {
+                ids.iter()
+                    .filter_map(|id| id.as_str().map(str::to_owned))
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
 }
 
 /// Entries (of `database_id`, in `state`, when given), at most `limit` (default 100).
@@ -92,4 +112,29 @@ pub async fn list(
         )
         .await?;
     Ok(Json(list.entries.into_iter().map(Into::into).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_served_statements_are_read_from_the_verifications_tracking() {
+        let entry = LedgerEntry {
+            action_id: "a1".into(),
+            tracking_json: r#"{"served":["-42","7"],"table":"public.posts"}"#.into(),
+            before_json: r#"{"served":{"calls":10,"mean_ms":4.5}}"#.into(),
+            ..Default::default()
+        };
+        let view = LedgerView::from(entry);
+        assert_eq!(view.served, ["-42", "7"]);
+        assert_eq!(view.before["served"]["mean_ms"], 4.5);
+    }
+
+    #[test]
+    fn an_entry_without_tracking_serves_nothing() {
+        for tracking in ["", "{}", r#"{"served":"1"}"#, "not json"] {
+            assert!(served(tracking).is_empty(), "{tracking}");
+        }
+    }
 }
