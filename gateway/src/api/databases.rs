@@ -447,15 +447,18 @@ pub async fn doctor_registered(
     path: Result<Path<String>, PathRejection>,
 ) -> Reply<Json<Report>> {
     let Path(id) = path?;
-    let Some(connection_string) = s
-        .knowledge
-        .connection_string(&id)
+    let connection_string = stored_connection_string(&s, &id).await?;
+    Ok(Json(doctor::examine(&connection_string).await?))
+}
+
+/// A registered database's stored connection string, to connect with; 404 when there is no such
+/// database.
+pub(super) async fn stored_connection_string(s: &AppState, id: &str) -> Reply<String> {
+    s.knowledge
+        .connection_string(id)
         .await
         .map_err(|e| e.context("knowledge"))?
-    else {
-        return Err(Error::not_found(format!("database {id} not found")).into());
-    };
-    Ok(Json(doctor::examine(&connection_string).await?))
+        .ok_or_else(|| Error::not_found(format!("database {id} not found")).into())
 }
 
 /// `POST /databases/doctor` with `{"connection_string": …}`, as `/databases/test` takes it.

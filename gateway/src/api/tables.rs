@@ -95,13 +95,6 @@ pub async fn list(
     let Path(id) = path?;
     let Query(page) = query.map_err(|rejection| Error::invalid(rejection.body_text()))?;
     let options = page.options()?;
-    let Some(connection_string) = s
-        .knowledge
-        .connection_string(&id)
-        .await
-        .map_err(|e| e.context("knowledge"))?
-    else {
-        return Err(Error::not_found(format!("database {id} not found")).into());
-    };
+    let connection_string = super::databases::stored_connection_string(&s, &id).await?;
     Ok(Json(tables::examine(&connection_string, options).await?))
 }
