@@ -1283,3 +1283,58 @@ async fn the_databases_of_one_server_share_one_read_of_its_sessions_and_statemen
     assert_eq!(our_calls(&app, "FROM pg_stat_activity a").await, 3);
     drop(idle);
 }
+
+#[tokio::test]
+async fn databases_of_two_servers_never_share_a_read_even_under_the_same_name() {
+    // Two clusters, each with a database "app" reached as the same role: only what the server
+    // says of itself (address, port, start time) tells them apart.
+    let (one, two) = (PgCluster::start(), PgCluster::start());
+    for (pg, table) in [(&one, "apples"), (&two, "pears")] {
+        pg.create_database("app");
+        pg.psql(
+            "app",
+            &format!(
+                "CREATE EXTENSION pg_stat_statements; CREATE TABLE {table} (id int); \
+                 SELECT pg_stat_statements_reset(); SELECT count(*) FROM {table};"
+            ),
+        );
+    }
+    let wide = pg_stats::ServerWide::sharing(Duration::from_secs(600));
+    let mut texts = Vec::new();
+    for pg in [&one, &two] {
+        let pool = pool(&pg.url("app")).await;
+        let (sample, _) = collector::cycle::Database::sharing(wide.clone())
+            .collect("db", &pool, true, 0, Instant::now())
+            .await
+            .unwrap();
+        assert!(sample.errors.is_empty(), "{:?}", sample.errors);
+        let statements = sample.statements.unwrap();
+        texts.push(
+            statements
+                .iter()
+                .map(|s| s.query.clone())
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(our_calls(&pool, "FROM pg_stat_activity a").await, 1);
+    }
+    assert!(
+        texts[0].iter().any(|q| q.contains("apples")),
+        "{:?}",
+        texts[0]
+    );
+    assert!(
+        !texts[0].iter().any(|q| q.contains("pears")),
+        "{:?}",
+        texts[0]
+    );
+    assert!(
+        texts[1].iter().any(|q| q.contains("pears")),
+        "{:?}",
+        texts[1]
+    );
+    assert!(
+        !texts[1].iter().any(|q| q.contains("apples")),
+        "{:?}",
+        texts[1]
+    );
+}
